@@ -1,0 +1,23 @@
+//! Cairn's event model: pure logic, no I/O.
+//!
+//! * [`event`] validates a producer's event and prepares the record Cairn stores: the
+//!   producer's exact bytes, with any member Cairn adds appended before the closing brace.
+//! * [`audit`] does the same for CloudTrail Lake `PutAuditEvents` entries.
+//! * [`classify`] holds the documented read-only and data-plane rules.
+//! * [`view`] reads the fields Cairn needs back out of a stored record.
+//! * [`time`] parses and formats CloudTrail's UTC timestamps; [`clock`] is the injected clock.
+
+pub mod audit;
+pub mod category;
+pub mod classify;
+pub mod clock;
+pub mod event;
+pub mod ids;
+pub mod time;
+pub mod view;
+
+pub use category::EventCategory;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use event::{prepare_event, PrepareContext, PreparedEvent, RejectKind, Rejection, MAX_EVENT_BYTES};
+pub use ids::AccountId;
+pub use view::EventView;
