@@ -1,0 +1,210 @@
+//! LookupEvents queries: validation, and the opaque pagination token.
+
+use crate::keys::AttributeKey;
+use base64::Engine;
+use cairn_model::time::EpochMillis;
+use sha2::{Digest, Sha256};
+
+/// Most results one page may hold (LookupEvents' `MaxResults` limit).
+pub const MAX_PAGE: usize = 50;
+/// Longest attribute value, counted as LookupEvents counts it.
+pub const MAX_ATTRIBUTE_VALUE: usize = 2000;
+
+/// One lookup: a region, at most one attribute, a time range, a page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LookupQuery {
+    /// The region whose history is searched.
+    pub region: String,
+    /// At most one attribute to match exactly.
+    pub attribute: Option<(AttributeKey, String)>,
+    /// Inclusive lower bound on eventTime (default: the start of retention).
+    pub start_time: Option<EpochMillis>,
+    /// Inclusive upper bound on eventTime (default: now).
+    pub end_time: Option<EpochMillis>,
+    /// Search Insights events instead of management events (`EventCategory=insight`).
+    pub insights: bool,
+    /// Page size, 1 to [`MAX_PAGE`] (default [`MAX_PAGE`]).
+    pub max_results: Option<usize>,
+    /// The token a previous page returned.
+    pub next_token: Option<String>,
+}
+
+/// Why a lookup was refused; each maps to the LookupEvents exception of the same name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    /// `InvalidTimeRangeException`.
+    #[error("start time {start} is after end time {end}")]
+    InvalidTimeRange {
+        /// Start, ms.
+        start: EpochMillis,
+        /// End, ms.
+        end: EpochMillis,
+    },
+    /// `InvalidMaxResultsException`.
+    #[error("max results must be between 1 and {MAX_PAGE}, got {0}")]
+    InvalidMaxResults(usize),
+    /// `InvalidNextTokenException`.
+    #[error("next token is invalid or was issued for a different query")]
+    InvalidNextToken,
+    /// `InvalidLookupAttributesException`.
+    #[error("{0}")]
+    InvalidLookupAttributes(String),
+}
+
+/// The position after which the next page starts, and what query it belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PageToken {
+    pub(crate) time: EpochMillis,
+    pub(crate) seq: u64,
+}
+
+const TOKEN_VERSION: u8 = 1;
+
+/// LookupEvents counts `_`, space, `,` and newline twice toward the value limit.
+pub fn attribute_value_cost(value: &str) -> usize {
+    value.chars().map(|c| if matches!(c, '_' | ' ' | ',' | '\n') { 2 } else { 1 }).sum()
+}
+
+impl LookupQuery {
+    /// A query of `region` with no attribute, default times and page size.
+    pub fn region(region: impl Into<String>) -> Self {
+        Self {
+            region: region.into(),
+            attribute: None,
+            start_time: None,
+            end_time: None,
+            insights: false,
+            max_results: None,
+            next_token: None,
+        }
+    }
+
+    fn fingerprint(&self) -> [u8; 8] {
+        let mut hasher = Sha256::new();
+        hasher.update(self.region.as_bytes());
+        hasher.update([0, u8::from(self.insights)]);
+        if let Some((key, value)) = &self.attribute {
+            hasher.update(key.as_str().as_bytes());
+            hasher.update([0]);
+            hasher.update(value.as_bytes());
+        }
+        hasher.update([0]);
+        hasher.update(self.start_time.unwrap_or(i64::MIN).to_be_bytes());
+        hasher.update(self.end_time.unwrap_or(i64::MIN).to_be_bytes());
+        let digest = hasher.finalize();
+        digest[..8].try_into().expect("8 bytes")
+    }
+
+    pub(crate) fn encode_token(&self, token: PageToken) -> String {
+        let mut bytes = vec![TOKEN_VERSION];
+        bytes.extend_from_slice(&self.fingerprint());
+        bytes.extend_from_slice(&token.time.to_be_bytes());
+        bytes.extend_from_slice(&token.seq.to_be_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    pub(crate) fn decode_token(&self) -> Result<Option<PageToken>, QueryError> {
+        let Some(text) = &self.next_token else { return Ok(None) };
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text)
+            .map_err(|_| QueryError::InvalidNextToken)?;
+        if bytes.len() != 25 || bytes[0] != TOKEN_VERSION || bytes[1..9] != self.fingerprint() {
+            return Err(QueryError::InvalidNextToken);
+        }
+        Ok(Some(PageToken {
+            time: i64::from_be_bytes(bytes[9..17].try_into().expect("8 bytes")),
+            seq: u64::from_be_bytes(bytes[17..25].try_into().expect("8 bytes")),
+        }))
+    }
+
+    /// Checks the rules LookupEvents enforces; returns (start, end, page size, token).
+    pub(crate) fn resolve(
+        &self,
+        now: EpochMillis,
+        retention_start: EpochMillis,
+    ) -> Result<(EpochMillis, EpochMillis, usize, Option<PageToken>), QueryError> {
+        let page = self.max_results.unwrap_or(MAX_PAGE);
+        if !(1..=MAX_PAGE).contains(&page) {
+            return Err(QueryError::InvalidMaxResults(page));
+        }
+        if let (Some(start), Some(end)) = (self.start_time, self.end_time) {
+            if start > end {
+                return Err(QueryError::InvalidTimeRange { start, end });
+            }
+        }
+        if let Some((key, value)) = &self.attribute {
+            let cost = attribute_value_cost(value);
+            if value.is_empty() || cost > MAX_ATTRIBUTE_VALUE {
+                return Err(QueryError::InvalidLookupAttributes(format!(
+                    "{} value must be 1 to {MAX_ATTRIBUTE_VALUE} characters (with '_', ' ', ',' and newline counted twice), got {cost}",
+                    key.as_str()
+                )));
+            }
+            if self.insights && !matches!(key, AttributeKey::EventId | AttributeKey::EventName | AttributeKey::EventSource) {
+                return Err(QueryError::InvalidLookupAttributes(format!(
+                    "{} cannot be used with EventCategory insight; use EventId, EventName or EventSource",
+                    key.as_str()
+                )));
+            }
+            if *key == AttributeKey::ReadOnly && value != "true" && value != "false" {
+                return Err(QueryError::InvalidLookupAttributes(format!(
+                    "ReadOnly value must be \"true\" or \"false\", got {value:?}"
+                )));
+            }
+        }
+        let start = self.start_time.unwrap_or(retention_start).max(retention_start);
+        let end = self.end_time.unwrap_or(now);
+        Ok((start, end, page, self.decode_token()?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_bound_to_their_query() {
+        let query = LookupQuery::region("us-east-1");
+        let token = query.encode_token(PageToken { time: 5, seq: 9 });
+        let with_token = LookupQuery { next_token: Some(token.clone()), ..query.clone() };
+        assert_eq!(with_token.decode_token(), Ok(Some(PageToken { time: 5, seq: 9 })));
+        let other = LookupQuery { next_token: Some(token), region: "eu-west-1".into(), ..query.clone() };
+        assert_eq!(other.decode_token(), Err(QueryError::InvalidNextToken));
+        let garbage = LookupQuery { next_token: Some("!!".into()), ..query };
+        assert_eq!(garbage.decode_token(), Err(QueryError::InvalidNextToken));
+    }
+
+    #[test]
+    fn rules() {
+        let q = |f: fn(&mut LookupQuery)| {
+            let mut query = LookupQuery::region("us-east-1");
+            f(&mut query);
+            query.resolve(1000, 0)
+        };
+        assert!(matches!(q(|q| q.max_results = Some(0)), Err(QueryError::InvalidMaxResults(0))));
+        assert!(matches!(q(|q| q.max_results = Some(51)), Err(QueryError::InvalidMaxResults(51))));
+        assert!(matches!(
+            q(|q| {
+                q.start_time = Some(10);
+                q.end_time = Some(5)
+            }),
+            Err(QueryError::InvalidTimeRange { .. })
+        ));
+        assert!(matches!(
+            q(|q| q.attribute = Some((AttributeKey::ReadOnly, "yes".into()))),
+            Err(QueryError::InvalidLookupAttributes(_))
+        ));
+        assert!(matches!(
+            q(|q| {
+                q.insights = true;
+                q.attribute = Some((AttributeKey::Username, "bob".into()))
+            }),
+            Err(QueryError::InvalidLookupAttributes(_))
+        ));
+        assert!(matches!(
+            q(|q| q.attribute = Some((AttributeKey::EventName, "_".repeat(1001)))),
+            Err(QueryError::InvalidLookupAttributes(_))
+        ));
+        assert_eq!(q(|_| {}), Ok((0, 1000, MAX_PAGE, None)));
+    }
+}
