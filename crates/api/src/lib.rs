@@ -1,1 +1,133 @@
-//! placeholder
+//! Cairn's HTTP API (axum).
+//!
+//! Routes:
+//! * `POST /v1/events` — native ingest: a JSON array, `{"Records":[...]}` or NDJSON, gzip
+//!   accepted ([`ingest`]).
+//! * `POST /PutAuditEvents?channelArn=...` — the CloudTrail Lake `PutAuditEvents` shape
+//!   ([`audit`]).
+//! * `GET /v1/event-history` — LookupEvents over Event history ([`history`]).
+//! * `GET /healthz`, `GET /readyz`, `GET /metrics`.
+//!
+//! The API owns no storage: it declares the ports it needs ([`Ingest`], [`EventQuery`],
+//! [`Health`]) and the server fills them. Events are validated here (pure work, on a
+//! blocking thread) and handed to [`Ingest::record`], which answers only once they are
+//! durable.
+
+pub mod audit;
+pub mod body;
+pub mod error;
+pub mod history;
+pub mod ingest;
+
+use axum::routing::{get, post};
+use axum::Router;
+use cairn_history::{HistoryError, LookupPage, LookupQuery};
+use cairn_model::{AccountId, PreparedEvent, RejectKind};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+pub use error::ApiError;
+
+/// A boxed, sendable future.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What happened to one prepared event handed to [`Ingest::record`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordOutcome {
+    /// Newly recorded and durable.
+    Accepted,
+    /// Already recorded with the same payload (a retry): durable, not recorded again.
+    Duplicate,
+    /// Its eventID is already recorded with a different payload: refused.
+    Conflict,
+}
+
+/// Records events durably. Filled by the server.
+pub trait Ingest: Send + Sync {
+    /// The deployment's account id.
+    fn account_id(&self) -> &AccountId;
+    /// The region integration events are recorded in.
+    fn region(&self) -> &str;
+    /// Records `events`; resolves once every accepted one is durable. One outcome per
+    /// event, in order. An error means nothing of the call was acknowledged.
+    fn record(&self, events: Vec<PreparedEvent>) -> BoxFuture<'_, Result<Vec<RecordOutcome>, ApiError>>;
+    /// The current time, from the server's clock.
+    fn now_millis(&self) -> i64;
+    /// Counts a rejected event (for metrics).
+    fn note_rejected(&self, kind: RejectKind);
+}
+
+/// Searches Event history. Filled by the server.
+pub trait EventQuery: Send + Sync {
+    /// One page of a lookup.
+    fn lookup(&self, query: LookupQuery) -> BoxFuture<'_, Result<LookupPage, HistoryError>>;
+}
+
+/// Liveness, readiness and metrics. Filled by the server.
+pub trait Health: Send + Sync {
+    /// `Ok` when ingest can make events durable; the reason otherwise.
+    fn ready(&self) -> Result<(), String>;
+    /// Prometheus text exposition of the server's metrics.
+    fn metrics(&self) -> String;
+}
+
+/// Request limits, documented in `docs/API.md`.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest request body, on the wire and after decompression.
+    pub max_request_bytes: usize,
+    /// Most events in one `/v1/events` request.
+    pub max_events_per_request: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_request_bytes: 10 * 1024 * 1024, max_events_per_request: 10_000 }
+    }
+}
+
+/// Everything the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// Ingest port.
+    pub ingest: Arc<dyn Ingest>,
+    /// History port.
+    pub query: Arc<dyn EventQuery>,
+    /// Health port.
+    pub health: Arc<dyn Health>,
+    /// Limits.
+    pub limits: Limits,
+}
+
+/// The router over `state`.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/events", post(ingest::put_events))
+        .route("/PutAuditEvents", post(audit::put_audit_events))
+        .route("/v1/event-history", get(history::lookup_events))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { ApiError { status: axum::http::StatusCode::NOT_FOUND, code: "UnknownOperation", message: "no such route".to_owned() } })
+        .with_state(state)
+}
+
+async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> Result<&'static str, ApiError> {
+    state.health.ready().map(|()| "ready\n").map_err(ApiError::unavailable)
+}
+
+async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        state.health.metrics(),
+    )
+}
+
+/// A fresh random event id.
+pub(crate) fn fresh_event_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,156 @@
-fn main() {}
+//! `cairn`: the one binary. `serve` runs the server; the other commands are its clients.
+
+mod bench;
+mod client;
+mod input;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Cairn: a self-hosted audit trail that speaks CloudTrail.
+#[derive(Debug, Parser)]
+#[command(name = "cairn", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server on a data directory (the embedded default: nothing else to install).
+    Serve(ServeArgs),
+    /// Send events from files (JSON array, {"Records":[...]} log files, NDJSON; gzip detected).
+    PutEvents(client::PutEventsArgs),
+    /// Search Event history, like `aws cloudtrail lookup-events`.
+    LookupEvents(client::LookupArgs),
+    /// Measure Cairn against baselines measured in the same run.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// TOML configuration file; flags override its values.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Data directory [default: ./cairn-data].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Listen address [default: 127.0.0.1:7474].
+    #[arg(long)]
+    listen: Option<String>,
+    /// Allow a non-loopback listen address (the API is not authenticated yet).
+    #[arg(long)]
+    allow_remote: bool,
+    /// The deployment's 12-digit account id [default: random, created at first start].
+    #[arg(long)]
+    account_id: Option<String>,
+    /// Region for integration events and default lookups [default: us-east-1].
+    #[arg(long)]
+    region: Option<String>,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn init_logging(default_level: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging("info", args.log_format);
+    let mut raw = match &args.config {
+        Some(path) => cairn_server::config::RawConfig::from_file(path)?,
+        None => cairn_server::config::RawConfig::default(),
+    };
+    if args.data_dir.is_some() {
+        raw.data_dir = args.data_dir;
+    }
+    if args.listen.is_some() {
+        raw.listen = args.listen;
+    }
+    if args.allow_remote {
+        raw.allow_remote = Some(true);
+    }
+    if args.account_id.is_some() {
+        raw.account_id = args.account_id;
+    }
+    if args.region.is_some() {
+        raw.region = args.region;
+    }
+    let config = raw.resolve()?;
+    let data_dir = config.data_dir.clone();
+    let clock = std::sync::Arc::new(cairn_model::SystemClock);
+    let mut running = cairn_server::start(config, clock).await?;
+    eprintln!(
+        "cairn listening on http://{} (data directory {}, account {})",
+        running.local_addr,
+        data_dir.display(),
+        running.account_id
+    );
+    if running.local_addr.ip().is_loopback() {
+        eprintln!("bound to loopback only: the API is not authenticated yet (see --allow-remote)");
+    } else {
+        eprintln!("WARNING: listening on {} without authentication", running.local_addr);
+    }
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("shutting down");
+            running.shutdown().await;
+        }
+        _ = running.wait() => anyhow::bail!("the HTTP server stopped unexpectedly"),
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("cairn: starting the async runtime failed: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve(args).await.map(|()| ExitCode::SUCCESS),
+            Command::PutEvents(args) => {
+                init_logging("warn", LogFormat::Text);
+                client::put_events(args).await
+            }
+            Command::LookupEvents(args) => {
+                init_logging("warn", LogFormat::Text);
+                client::lookup_events(args).await.map(|()| ExitCode::SUCCESS)
+            }
+            Command::Bench(command) => {
+                init_logging("warn", LogFormat::Text);
+                bench::run(command).await.context("benchmark failed").map(|()| ExitCode::SUCCESS)
+            }
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            if e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("cairn: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

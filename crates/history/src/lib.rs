@@ -23,6 +23,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 pub use query::{LookupQuery, QueryError, MAX_PAGE};
+/// The storage engine's error type, for callers that build [`HistoryError::Store`].
+pub use redb::Error as RedbError;
 
 const EVENT_IDS: TableDefinition<&str, &[u8]> = TableDefinition::new("event_ids");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -257,6 +259,19 @@ impl HistoryStore {
         let ids = tx.open_table(EVENT_IDS).during("read event id")?;
         let entry = ids.get(event_id).during("read event id")?;
         Ok(entry.and_then(|v| decode_id_entry(v.value())).map(|e| RecordedId { digest: e.digest }))
+    }
+
+    /// The digests recorded for each of `event_ids` (one read transaction).
+    pub fn recorded_ids_batch(&self, event_ids: &[&str]) -> Result<Vec<Option<RecordedId>>, HistoryError> {
+        let tx = self.db.begin_read().during("read event ids")?;
+        let ids = tx.open_table(EVENT_IDS).during("read event ids")?;
+        event_ids
+            .iter()
+            .map(|id| {
+                let entry = ids.get(*id).during("read event ids")?;
+                Ok(entry.and_then(|v| decode_id_entry(v.value())).map(|e| RecordedId { digest: e.digest }))
+            })
+            .collect()
     }
 
     /// Indexes a batch of WAL records in one durable transaction, recording the last

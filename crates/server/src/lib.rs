@@ -1,1 +1,279 @@
-//! placeholder
+//! Cairn's composition root: configuration in, a running server out.
+//!
+//! [`start`] opens (and recovers) the write-ahead log, opens Event history, lets the history
+//! indexer catch up with every durable record, then binds the HTTP API. The indexer then runs
+//! on its own thread, woken by each group commit. [`Running::shutdown`] stops accepting
+//! requests, drains the indexer and closes the WAL.
+
+pub mod config;
+pub mod indexer;
+pub mod ingest;
+pub mod metrics;
+pub mod payload;
+
+use cairn_api::{AppState, BoxFuture, EventQuery, Health};
+use cairn_history::{HistoryConfig, HistoryError, HistoryStore, LookupPage, LookupQuery};
+use cairn_model::{AccountId, Clock};
+use cairn_wal::{Wal, WalConfig, WalObserver};
+use config::Config;
+use indexer::{Indexer, Wakeup};
+use ingest::IngestService;
+use metrics::Metrics;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory could not be prepared.
+    #[error("preparing data directory {path} failed")]
+    DataDir {
+        /// The path.
+        path: PathBuf,
+        /// The failure.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The stored account id conflicts with the configured one, or is damaged.
+    #[error("account id: {0}")]
+    AccountId(String),
+    /// The WAL could not be opened.
+    #[error("opening the write-ahead log failed")]
+    Wal(#[source] cairn_wal::OpenError),
+    /// Event history could not be opened.
+    #[error("opening event history failed")]
+    History(#[source] HistoryError),
+    /// Catching up the history index failed.
+    #[error("indexing event history at start failed: {0}")]
+    CatchUp(String),
+    /// The listen address could not be bound.
+    #[error("binding {addr} failed")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The failure.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Reads the account id kept in the data directory, creating it at first start.
+pub fn resolve_account_id(data_dir: &Path, configured: Option<&AccountId>) -> Result<AccountId, StartError> {
+    let path = data_dir.join("account-id");
+    let io = |source| StartError::DataDir { path: path.clone(), source };
+    let stored = match std::fs::read_to_string(&path) {
+        Ok(text) => Some(text.trim().parse::<AccountId>().map_err(|e| {
+            StartError::AccountId(format!("{} is damaged: {e}", path.display()))
+        })?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io(e)),
+    };
+    match (stored, configured) {
+        (Some(stored), Some(configured)) if &stored != configured => Err(StartError::AccountId(format!(
+            "configured account id {configured} differs from {stored}, the one this data directory was created with ({})",
+            path.display()
+        ))),
+        (Some(stored), _) => Ok(stored),
+        (None, configured) => {
+            let id = configured.cloned().unwrap_or_else(|| AccountId::from_random(rand::random()));
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, format!("{id}\n")).map_err(io)?;
+            std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io)?;
+            std::fs::rename(&tmp, &path).map_err(io)?;
+            std::fs::File::open(data_dir).and_then(|d| d.sync_all()).map_err(io)?;
+            Ok(id)
+        }
+    }
+}
+
+struct Observer {
+    metrics: Arc<Metrics>,
+    wakeup: Arc<Wakeup>,
+}
+
+impl WalObserver for Observer {
+    fn committed(&self, last_seq: u64, records: usize, bytes: usize, fsync: Duration) {
+        self.metrics.committed(last_seq, records, bytes, fsync);
+        self.wakeup.notify();
+    }
+
+    fn failed(&self, error: &str) {
+        self.metrics.failed(error);
+    }
+}
+
+struct HistoryQuery {
+    history: Arc<HistoryStore>,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+}
+
+impl EventQuery for HistoryQuery {
+    fn lookup(&self, query: LookupQuery) -> BoxFuture<'_, Result<LookupPage, HistoryError>> {
+        Box::pin(async move {
+            let history = self.history.clone();
+            let now = self.clock.now_millis();
+            let page = tokio::task::spawn_blocking(move || history.lookup(&query, now))
+                .await
+                .unwrap_or_else(|e| Err(HistoryError::Store { operation: "lookup task", source: redb_task_error(e) }));
+            self.metrics.lookups.inc();
+            page
+        })
+    }
+}
+
+fn redb_task_error(e: tokio::task::JoinError) -> cairn_history::RedbError {
+    cairn_history::RedbError::Io(std::io::Error::other(e.to_string()))
+}
+
+struct ServerHealth {
+    wal: Arc<Wal>,
+    metrics: Arc<Metrics>,
+}
+
+impl Health for ServerHealth {
+    fn ready(&self) -> Result<(), String> {
+        match self.wal.last_error() {
+            None => Ok(()),
+            Some(e) => Err(format!("the write-ahead log cannot make events durable: {e}")),
+        }
+    }
+
+    fn metrics(&self) -> String {
+        self.metrics.encode()
+    }
+}
+
+/// A started server.
+pub struct Running {
+    /// The address actually bound (useful with port 0).
+    pub local_addr: SocketAddr,
+    /// The account id in force.
+    pub account_id: AccountId,
+    /// Recovery report of the WAL.
+    pub recovery: cairn_wal::RecoveryReport,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    serve: tokio::task::JoinHandle<()>,
+    stop_indexer: Arc<AtomicBool>,
+    wakeup: Arc<Wakeup>,
+    indexer: Option<std::thread::JoinHandle<()>>,
+    wal: Arc<Wal>,
+    /// The ingest service (for tests and benchmarks).
+    pub ingest: Arc<IngestService>,
+}
+
+impl Running {
+    /// Stops accepting requests, finishes in-flight ones, drains the indexer, closes the WAL.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.serve).await;
+        self.stop_indexer.store(true, Ordering::Release);
+        self.wakeup.notify();
+        if let Some(thread) = self.indexer.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        self.wal.close();
+    }
+
+    /// Waits until the server stops by itself (it only does on a fatal error).
+    pub async fn wait(&mut self) {
+        let _ = (&mut self.serve).await;
+    }
+}
+
+/// Starts Cairn with `config`, reading time from `clock`.
+pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, StartError> {
+    let data_dir = config.data_dir.clone();
+    std::fs::create_dir_all(&data_dir).map_err(|source| StartError::DataDir { path: data_dir.clone(), source })?;
+    let account_id = resolve_account_id(&data_dir, config.account_id.as_ref())?;
+    let metrics = Arc::new(Metrics::new());
+    let wakeup = Arc::new(Wakeup::default());
+    let observer = Arc::new(Observer { metrics: metrics.clone(), wakeup: wakeup.clone() });
+    let wal_config = WalConfig { segment_bytes: config.wal_segment_bytes, ..WalConfig::default() };
+    let wal_dir = data_dir.join("wal");
+    let (wal, recovery) = tokio::task::spawn_blocking(move || {
+        Wal::open(&wal_dir, Arc::new(cairn_wal::fs::StdFs), wal_config, observer)
+    })
+    .await
+    .map_err(|e| StartError::CatchUp(e.to_string()))?
+    .map_err(StartError::Wal)?;
+    tracing::info!(
+        segments = recovery.segments,
+        records = recovery.records,
+        last_seq = recovery.last_seq,
+        torn_bytes_cut = recovery.torn_bytes_cut,
+        "write-ahead log recovered"
+    );
+    let wal = Arc::new(wal);
+    let history_config = HistoryConfig { retention_days: config.history_retention_days, cache_bytes: config.history_cache_bytes };
+    let history = Arc::new(
+        HistoryStore::open(&data_dir.join("history.redb"), &history_config).map_err(StartError::History)?,
+    );
+    let ingest = Arc::new(IngestService::new(
+        wal.clone(),
+        history.clone(),
+        metrics.clone(),
+        account_id.clone(),
+        config.region.clone(),
+        clock.clone(),
+    ));
+    let mut indexer = Indexer::new(wal.clone(), history.clone(), ingest.clone(), metrics.clone(), clock.clone())
+        .map_err(StartError::History)?;
+    let indexer = tokio::task::spawn_blocking(move || indexer.catch_up().map(|()| indexer))
+        .await
+        .map_err(|e| StartError::CatchUp(e.to_string()))?
+        .map_err(StartError::CatchUp)?;
+    let stop_indexer = Arc::new(AtomicBool::new(false));
+    let indexer_thread = {
+        let (wakeup, stop) = (wakeup.clone(), stop_indexer.clone());
+        std::thread::Builder::new()
+            .name("cairn-history-indexer".to_owned())
+            .spawn(move || indexer.run(wakeup, stop))
+            .map_err(|source| StartError::DataDir { path: data_dir.clone(), source })?
+    };
+
+    let state = AppState {
+        ingest: ingest.clone(),
+        query: Arc::new(HistoryQuery { history, clock, metrics: metrics.clone() }),
+        health: Arc::new(ServerHealth { wal: wal.clone(), metrics }),
+        limits: config.limits.clone(),
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Bind { addr: config.listen, source })?;
+    let local_addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
+    if local_addr.ip().is_loopback() {
+        tracing::info!(%local_addr, "listening on loopback only: the API is not authenticated yet");
+    } else {
+        tracing::warn!(%local_addr, "listening on a non-loopback address WITHOUT authentication (--allow-remote): anyone who can reach it can write and read events");
+    }
+    let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+    let router = cairn_api::app(state);
+    let serve = tokio::spawn(async move {
+        let result = axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = shutdown_rx.await;
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    });
+    Ok(Running {
+        local_addr,
+        account_id,
+        recovery,
+        shutdown: Some(shutdown_tx),
+        serve,
+        stop_indexer,
+        wakeup,
+        indexer: Some(indexer_thread),
+        wal,
+        ingest,
+    })
+}

@@ -1,0 +1,392 @@
+//! `cairn bench`: reproducible measurements, each beside a baseline measured in the same run.
+//!
+//! * `ingest` starts the real server (`cairn serve`, a child process on loopback), drives
+//!   `POST /v1/events` with concurrent clients, and reports sustained events/s, p50/p99
+//!   acknowledgement latency and the server's peak memory, beside the raw fsync'd append rate
+//!   of the same bytes to a file.
+//! * `lookup` builds an Event history of N events and times lookup pages, beside the time of
+//!   a bare point read from the same store.
+
+use anyhow::{bail, Context};
+use cairn_history::keys::AttributeKey;
+use cairn_history::{HistoryConfig, HistoryStore, IndexItem, LookupQuery};
+use clap::Subcommand;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Ingest throughput and acknowledgement latency through the real HTTP server.
+    Ingest(IngestArgs),
+    /// Event history lookup latency at a given history size.
+    Lookup(LookupArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct IngestArgs {
+    /// Events to send.
+    #[arg(long, default_value_t = 300_000)]
+    events: usize,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 16)]
+    clients: usize,
+    /// Events per request.
+    #[arg(long, default_value_t = 100)]
+    batch: usize,
+    /// Scratch directory (default: a fresh temporary directory, removed afterwards).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LookupArgs {
+    /// Events in history.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: usize,
+    /// Lookups per query shape.
+    #[arg(long, default_value_t = 500)]
+    lookups: usize,
+    /// Store directory; an existing store of the same size is reused.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Ingest(args) => ingest(args).await,
+        BenchCommand::Lookup(args) => tokio::task::spawn_blocking(move || lookup(args)).await?,
+    }
+}
+
+const NAMES: &[&str] = &[
+    "DescribeInstances", "GetObject", "ListBuckets", "AssumeRole", "CreateUser", "PutBucketPolicy",
+    "ConsoleLogin", "RunInstances", "StopLogging", "UpdateTrail", "AttachRolePolicy", "Decrypt",
+];
+const SOURCES: &[&str] = &["ec2.amazonaws.com", "s3.amazonaws.com", "iam.amazonaws.com", "sts.amazonaws.com", "kms.amazonaws.com", "cloudtrail.amazonaws.com"];
+const REGIONS: &[&str] = &["us-east-1", "us-west-2", "eu-west-1", "ap-southeast-2"];
+
+/// A realistic management event of about 1.2 KB.
+fn sample_event(rng: &mut StdRng, i: u64, time: &str) -> String {
+    let user = format!("user-{:04}", rng.gen_range(0..2000));
+    let name = NAMES[rng.gen_range(0..NAMES.len())];
+    let source = SOURCES[rng.gen_range(0..SOURCES.len())];
+    let region = REGIONS[rng.gen_range(0..REGIONS.len())];
+    let key = format!("AKIA{:016X}", rng.gen::<u64>() % 5000);
+    format!(
+        concat!(
+            r#"{{"eventVersion":"1.11","userIdentity":{{"type":"IAMUser","principalId":"AIDA{:016X}","arn":"arn:aws:iam::123456789012:user/{}","accountId":"123456789012","accessKeyId":"{}","userName":"{}","sessionContext":{{"attributes":{{"creationDate":"{}","mfaAuthenticated":"false"}}}}}},"#,
+            r#""eventTime":"{}","eventSource":"{}","eventName":"{}","awsRegion":"{}","sourceIPAddress":"203.0.113.{}","userAgent":"aws-cli/2.15.30 Python/3.11.8 Linux/6.1 exe/x86_64.debian.12 prompt/off command/bench","#,
+            r#""requestParameters":{{"bucketName":"bench-bucket-{}","instancesSet":{{"items":[{{"instanceId":"i-{:017x}"}}]}},"filter":"tag:Environment=production"}},"#,
+            r#""responseElements":{{"requestId":"{:032x}","return":true}},"requestID":"{:032x}","eventID":"{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}","readOnly":false,"#,
+            r#""resources":[{{"ARN":"arn:aws:iam::123456789012:user/{}","accountId":"123456789012","type":"AWS::IAM::User"}}],"#,
+            r#""eventType":"AwsApiCall","managementEvent":true,"recipientAccountId":"123456789012","eventCategory":"Management","#,
+            r#""tlsDetails":{{"tlsVersion":"TLSv1.3","cipherSuite":"TLS_AES_128_GCM_SHA256","clientProvidedHostHeader":"{}"}}}}"#
+        ),
+        rng.gen::<u64>(), user, key, user, time,
+        time, source, name, region, rng.gen_range(1..255),
+        rng.gen_range(0..100), rng.gen::<u64>(),
+        rng.gen::<u128>(), rng.gen::<u128>(), (i >> 32) as u32, (i >> 16) as u16, rng.gen::<u16>() & 0xfff, rng.gen::<u16>() & 0xfff, i & 0xffff_ffff_ffff,
+        user, source,
+    )
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Appends `bodies` to a file in 1 MiB writes with an fsync after each: the floor any
+/// durable ingest path pays for the same bytes.
+fn raw_append_baseline(path: &Path, bodies: &[Vec<u8>]) -> anyhow::Result<(Duration, u64)> {
+    let mut file = std::fs::File::create(path)?;
+    let started = Instant::now();
+    let mut pending = 0usize;
+    let mut total = 0u64;
+    for body in bodies {
+        file.write_all(body)?;
+        pending += body.len();
+        total += body.len() as u64;
+        if pending >= 1 << 20 {
+            file.sync_data()?;
+            pending = 0;
+        }
+    }
+    file.sync_data()?;
+    Ok((started.elapsed(), total))
+}
+
+fn peak_memory_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+struct ChildServer(std::process::Child);
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn metric(client: &reqwest::Client, base: &str, name: &str) -> anyhow::Result<f64> {
+    let text = client.get(format!("{base}/metrics")).send().await?.text().await?;
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum())
+}
+
+async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
+    if args.clients == 0 || args.batch == 0 || args.events == 0 {
+        bail!("--events, --clients and --batch must be at least 1");
+    }
+    let scratch = tempfile::Builder::new().prefix("cairn-bench-").tempdir_in(args.dir.clone().unwrap_or_else(std::env::temp_dir))?;
+    let mut rng = StdRng::seed_from_u64(42);
+    let time = cairn_model::time::format_utc_seconds(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64,
+    );
+    eprintln!("generating {} events...", args.events);
+    let events: Vec<String> = (0..args.events as u64).map(|i| sample_event(&mut rng, i, &time)).collect();
+    let event_bytes = events.iter().map(String::len).sum::<usize>() as f64 / events.len() as f64;
+    let bodies: Vec<Vec<u8>> = events
+        .chunks(args.batch)
+        .map(|chunk| {
+            let mut body = Vec::new();
+            body.push(b'[');
+            body.extend_from_slice(chunk.join(",").as_bytes());
+            body.push(b']');
+            body
+        })
+        .collect();
+    drop(events);
+
+    eprintln!("baseline: raw fsync'd append of the same bytes...");
+    let (raw_elapsed, raw_bytes) = raw_append_baseline(&scratch.path().join("raw-append.bin"), &bodies)?;
+    std::fs::remove_file(scratch.path().join("raw-append.bin"))?;
+
+    let port = free_port()?;
+    let base = format!("http://127.0.0.1:{port}");
+    let exe = std::env::current_exe()?;
+    let child = std::process::Command::new(exe)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(scratch.path().join("data"))
+        .env("CAIRN_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .context("starting cairn serve")?;
+    let server = ChildServer(child);
+    let client = reqwest::Client::builder().pool_max_idle_per_host(args.clients).build()?;
+    let started = Instant::now();
+    loop {
+        if client.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            bail!("server did not become ready");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    eprintln!("sending {} requests of {} events from {} clients...", bodies.len(), args.batch, args.clients);
+    let bodies = std::sync::Arc::new(bodies);
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..args.clients {
+        let (client, bodies, next, url) = (client.clone(), bodies.clone(), next.clone(), format!("{base}/v1/events"));
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(body) = bodies.get(i) else { return Ok::<_, anyhow::Error>(latencies) };
+                let sent = Instant::now();
+                let response = client.post(&url).header("content-type", "application/json").body(body.clone()).send().await?;
+                let status = response.status();
+                let text = response.bytes().await?;
+                if !status.is_success() {
+                    bail!("request failed: {status}: {}", String::from_utf8_lossy(&text));
+                }
+                latencies.push(sent.elapsed());
+            }
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    let elapsed = started.elapsed();
+    latencies.sort_unstable();
+    let accepted = metric(&client, &base, "cairn_events_accepted_total").await?;
+    if accepted as usize != args.events {
+        bail!("server accepted {accepted} events, expected {}", args.events);
+    }
+    let index_started = Instant::now();
+    while metric(&client, &base, "cairn_history_indexed_total").await? < args.events as f64 {
+        if index_started.elapsed() > Duration::from_secs(600) {
+            bail!("history indexing did not catch up");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let index_catch_up = index_started.elapsed();
+    let peak = peak_memory_kib(server.0.id()).unwrap_or(0);
+    drop(server);
+
+    let rate = args.events as f64 / elapsed.as_secs_f64();
+    let mb = raw_bytes as f64 / 1e6;
+    let raw_rate_mb = mb / raw_elapsed.as_secs_f64();
+    let raw_events = args.events as f64 / raw_elapsed.as_secs_f64();
+    println!("cairn bench ingest: {} events of {:.0} bytes, {} clients x {} events/request", args.events, event_bytes, args.clients, args.batch);
+    println!("  cairn ingest:     {rate:>10.0} events/s  {:>7.1} MB/s  ack p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+        mb / elapsed.as_secs_f64(), ms(percentile(&latencies, 50.0)), ms(percentile(&latencies, 99.0)), ms(percentile(&latencies, 100.0)));
+    println!("  raw append+fsync: {raw_events:>10.0} events/s  {raw_rate_mb:>7.1} MB/s  (1 MiB writes, fsync per MiB, same bytes)");
+    println!("  ratio cairn/raw:  {:.3}", rate / raw_events);
+    println!("  history indexing caught up {:.2} s after the last acknowledgement", index_catch_up.as_secs_f64());
+    println!("  server peak memory (VmHWM): {:.1} MiB", peak as f64 / 1024.0);
+    Ok(())
+}
+
+fn lookup(args: LookupArgs) -> anyhow::Result<()> {
+    let owned_dir;
+    let dir = match &args.dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            dir.clone()
+        }
+        None => {
+            owned_dir = tempfile::Builder::new().prefix("cairn-bench-lookup-").tempdir()?;
+            owned_dir.path().to_path_buf()
+        }
+    };
+    let path = dir.join(format!("history-{}.redb", args.events));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
+    let day = cairn_history::DAY_MS;
+    let config = HistoryConfig::default();
+    let reuse = path.exists() && std::fs::read_to_string(dir.join(format!("history-{}.done", args.events))).is_ok();
+    let store = HistoryStore::open(&path, &config)?;
+    if !reuse {
+        eprintln!("building a history of {} events over 89 days (4 regions)...", args.events);
+        let mut rng = StdRng::seed_from_u64(7);
+        let started = Instant::now();
+        let span = 89 * day;
+        let batch = 20_000;
+        let mut seq = store.applied_seq()?;
+        let mut done = seq as usize;
+        while done < args.events {
+            let n = batch.min(args.events - done);
+            let records: Vec<String> = (0..n)
+                .map(|i| {
+                    let k = (done + i) as i64;
+                    // Oldest first, evenly over the span.
+                    let t = now - span + k * span / args.events as i64;
+                    sample_event(&mut rng, (done + i) as u64, &cairn_model::time::format_utc_seconds(t))
+                })
+                .collect();
+            let items: Vec<IndexItem<'_>> = records
+                .iter()
+                .map(|r| {
+                    seq += 1;
+                    IndexItem { seq, record: r.as_bytes(), digest: cairn_model::event::producer_digest(r.as_bytes()) }
+                })
+                .collect();
+            store.index_batch(&items, now)?;
+            done += n;
+            if done % 500_000 < batch {
+                eprintln!("  {done} events, {:.0} events/s", done as f64 / started.elapsed().as_secs_f64());
+            }
+        }
+        std::fs::write(dir.join(format!("history-{}.done", args.events)), b"done")?;
+        eprintln!("built in {:.1} s", started.elapsed().as_secs_f64());
+    }
+    let size = std::fs::metadata(&path)?.len();
+    let mut rng = StdRng::seed_from_u64(9);
+    let shapes: Vec<(&str, Box<dyn Fn(&mut StdRng) -> LookupQuery>)> = vec![
+        ("newest page, no attribute", Box::new(|_| LookupQuery::region("us-east-1"))),
+        (
+            "EventName (1 in 12)",
+            Box::new(|rng: &mut StdRng| {
+                let mut q = LookupQuery::region("us-east-1");
+                q.attribute = Some((AttributeKey::EventName, NAMES[rng.gen_range(0..NAMES.len())].to_owned()));
+                q
+            }),
+        ),
+        (
+            "Username (1 in 2000)",
+            Box::new(|rng: &mut StdRng| {
+                let mut q = LookupQuery::region("eu-west-1");
+                q.attribute = Some((AttributeKey::Username, format!("user-{:04}", rng.gen_range(0..2000))));
+                q
+            }),
+        ),
+        (
+            "EventName in a 1-hour window 30 days ago",
+            Box::new(move |rng: &mut StdRng| {
+                let mut q = LookupQuery::region("us-west-2");
+                let end = now - 30 * day - rng.gen_range(0..day);
+                q.start_time = Some(end - 3_600_000);
+                q.end_time = Some(end);
+                q.attribute = Some((AttributeKey::EventName, NAMES[rng.gen_range(0..NAMES.len())].to_owned()));
+                q
+            }),
+        ),
+        (
+            "EventId",
+            Box::new(|rng: &mut StdRng| {
+                let mut q = LookupQuery::region("us-east-1");
+                q.attribute = Some((AttributeKey::EventId, format!("{:08x}", rng.gen::<u32>())));
+                q
+            }),
+        ),
+    ];
+    println!("cairn bench lookup: {} events in history ({:.1} GiB store), {} lookups per shape, page size 50", args.events, size as f64 / (1u64 << 30) as f64, args.lookups);
+    for (name, make) in &shapes {
+        let mut times = Vec::with_capacity(args.lookups);
+        let mut results = 0;
+        for i in 0..args.lookups {
+            let mut query = make(&mut rng);
+            // Every fourth lookup fetches the second page, to include token paging.
+            let first = store.lookup(&query, now)?;
+            if i % 4 == 3 && first.next_token.is_some() {
+                query.next_token = first.next_token;
+            }
+            let started = Instant::now();
+            let page = store.lookup(&query, now)?;
+            times.push(started.elapsed());
+            results += page.events.len();
+        }
+        times.sort_unstable();
+        println!(
+            "  {name:<42} p50 {:>7.3} ms  p99 {:>7.3} ms  (avg {:.1} results/page)",
+            ms(percentile(&times, 50.0)),
+            ms(percentile(&times, 99.0)),
+            results as f64 / args.lookups as f64
+        );
+    }
+    // Baseline: a bare point read of one id from the same store.
+    let mut times = Vec::new();
+    for _ in 0..args.lookups {
+        let id = format!("{:08x}", rng.gen::<u32>());
+        let started = Instant::now();
+        let _ = store.recorded_id(&id)?;
+        times.push(started.elapsed());
+    }
+    times.sort_unstable();
+    println!("  baseline: one redb point read              p50 {:>7.3} ms  p99 {:>7.3} ms", ms(percentile(&times, 50.0)), ms(percentile(&times, 99.0)));
+    Ok(())
+}

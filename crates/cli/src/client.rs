@@ -1,0 +1,277 @@
+//! Client commands: `put-events` and `lookup-events`.
+
+use crate::input::{encode_chunk, read_input, split};
+use anyhow::{bail, Context};
+use serde::Deserialize;
+use serde_json::Value;
+use std::process::ExitCode;
+
+/// Default server endpoint.
+pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:7474";
+
+#[derive(Debug, clap::Args)]
+pub struct PutEventsArgs {
+    /// Files to send (`-` for standard input).
+    #[arg(required = true)]
+    files: Vec<String>,
+    /// Server endpoint.
+    #[arg(long, env = "CAIRN_ENDPOINT", default_value = DEFAULT_ENDPOINT)]
+    endpoint: String,
+    /// Events per request (at most the server's max_events_per_request).
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
+    /// Print every rejected event (default: the first 20).
+    #[arg(long)]
+    all_rejections: bool,
+}
+
+#[derive(Debug, Deserialize)]
+struct PutEventsResponse {
+    results: Vec<EventResult>,
+}
+
+#[derive(Debug, Deserialize)]
+struct EventResult {
+    index: usize,
+    status: String,
+    #[serde(rename = "eventID")]
+    event_id: Option<String>,
+    field: Option<String>,
+    reason: Option<String>,
+}
+
+fn http() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder().build().context("building the HTTP client")
+}
+
+async fn error_text(response: reqwest::Response) -> String {
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    match serde_json::from_str::<Value>(&body) {
+        Ok(v) => format!(
+            "{status}: {} {}",
+            v["__type"].as_str().unwrap_or(""),
+            v["message"].as_str().unwrap_or(&body)
+        ),
+        Err(_) => format!("{status}: {body}"),
+    }
+}
+
+/// `cairn put-events`.
+pub async fn put_events(args: PutEventsArgs) -> anyhow::Result<ExitCode> {
+    if args.batch == 0 {
+        bail!("--batch must be at least 1");
+    }
+    let client = http()?;
+    let url = format!("{}/v1/events", args.endpoint.trim_end_matches('/'));
+    let (mut accepted, mut duplicates, mut rejected) = (0usize, 0usize, 0usize);
+    let mut printed = 0usize;
+    for file in &args.files {
+        let bytes = read_input(file)?;
+        let (shape, events) = split(&bytes, file)?;
+        let progress = (events.len() > 10 * args.batch).then(|| {
+            let bar = indicatif::ProgressBar::new(events.len() as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} events ({per_sec}, eta {eta})")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar.set_message(file.clone());
+            bar
+        });
+        let content_type = match shape {
+            crate::input::Shape::Json => "application/json",
+            crate::input::Shape::Ndjson => "application/x-ndjson",
+        };
+        for (chunk_index, chunk) in events.chunks(args.batch).enumerate() {
+            let offset = chunk_index * args.batch;
+            let body = encode_chunk(shape, chunk);
+            let response = loop {
+                let response = client
+                    .post(&url)
+                    .header("content-type", content_type)
+                    .body(body.clone())
+                    .send()
+                    .await
+                    .with_context(|| format!("sending events to {url}"))?;
+                if response.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+                    // Nothing was acknowledged; retrying is safe (eventIDs make it idempotent).
+                    eprintln!("server unavailable ({}), retrying in 1s", error_text(response).await);
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    continue;
+                }
+                break response;
+            };
+            let status = response.status();
+            if status != reqwest::StatusCode::OK && status != reqwest::StatusCode::BAD_REQUEST {
+                bail!("{file}: request failed: {}", error_text(response).await);
+            }
+            let text = response.text().await.context("reading the response")?;
+            let parsed: PutEventsResponse = match serde_json::from_str(&text) {
+                Ok(parsed) => parsed,
+                Err(_) => bail!("{file}: request failed: {status}: {text}"),
+            };
+            for result in parsed.results {
+                match result.status.as_str() {
+                    "accepted" => accepted += 1,
+                    "duplicate" => duplicates += 1,
+                    _ => {
+                        rejected += 1;
+                        if args.all_rejections || printed < 20 {
+                            printed += 1;
+                            let field = result.field.map(|f| format!("{f}: ")).unwrap_or_default();
+                            eprintln!(
+                                "{file}#{}: rejected: {field}{}",
+                                offset + result.index,
+                                result.reason.unwrap_or_default()
+                            );
+                        }
+                    }
+                }
+                let _ = result.event_id;
+            }
+            if let Some(bar) = &progress {
+                bar.inc(chunk.len() as u64);
+            }
+        }
+        if let Some(bar) = progress {
+            bar.finish_and_clear();
+        }
+    }
+    if rejected > printed {
+        eprintln!("... {} more rejections (use --all-rejections)", rejected - printed);
+    }
+    println!("accepted: {accepted}, duplicates: {duplicates}, rejected: {rejected}");
+    Ok(if rejected > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Output {
+    Json,
+    Table,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LookupArgs {
+    /// Server endpoint.
+    #[arg(long, env = "CAIRN_ENDPOINT", default_value = DEFAULT_ENDPOINT)]
+    endpoint: String,
+    /// Region to search [default: the server's].
+    #[arg(long)]
+    region: Option<String>,
+    /// One attribute, `Key=Value`: EventId, EventName, ReadOnly, Username, ResourceType,
+    /// ResourceName, EventSource or AccessKeyId.
+    #[arg(long)]
+    lookup_attribute: Option<String>,
+    /// Inclusive start (`2026-02-11T10:15:00Z` or epoch seconds).
+    #[arg(long)]
+    start_time: Option<String>,
+    /// Inclusive end.
+    #[arg(long)]
+    end_time: Option<String>,
+    /// Most events to print (pages of up to 50 are fetched until this many).
+    #[arg(long, default_value_t = 50)]
+    max_results: usize,
+    /// Continue from a previous answer's NextToken.
+    #[arg(long)]
+    next_token: Option<String>,
+    /// Search Insights events.
+    #[arg(long)]
+    insights: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Output::Json)]
+    output: Output,
+}
+
+/// `cairn lookup-events`.
+pub async fn lookup_events(args: LookupArgs) -> anyhow::Result<()> {
+    let client = http()?;
+    let url = format!("{}/v1/event-history", args.endpoint.trim_end_matches('/'));
+    let mut events: Vec<Value> = Vec::new();
+    let mut token = args.next_token.clone();
+    loop {
+        let page_size = (args.max_results - events.len()).clamp(1, 50);
+        let mut params: Vec<(&str, String)> = vec![("max-results", page_size.to_string())];
+        let optional = [
+            ("region", &args.region),
+            ("lookup-attribute", &args.lookup_attribute),
+            ("start-time", &args.start_time),
+            ("end-time", &args.end_time),
+            ("next-token", &token),
+        ];
+        params.extend(optional.into_iter().filter_map(|(k, v)| v.clone().map(|v| (k, v))));
+        if args.insights {
+            params.push(("event-category", "insight".to_owned()));
+        }
+        let query: String = form_encode(&params);
+        let response = client.get(format!("{url}?{query}")).send().await.with_context(|| format!("querying {url}"))?;
+        if !response.status().is_success() {
+            bail!("lookup failed: {}", error_text(response).await);
+        }
+        let page: Value = response.json_value().await?;
+        events.extend(page["Events"].as_array().cloned().unwrap_or_default());
+        token = page["NextToken"].as_str().map(str::to_owned);
+        if token.is_none() || events.len() >= args.max_results {
+            break;
+        }
+    }
+    match args.output {
+        Output::Json => {
+            let mut out = serde_json::json!({ "Events": events });
+            if let Some(token) = token {
+                out["NextToken"] = Value::String(token);
+            }
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        Output::Table => {
+            println!("{:<20}  {:<32}  {:<24}  {:<28}  {}", "EventTime", "EventName", "Username", "EventSource", "EventId");
+            for event in &events {
+                let time = event["EventTime"].as_f64().map_or(String::new(), |t| {
+                    cairn_model::time::format_utc_seconds((t * 1000.0) as i64)
+                });
+                println!(
+                    "{:<20}  {:<32}  {:<24}  {:<28}  {}",
+                    time,
+                    event["EventName"].as_str().unwrap_or(""),
+                    event["Username"].as_str().unwrap_or(""),
+                    event["EventSource"].as_str().unwrap_or(""),
+                    event["EventId"].as_str().unwrap_or("")
+                );
+            }
+            if let Some(token) = token {
+                println!("NextToken: {token}");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn form_encode(params: &[(&str, String)]) -> String {
+    params
+        .iter()
+        .map(|(k, v)| format!("{k}={}", percent_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn percent_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+trait JsonValue {
+    async fn json_value(self) -> anyhow::Result<Value>;
+}
+
+impl JsonValue for reqwest::Response {
+    async fn json_value(self) -> anyhow::Result<Value> {
+        let text = self.text().await.context("reading the response")?;
+        serde_json::from_str(&text).context("the server's answer is not JSON")
+    }
+}

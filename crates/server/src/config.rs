@@ -1,0 +1,197 @@
+//! Server configuration: the raw TOML form (every field documented, unknown keys refused)
+//! and the resolved form (validated, defaults applied).
+
+use cairn_model::AccountId;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Default listen address: loopback only, until the signed API exists.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7474";
+/// Default data directory.
+pub const DEFAULT_DATA_DIR: &str = "./cairn-data";
+
+/// The configuration file as written (`cairn serve --config cairn.toml`).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Directory holding everything Cairn stores. Default `./cairn-data`.
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on. Default `127.0.0.1:7474`.
+    pub listen: Option<String>,
+    /// Allow a non-loopback listen address. The API is unauthenticated until the signed API
+    /// lands, so this is off by default. Default `false`.
+    pub allow_remote: Option<bool>,
+    /// The deployment's 12-digit account id. Default: a random one created at first start
+    /// and kept in `<data_dir>/account-id`.
+    pub account_id: Option<String>,
+    /// Region this deployment records integration events in and searches by default.
+    /// Default `us-east-1`.
+    pub region: Option<String>,
+    /// Write-ahead log segment size in bytes. Default 64 MiB.
+    pub wal_segment_bytes: Option<u64>,
+    /// Days events stay in Event history. Default 90.
+    pub history_retention_days: Option<i64>,
+    /// Event history page cache in MiB. Default 256.
+    pub history_cache_mib: Option<usize>,
+    /// Largest request body in bytes (on the wire and decompressed). Default 10 MiB.
+    pub max_request_bytes: Option<usize>,
+    /// Most events in one `/v1/events` request. Default 10000.
+    pub max_events_per_request: Option<usize>,
+}
+
+/// Why a configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading config file {path} failed")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The failure.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("config file {path} is invalid")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The failure.
+        #[source]
+        source: toml::de::Error,
+    },
+    /// A value is invalid.
+    #[error("config value {field} is invalid: {reason}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The configuration in force.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Whether a non-loopback address was explicitly allowed.
+    pub allow_remote: bool,
+    /// Configured account id (else the data directory's).
+    pub account_id: Option<AccountId>,
+    /// Default region.
+    pub region: String,
+    /// WAL segment size.
+    pub wal_segment_bytes: u64,
+    /// History retention.
+    pub history_retention_days: i64,
+    /// History cache.
+    pub history_cache_bytes: usize,
+    /// API limits.
+    pub limits: cairn_api::Limits,
+}
+
+impl RawConfig {
+    /// Reads a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.to_path_buf(), source })
+    }
+
+    /// Validates and applies defaults.
+    pub fn resolve(self) -> Result<Config, ConfigError> {
+        let listen_text = self.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen: SocketAddr = listen_text.parse().map_err(|e| ConfigError::Invalid {
+            field: "listen",
+            reason: format!("{listen_text:?} is not an ip:port address: {e}"),
+        })?;
+        let allow_remote = self.allow_remote.unwrap_or(false);
+        if !listen.ip().is_loopback() && !allow_remote {
+            return Err(ConfigError::Invalid {
+                field: "listen",
+                reason: format!(
+                    "{listen} is not a loopback address; the API is not authenticated yet, so binding elsewhere needs --allow-remote (allow_remote = true)"
+                ),
+            });
+        }
+        let account_id = match self.account_id {
+            Some(text) => Some(text.parse().map_err(|e: cairn_model::ids::InvalidAccountId| ConfigError::Invalid {
+                field: "account_id",
+                reason: e.to_string(),
+            })?),
+            None => None,
+        };
+        let region = self.region.unwrap_or_else(|| "us-east-1".to_owned());
+        if region.is_empty() || !region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+            return Err(ConfigError::Invalid { field: "region", reason: format!("{region:?} is not a region name like us-east-1") });
+        }
+        let positive = |field: &'static str, value: Option<u64>, default: u64| match value {
+            Some(0) => Err(ConfigError::Invalid { field, reason: "must be greater than 0".to_owned() }),
+            Some(v) => Ok(v),
+            None => Ok(default),
+        };
+        let defaults = cairn_api::Limits::default();
+        Ok(Config {
+            data_dir: self.data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            listen,
+            allow_remote,
+            account_id,
+            region,
+            wal_segment_bytes: positive("wal_segment_bytes", self.wal_segment_bytes, 64 * 1024 * 1024)?,
+            history_retention_days: positive(
+                "history_retention_days",
+                self.history_retention_days.map(|d| d.max(0) as u64),
+                90,
+            )? as i64,
+            history_cache_bytes: positive("history_cache_mib", self.history_cache_mib.map(|m| m as u64), 256)? as usize
+                * 1024
+                * 1024,
+            limits: cairn_api::Limits {
+                max_request_bytes: positive(
+                    "max_request_bytes",
+                    self.max_request_bytes.map(|v| v as u64),
+                    defaults.max_request_bytes as u64,
+                )? as usize,
+                max_events_per_request: positive(
+                    "max_events_per_request",
+                    self.max_events_per_request.map(|v| v as u64),
+                    defaults.max_events_per_request as u64,
+                )? as usize,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_loopback_and_documented_values() {
+        let config = RawConfig::default().resolve().expect("defaults");
+        assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(config.region, "us-east-1");
+        assert_eq!(config.history_retention_days, 90);
+        assert_eq!(config.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+    }
+
+    #[test]
+    fn remote_listen_needs_explicit_permission() {
+        let raw = RawConfig { listen: Some("0.0.0.0:7474".into()), ..RawConfig::default() };
+        assert!(matches!(raw.clone().resolve(), Err(ConfigError::Invalid { field: "listen", .. })));
+        let allowed = RawConfig { allow_remote: Some(true), ..raw };
+        assert!(allowed.resolve().is_ok());
+    }
+
+    #[test]
+    fn misspelled_keys_and_bad_values_are_refused() {
+        assert!(toml::from_str::<RawConfig>("data_dri = \"x\"").is_err());
+        let raw: RawConfig = toml::from_str("account_id = \"12\"").expect("parses");
+        assert!(matches!(raw.resolve(), Err(ConfigError::Invalid { field: "account_id", .. })));
+        let raw: RawConfig = toml::from_str("max_events_per_request = 0").expect("parses");
+        assert!(matches!(raw.resolve(), Err(ConfigError::Invalid { field: "max_events_per_request", .. })));
+    }
+}

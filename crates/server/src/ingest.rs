@@ -1,0 +1,200 @@
+//! The ingest service: idempotency, WAL append, acknowledgement after fsync.
+//!
+//! **Idempotency.** An eventID already recorded with the same producer payload is a retry:
+//! answered `duplicate`, not recorded again. With a different payload: refused. "Recorded"
+//! means: in Event history's id table (which covers every category, for the retention
+//! window), or appended to the WAL and not yet indexed (the `pending` map, emptied as the
+//! history indexer catches up). Both are checked under one lock, so two concurrent requests
+//! cannot both record the same id — except when the first is still waiting for its fsync:
+//! then the second is appended too (it must not be acknowledged on the strength of a write
+//! that may still fail) and the indexer keeps the first copy only.
+
+use crate::metrics::Metrics;
+use crate::payload;
+use cairn_api::{ApiError, BoxFuture, Ingest, RecordOutcome};
+use cairn_history::HistoryStore;
+use cairn_model::event::ProducerDigest;
+use cairn_model::{AccountId, Clock, PreparedEvent, RejectKind};
+use cairn_wal::Wal;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    digest: ProducerDigest,
+    /// WAL sequence number once durable; `None` while in flight.
+    seq: Option<u64>,
+    request: u64,
+}
+
+#[derive(Debug, Default)]
+struct PendingIds {
+    by_id: HashMap<String, Pending>,
+    /// Durable entries by sequence number, for removal once indexed.
+    order: VecDeque<(u64, String)>,
+    next_request: u64,
+}
+
+/// Implements [`Ingest`] over the WAL and the history store.
+#[derive(Debug)]
+pub struct IngestService {
+    wal: Arc<Wal>,
+    history: Arc<HistoryStore>,
+    pending: Mutex<PendingIds>,
+    metrics: Arc<Metrics>,
+    account_id: AccountId,
+    region: String,
+    clock: Arc<dyn Clock>,
+}
+
+impl IngestService {
+    /// Creates the service.
+    pub fn new(
+        wal: Arc<Wal>,
+        history: Arc<HistoryStore>,
+        metrics: Arc<Metrics>,
+        account_id: AccountId,
+        region: String,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self { wal, history, pending: Mutex::new(PendingIds::default()), metrics, account_id, region, clock }
+    }
+
+    /// Forgets pending ids the history indexer has covered (sequence numbers up to `seq`).
+    pub fn indexed_through(&self, seq: u64) {
+        let mut pending = self.pending.lock().expect("pending lock poisoned");
+        while pending.order.front().is_some_and(|(s, _)| *s <= seq) {
+            let (s, id) = pending.order.pop_front().expect("checked non-empty");
+            if pending.by_id.get(&id).is_some_and(|p| p.seq == Some(s)) {
+                pending.by_id.remove(&id);
+            }
+        }
+    }
+
+    /// Number of ids waiting for the indexer.
+    pub fn pending_len(&self) -> usize {
+        self.pending.lock().expect("pending lock poisoned").by_id.len()
+    }
+
+    fn classify(&self, events: &[PreparedEvent]) -> Result<(Vec<RecordOutcome>, u64), ApiError> {
+        let given: Vec<&str> = events.iter().filter(|e| !e.event_id_assigned).map(|e| e.event_id.as_str()).collect();
+        let mut pending = self.pending.lock().expect("pending lock poisoned");
+        let recorded = self.history.recorded_ids_batch(&given).map_err(|e| {
+            tracing::error!(error = %e, "reading recorded event ids failed");
+            ApiError::unavailable(format!("cannot check event ids for duplicates: {e}"))
+        })?;
+        let mut recorded = recorded.into_iter();
+        let request = pending.next_request;
+        pending.next_request += 1;
+        let mut outcomes = Vec::with_capacity(events.len());
+        for event in events {
+            let known = if event.event_id_assigned {
+                None
+            } else {
+                let in_history = recorded.next().flatten().map(|r| r.digest);
+                pending
+                    .by_id
+                    .get(&event.event_id)
+                    // Durable, or in this very request (which succeeds or fails as one).
+                    .map(|p| (p.digest, p.seq.is_some() || p.request == request))
+                    .or(in_history.map(|d| (d, true)))
+            };
+            let outcome = match known {
+                Some((digest, _)) if digest != event.digest => RecordOutcome::Conflict,
+                Some((_, true)) => RecordOutcome::Duplicate,
+                // Same payload still in flight: append again rather than acknowledge early.
+                Some((_, false)) => RecordOutcome::Accepted,
+                None => {
+                    pending.by_id.insert(event.event_id.clone(), Pending { digest: event.digest, seq: None, request });
+                    RecordOutcome::Accepted
+                }
+            };
+            outcomes.push(outcome);
+        }
+        Ok((outcomes, request))
+    }
+
+    fn settle(&self, events: &[PreparedEvent], outcomes: &[RecordOutcome], request: u64, first_seq: Option<u64>) {
+        let mut pending = self.pending.lock().expect("pending lock poisoned");
+        let mut seq = first_seq;
+        for (event, outcome) in events.iter().zip(outcomes) {
+            if *outcome != RecordOutcome::Accepted {
+                continue;
+            }
+            let ours = pending.by_id.get(&event.event_id).is_some_and(|p| p.request == request);
+            match seq {
+                Some(s) => {
+                    if ours {
+                        if let Some(p) = pending.by_id.get_mut(&event.event_id) {
+                            p.seq = Some(s);
+                        }
+                        pending.order.push_back((s, event.event_id.clone()));
+                    }
+                    seq = Some(s + 1);
+                }
+                None if ours => {
+                    pending.by_id.remove(&event.event_id);
+                }
+                None => {}
+            }
+        }
+    }
+}
+
+impl Ingest for IngestService {
+    fn account_id(&self) -> &AccountId {
+        &self.account_id
+    }
+
+    fn region(&self) -> &str {
+        &self.region
+    }
+
+    fn now_millis(&self) -> i64 {
+        self.clock.now_millis()
+    }
+
+    fn note_rejected(&self, kind: RejectKind) {
+        self.metrics.rejected(kind);
+    }
+
+    fn record(&self, events: Vec<PreparedEvent>) -> BoxFuture<'_, Result<Vec<RecordOutcome>, ApiError>> {
+        Box::pin(async move {
+            let (outcomes, request) = self.classify(&events)?;
+            let payloads: Vec<Vec<u8>> = events
+                .iter()
+                .zip(&outcomes)
+                .filter(|(_, o)| **o == RecordOutcome::Accepted)
+                .map(|(e, _)| payload::encode(&e.digest, &e.record))
+                .collect();
+            let bytes: usize = payloads.iter().map(Vec::len).sum();
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            self.wal.append(
+                payloads,
+                Box::new(move |result| {
+                    let _ = tx.send(result);
+                }),
+            );
+            let result = rx.await.unwrap_or(Err(cairn_wal::AppendError::Closed));
+            match result {
+                Ok(range) => {
+                    self.settle(&events, &outcomes, request, Some(range.first));
+                    for outcome in &outcomes {
+                        match outcome {
+                            RecordOutcome::Accepted => self.metrics.events_accepted.inc(),
+                            RecordOutcome::Duplicate => self.metrics.events_duplicate.inc(),
+                            RecordOutcome::Conflict => 0,
+                        };
+                    }
+                    self.metrics.bytes_accepted.inc_by(bytes as u64);
+                    Ok(outcomes)
+                }
+                Err(e) => {
+                    self.settle(&events, &outcomes, request, None);
+                    self.metrics.ingest_unavailable.inc();
+                    Err(ApiError::unavailable(format!("events were not recorded, retry later: {e}")))
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,126 @@
+//! The server's Prometheus metrics. Labels stay low-cardinality (reasons and consumer names
+//! only).
+
+use cairn_model::RejectKind;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::sync::Mutex;
+use std::time::Duration;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Reason {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Consumer {
+    consumer: &'static str,
+}
+
+/// Every metric the server exports.
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    /// Events newly recorded.
+    pub events_accepted: Counter,
+    /// Retries of events already recorded.
+    pub events_duplicate: Counter,
+    rejected: Family<Reason, Counter>,
+    /// Bytes of records made durable.
+    pub bytes_accepted: Counter,
+    /// Requests that failed because the WAL could not make them durable.
+    pub ingest_unavailable: Counter,
+    wal_fsync: Histogram,
+    wal_group_records: Histogram,
+    wal_failures: Counter,
+    /// Last durable WAL sequence number.
+    pub wal_durable_seq: Gauge,
+    lag: Family<Consumer, Gauge>,
+    /// Events made searchable in Event history.
+    pub history_indexed: Counter,
+    /// Lookups answered.
+    pub lookups: Counter,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("cairn");
+        let metrics = Self {
+            registry: Mutex::new(Registry::default()),
+            events_accepted: Counter::default(),
+            events_duplicate: Counter::default(),
+            rejected: Family::default(),
+            bytes_accepted: Counter::default(),
+            ingest_unavailable: Counter::default(),
+            wal_fsync: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
+            wal_group_records: Histogram::new(exponential_buckets(1.0, 2.0, 16)),
+            wal_failures: Counter::default(),
+            wal_durable_seq: Gauge::default(),
+            lag: Family::default(),
+            history_indexed: Counter::default(),
+            lookups: Counter::default(),
+        };
+        registry.register("events_accepted", "Events newly recorded (durable)", metrics.events_accepted.clone());
+        registry.register("events_duplicate", "Retried events already recorded with the same content", metrics.events_duplicate.clone());
+        registry.register("events_rejected", "Events rejected, by reason", metrics.rejected.clone());
+        registry.register("ingest_bytes", "Bytes of event records made durable", metrics.bytes_accepted.clone());
+        registry.register("ingest_unavailable", "Ingest requests answered 503 because events could not be made durable", metrics.ingest_unavailable.clone());
+        registry.register("wal_fsync_seconds", "Write-ahead log fsync latency per group commit", metrics.wal_fsync.clone());
+        registry.register("wal_group_records", "Records per write-ahead log group commit", metrics.wal_group_records.clone());
+        registry.register("wal_failures", "Write-ahead log group commits that failed", metrics.wal_failures.clone());
+        registry.register("wal_durable_seq", "Last durable write-ahead log sequence number", metrics.wal_durable_seq.clone());
+        registry.register("consumer_lag_records", "Durable WAL records a consumer has not processed yet", metrics.lag.clone());
+        registry.register("history_indexed", "Events made searchable in Event history", metrics.history_indexed.clone());
+        registry.register("lookups", "Event history lookups answered", metrics.lookups.clone());
+        *metrics.registry.lock().expect("metrics lock poisoned") = registry;
+        metrics
+    }
+
+    /// Counts a rejected event.
+    pub fn rejected(&self, kind: RejectKind) {
+        self.rejected.get_or_create(&Reason { reason: kind.as_str() }).inc();
+    }
+
+    /// Sets a consumer's lag.
+    pub fn set_lag(&self, consumer: &'static str, records: u64) {
+        self.lag.get_or_create(&Consumer { consumer }).set(i64::try_from(records).unwrap_or(i64::MAX));
+    }
+
+    /// The text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let registry = self.registry.lock().expect("metrics lock poisoned");
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &registry) {
+            tracing::error!(error = %e, "encoding metrics failed");
+        }
+        out
+    }
+}
+
+impl cairn_wal::WalObserver for Metrics {
+    fn committed(&self, last_seq: u64, records: usize, _bytes: usize, fsync: Duration) {
+        self.wal_fsync.observe(fsync.as_secs_f64());
+        self.wal_group_records.observe(records as f64);
+        self.wal_durable_seq.set(i64::try_from(last_seq).unwrap_or(i64::MAX));
+    }
+
+    fn failed(&self, _error: &str) {
+        self.wal_failures.inc();
+    }
+}
