@@ -286,9 +286,14 @@ impl HistoryStore {
         {
             let mut ids = tx.open_table(EVENT_IDS).during("index events")?;
             let mut meta = tx.open_table(META).during("index events")?;
-            let names: HashMap<i64, [String; 3]> = items
+            let views: Vec<(&IndexItem<'_>, Result<EventView, _>)> = items
                 .iter()
-                .filter_map(|item| EventView::from_record(item.record).ok())
+                .filter(|item| item.seq > applied)
+                .map(|item| (item, EventView::from_record(item.record)))
+                .collect();
+            let names: HashMap<i64, [String; 3]> = views
+                .iter()
+                .filter_map(|(_, view)| view.as_ref().ok())
                 .map(|view| utc_day(view.event_time).max(oldest_day))
                 .map(|day| (day, [keys::events_table(day), keys::index_table(day), keys::ids_table(day)]))
                 .collect();
@@ -299,8 +304,8 @@ impl HistoryStore {
                 let day_ids = tx.open_table(TableDefinition::<&str, ()>::new(day_ids)).during("index events")?;
                 tables.insert(*day, (events, index, day_ids));
             }
-            for item in items.iter().filter(|item| item.seq > applied) {
-                let view = match EventView::from_record(item.record) {
+            for (item, view) in views {
+                let view = match view {
                     Ok(view) => view,
                     Err(e) => {
                         tracing::error!(seq = item.seq, error = %e, "skipping unreadable record in history indexing");

@@ -2,7 +2,9 @@
 
 use crate::category::EventCategory;
 use crate::time::{parse_utc, EpochMillis};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 /// One entry of `resources[]`, as LookupEvents reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,58 +77,98 @@ pub fn username(identity: &Map<String, Value>) -> Option<String> {
     str_of(identity, "principalId").or_else(|| str_of(identity, "invokedBy")).map(str::to_owned)
 }
 
+/// The fields of a record the view reads, deserialized without building a tree of the rest.
+#[derive(serde::Deserialize)]
+struct RawRecord<'a> {
+    #[serde(borrow, rename = "eventID")]
+    event_id: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "eventTime")]
+    event_time: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "eventSource")]
+    event_source: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "eventName")]
+    event_name: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "awsRegion")]
+    aws_region: Option<Cow<'a, str>>,
+    #[serde(rename = "readOnly")]
+    read_only: Option<bool>,
+    #[serde(borrow, rename = "eventCategory")]
+    event_category: Option<Cow<'a, str>>,
+    #[serde(rename = "userIdentity")]
+    user_identity: Option<Map<String, Value>>,
+    // Read leniently (any JSON type): only their well-formed parts matter.
+    resources: Option<Value>,
+    #[serde(borrow, rename = "insightDetails")]
+    insight_details: Option<&'a RawValue>,
+    #[serde(borrow, rename = "eventData")]
+    event_data: Option<&'a RawValue>,
+}
+
+#[derive(serde::Deserialize)]
+struct RawSubject<'a> {
+    #[serde(borrow, rename = "eventSource")]
+    event_source: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "eventName")]
+    event_name: Option<Cow<'a, str>>,
+    #[serde(rename = "userIdentity")]
+    user_identity: Option<Map<String, Value>>,
+}
+
+fn nested<'a>(raw: Option<&'a RawValue>) -> Option<RawSubject<'a>> {
+    raw.and_then(|r| serde_json::from_str(r.get()).ok())
+}
+
+fn non_empty(text: Option<Cow<'_, str>>) -> Option<String> {
+    text.filter(|t| !t.is_empty()).map(Cow::into_owned)
+}
+
 impl EventView {
     /// Reads the view from a stored record's bytes.
     pub fn from_record(record: &[u8]) -> Result<Self, ViewError> {
-        match serde_json::from_slice::<Value>(record) {
-            Ok(Value::Object(map)) => Self::from_map(&map),
-            Ok(_) => Err(ViewError("not a JSON object".to_owned())),
-            Err(e) => Err(ViewError(e.to_string())),
-        }
-    }
-
-    /// Reads the view from a parsed record.
-    pub fn from_map(map: &Map<String, Value>) -> Result<Self, ViewError> {
+        let raw: RawRecord<'_> = serde_json::from_slice(record).map_err(|e| ViewError(e.to_string()))?;
         let missing = |field: &str| ViewError(format!("{field} is missing"));
-        let category = str_of(map, "eventCategory")
+        let category: EventCategory = raw
+            .event_category
+            .as_deref()
             .and_then(|c| c.parse().ok())
             .ok_or_else(|| missing("eventCategory"))?;
-        let empty = Map::new();
-        // Where the subject's source, name and identity live.
         let subject = match category {
-            EventCategory::Insight => map.get("insightDetails").and_then(Value::as_object),
-            EventCategory::ActivityAuditLog => map.get("eventData").and_then(Value::as_object),
-            _ => Some(map),
-        }
-        .unwrap_or(&empty);
-        let identity = subject.get("userIdentity").and_then(Value::as_object).unwrap_or(&empty);
-        let event_time_text = str_of(map, "eventTime").ok_or_else(|| missing("eventTime"))?;
-        let resources = map
-            .get("resources")
-            .and_then(Value::as_array)
-            .map(|items| {
-                items
-                    .iter()
-                    .filter_map(Value::as_object)
-                    .filter_map(|r| {
-                        Some(ResourceRef {
-                            resource_type: str_of(r, "type").map(str::to_owned),
-                            name: str_of(r, "ARN").or_else(|| str_of(r, "name"))?.to_owned(),
-                        })
+            EventCategory::Insight => nested(raw.insight_details),
+            EventCategory::ActivityAuditLog => nested(raw.event_data),
+            _ => Some(RawSubject {
+                event_source: raw.event_source,
+                event_name: raw.event_name,
+                user_identity: raw.user_identity,
+            }),
+        };
+        let (event_source, event_name, identity) = match subject {
+            Some(s) => (non_empty(s.event_source), non_empty(s.event_name), s.user_identity.unwrap_or_default()),
+            None => (None, None, Map::new()),
+        };
+        let event_time_text = raw.event_time.ok_or_else(|| missing("eventTime"))?;
+        let resources = match &raw.resources {
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(Value::as_object)
+                .filter_map(|r| {
+                    Some(ResourceRef {
+                        resource_type: str_of(r, "type").map(str::to_owned),
+                        name: str_of(r, "ARN").or_else(|| str_of(r, "name"))?.to_owned(),
                     })
-                    .collect()
-            })
-            .unwrap_or_default();
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
         Ok(Self {
-            event_id: str_of(map, "eventID").ok_or_else(|| missing("eventID"))?.to_owned(),
-            event_time: parse_utc(event_time_text).map_err(|e| ViewError(e.to_string()))?,
-            event_source: str_of(subject, "eventSource").unwrap_or_default().to_owned(),
-            event_name: str_of(subject, "eventName").unwrap_or_default().to_owned(),
-            aws_region: str_of(map, "awsRegion").ok_or_else(|| missing("awsRegion"))?.to_owned(),
-            read_only: map.get("readOnly").and_then(Value::as_bool),
+            event_id: non_empty(raw.event_id).ok_or_else(|| missing("eventID"))?,
+            event_time: parse_utc(&event_time_text).map_err(|e| ViewError(e.to_string()))?,
+            event_source: event_source.unwrap_or_default(),
+            event_name: event_name.unwrap_or_default(),
+            aws_region: non_empty(raw.aws_region).ok_or_else(|| missing("awsRegion"))?,
+            read_only: raw.read_only,
             category,
-            username: username(identity),
-            access_key_id: str_of(identity, "accessKeyId").map(str::to_owned),
+            username: username(&identity),
+            access_key_id: str_of(&identity, "accessKeyId").map(str::to_owned),
             resources,
         })
     }
