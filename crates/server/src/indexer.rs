@@ -77,6 +77,9 @@ impl Indexer {
     pub fn step(&mut self) -> Result<usize, String> {
         let records = self.reader.read_batch(BATCH_RECORDS, BATCH_BYTES).map_err(|e| format!("reading the WAL: {e}"))?;
         let Some(last) = records.last().map(|r| r.seq) else {
+            let position = self.reader.next_seq() - 1;
+            self.metrics.history_applied_seq.set(i64::try_from(position).unwrap_or(i64::MAX));
+            self.metrics.set_lag(CONSUMER, self.wal.durable_seq().saturating_sub(position));
             self.commit_cursor(false);
             return Ok(0);
         };
@@ -93,6 +96,7 @@ impl Indexer {
         let report = self.history.index_batch(&items, self.clock.now_millis()).map_err(|e| format!("indexing: {e}"))?;
         self.metrics.history_indexed.inc_by(report.indexed as u64);
         self.ingest.indexed_through(last);
+        self.metrics.history_applied_seq.set(i64::try_from(last).unwrap_or(i64::MAX));
         self.metrics.set_lag(CONSUMER, self.wal.durable_seq().saturating_sub(last));
         self.commit_cursor(false);
         Ok(records.len())

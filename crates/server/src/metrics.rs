@@ -43,6 +43,8 @@ pub struct Metrics {
     pub history_indexed: Counter,
     /// Lookups answered.
     pub lookups: Counter,
+    /// Last WAL sequence number indexed into Event history.
+    pub history_applied_seq: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -75,6 +77,7 @@ impl Metrics {
             lag: Family::default(),
             history_indexed: Counter::default(),
             lookups: Counter::default(),
+            history_applied_seq: Gauge::default(),
         };
         registry.register("events_accepted", "Events newly recorded (durable)", metrics.events_accepted.clone());
         registry.register("events_duplicate", "Retried events already recorded with the same content", metrics.events_duplicate.clone());
@@ -87,6 +90,7 @@ impl Metrics {
         registry.register("wal_durable_seq", "Last durable write-ahead log sequence number", metrics.wal_durable_seq.clone());
         registry.register("consumer_lag_records", "Durable WAL records a consumer has not processed yet", metrics.lag.clone());
         registry.register("history_indexed", "Events made searchable in Event history", metrics.history_indexed.clone());
+        registry.register("history_applied_seq", "Last WAL sequence number indexed into Event history", metrics.history_applied_seq.clone());
         registry.register("lookups", "Event history lookups answered", metrics.lookups.clone());
         *metrics.registry.lock().expect("metrics lock poisoned") = registry;
         metrics

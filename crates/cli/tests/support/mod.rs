@@ -1,0 +1,125 @@
+//! Shared helpers of the end-to-end tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The repository's root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
+}
+
+/// The shared sample corpus (`../shared/data/cloudtrail-samples`).
+pub fn samples_dir() -> PathBuf {
+    repo_root().join("../shared/data/cloudtrail-samples")
+}
+
+/// A server running in this process on an ephemeral loopback port.
+pub struct TestServer {
+    pub running: Option<cairn_server::Running>,
+    pub base: String,
+    pub client: reqwest::Client,
+}
+
+impl TestServer {
+    pub async fn start(data_dir: &Path, tweak: impl FnOnce(&mut cairn_server::config::RawConfig)) -> Self {
+        let mut raw = cairn_server::config::RawConfig {
+            data_dir: Some(data_dir.to_path_buf()),
+            listen: Some("127.0.0.1:0".to_owned()),
+            ..Default::default()
+        };
+        tweak(&mut raw);
+        let config = raw.resolve().expect("config");
+        let running = cairn_server::start(config, Arc::new(cairn_model::SystemClock)).await.expect("start");
+        let base = format!("http://{}", running.local_addr);
+        Self { running: Some(running), base, client: reqwest::Client::new() }
+    }
+
+    pub async fn post(&self, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> (u16, serde_json::Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+    }
+
+    pub async fn get(&self, path_and_query: &str) -> (u16, serde_json::Value) {
+        let response = self.client.get(format!("{}{path_and_query}", self.base)).send().await.expect("request");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+    }
+
+    /// A metric's value (sum over its series).
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self.client.get(format!("{}/metrics", self.base)).send().await.expect("metrics").text().await.expect("text");
+        text.lines()
+            .filter(|l| l.split(['{', ' ']).next() == Some(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    /// Waits until Event history has indexed every durable record (it is eventually
+    /// consistent, typically within milliseconds).
+    pub async fn wait_indexed(&self) {
+        for _ in 0..600 {
+            if self.metric("cairn_history_applied_seq").await >= self.metric("cairn_wal_durable_seq").await {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("event history did not catch up");
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await;
+        }
+    }
+}
+
+/// Percent-encodes a query value.
+pub fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Whether `stored` is `sent` with zero or more members appended before its closing brace,
+/// each of which is one Cairn adds, and none the producer already had.
+pub fn is_sent_plus_appended(sent: &[u8], stored: &[u8]) -> bool {
+    if sent == stored {
+        return true;
+    }
+    let Some(end) = sent.iter().rposition(|&b| b == b'}') else { return false };
+    if !stored.starts_with(&sent[..end]) || !stored.ends_with(&sent[end..]) {
+        return false;
+    }
+    let suffix = &stored[end..stored.len() - (sent.len() - end)];
+    if suffix.first() != Some(&b',') {
+        return false;
+    }
+    let added: serde_json::Map<String, serde_json::Value> =
+        match serde_json::from_slice(&[b"{", &suffix[1..], b"}"].concat()) {
+            Ok(map) => map,
+            Err(_) => return false,
+        };
+    let original: serde_json::Value = serde_json::from_slice(sent).expect("sent is JSON");
+    added.keys().all(|k| {
+        ["eventID", "recipientAccountId", "eventCategory", "managementEvent", "readOnly"].contains(&k.as_str())
+            && original.get(k).is_none_or(|v| v.is_null())
+    })
+}
