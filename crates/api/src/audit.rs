@@ -82,7 +82,9 @@ fn validation(message: impl Into<String>) -> ApiError {
 /// The per-event error code AWS uses for a rejection.
 pub fn error_code(rejection: &Rejection) -> &'static str {
     match (rejection.kind, rejection.field.as_deref()) {
-        (_, Some("recipientAccountId")) if rejection.kind == RejectKind::InvalidValue => "InvalidRecipient",
+        (_, Some("recipientAccountId")) if rejection.kind == RejectKind::InvalidValue => {
+            "InvalidRecipient"
+        }
         (RejectKind::MissingField, _) => "FieldNotFound",
         (RejectKind::TooLarge, _) => "FieldTooLong",
         (RejectKind::InvalidChecksum, _) => "InvalidChecksum",
@@ -94,13 +96,20 @@ fn channel_arn(query: Option<&str>, state: &AppState) -> Result<String, ApiError
     let channel = form_urlencoded::parse(query.unwrap_or("").as_bytes())
         .find(|(k, _)| k == "channelArn")
         .map(|(_, v)| v.into_owned())
-        .ok_or_else(|| ApiError::bad_request("InvalidChannelARN", "query parameter channelArn is required"))?;
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "InvalidChannelARN",
+                "query parameter channelArn is required",
+            )
+        })?;
     let account = state.ingest.account_id();
     if let Some(rest) = channel.strip_prefix("arn:") {
         let parts: Vec<&str> = rest.splitn(5, ':').collect();
         let valid = parts.len() == 5
             && parts[1] == "cloudtrail"
-            && parts[4].strip_prefix("channel/").is_some_and(|id| !id.is_empty());
+            && parts[4]
+                .strip_prefix("channel/")
+                .is_some_and(|id| !id.is_empty());
         if !valid {
             return Err(ApiError::bad_request(
                 "InvalidChannelARN",
@@ -111,14 +120,28 @@ fn channel_arn(query: Option<&str>, state: &AppState) -> Result<String, ApiError
             return Err(ApiError {
                 status: StatusCode::FORBIDDEN,
                 code: "ChannelInsufficientPermission",
-                message: format!("channel {channel} belongs to account {}, not {account}", parts[3]),
+                message: format!(
+                    "channel {channel} belongs to account {}, not {account}",
+                    parts[3]
+                ),
             });
         }
         Ok(channel)
-    } else if !channel.is_empty() && channel.len() <= 128 && channel.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-        Ok(format!("arn:aws:cloudtrail:{}:{account}:channel/{channel}", state.ingest.region()))
+    } else if !channel.is_empty()
+        && channel.len() <= 128
+        && channel
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        Ok(format!(
+            "arn:aws:cloudtrail:{}:{account}:channel/{channel}",
+            state.ingest.region()
+        ))
     } else {
-        Err(ApiError::bad_request("InvalidChannelARN", format!("channelArn {channel:?} is neither an ARN nor a channel id")))
+        Err(ApiError::bad_request(
+            "InvalidChannelARN",
+            format!("channelArn {channel:?} is neither an ARN nor a channel id"),
+        ))
     }
 }
 
@@ -131,22 +154,37 @@ pub async fn put_audit_events(
 ) -> Result<Json<PutAuditEventsResponse>, ApiError> {
     let channel = channel_arn(query.as_deref(), &state)?;
     let raw = read_limited(body, MAX_AUDIT_BODY).await?;
-    let raw = if is_gzip(&headers, &raw)? { gunzip_limited(&raw, MAX_AUDIT_BODY)? } else { raw };
+    let raw = if is_gzip(&headers, &raw)? {
+        gunzip_limited(&raw, MAX_AUDIT_BODY)?
+    } else {
+        raw
+    };
     let request: AuditRequest = serde_json::from_slice(&raw)
         .map_err(|e| validation(format!("body must be {{\"auditEvents\":[{{\"id\",\"eventData\",\"eventDataChecksum\"?}}]}}: {e}")))?;
     let count = request.audit_events.len();
     if !(1..=MAX_AUDIT_EVENTS).contains(&count) {
-        return Err(validation(format!("auditEvents must hold 1 to {MAX_AUDIT_EVENTS} entries, got {count}")));
+        return Err(validation(format!(
+            "auditEvents must hold 1 to {MAX_AUDIT_EVENTS} entries, got {count}"
+        )));
     }
     let mut seen = std::collections::HashSet::new();
     for entry in &request.audit_events {
         let valid_id = (1..=128).contains(&entry.id.len())
-            && entry.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            && entry
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !valid_id {
-            return Err(validation(format!("auditEvents id {:?} must be 1-128 characters of [-_A-Za-z0-9]", entry.id)));
+            return Err(validation(format!(
+                "auditEvents id {:?} must be 1-128 characters of [-_A-Za-z0-9]",
+                entry.id
+            )));
         }
         if !seen.insert(entry.id.as_str()) {
-            return Err(ApiError::bad_request("DuplicatedAuditEventId", format!("id {:?} appears more than once", entry.id)));
+            return Err(ApiError::bad_request(
+                "DuplicatedAuditEventId",
+                format!("id {:?} appears more than once", entry.id),
+            ));
         }
     }
     let account = state.ingest.account_id().clone();
@@ -177,10 +215,15 @@ pub async fn put_audit_events(
     .await
     .map_err(|e| ApiError::internal(format!("validation task failed: {e}")))?;
     let results = record_and_answer(&state, prepared).await?;
-    let mut response = PutAuditEventsResponse { successful: Vec::new(), failed: Vec::new() };
+    let mut response = PutAuditEventsResponse {
+        successful: Vec::new(),
+        failed: Vec::new(),
+    };
     for (result, id) in results.into_iter().zip(ids) {
         match result.event_id {
-            Some(event_id) if result.status != "rejected" => response.successful.push(Successful { id, event_id }),
+            Some(event_id) if result.status != "rejected" => {
+                response.successful.push(Successful { id, event_id })
+            }
             _ => {
                 let rejection = Rejection {
                     kind: result.kind.unwrap_or(RejectKind::InvalidValue),

@@ -18,33 +18,59 @@ pub struct ApiError {
 impl ApiError {
     /// A 400 with `code`.
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self { status: StatusCode::BAD_REQUEST, code, message: message.into() }
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code,
+            message: message.into(),
+        }
     }
 
     /// A 413: the request body is larger than allowed.
     pub fn too_large(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::PAYLOAD_TOO_LARGE, code: "RequestEntityTooLarge", message: message.into() }
+        Self {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            code: "RequestEntityTooLarge",
+            message: message.into(),
+        }
     }
 
     /// A 415: the content type is not one this route reads.
     pub fn unsupported_media_type(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::UNSUPPORTED_MEDIA_TYPE, code: "UnsupportedMediaType", message: message.into() }
+        Self {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            code: "UnsupportedMediaType",
+            message: message.into(),
+        }
     }
 
     /// A 503: Cairn cannot make events durable right now; nothing was acknowledged.
     pub fn unavailable(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::SERVICE_UNAVAILABLE, code: "ServiceUnavailable", message: message.into() }
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "ServiceUnavailable",
+            message: message.into(),
+        }
     }
 
     /// A 500.
     pub fn internal(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::INTERNAL_SERVER_ERROR, code: "InternalFailure", message: message.into() }
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "InternalFailure",
+            message: message.into(),
+        }
     }
 }
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({}): {}", self.code, self.status.as_u16(), self.message)
+        write!(
+            f,
+            "{} ({}): {}",
+            self.code,
+            self.status.as_u16(),
+            self.message
+        )
     }
 }
 
@@ -58,7 +84,9 @@ impl IntoResponse for ApiError {
             response.headers_mut().insert("x-amzn-ErrorType", value);
         }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
     }

@@ -78,7 +78,10 @@ pub fn event_out(found: FoundEvent) -> EventOut {
         resources: view
             .resources
             .into_iter()
-            .map(|r| ResourceOut { resource_type: r.resource_type, resource_name: r.name })
+            .map(|r| ResourceOut {
+                resource_type: r.resource_type,
+                resource_name: r.name,
+            })
             .collect(),
         cloud_trail_event: String::from_utf8(found.record)
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
@@ -87,7 +90,10 @@ pub fn event_out(found: FoundEvent) -> EventOut {
 
 /// Converts a page.
 pub fn page_out(page: LookupPage) -> LookupEventsResponse {
-    LookupEventsResponse { events: page.events.into_iter().map(event_out).collect(), next_token: page.next_token }
+    LookupEventsResponse {
+        events: page.events.into_iter().map(event_out).collect(),
+        next_token: page.next_token,
+    }
 }
 
 /// Parses `2026-02-11T10:15:00Z` or epoch seconds.
@@ -138,7 +144,10 @@ pub fn parse_query(raw: Option<&str>, default_region: &str) -> Result<LookupQuer
                     ));
                 }
                 let (name, wanted) = value.split_once('=').ok_or_else(|| {
-                    ApiError::bad_request("InvalidLookupAttributesException", "lookup-attribute must be <Key>=<Value>")
+                    ApiError::bad_request(
+                        "InvalidLookupAttributesException",
+                        "lookup-attribute must be <Key>=<Value>",
+                    )
                 })?;
                 let attribute = AttributeKey::parse(name).ok_or_else(|| {
                     ApiError::bad_request(
@@ -155,7 +164,10 @@ pub fn parse_query(raw: Option<&str>, default_region: &str) -> Result<LookupQuer
             "end-time" => query.end_time = Some(parse_time("end-time", &value)?),
             "max-results" => {
                 let n = value.parse::<usize>().map_err(|_| {
-                    ApiError::bad_request("InvalidMaxResultsException", format!("max-results must be 1 to 50, got {value:?}"))
+                    ApiError::bad_request(
+                        "InvalidMaxResultsException",
+                        format!("max-results must be 1 to 50, got {value:?}"),
+                    )
                 })?;
                 query.max_results = Some(n);
             }

@@ -37,7 +37,14 @@ pub fn body_format(headers: &HeaderMap) -> Result<BodyFormat, ApiError> {
             "Content-Type is required: application/json (array or {\"Records\":[...]}) or application/x-ndjson",
         ));
     };
-    let mime = value.to_str().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let mime = value
+        .to_str()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     match mime.as_str() {
         "application/json" => Ok(BodyFormat::Json),
         "application/x-ndjson" | "application/jsonl" | "application/x-jsonlines" | "application/ndjson" => {
@@ -67,7 +74,10 @@ pub fn split_events(body: &[u8], format: BodyFormat) -> Result<Vec<&[u8]>, ApiEr
         BodyFormat::Json => {
             let first = body.iter().find(|b| !b.is_ascii_whitespace());
             let malformed = |e: serde_json::Error| {
-                ApiError::bad_request("MalformedJson", format!("request body is not valid JSON: {e}"))
+                ApiError::bad_request(
+                    "MalformedJson",
+                    format!("request body is not valid JSON: {e}"),
+                )
             };
             match first {
                 Some(b'[') => {
@@ -81,13 +91,20 @@ pub fn split_events(body: &[u8], format: BodyFormat) -> Result<Vec<&[u8]>, ApiEr
                             format!("request body must be a JSON array of events or an object {{\"Records\":[...]}}: {e}"),
                         )
                     })?;
-                    Ok(file.records.into_iter().map(|r| r.get().as_bytes()).collect())
+                    Ok(file
+                        .records
+                        .into_iter()
+                        .map(|r| r.get().as_bytes())
+                        .collect())
                 }
                 Some(_) => Err(ApiError::bad_request(
                     "MalformedJson",
                     "request body must be a JSON array of events or an object {\"Records\":[...]}",
                 )),
-                None => Err(ApiError::bad_request("MalformedJson", "request body is empty")),
+                None => Err(ApiError::bad_request(
+                    "MalformedJson",
+                    "request body is empty",
+                )),
             }
         }
     }
@@ -150,7 +167,11 @@ pub fn prepare_body(
     account: &AccountId,
     limits: &crate::Limits,
 ) -> Result<Vec<Result<PreparedEvent, Rejection>>, ApiError> {
-    let body = if gzip { gunzip_limited(&body, limits.max_request_bytes)? } else { body };
+    let body = if gzip {
+        gunzip_limited(&body, limits.max_request_bytes)?
+    } else {
+        body
+    };
     let events = split_events(&body, format)?;
     if events.len() > limits.max_events_per_request {
         return Err(ApiError::too_large(format!(
@@ -163,8 +184,14 @@ pub fn prepare_body(
         return Err(ApiError::bad_request("NoEvents", "request holds no events"));
     }
     let fresh: &dyn Fn() -> String = &fresh_event_id;
-    let ctx = PrepareContext { account_id: account, fresh_event_id: fresh };
-    Ok(events.into_iter().map(|raw| prepare_event(raw, &ctx)).collect())
+    let ctx = PrepareContext {
+        account_id: account,
+        fresh_event_id: fresh,
+    };
+    Ok(events
+        .into_iter()
+        .map(|raw| prepare_event(raw, &ctx))
+        .collect())
 }
 
 /// Records prepared events and builds the per-event answer.
@@ -189,12 +216,20 @@ pub(crate) async fn record_and_answer(
         }
     }
     let ids: Vec<String> = to_record.iter().map(|e| e.event_id.clone()).collect();
-    let outcomes = if to_record.is_empty() { Vec::new() } else { state.ingest.record(to_record).await? };
+    let outcomes = if to_record.is_empty() {
+        Vec::new()
+    } else {
+        state.ingest.record(to_record).await?
+    };
     for ((index, outcome), event_id) in positions.into_iter().zip(outcomes).zip(ids) {
         results[index] = Some(match outcome {
             RecordOutcome::Accepted | RecordOutcome::Duplicate => EventResult {
                 index,
-                status: if outcome == RecordOutcome::Accepted { "accepted" } else { "duplicate" },
+                status: if outcome == RecordOutcome::Accepted {
+                    "accepted"
+                } else {
+                    "duplicate"
+                },
                 event_id: Some(event_id),
                 code: None,
                 kind: None,
@@ -202,7 +237,9 @@ pub(crate) async fn record_and_answer(
                 reason: None,
             },
             RecordOutcome::Conflict => {
-                state.ingest.note_rejected(cairn_model::RejectKind::DuplicateEventId);
+                state
+                    .ingest
+                    .note_rejected(cairn_model::RejectKind::DuplicateEventId);
                 rejected(
                     index,
                     Rejection::field(
@@ -214,19 +251,27 @@ pub(crate) async fn record_and_answer(
             }
         });
     }
-    Ok(results.into_iter().map(|r| r.expect("every slot answered")).collect())
+    Ok(results
+        .into_iter()
+        .map(|r| r.expect("every slot answered"))
+        .collect())
 }
 
 /// The handler.
-pub async fn put_events(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+pub async fn put_events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     let format = body_format(&headers)?;
     let raw = read_limited(body, state.limits.max_request_bytes).await?;
     let gzip = is_gzip(&headers, &raw)?;
     let account = state.ingest.account_id().clone();
     let limits = state.limits.clone();
-    let prepared = tokio::task::spawn_blocking(move || prepare_body(raw, gzip, format, &account, &limits))
-        .await
-        .map_err(|e| ApiError::internal(format!("validation task failed: {e}")))??;
+    let prepared =
+        tokio::task::spawn_blocking(move || prepare_body(raw, gzip, format, &account, &limits))
+            .await
+            .map_err(|e| ApiError::internal(format!("validation task failed: {e}")))??;
     let results = record_and_answer(&state, prepared).await?;
     let count = |status| results.iter().filter(|r| r.status == status).count();
     let response = PutEventsResponse {
@@ -235,6 +280,10 @@ pub async fn put_events(State(state): State<AppState>, headers: HeaderMap, body:
         rejected: count("rejected"),
         results,
     };
-    let status = if response.rejected == response.results.len() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    let status = if response.rejected == response.results.len() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(response)).into_response())
 }

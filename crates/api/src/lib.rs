@@ -51,7 +51,10 @@ pub trait Ingest: Send + Sync {
     fn region(&self) -> &str;
     /// Records `events`; resolves once every accepted one is durable. One outcome per
     /// event, in order. An error means nothing of the call was acknowledged.
-    fn record(&self, events: Vec<PreparedEvent>) -> BoxFuture<'_, Result<Vec<RecordOutcome>, ApiError>>;
+    fn record(
+        &self,
+        events: Vec<PreparedEvent>,
+    ) -> BoxFuture<'_, Result<Vec<RecordOutcome>, ApiError>>;
     /// The current time, from the server's clock.
     fn now_millis(&self) -> i64;
     /// Counts a rejected event (for metrics).
@@ -83,7 +86,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_request_bytes: 10 * 1024 * 1024, max_events_per_request: 10_000 }
+        Self {
+            max_request_bytes: 10 * 1024 * 1024,
+            max_events_per_request: 10_000,
+        }
     }
 }
 
@@ -109,17 +115,34 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .fallback(|| async { ApiError { status: axum::http::StatusCode::NOT_FOUND, code: "UnknownOperation", message: "no such route".to_owned() } })
+        .fallback(|| async {
+            ApiError {
+                status: axum::http::StatusCode::NOT_FOUND,
+                code: "UnknownOperation",
+                message: "no such route".to_owned(),
+            }
+        })
         .with_state(state)
 }
 
-async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> Result<&'static str, ApiError> {
-    state.health.ready().map(|()| "ready\n").map_err(ApiError::unavailable)
+async fn readyz(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> Result<&'static str, ApiError> {
+    state
+        .health
+        .ready()
+        .map(|()| "ready\n")
+        .map_err(ApiError::unavailable)
 }
 
-async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> impl axum::response::IntoResponse {
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> impl axum::response::IntoResponse {
     (
-        [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         state.health.metrics(),
     )
 }

@@ -28,7 +28,10 @@ impl Ingest for FakeIngest {
         1_700_000_000_000
     }
     fn note_rejected(&self, _: RejectKind) {}
-    fn record(&self, events: Vec<PreparedEvent>) -> BoxFuture<'_, Result<Vec<RecordOutcome>, ApiError>> {
+    fn record(
+        &self,
+        events: Vec<PreparedEvent>,
+    ) -> BoxFuture<'_, Result<Vec<RecordOutcome>, ApiError>> {
         Box::pin(async move {
             if self.unavailable {
                 return Err(ApiError::unavailable("disk full"));
@@ -54,8 +57,17 @@ struct FakeQuery;
 impl EventQuery for FakeQuery {
     fn lookup(&self, query: LookupQuery) -> BoxFuture<'_, Result<LookupPage, HistoryError>> {
         Box::pin(async move {
-            query.clone().max_results.filter(|n| *n > 50).map_or(Ok(()), |n| Err(cairn_history::QueryError::InvalidMaxResults(n)))?;
-            Ok(LookupPage { events: Vec::new(), next_token: None })
+            query
+                .clone()
+                .max_results
+                .filter(|n| *n > 50)
+                .map_or(Ok(()), |n| {
+                    Err(cairn_history::QueryError::InvalidMaxResults(n))
+                })?;
+            Ok(LookupPage {
+                events: Vec::new(),
+                next_token: None,
+            })
         })
     }
 }
@@ -76,19 +88,29 @@ fn router_with(ingest: Arc<FakeIngest>) -> Router {
         ingest,
         query: Arc::new(FakeQuery),
         health: Arc::new(FakeHealth),
-        limits: Limits { max_request_bytes: 512 * 1024, max_events_per_request: 50 },
+        limits: Limits {
+            max_request_bytes: 512 * 1024,
+            max_events_per_request: 50,
+        },
     })
 }
 
 fn fake() -> Arc<FakeIngest> {
-    Arc::new(FakeIngest { account: Some("111122223333".parse().expect("id")), ..FakeIngest::default() })
+    Arc::new(FakeIngest {
+        account: Some("111122223333".parse().expect("id")),
+        ..FakeIngest::default()
+    })
 }
 
 async fn call(router: Router, request: Request<Body>) -> (StatusCode, serde_json::Value) {
     let response = router.oneshot(request).await.expect("infallible");
     let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
-    let value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    let value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::String(
+        String::from_utf8_lossy(&bytes).into_owned(),
+    ));
     (status, value)
 }
 
@@ -108,49 +130,165 @@ async fn accepts_every_body_shape() {
     let third = GOOD.replace("good-1", "good-3");
     let ingest = fake();
     let router = router_with(ingest.clone());
-    let (status, body) = call(router.clone(), post("/v1/events", Some("application/json"), format!("[{GOOD}]"))).await;
+    let (status, body) = call(
+        router.clone(),
+        post("/v1/events", Some("application/json"), format!("[{GOOD}]")),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["accepted"], 1);
     assert_eq!(body["results"][0]["eventID"], "good-1");
-    let (status, body) = call(router.clone(), post("/v1/events", Some("application/json"), format!("{{\"Records\":[{second}]}}"))).await;
-    assert_eq!((status, body["accepted"].as_u64()), (StatusCode::OK, Some(1)));
+    let (status, body) = call(
+        router.clone(),
+        post(
+            "/v1/events",
+            Some("application/json"),
+            format!("{{\"Records\":[{second}]}}"),
+        ),
+    )
+    .await;
+    assert_eq!(
+        (status, body["accepted"].as_u64()),
+        (StatusCode::OK, Some(1))
+    );
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(format!("{third}\n\n{GOOD}\n").as_bytes()).expect("gzip");
-    let (status, body) = call(router.clone(), post("/v1/events", Some("application/x-ndjson"), gz.finish().expect("gzip"))).await;
+    gz.write_all(format!("{third}\n\n{GOOD}\n").as_bytes())
+        .expect("gzip");
+    let (status, body) = call(
+        router.clone(),
+        post(
+            "/v1/events",
+            Some("application/x-ndjson"),
+            gz.finish().expect("gzip"),
+        ),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!((body["accepted"].as_u64(), body["duplicates"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (body["accepted"].as_u64(), body["duplicates"].as_u64()),
+        (Some(1), Some(1))
+    );
     // Stored: the producer's bytes, with Cairn's members appended before the closing brace.
     let stored = ingest.recorded.lock().expect("lock")["good-3"].1.clone();
     assert!(stored.starts_with(&third.as_bytes()[..third.len() - 1]));
-    assert!(String::from_utf8(stored).expect("utf8").ends_with(",\"eventCategory\":\"Management\",\"managementEvent\":true,\"readOnly\":false}"));
+    assert!(String::from_utf8(stored).expect("utf8").ends_with(
+        ",\"eventCategory\":\"Management\",\"managementEvent\":true,\"readOnly\":false}"
+    ));
 }
 
 /// `(description, content type, body, expected status, expected code or field)`.
 #[tokio::test]
 async fn bad_input_gets_a_precise_4xx() {
-    let big_event = GOOD.replace("\"good-1\"", &format!("\"big\",\"pad\":\"{}\"", "x".repeat(300 * 1024)));
-    let many: Vec<String> = (0..51).map(|i| GOOD.replace("good-1", &format!("m{i}"))).collect();
+    let big_event = GOOD.replace(
+        "\"good-1\"",
+        &format!("\"big\",\"pad\":\"{}\"", "x".repeat(300 * 1024)),
+    );
+    let many: Vec<String> = (0..51)
+        .map(|i| GOOD.replace("good-1", &format!("m{i}")))
+        .collect();
     let cases: Vec<(&str, Option<&str>, String, StatusCode, &str)> = vec![
-        ("malformed json", Some("application/json"), "[{\"eventVersion\":".into(), StatusCode::BAD_REQUEST, "MalformedJson"),
-        ("not an array", Some("application/json"), "42".into(), StatusCode::BAD_REQUEST, "MalformedJson"),
-        ("records not array", Some("application/json"), "{\"Records\":5}".into(), StatusCode::BAD_REQUEST, "MalformedJson"),
-        ("empty", Some("application/json"), "[]".into(), StatusCode::BAD_REQUEST, "NoEvents"),
-        ("no content type", None, format!("[{GOOD}]"), StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType"),
-        ("form content type", Some("application/x-www-form-urlencoded"), format!("[{GOOD}]"), StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType"),
-        ("too many events", Some("application/json"), format!("[{}]", many.join(",")), StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge"),
-        ("request too large", Some("application/x-ndjson"), "x".repeat(600 * 1024), StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge"),
-        ("oversize event", Some("application/json"), format!("[{big_event}]"), StatusCode::BAD_REQUEST, "too_large"),
-        ("bad timestamp", Some("application/json"), format!("[{}]", GOOD.replace("2026-02-11T10:15:00Z", "2026-02-11 10:15:00")), StatusCode::BAD_REQUEST, "eventTime"),
-        ("wrong type", Some("application/json"), format!("[{}]", GOOD.replace("\"CreateUser\"", "7")), StatusCode::BAD_REQUEST, "eventName"),
-        ("bad ndjson line", Some("application/x-ndjson"), "{nope\n".into(), StatusCode::BAD_REQUEST, "malformed_json"),
+        (
+            "malformed json",
+            Some("application/json"),
+            "[{\"eventVersion\":".into(),
+            StatusCode::BAD_REQUEST,
+            "MalformedJson",
+        ),
+        (
+            "not an array",
+            Some("application/json"),
+            "42".into(),
+            StatusCode::BAD_REQUEST,
+            "MalformedJson",
+        ),
+        (
+            "records not array",
+            Some("application/json"),
+            "{\"Records\":5}".into(),
+            StatusCode::BAD_REQUEST,
+            "MalformedJson",
+        ),
+        (
+            "empty",
+            Some("application/json"),
+            "[]".into(),
+            StatusCode::BAD_REQUEST,
+            "NoEvents",
+        ),
+        (
+            "no content type",
+            None,
+            format!("[{GOOD}]"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaType",
+        ),
+        (
+            "form content type",
+            Some("application/x-www-form-urlencoded"),
+            format!("[{GOOD}]"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaType",
+        ),
+        (
+            "too many events",
+            Some("application/json"),
+            format!("[{}]", many.join(",")),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestEntityTooLarge",
+        ),
+        (
+            "request too large",
+            Some("application/x-ndjson"),
+            "x".repeat(600 * 1024),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestEntityTooLarge",
+        ),
+        (
+            "oversize event",
+            Some("application/json"),
+            format!("[{big_event}]"),
+            StatusCode::BAD_REQUEST,
+            "too_large",
+        ),
+        (
+            "bad timestamp",
+            Some("application/json"),
+            format!(
+                "[{}]",
+                GOOD.replace("2026-02-11T10:15:00Z", "2026-02-11 10:15:00")
+            ),
+            StatusCode::BAD_REQUEST,
+            "eventTime",
+        ),
+        (
+            "wrong type",
+            Some("application/json"),
+            format!("[{}]", GOOD.replace("\"CreateUser\"", "7")),
+            StatusCode::BAD_REQUEST,
+            "eventName",
+        ),
+        (
+            "bad ndjson line",
+            Some("application/x-ndjson"),
+            "{nope\n".into(),
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+        ),
     ];
     for (description, content_type, body, expected_status, expected) in cases {
-        let (status, answer) = call(router_with(fake()), post("/v1/events", content_type, body)).await;
+        let (status, answer) =
+            call(router_with(fake()), post("/v1/events", content_type, body)).await;
         assert_eq!(status, expected_status, "{description}: {answer}");
         let text = answer.to_string();
-        assert!(text.contains(expected), "{description}: {expected} not in {text}");
+        assert!(
+            text.contains(expected),
+            "{description}: {expected} not in {text}"
+        );
         if status == StatusCode::BAD_REQUEST && answer.get("results").is_none() {
-            assert!(answer["message"].as_str().is_some_and(|m| !m.is_empty()), "{description}");
+            assert!(
+                answer["message"].as_str().is_some_and(|m| !m.is_empty()),
+                "{description}"
+            );
         }
     }
 }
@@ -158,10 +296,22 @@ async fn bad_input_gets_a_precise_4xx() {
 #[tokio::test]
 async fn duplicate_event_ids_with_other_content_are_rejected() {
     let router = router_with(fake());
-    let (status, _) = call(router.clone(), post("/v1/events", Some("application/json"), format!("[{GOOD}]"))).await;
+    let (status, _) = call(
+        router.clone(),
+        post("/v1/events", Some("application/json"), format!("[{GOOD}]")),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     let changed = GOOD.replace("CreateUser", "DeleteUser");
-    let (status, body) = call(router.clone(), post("/v1/events", Some("application/json"), format!("[{changed},{GOOD}]"))).await;
+    let (status, body) = call(
+        router.clone(),
+        post(
+            "/v1/events",
+            Some("application/json"),
+            format!("[{changed},{GOOD}]"),
+        ),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["results"][0]["status"], "rejected");
     assert_eq!(body["results"][0]["field"], "eventID");
@@ -171,10 +321,22 @@ async fn duplicate_event_ids_with_other_content_are_rejected() {
 
 #[tokio::test]
 async fn unavailable_storage_is_a_503_with_the_reason() {
-    let ingest = Arc::new(FakeIngest { unavailable: true, ..FakeIngest { account: Some("111122223333".parse().expect("id")), ..FakeIngest::default() } });
-    let (status, body) = call(router_with(ingest), post("/v1/events", Some("application/json"), format!("[{GOOD}]"))).await;
+    let ingest = Arc::new(FakeIngest {
+        unavailable: true,
+        ..FakeIngest {
+            account: Some("111122223333".parse().expect("id")),
+            ..FakeIngest::default()
+        }
+    });
+    let (status, body) = call(
+        router_with(ingest),
+        post("/v1/events", Some("application/json"), format!("[{GOOD}]")),
+    )
+    .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(body["message"].as_str().is_some_and(|m| m.contains("disk full")));
+    assert!(body["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("disk full")));
 }
 
 fn audit_body(entries: &[(&str, &str, Option<String>)]) -> String {
@@ -197,10 +359,13 @@ const AUDIT: &str = r#"{"version":"1.0","userIdentity":{"type":"CustomUser","pri
 async fn put_audit_events_verifies_checksums_and_reports_per_entry() {
     use base64::Engine;
     use sha2::Digest;
-    let good_sum = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(AUDIT.as_bytes()));
+    let good_sum =
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(AUDIT.as_bytes()));
     let other = AUDIT.replace("uid-1", "uid-2");
     let no_uid = AUDIT.replace("\"UID\":\"uid-1\",", "");
-    let wrong_account = AUDIT.replace("uid-1", "uid-3").replace("111122223333", "999999999999");
+    let wrong_account = AUDIT
+        .replace("uid-1", "uid-3")
+        .replace("111122223333", "999999999999");
     let body = audit_body(&[
         ("a", AUDIT, Some(good_sum)),
         ("b", &other, Some("AAAA".into())),
@@ -208,7 +373,15 @@ async fn put_audit_events_verifies_checksums_and_reports_per_entry() {
         ("d", &wrong_account, None),
     ]);
     let router = router_with(fake());
-    let (status, answer) = call(router.clone(), post("/PutAuditEvents?channelArn=arn:aws:cloudtrail:us-east-1:111122223333:channel/c1", Some("application/json"), body)).await;
+    let (status, answer) = call(
+        router.clone(),
+        post(
+            "/PutAuditEvents?channelArn=arn:aws:cloudtrail:us-east-1:111122223333:channel/c1",
+            Some("application/json"),
+            body,
+        ),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["successful"].as_array().map(Vec::len), Some(1));
     assert_eq!(answer["successful"][0]["id"], "a");
@@ -216,36 +389,113 @@ async fn put_audit_events_verifies_checksums_and_reports_per_entry() {
         .as_array()
         .expect("failed")
         .iter()
-        .map(|f| (f["id"].as_str().expect("id").to_owned(), f["errorCode"].as_str().expect("code").to_owned()))
+        .map(|f| {
+            (
+                f["id"].as_str().expect("id").to_owned(),
+                f["errorCode"].as_str().expect("code").to_owned(),
+            )
+        })
         .collect();
     assert_eq!(failed["b"], "InvalidChecksum");
     assert_eq!(failed["c"], "FieldNotFound");
     assert_eq!(failed["d"], "InvalidRecipient");
     // A retry of the same entry is answered with the same eventID.
     let first_id = answer["successful"][0]["eventID"].clone();
-    let (_, again) = call(router.clone(), post("/PutAuditEvents?channelArn=c2", Some("application/json"), audit_body(&[("a", AUDIT, None)]))).await;
-    assert_ne!(again["successful"][0]["eventID"], first_id, "a different channel is a different event");
-    let (_, again) = call(router, post("/PutAuditEvents?channelArn=arn:aws:cloudtrail:us-east-1:111122223333:channel/c1", Some("application/json"), audit_body(&[("a", AUDIT, None)]))).await;
+    let (_, again) = call(
+        router.clone(),
+        post(
+            "/PutAuditEvents?channelArn=c2",
+            Some("application/json"),
+            audit_body(&[("a", AUDIT, None)]),
+        ),
+    )
+    .await;
+    assert_ne!(
+        again["successful"][0]["eventID"], first_id,
+        "a different channel is a different event"
+    );
+    let (_, again) = call(
+        router,
+        post(
+            "/PutAuditEvents?channelArn=arn:aws:cloudtrail:us-east-1:111122223333:channel/c1",
+            Some("application/json"),
+            audit_body(&[("a", AUDIT, None)]),
+        ),
+    )
+    .await;
     assert_eq!(again["successful"][0]["eventID"], first_id);
 }
 
 #[tokio::test]
 async fn put_audit_events_whole_request_errors() {
-    let many: Vec<(String, &str, Option<String>)> = (0..101).map(|i| (format!("e{i}"), AUDIT, None)).collect();
-    let many: Vec<(&str, &str, Option<String>)> = many.iter().map(|(i, d, c)| (i.as_str(), *d, c.clone())).collect();
+    let many: Vec<(String, &str, Option<String>)> =
+        (0..101).map(|i| (format!("e{i}"), AUDIT, None)).collect();
+    let many: Vec<(&str, &str, Option<String>)> = many
+        .iter()
+        .map(|(i, d, c)| (i.as_str(), *d, c.clone()))
+        .collect();
     let cases: Vec<(&str, String, StatusCode, &str)> = vec![
-        ("/PutAuditEvents", audit_body(&[("a", AUDIT, None)]), StatusCode::BAD_REQUEST, "InvalidChannelARN"),
-        ("/PutAuditEvents?channelArn=arn:aws:s3:::bucket", audit_body(&[("a", AUDIT, None)]), StatusCode::BAD_REQUEST, "InvalidChannelARN"),
-        ("/PutAuditEvents?channelArn=arn:aws:cloudtrail:us-east-1:999999999999:channel/x", audit_body(&[("a", AUDIT, None)]), StatusCode::FORBIDDEN, "ChannelInsufficientPermission"),
-        ("/PutAuditEvents?channelArn=c1", audit_body(&[("a", AUDIT, None), ("a", AUDIT, None)]), StatusCode::BAD_REQUEST, "DuplicatedAuditEventId"),
-        ("/PutAuditEvents?channelArn=c1", audit_body(&[]), StatusCode::BAD_REQUEST, "ValidationException"),
-        ("/PutAuditEvents?channelArn=c1", audit_body(&many), StatusCode::BAD_REQUEST, "ValidationException"),
-        ("/PutAuditEvents?channelArn=c1", audit_body(&[("bad id!", AUDIT, None)]), StatusCode::BAD_REQUEST, "ValidationException"),
-        ("/PutAuditEvents?channelArn=c1", "{\"auditEvents\":[{\"id\":\"a\"}]}".into(), StatusCode::BAD_REQUEST, "ValidationException"),
-        ("/PutAuditEvents?channelArn=c1", "x".repeat(1024 * 1024 + 1), StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge"),
+        (
+            "/PutAuditEvents",
+            audit_body(&[("a", AUDIT, None)]),
+            StatusCode::BAD_REQUEST,
+            "InvalidChannelARN",
+        ),
+        (
+            "/PutAuditEvents?channelArn=arn:aws:s3:::bucket",
+            audit_body(&[("a", AUDIT, None)]),
+            StatusCode::BAD_REQUEST,
+            "InvalidChannelARN",
+        ),
+        (
+            "/PutAuditEvents?channelArn=arn:aws:cloudtrail:us-east-1:999999999999:channel/x",
+            audit_body(&[("a", AUDIT, None)]),
+            StatusCode::FORBIDDEN,
+            "ChannelInsufficientPermission",
+        ),
+        (
+            "/PutAuditEvents?channelArn=c1",
+            audit_body(&[("a", AUDIT, None), ("a", AUDIT, None)]),
+            StatusCode::BAD_REQUEST,
+            "DuplicatedAuditEventId",
+        ),
+        (
+            "/PutAuditEvents?channelArn=c1",
+            audit_body(&[]),
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+        ),
+        (
+            "/PutAuditEvents?channelArn=c1",
+            audit_body(&many),
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+        ),
+        (
+            "/PutAuditEvents?channelArn=c1",
+            audit_body(&[("bad id!", AUDIT, None)]),
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+        ),
+        (
+            "/PutAuditEvents?channelArn=c1",
+            "{\"auditEvents\":[{\"id\":\"a\"}]}".into(),
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+        ),
+        (
+            "/PutAuditEvents?channelArn=c1",
+            "x".repeat(1024 * 1024 + 1),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestEntityTooLarge",
+        ),
     ];
     for (uri, body, expected_status, code) in cases {
-        let (status, answer) = call(router_with(fake()), post(uri, Some("application/json"), body)).await;
+        let (status, answer) = call(
+            router_with(fake()),
+            post(uri, Some("application/json"), body),
+        )
+        .await;
         assert_eq!(status, expected_status, "{uri}: {answer}");
         assert_eq!(answer["__type"], code, "{uri}: {answer}");
     }
@@ -254,23 +504,58 @@ async fn put_audit_events_whole_request_errors() {
 #[tokio::test]
 async fn event_history_parameters_are_checked() {
     let cases = [
-        ("/v1/event-history?lookup-attribute=EventName=A&lookup-attribute=Username=b", "InvalidLookupAttributesException"),
-        ("/v1/event-history?lookup-attribute=Bogus=1", "InvalidLookupAttributesException"),
-        ("/v1/event-history?lookup-attribute=EventName", "InvalidLookupAttributesException"),
-        ("/v1/event-history?start-time=yesterday", "InvalidParameterException"),
-        ("/v1/event-history?max-results=abc", "InvalidMaxResultsException"),
-        ("/v1/event-history?max-results=51", "InvalidMaxResultsException"),
-        ("/v1/event-history?event-category=data", "InvalidEventCategoryException"),
+        (
+            "/v1/event-history?lookup-attribute=EventName=A&lookup-attribute=Username=b",
+            "InvalidLookupAttributesException",
+        ),
+        (
+            "/v1/event-history?lookup-attribute=Bogus=1",
+            "InvalidLookupAttributesException",
+        ),
+        (
+            "/v1/event-history?lookup-attribute=EventName",
+            "InvalidLookupAttributesException",
+        ),
+        (
+            "/v1/event-history?start-time=yesterday",
+            "InvalidParameterException",
+        ),
+        (
+            "/v1/event-history?max-results=abc",
+            "InvalidMaxResultsException",
+        ),
+        (
+            "/v1/event-history?max-results=51",
+            "InvalidMaxResultsException",
+        ),
+        (
+            "/v1/event-history?event-category=data",
+            "InvalidEventCategoryException",
+        ),
         ("/v1/event-history?colour=blue", "InvalidParameterException"),
     ];
     for (uri, code) in cases {
-        let (status, answer) = call(router_with(fake()), Request::get(uri).body(Body::empty()).expect("request")).await;
+        let (status, answer) = call(
+            router_with(fake()),
+            Request::get(uri).body(Body::empty()).expect("request"),
+        )
+        .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {answer}");
         assert_eq!(answer["__type"], code, "{uri}");
     }
-    let (status, answer) = call(router_with(fake()), Request::get("/v1/event-history?start-time=1700000000&end-time=2026-02-11T10:15:00Z").body(Body::empty()).expect("request")).await;
+    let (status, answer) = call(
+        router_with(fake()),
+        Request::get("/v1/event-history?start-time=1700000000&end-time=2026-02-11T10:15:00Z")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["Events"], serde_json::json!([]));
-    let (status, _) = call(router_with(fake()), Request::get("/nope").body(Body::empty()).expect("request")).await;
+    let (status, _) = call(
+        router_with(fake()),
+        Request::get("/nope").body(Body::empty()).expect("request"),
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }

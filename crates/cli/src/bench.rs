@@ -62,10 +62,27 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
 }
 
 const NAMES: &[&str] = &[
-    "DescribeInstances", "GetObject", "ListBuckets", "AssumeRole", "CreateUser", "PutBucketPolicy",
-    "ConsoleLogin", "RunInstances", "StopLogging", "UpdateTrail", "AttachRolePolicy", "Decrypt",
+    "DescribeInstances",
+    "GetObject",
+    "ListBuckets",
+    "AssumeRole",
+    "CreateUser",
+    "PutBucketPolicy",
+    "ConsoleLogin",
+    "RunInstances",
+    "StopLogging",
+    "UpdateTrail",
+    "AttachRolePolicy",
+    "Decrypt",
 ];
-const SOURCES: &[&str] = &["ec2.amazonaws.com", "s3.amazonaws.com", "iam.amazonaws.com", "sts.amazonaws.com", "kms.amazonaws.com", "cloudtrail.amazonaws.com"];
+const SOURCES: &[&str] = &[
+    "ec2.amazonaws.com",
+    "s3.amazonaws.com",
+    "iam.amazonaws.com",
+    "sts.amazonaws.com",
+    "kms.amazonaws.com",
+    "cloudtrail.amazonaws.com",
+];
 const REGIONS: &[&str] = &["us-east-1", "us-west-2", "eu-west-1", "ap-southeast-2"];
 
 /// A realistic management event of about 1.2 KB.
@@ -85,11 +102,27 @@ fn sample_event(rng: &mut StdRng, i: u64, time: &str) -> String {
             r#""eventType":"AwsApiCall","managementEvent":true,"recipientAccountId":"123456789012","eventCategory":"Management","#,
             r#""tlsDetails":{{"tlsVersion":"TLSv1.3","cipherSuite":"TLS_AES_128_GCM_SHA256","clientProvidedHostHeader":"{}"}}}}"#
         ),
-        rng.gen::<u64>(), user, key, user, time,
-        time, source, name, region, rng.gen_range(1..255),
-        rng.gen_range(0..100), rng.gen::<u64>(),
-        rng.gen::<u128>(), rng.gen::<u128>(), (i >> 32) as u32, (i >> 16) as u16, rng.gen::<u16>() & 0xfff, rng.gen::<u16>() & 0xfff, i & 0xffff_ffff_ffff,
-        user, source,
+        rng.gen::<u64>(),
+        user,
+        key,
+        user,
+        time,
+        time,
+        source,
+        name,
+        region,
+        rng.gen_range(1..255),
+        rng.gen_range(0..100),
+        rng.gen::<u64>(),
+        rng.gen::<u128>(),
+        rng.gen::<u128>(),
+        (i >> 32) as u32,
+        (i >> 16) as u16,
+        rng.gen::<u16>() & 0xfff,
+        rng.gen::<u16>() & 0xfff,
+        i & 0xffff_ffff_ffff,
+        user,
+        source,
     )
 }
 
@@ -132,7 +165,9 @@ fn peak_memory_kib(pid: u32) -> Option<u64> {
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 struct ChildServer(std::process::Child);
@@ -145,7 +180,12 @@ impl Drop for ChildServer {
 }
 
 async fn metric(client: &reqwest::Client, base: &str, name: &str) -> anyhow::Result<f64> {
-    let text = client.get(format!("{base}/metrics")).send().await?.text().await?;
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
     Ok(text
         .lines()
         .filter(|l| l.starts_with(name))
@@ -157,13 +197,19 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     if args.clients == 0 || args.batch == 0 || args.events == 0 {
         bail!("--events, --clients and --batch must be at least 1");
     }
-    let scratch = tempfile::Builder::new().prefix("cairn-bench-").tempdir_in(args.dir.clone().unwrap_or_else(std::env::temp_dir))?;
+    let scratch = tempfile::Builder::new()
+        .prefix("cairn-bench-")
+        .tempdir_in(args.dir.clone().unwrap_or_else(std::env::temp_dir))?;
     let mut rng = StdRng::seed_from_u64(42);
     let time = cairn_model::time::format_utc_seconds(
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64,
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis() as i64,
     );
     eprintln!("generating {} events...", args.events);
-    let events: Vec<String> = (0..args.events as u64).map(|i| sample_event(&mut rng, i, &time)).collect();
+    let events: Vec<String> = (0..args.events as u64)
+        .map(|i| sample_event(&mut rng, i, &time))
+        .collect();
     let event_bytes = events.iter().map(String::len).sum::<usize>() as f64 / events.len() as f64;
     let bodies: Vec<Vec<u8>> = events
         .chunks(args.batch)
@@ -178,24 +224,37 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     drop(events);
 
     eprintln!("baseline: raw fsync'd append of the same bytes...");
-    let (raw_elapsed, raw_bytes) = raw_append_baseline(&scratch.path().join("raw-append.bin"), &bodies)?;
+    let (raw_elapsed, raw_bytes) =
+        raw_append_baseline(&scratch.path().join("raw-append.bin"), &bodies)?;
     std::fs::remove_file(scratch.path().join("raw-append.bin"))?;
 
     let port = free_port()?;
     let base = format!("http://127.0.0.1:{port}");
     let exe = std::env::current_exe()?;
     let child = std::process::Command::new(exe)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
         .arg(scratch.path().join("data"))
         .env("CAIRN_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .spawn()
         .context("starting cairn serve")?;
     let server = ChildServer(child);
-    let client = reqwest::Client::builder().pool_max_idle_per_host(args.clients).build()?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.clients)
+        .build()?;
     let started = Instant::now();
     loop {
-        if client.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
+        if client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
             break;
         }
         if started.elapsed() > Duration::from_secs(30) {
@@ -204,24 +263,44 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    eprintln!("sending {} requests of {} events from {} clients...", bodies.len(), args.batch, args.clients);
+    eprintln!(
+        "sending {} requests of {} events from {} clients...",
+        bodies.len(),
+        args.batch,
+        args.clients
+    );
     let bodies = std::sync::Arc::new(bodies);
     let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..args.clients {
-        let (client, bodies, next, url) = (client.clone(), bodies.clone(), next.clone(), format!("{base}/v1/events"));
+        let (client, bodies, next, url) = (
+            client.clone(),
+            bodies.clone(),
+            next.clone(),
+            format!("{base}/v1/events"),
+        );
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(body) = bodies.get(i) else { return Ok::<_, anyhow::Error>(latencies) };
+                let Some(body) = bodies.get(i) else {
+                    return Ok::<_, anyhow::Error>(latencies);
+                };
                 let sent = Instant::now();
-                let response = client.post(&url).header("content-type", "application/json").body(body.clone()).send().await?;
+                let response = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await?;
                 let status = response.status();
                 let text = response.bytes().await?;
                 if !status.is_success() {
-                    bail!("request failed: {status}: {}", String::from_utf8_lossy(&text));
+                    bail!(
+                        "request failed: {status}: {}",
+                        String::from_utf8_lossy(&text)
+                    );
                 }
                 latencies.push(sent.elapsed());
             }
@@ -235,7 +314,10 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     latencies.sort_unstable();
     let accepted = metric(&client, &base, "cairn_events_accepted_total").await?;
     if accepted as usize != args.events {
-        bail!("server accepted {accepted} events, expected {}", args.events);
+        bail!(
+            "server accepted {accepted} events, expected {}",
+            args.events
+        );
     }
     let index_started = Instant::now();
     while metric(&client, &base, "cairn_history_indexed_total").await? < args.events as f64 {
@@ -252,15 +334,27 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     let mb = raw_bytes as f64 / 1e6;
     let raw_rate_mb = mb / raw_elapsed.as_secs_f64();
     let raw_events = args.events as f64 / raw_elapsed.as_secs_f64();
-    println!("cairn bench ingest: {} events of {:.0} bytes, {} clients x {} events/request", args.events, event_bytes, args.clients, args.batch);
+    println!(
+        "cairn bench ingest: {} events of {:.0} bytes, {} clients x {} events/request",
+        args.events, event_bytes, args.clients, args.batch
+    );
     println!("  cairn ingest:     {rate:>10.0} events/s  {:>7.1} MB/s  ack p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
         mb / elapsed.as_secs_f64(), ms(percentile(&latencies, 50.0)), ms(percentile(&latencies, 99.0)), ms(percentile(&latencies, 100.0)));
     println!("  raw append+fsync: {raw_events:>10.0} events/s  {raw_rate_mb:>7.1} MB/s  (1 MiB writes, fsync per MiB, same bytes)");
     println!("  ratio cairn/raw:  {:.3}", rate / raw_events);
-    println!("  history indexing caught up {:.2} s after the last acknowledgement", index_catch_up.as_secs_f64());
-    println!("  server peak memory (VmHWM): {:.1} MiB", peak as f64 / 1024.0);
+    println!(
+        "  history indexing caught up {:.2} s after the last acknowledgement",
+        index_catch_up.as_secs_f64()
+    );
+    println!(
+        "  server peak memory (VmHWM): {:.1} MiB",
+        peak as f64 / 1024.0
+    );
     Ok(())
 }
+
+/// Makes one lookup of a shape from random inputs.
+type QueryMaker = Box<dyn Fn(&mut StdRng) -> LookupQuery>;
 
 fn lookup(args: LookupArgs) -> anyhow::Result<()> {
     let owned_dir;
@@ -270,18 +364,26 @@ fn lookup(args: LookupArgs) -> anyhow::Result<()> {
             dir.clone()
         }
         None => {
-            owned_dir = tempfile::Builder::new().prefix("cairn-bench-lookup-").tempdir()?;
+            owned_dir = tempfile::Builder::new()
+                .prefix("cairn-bench-lookup-")
+                .tempdir()?;
             owned_dir.path().to_path_buf()
         }
     };
     let path = dir.join(format!("history-{}.redb", args.events));
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
     let day = cairn_history::DAY_MS;
     let config = HistoryConfig::default();
-    let reuse = path.exists() && std::fs::read_to_string(dir.join(format!("history-{}.done", args.events))).is_ok();
+    let reuse = path.exists()
+        && std::fs::read_to_string(dir.join(format!("history-{}.done", args.events))).is_ok();
     let store = HistoryStore::open(&path, &config)?;
     if !reuse {
-        eprintln!("building a history of {} events over 89 days (4 regions)...", args.events);
+        eprintln!(
+            "building a history of {} events over 89 days (4 regions)...",
+            args.events
+        );
         let mut rng = StdRng::seed_from_u64(7);
         let started = Instant::now();
         let span = 89 * day;
@@ -295,20 +397,31 @@ fn lookup(args: LookupArgs) -> anyhow::Result<()> {
                     let k = (done + i) as i64;
                     // Oldest first, evenly over the span.
                     let t = now - span + k * span / args.events as i64;
-                    sample_event(&mut rng, (done + i) as u64, &cairn_model::time::format_utc_seconds(t))
+                    sample_event(
+                        &mut rng,
+                        (done + i) as u64,
+                        &cairn_model::time::format_utc_seconds(t),
+                    )
                 })
                 .collect();
             let items: Vec<IndexItem<'_>> = records
                 .iter()
                 .map(|r| {
                     seq += 1;
-                    IndexItem { seq, record: r.as_bytes(), digest: cairn_model::event::producer_digest(r.as_bytes()) }
+                    IndexItem {
+                        seq,
+                        record: r.as_bytes(),
+                        digest: cairn_model::event::producer_digest(r.as_bytes()),
+                    }
                 })
                 .collect();
             store.index_batch(&items, now)?;
             done += n;
             if done % 500_000 < batch {
-                eprintln!("  {done} events, {:.0} events/s", done as f64 / started.elapsed().as_secs_f64());
+                eprintln!(
+                    "  {done} events, {:.0} events/s",
+                    done as f64 / started.elapsed().as_secs_f64()
+                );
             }
         }
         std::fs::write(dir.join(format!("history-{}.done", args.events)), b"done")?;
@@ -316,13 +429,19 @@ fn lookup(args: LookupArgs) -> anyhow::Result<()> {
     }
     let size = std::fs::metadata(&path)?.len();
     let mut rng = StdRng::seed_from_u64(9);
-    let shapes: Vec<(&str, Box<dyn Fn(&mut StdRng) -> LookupQuery>)> = vec![
-        ("newest page, no attribute", Box::new(|_| LookupQuery::region("us-east-1"))),
+    let shapes: Vec<(&str, QueryMaker)> = vec![
+        (
+            "newest page, no attribute",
+            Box::new(|_| LookupQuery::region("us-east-1")),
+        ),
         (
             "EventName (1 in 12)",
             Box::new(|rng: &mut StdRng| {
                 let mut q = LookupQuery::region("us-east-1");
-                q.attribute = Some((AttributeKey::EventName, NAMES[rng.gen_range(0..NAMES.len())].to_owned()));
+                q.attribute = Some((
+                    AttributeKey::EventName,
+                    NAMES[rng.gen_range(0..NAMES.len())].to_owned(),
+                ));
                 q
             }),
         ),
@@ -330,7 +449,10 @@ fn lookup(args: LookupArgs) -> anyhow::Result<()> {
             "Username (1 in 2000)",
             Box::new(|rng: &mut StdRng| {
                 let mut q = LookupQuery::region("eu-west-1");
-                q.attribute = Some((AttributeKey::Username, format!("user-{:04}", rng.gen_range(0..2000))));
+                q.attribute = Some((
+                    AttributeKey::Username,
+                    format!("user-{:04}", rng.gen_range(0..2000)),
+                ));
                 q
             }),
         ),
@@ -341,7 +463,10 @@ fn lookup(args: LookupArgs) -> anyhow::Result<()> {
                 let end = now - 30 * day - rng.gen_range(0..day);
                 q.start_time = Some(end - 3_600_000);
                 q.end_time = Some(end);
-                q.attribute = Some((AttributeKey::EventName, NAMES[rng.gen_range(0..NAMES.len())].to_owned()));
+                q.attribute = Some((
+                    AttributeKey::EventName,
+                    NAMES[rng.gen_range(0..NAMES.len())].to_owned(),
+                ));
                 q
             }),
         ),
@@ -387,6 +512,10 @@ fn lookup(args: LookupArgs) -> anyhow::Result<()> {
         times.push(started.elapsed());
     }
     times.sort_unstable();
-    println!("  baseline: one redb point read              p50 {:>7.3} ms  p99 {:>7.3} ms", ms(percentile(&times, 50.0)), ms(percentile(&times, 99.0)));
+    println!(
+        "  baseline: one redb point read              p50 {:>7.3} ms  p99 {:>7.3} ms",
+        ms(percentile(&times, 50.0)),
+        ms(percentile(&times, 99.0))
+    );
     Ok(())
 }

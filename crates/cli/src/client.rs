@@ -41,7 +41,9 @@ struct EventResult {
 }
 
 fn http() -> anyhow::Result<reqwest::Client> {
-    reqwest::Client::builder().build().context("building the HTTP client")
+    reqwest::Client::builder()
+        .build()
+        .context("building the HTTP client")
 }
 
 async fn error_text(response: reqwest::Response) -> String {
@@ -72,8 +74,10 @@ pub async fn put_events(args: PutEventsArgs) -> anyhow::Result<ExitCode> {
         let progress = (events.len() > 10 * args.batch).then(|| {
             let bar = indicatif::ProgressBar::new(events.len() as u64);
             bar.set_style(
-                indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} events ({per_sec}, eta {eta})")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                indicatif::ProgressStyle::with_template(
+                    "{msg} [{bar:40}] {pos}/{len} events ({per_sec}, eta {eta})",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
             bar.set_message(file.clone());
             bar
@@ -95,7 +99,10 @@ pub async fn put_events(args: PutEventsArgs) -> anyhow::Result<ExitCode> {
                     .with_context(|| format!("sending events to {url}"))?;
                 if response.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE {
                     // Nothing was acknowledged; retrying is safe (eventIDs make it idempotent).
-                    eprintln!("server unavailable ({}), retrying in 1s", error_text(response).await);
+                    eprintln!(
+                        "server unavailable ({}), retrying in 1s",
+                        error_text(response).await
+                    );
                     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                     continue;
                 }
@@ -138,10 +145,17 @@ pub async fn put_events(args: PutEventsArgs) -> anyhow::Result<ExitCode> {
         }
     }
     if rejected > printed {
-        eprintln!("... {} more rejections (use --all-rejections)", rejected - printed);
+        eprintln!(
+            "... {} more rejections (use --all-rejections)",
+            rejected - printed
+        );
     }
     println!("accepted: {accepted}, duplicates: {duplicates}, rejected: {rejected}");
-    Ok(if rejected > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if rejected > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -198,12 +212,20 @@ pub async fn lookup_events(args: LookupArgs) -> anyhow::Result<()> {
             ("end-time", &args.end_time),
             ("next-token", &token),
         ];
-        params.extend(optional.into_iter().filter_map(|(k, v)| v.clone().map(|v| (k, v))));
+        params.extend(
+            optional
+                .into_iter()
+                .filter_map(|(k, v)| v.clone().map(|v| (k, v))),
+        );
         if args.insights {
             params.push(("event-category", "insight".to_owned()));
         }
         let query: String = form_encode(&params);
-        let response = client.get(format!("{url}?{query}")).send().await.with_context(|| format!("querying {url}"))?;
+        let response = client
+            .get(format!("{url}?{query}"))
+            .send()
+            .await
+            .with_context(|| format!("querying {url}"))?;
         if !response.status().is_success() {
             bail!("lookup failed: {}", error_text(response).await);
         }
@@ -223,7 +245,10 @@ pub async fn lookup_events(args: LookupArgs) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&out)?);
         }
         Output::Table => {
-            println!("{:<20}  {:<32}  {:<24}  {:<28}  {}", "EventTime", "EventName", "Username", "EventSource", "EventId");
+            println!(
+                "{:<20}  {:<32}  {:<24}  {:<28}  EventId",
+                "EventTime", "EventName", "Username", "EventSource"
+            );
             for event in &events {
                 let time = event["EventTime"].as_f64().map_or(String::new(), |t| {
                     cairn_model::time::format_utc_seconds((t * 1000.0) as i64)

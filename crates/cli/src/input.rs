@@ -12,7 +12,9 @@ pub const MAX_INPUT_BYTES: u64 = 8 * 1024 * 1024 * 1024;
 pub fn read_input(path: &str) -> anyhow::Result<Vec<u8>> {
     let mut raw = Vec::new();
     if path == "-" {
-        std::io::stdin().read_to_end(&mut raw).context("reading standard input")?;
+        std::io::stdin()
+            .read_to_end(&mut raw)
+            .context("reading standard input")?;
     } else {
         raw = std::fs::read(path).with_context(|| format!("reading {path}"))?;
     }
@@ -44,10 +46,11 @@ struct RecordsFile<'a> {
 
 fn json_events<'a>(bytes: &'a [u8], name: &str) -> anyhow::Result<Vec<&'a [u8]>> {
     let items: Vec<&RawValue> = if bytes.trim_ascii_start().starts_with(b"[") {
-        serde_json::from_slice(bytes).with_context(|| format!("{name} is not a valid JSON array"))?
+        serde_json::from_slice(bytes)
+            .with_context(|| format!("{name} is not a valid JSON array"))?
     } else {
-        let file: RecordsFile<'_> =
-            serde_json::from_slice(bytes).with_context(|| format!("{name} is not a {{\"Records\":[...]}} file"))?;
+        let file: RecordsFile<'_> = serde_json::from_slice(bytes)
+            .with_context(|| format!("{name} is not a {{\"Records\":[...]}} file"))?;
         file.records
     };
     Ok(items.into_iter().map(|r| r.get().as_bytes()).collect())

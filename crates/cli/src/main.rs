@@ -109,7 +109,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if running.local_addr.ip().is_loopback() {
         eprintln!("bound to loopback only: the API is not authenticated yet (see --allow-remote)");
     } else {
-        eprintln!("WARNING: listening on {} without authentication", running.local_addr);
+        eprintln!(
+            "WARNING: listening on {} without authentication",
+            running.local_addr
+        );
     }
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {
@@ -123,7 +126,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("cairn: starting the async runtime failed: {e}");
@@ -139,18 +145,26 @@ fn main() -> ExitCode {
             }
             Command::LookupEvents(args) => {
                 init_logging("warn", LogFormat::Text);
-                client::lookup_events(args).await.map(|()| ExitCode::SUCCESS)
+                client::lookup_events(args)
+                    .await
+                    .map(|()| ExitCode::SUCCESS)
             }
             Command::Bench(command) => {
                 init_logging("warn", LogFormat::Text);
-                bench::run(command).await.context("benchmark failed").map(|()| ExitCode::SUCCESS)
+                bench::run(command)
+                    .await
+                    .context("benchmark failed")
+                    .map(|()| ExitCode::SUCCESS)
             }
         }
     });
     match result {
         Ok(code) => code,
         Err(e) => {
-            if e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)) {
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
                 return ExitCode::SUCCESS;
             }
             eprintln!("cairn: {e:#}");

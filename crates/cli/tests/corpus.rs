@@ -17,19 +17,35 @@ async fn every_sample_record_is_ingested_and_found_or_precisely_rejected() {
         .expect("corpus")
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "ndjson") && !p.to_string_lossy().ends_with(".digests.ndjson"))
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "ndjson")
+                && !p.to_string_lossy().ends_with(".digests.ndjson")
+        })
         .collect();
     files.sort();
-    assert!(files.len() >= 6, "corpus files missing under {}", normalized.display());
+    assert!(
+        files.len() >= 6,
+        "corpus files missing under {}",
+        normalized.display()
+    );
 
     let mut rejections = Vec::new();
     let (mut accepted, mut duplicates, mut found_in_history, mut not_in_history) = (0, 0, 0, 0);
     let mut accepted_records: Vec<(String, Vec<u8>)> = Vec::new();
     for file in &files {
-        let name = file.file_name().expect("name").to_string_lossy().into_owned();
+        let name = file
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
         let text = std::fs::read(file).expect("read corpus file");
-        let lines: Vec<&[u8]> = text.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
-        let (status, body) = server.post("/v1/events", "application/x-ndjson", text.clone()).await;
+        let lines: Vec<&[u8]> = text
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .collect();
+        let (status, body) = server
+            .post("/v1/events", "application/x-ndjson", text.clone())
+            .await;
         assert_eq!(status, 200, "{name}: {body}");
         let results = body["results"].as_array().expect("results");
         assert_eq!(results.len(), lines.len(), "{name}: one result per record");
@@ -42,7 +58,10 @@ async fn every_sample_record_is_ingested_and_found_or_precisely_rejected() {
                     let reason = result["reason"].as_str().expect("reason");
                     assert!(!reason.is_empty());
                     let field = result["field"].as_str().unwrap_or("-");
-                    rejections.push(format!("{name}#{index}\t{}\t{field}\t{reason}", result["code"].as_str().expect("code")));
+                    rejections.push(format!(
+                        "{name}#{index}\t{}\t{field}\t{reason}",
+                        result["code"].as_str().expect("code")
+                    ));
                 }
                 status => {
                     if status == "accepted" {
@@ -51,20 +70,26 @@ async fn every_sample_record_is_ingested_and_found_or_precisely_rejected() {
                         duplicates += 1;
                     }
                     let event_id = result["eventID"].as_str().expect("eventID").to_owned();
-                    let sent: serde_json::Value = serde_json::from_slice(line).expect("accepted records are JSON");
+                    let sent: serde_json::Value =
+                        serde_json::from_slice(line).expect("accepted records are JSON");
                     let region = sent["awsRegion"].as_str().expect("region");
                     let insight = sent["eventType"] == "AwsCloudTrailInsight";
                     let query = format!(
                         "/v1/event-history?region={region}&lookup-attribute={}{}",
                         encode(&format!("EventId={event_id}")),
-                        if insight { "&event-category=insight" } else { "" }
+                        if insight {
+                            "&event-category=insight"
+                        } else {
+                            ""
+                        }
                     );
                     let (status, page) = server.get(&query).await;
                     assert_eq!(status, 200, "{name}#{index}: {page}");
                     match page["Events"].as_array().expect("events").as_slice() {
                         [event] => {
                             found_in_history += 1;
-                            let stored = event["CloudTrailEvent"].as_str().expect("CloudTrailEvent");
+                            let stored =
+                                event["CloudTrailEvent"].as_str().expect("CloudTrailEvent");
                             if status == 200 && result["status"] == "accepted" {
                                 assert!(
                                     is_sent_plus_appended(line, stored.as_bytes()),
@@ -77,15 +102,22 @@ async fn every_sample_record_is_ingested_and_found_or_precisely_rejected() {
                         [] => {
                             // Only data and network-activity events stay out of Event history.
                             not_in_history += 1;
-                            let category = sent["eventCategory"].as_str().map(str::to_owned).unwrap_or_else(|| {
-                                let source = sent["eventSource"].as_str().unwrap_or("");
-                                let name = sent["eventName"].as_str().unwrap_or("");
-                                if sent["managementEvent"] == false || cairn_model::classify::is_known_data_plane_call(source, name) {
-                                    "Data".to_owned()
-                                } else {
-                                    "Management".to_owned()
-                                }
-                            });
+                            let category = sent["eventCategory"]
+                                .as_str()
+                                .map(str::to_owned)
+                                .unwrap_or_else(|| {
+                                    let source = sent["eventSource"].as_str().unwrap_or("");
+                                    let name = sent["eventName"].as_str().unwrap_or("");
+                                    if sent["managementEvent"] == false
+                                        || cairn_model::classify::is_known_data_plane_call(
+                                            source, name,
+                                        )
+                                    {
+                                        "Data".to_owned()
+                                    } else {
+                                        "Management".to_owned()
+                                    }
+                                });
                             assert!(
                                 category == "Data" || category == "NetworkActivity",
                                 "{name}#{index}: {category} event {event_id} not found in history"
@@ -117,12 +149,22 @@ async fn every_sample_record_is_ingested_and_found_or_precisely_rejected() {
         for record in batch {
             let stored = &record.payload[17..];
             let view = cairn_model::EventView::from_record(stored).expect("view");
-            in_wal.entry(view.event_id).or_default().push(stored.to_vec());
+            in_wal
+                .entry(view.event_id)
+                .or_default()
+                .push(stored.to_vec());
         }
     }
     for (event_id, stored) in &accepted_records {
-        assert_eq!(in_wal.get(event_id).map(Vec::len), Some(1), "{event_id} in the WAL once");
-        assert_eq!(&in_wal[event_id][0], stored, "{event_id}: WAL and history agree");
+        assert_eq!(
+            in_wal.get(event_id).map(Vec::len),
+            Some(1),
+            "{event_id} in the WAL once"
+        );
+        assert_eq!(
+            &in_wal[event_id][0], stored,
+            "{event_id}: WAL and history agree"
+        );
     }
 
     rejections.sort();
@@ -136,5 +178,8 @@ async fn every_sample_record_is_ingested_and_found_or_precisely_rejected() {
         std::fs::write(&golden, &listing).expect("write golden");
     }
     let expected = std::fs::read_to_string(&golden).unwrap_or_default();
-    assert_eq!(listing, expected, "corpus results changed; review and regenerate with UPDATE_GOLDEN=1");
+    assert_eq!(
+        listing, expected,
+        "corpus results changed; review and regenerate with UPDATE_GOLDEN=1"
+    );
 }

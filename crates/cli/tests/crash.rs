@@ -42,9 +42,9 @@ fn spawn(dir: &std::path::Path) -> Server {
             }
         });
     }
-    let base = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| {
-        panic!("server did not start: {:?}", log.lock().expect("log"))
-    });
+    let base = rx
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("server did not start: {:?}", log.lock().expect("log")));
     Server { child, base, log }
 }
 
@@ -59,15 +59,28 @@ fn event(id: &str, time: &str) -> String {
 async fn history_ids(client: &reqwest::Client, base: &str) -> HashSet<String> {
     // Wait for the indexer to catch up.
     let metric = |text: &str, name: &str| -> f64 {
-        text.lines().filter(|l| l.split(['{', ' ']).next() == Some(name)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+        text.lines()
+            .filter(|l| l.split(['{', ' ']).next() == Some(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
     };
     let started = Instant::now();
     loop {
-        let text = client.get(format!("{base}/metrics")).send().await.expect("metrics").text().await.expect("text");
+        let text = client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
         if metric(&text, "cairn_history_applied_seq") >= metric(&text, "cairn_wal_durable_seq") {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(120), "indexer did not catch up");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "indexer did not catch up"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mut ids = HashSet::new();
@@ -77,10 +90,19 @@ async fn history_ids(client: &reqwest::Client, base: &str) -> HashSet<String> {
         if let Some(t) = &token {
             url.push_str(&format!("&next-token={}", support::encode(t)));
         }
-        let page: serde_json::Value = client.get(url).send().await.expect("lookup").json_value().await;
+        let page: serde_json::Value = client
+            .get(url)
+            .send()
+            .await
+            .expect("lookup")
+            .json_value()
+            .await;
         for event in page["Events"].as_array().expect("events") {
             let id = event["EventId"].as_str().expect("id").to_owned();
-            assert!(ids.insert(id.clone()), "event {id} appears twice in history");
+            assert!(
+                ids.insert(id.clone()),
+                "event {id} appears twice in history"
+            );
         }
         match page["NextToken"].as_str() {
             Some(t) => token = Some(t.to_owned()),
@@ -125,7 +147,10 @@ async fn sigkill_during_concurrent_ingest_loses_no_acknowledged_event() {
     let acked: Arc<Mutex<HashSet<String>>> = Arc::default();
     let mut rng = rand::rngs::StdRng::seed_from_u64(2026);
     let time = cairn_model::time::format_utc_seconds(
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("now").as_millis() as i64,
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("now")
+            .as_millis() as i64,
     );
     let rounds = 12;
     for round in 0..=rounds {
@@ -133,17 +158,35 @@ async fn sigkill_during_concurrent_ingest_loses_no_acknowledged_event() {
         let present = history_ids(&client, &server.base).await;
         let acked_now = acked.lock().expect("acked").clone();
         let missing: Vec<_> = acked_now.difference(&present).take(5).collect();
-        assert!(missing.is_empty(), "round {round}: acknowledged events lost: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "round {round}: acknowledged events lost: {missing:?}"
+        );
         let log = server.log.lock().expect("log").join("\n");
-        assert!(log.contains("write-ahead log recovered"), "round {round}: no recovery report:\n{log}");
+        assert!(
+            log.contains("write-ahead log recovered"),
+            "round {round}: no recovery report:\n{log}"
+        );
         let torn_bytes_cut: u64 = log
             .lines()
             .filter(|l| l.contains("write-ahead log recovered"))
-            .filter_map(|l| l.split("torn_bytes_cut=").nth(1)?.split_whitespace().next()?.parse().ok())
+            .filter_map(|l| {
+                l.split("torn_bytes_cut=")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            })
             .next_back()
-            .unwrap_or_else(|| panic!("round {round}: recovery report without torn_bytes_cut:\n{log}"));
+            .unwrap_or_else(|| {
+                panic!("round {round}: recovery report without torn_bytes_cut:\n{log}")
+            });
         if round > 0 && round % 3 == 0 {
-            assert!(torn_bytes_cut > 0, "round {round}: the torn tail was not cut:\n{log}");
+            assert!(
+                torn_bytes_cut > 0,
+                "round {round}: the torn tail was not cut:\n{log}"
+            );
         }
         if round == rounds {
             let _ = server.child.kill();
@@ -155,20 +198,42 @@ async fn sigkill_during_concurrent_ingest_loses_no_acknowledged_event() {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut tasks = Vec::new();
         for task in 0..4 {
-            let (client, base, acked, stop, time) = (client.clone(), server.base.clone(), acked.clone(), stop.clone(), time.clone());
+            let (client, base, acked, stop, time) = (
+                client.clone(),
+                server.base.clone(),
+                acked.clone(),
+                stop.clone(),
+                time.clone(),
+            );
             tasks.push(tokio::spawn(async move {
                 let mut n = 0;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    let ids: Vec<String> = (0..10).map(|i| format!("r{round}-t{task}-b{n}-e{i}")).collect();
+                    let ids: Vec<String> = (0..10)
+                        .map(|i| format!("r{round}-t{task}-b{n}-e{i}"))
+                        .collect();
                     n += 1;
-                    let body = format!("[{}]", ids.iter().map(|id| event(id, &time)).collect::<Vec<_>>().join(","));
-                    let response = client.post(format!("{base}/v1/events")).header("content-type", "application/json").body(body).send().await;
+                    let body = format!(
+                        "[{}]",
+                        ids.iter()
+                            .map(|id| event(id, &time))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    );
+                    let response = client
+                        .post(format!("{base}/v1/events"))
+                        .header("content-type", "application/json")
+                        .body(body)
+                        .send()
+                        .await;
                     let Ok(response) = response else { return };
                     if response.status() != 200 {
                         continue;
                     }
-                    let Ok(text) = response.text().await else { return };
-                    let answer: serde_json::Value = serde_json::from_str(&text).expect("json answer");
+                    let Ok(text) = response.text().await else {
+                        return;
+                    };
+                    let answer: serde_json::Value =
+                        serde_json::from_str(&text).expect("json answer");
                     let mut acked = acked.lock().expect("acked");
                     for result in answer["results"].as_array().expect("results") {
                         assert_ne!(result["status"], "rejected", "{result}");
@@ -187,12 +252,22 @@ async fn sigkill_during_concurrent_ingest_loses_no_acknowledged_event() {
         if (round + 1) % 3 == 0 {
             // A power cut mid-write: half a record at the end of the last segment.
             let mut torn = Vec::new();
-            cairn_wal::record::encode_record(&mut torn, u64::MAX / 2, event("torn", &time).as_bytes());
-            let mut file = std::fs::OpenOptions::new().append(true).open(last_segment(dir.path())).expect("segment");
+            cairn_wal::record::encode_record(
+                &mut torn,
+                u64::MAX / 2,
+                event("torn", &time).as_bytes(),
+            );
+            let mut file = std::fs::OpenOptions::new()
+                .append(true)
+                .open(last_segment(dir.path()))
+                .expect("segment");
             file.write_all(&torn[..torn.len() / 2]).expect("tear");
         }
     }
     let total = acked.lock().expect("acked").len();
-    assert!(total > 500, "too few events acknowledged to mean anything: {total}");
+    assert!(
+        total > 500,
+        "too few events acknowledged to mean anything: {total}"
+    );
     eprintln!("{rounds} SIGKILLs, {total} acknowledged events, none lost or doubled");
 }

@@ -163,7 +163,15 @@ mod tests {
 
     #[test]
     fn positions_round_trip() {
-        let key = with_position(&attribute_prefix(AttributeKey::Username, &scope(Kind::Events, "us-east-1"), "bob"), 42, 7);
+        let key = with_position(
+            &attribute_prefix(
+                AttributeKey::Username,
+                &scope(Kind::Events, "us-east-1"),
+                "bob",
+            ),
+            42,
+            7,
+        );
         assert_eq!(position_of(&key), Some((42, 7)));
         assert_eq!(day_of_table(&events_table(19_000)), Some(19_000));
         assert_eq!(day_of_table("event_ids"), None);

@@ -44,7 +44,10 @@ pub struct HistoryConfig {
 
 impl Default for HistoryConfig {
     fn default() -> Self {
-        Self { retention_days: 90, cache_bytes: 256 * 1024 * 1024 }
+        Self {
+            retention_days: 90,
+            cache_bytes: 256 * 1024 * 1024,
+        }
     }
 }
 
@@ -67,7 +70,7 @@ pub enum HistoryError {
         operation: &'static str,
         /// The failure.
         #[source]
-        source: redb::Error,
+        source: Box<redb::Error>,
     },
     /// A lookup was invalid.
     #[error(transparent)]
@@ -80,7 +83,10 @@ trait StoreResult<T> {
 
 impl<T, E: Into<redb::Error>> StoreResult<T> for Result<T, E> {
     fn during(self, operation: &'static str) -> Result<T, HistoryError> {
-        self.map_err(|e| HistoryError::Store { operation, source: e.into() })
+        self.map_err(|e| HistoryError::Store {
+            operation,
+            source: Box::new(e.into()),
+        })
     }
 }
 
@@ -191,7 +197,14 @@ fn kind_of(category: EventCategory) -> Kind {
     }
 }
 
-fn encode_id_entry(digest: &ProducerDigest, day: i64, time: EpochMillis, seq: u64, in_history: bool, scope: &[u8]) -> Vec<u8> {
+fn encode_id_entry(
+    digest: &ProducerDigest,
+    day: i64,
+    time: EpochMillis,
+    seq: u64,
+    in_history: bool,
+    scope: &[u8],
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(41 + scope.len());
     out.extend_from_slice(digest);
     out.extend_from_slice(&day.to_be_bytes());
@@ -225,9 +238,21 @@ fn decode_id_entry(bytes: &[u8]) -> Option<IdEntry> {
     })
 }
 
-fn push_found(found: &mut Vec<(EpochMillis, u64, FoundEvent)>, time: EpochMillis, seq: u64, record: &[u8]) {
+fn push_found(
+    found: &mut Vec<(EpochMillis, u64, FoundEvent)>,
+    time: EpochMillis,
+    seq: u64,
+    record: &[u8],
+) {
     match EventView::from_record(record) {
-        Ok(view) => found.push((time, seq, FoundEvent { record: record.to_vec(), view })),
+        Ok(view) => found.push((
+            time,
+            seq,
+            FoundEvent {
+                record: record.to_vec(),
+                view,
+            },
+        )),
         Err(e) => tracing::error!(seq, error = %e, "unreadable record in event history"),
     }
 }
@@ -238,19 +263,28 @@ impl HistoryStore {
         let db = Database::builder()
             .set_cache_size(config.cache_bytes)
             .create(path)
-            .map_err(|source| HistoryError::Open { path: path.to_path_buf(), source })?;
+            .map_err(|source| HistoryError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
         let tx = db.begin_write().during("initialise")?;
         tx.open_table(EVENT_IDS).during("initialise")?;
         tx.open_table(META).during("initialise")?;
         tx.commit().during("initialise")?;
-        Ok(Self { db, retention_ms: config.retention_days * DAY_MS })
+        Ok(Self {
+            db,
+            retention_ms: config.retention_days * DAY_MS,
+        })
     }
 
     /// The last WAL sequence number indexed (0 if none).
     pub fn applied_seq(&self) -> Result<u64, HistoryError> {
         let tx = self.db.begin_read().during("read applied sequence")?;
         let meta = tx.open_table(META).during("read applied sequence")?;
-        Ok(meta.get(APPLIED_SEQ).during("read applied sequence")?.map_or(0, |v| v.value()))
+        Ok(meta
+            .get(APPLIED_SEQ)
+            .during("read applied sequence")?
+            .map_or(0, |v| v.value()))
     }
 
     /// The digest recorded for `event_id`, if the id is known.
@@ -258,27 +292,40 @@ impl HistoryStore {
         let tx = self.db.begin_read().during("read event id")?;
         let ids = tx.open_table(EVENT_IDS).during("read event id")?;
         let entry = ids.get(event_id).during("read event id")?;
-        Ok(entry.and_then(|v| decode_id_entry(v.value())).map(|e| RecordedId { digest: e.digest }))
+        Ok(entry
+            .and_then(|v| decode_id_entry(v.value()))
+            .map(|e| RecordedId { digest: e.digest }))
     }
 
     /// The digests recorded for each of `event_ids` (one read transaction).
-    pub fn recorded_ids_batch(&self, event_ids: &[&str]) -> Result<Vec<Option<RecordedId>>, HistoryError> {
+    pub fn recorded_ids_batch(
+        &self,
+        event_ids: &[&str],
+    ) -> Result<Vec<Option<RecordedId>>, HistoryError> {
         let tx = self.db.begin_read().during("read event ids")?;
         let ids = tx.open_table(EVENT_IDS).during("read event ids")?;
         event_ids
             .iter()
             .map(|id| {
                 let entry = ids.get(*id).during("read event ids")?;
-                Ok(entry.and_then(|v| decode_id_entry(v.value())).map(|e| RecordedId { digest: e.digest }))
+                Ok(entry
+                    .and_then(|v| decode_id_entry(v.value()))
+                    .map(|e| RecordedId { digest: e.digest }))
             })
             .collect()
     }
 
     /// Indexes a batch of WAL records in one durable transaction, recording the last
     /// sequence number as applied. Items at or below the applied sequence are skipped.
-    pub fn index_batch(&self, items: &[IndexItem<'_>], now: EpochMillis) -> Result<IndexReport, HistoryError> {
+    pub fn index_batch(
+        &self,
+        items: &[IndexItem<'_>],
+        now: EpochMillis,
+    ) -> Result<IndexReport, HistoryError> {
         let mut report = IndexReport::default();
-        let Some(last) = items.last() else { return Ok(report) };
+        let Some(last) = items.last() else {
+            return Ok(report);
+        };
         let applied = self.applied_seq()?;
         let retention_start = now - self.retention_ms;
         let oldest_day = utc_day(retention_start);
@@ -295,13 +342,28 @@ impl HistoryStore {
                 .iter()
                 .filter_map(|(_, view)| view.as_ref().ok())
                 .map(|view| utc_day(view.event_time).max(oldest_day))
-                .map(|day| (day, [keys::events_table(day), keys::index_table(day), keys::ids_table(day)]))
+                .map(|day| {
+                    (
+                        day,
+                        [
+                            keys::events_table(day),
+                            keys::index_table(day),
+                            keys::ids_table(day),
+                        ],
+                    )
+                })
                 .collect();
             let mut tables = HashMap::new();
             for (day, [events, index, day_ids]) in &names {
-                let events = tx.open_table(TableDefinition::<&[u8], &[u8]>::new(events)).during("index events")?;
-                let index = tx.open_table(TableDefinition::<&[u8], ()>::new(index)).during("index events")?;
-                let day_ids = tx.open_table(TableDefinition::<&str, ()>::new(day_ids)).during("index events")?;
+                let events = tx
+                    .open_table(TableDefinition::<&[u8], &[u8]>::new(events))
+                    .during("index events")?;
+                let index = tx
+                    .open_table(TableDefinition::<&[u8], ()>::new(index))
+                    .during("index events")?;
+                let day_ids = tx
+                    .open_table(TableDefinition::<&str, ()>::new(day_ids))
+                    .during("index events")?;
                 tables.insert(*day, (events, index, day_ids));
             }
             for (item, view) in views {
@@ -313,17 +375,26 @@ impl HistoryStore {
                         continue;
                     }
                 };
-                if ids.get(view.event_id.as_str()).during("index events")?.is_some() {
+                if ids
+                    .get(view.event_id.as_str())
+                    .during("index events")?
+                    .is_some()
+                {
                     report.duplicates += 1;
                     continue;
                 }
                 let day = utc_day(view.event_time).max(oldest_day);
-                let (events, index, day_ids) = tables.get_mut(&day).expect("tables opened for every day of the batch");
-                let in_history = view.category.in_event_history() && view.event_time >= retention_start;
+                let (events, index, day_ids) = tables
+                    .get_mut(&day)
+                    .expect("tables opened for every day of the batch");
+                let in_history =
+                    view.category.in_event_history() && view.event_time >= retention_start;
                 let scope = keys::scope(kind_of(view.category), &view.aws_region);
                 if in_history {
                     let key = keys::with_position(&scope, view.event_time, item.seq);
-                    events.insert(key.as_slice(), item.record).during("index events")?;
+                    events
+                        .insert(key.as_slice(), item.record)
+                        .during("index events")?;
                     for (attribute, value) in attribute_values(&view) {
                         let prefix = keys::attribute_prefix(attribute, &scope, &value);
                         let key = keys::with_position(&prefix, view.event_time, item.seq);
@@ -333,33 +404,62 @@ impl HistoryStore {
                 } else {
                     report.ids_only += 1;
                 }
-                let entry = encode_id_entry(&item.digest, day, view.event_time, item.seq, in_history, &scope);
-                ids.insert(view.event_id.as_str(), entry.as_slice()).during("index events")?;
-                day_ids.insert(view.event_id.as_str(), ()).during("index events")?;
+                let entry = encode_id_entry(
+                    &item.digest,
+                    day,
+                    view.event_time,
+                    item.seq,
+                    in_history,
+                    &scope,
+                );
+                ids.insert(view.event_id.as_str(), entry.as_slice())
+                    .during("index events")?;
+                day_ids
+                    .insert(view.event_id.as_str(), ())
+                    .during("index events")?;
             }
-            meta.insert(APPLIED_SEQ, last.seq.max(applied)).during("index events")?;
+            meta.insert(APPLIED_SEQ, last.seq.max(applied))
+                .during("index events")?;
         }
         tx.commit().during("commit indexed events")?;
         Ok(report)
     }
 
     /// One page of a lookup, newest first.
-    pub fn lookup(&self, query: &LookupQuery, now: EpochMillis) -> Result<LookupPage, HistoryError> {
+    pub fn lookup(
+        &self,
+        query: &LookupQuery,
+        now: EpochMillis,
+    ) -> Result<LookupPage, HistoryError> {
         let retention_start = now - self.retention_ms;
         let (start, end, page, token) = query.resolve(now, retention_start)?;
-        let kind = if query.insights { Kind::Insights } else { Kind::Events };
+        let kind = if query.insights {
+            Kind::Insights
+        } else {
+            Kind::Events
+        };
         let scope = keys::scope(kind, &query.region);
         let tx = self.db.begin_read().during("lookup")?;
         let mut found: Vec<(EpochMillis, u64, FoundEvent)> = Vec::with_capacity(page + 1);
 
         if let Some((AttributeKey::EventId, id)) = &query.attribute {
             let ids = tx.open_table(EVENT_IDS).during("lookup")?;
-            let entry = ids.get(id.as_str()).during("lookup")?.and_then(|v| decode_id_entry(v.value()));
+            let entry = ids
+                .get(id.as_str())
+                .during("lookup")?
+                .and_then(|v| decode_id_entry(v.value()));
             if let Some(entry) = entry {
                 let after_token = token.is_none_or(|t| (entry.time, entry.seq) < (t.time, t.seq));
-                if entry.in_history && entry.scope == scope && entry.time >= start && entry.time <= end && after_token {
+                if entry.in_history
+                    && entry.scope == scope
+                    && entry.time >= start
+                    && entry.time <= end
+                    && after_token
+                {
                     let events = tx
-                        .open_table(TableDefinition::<&[u8], &[u8]>::new(&keys::events_table(entry.day)))
+                        .open_table(TableDefinition::<&[u8], &[u8]>::new(&keys::events_table(
+                            entry.day,
+                        )))
                         .during("lookup")?;
                     let key = keys::with_position(&scope, entry.time, entry.seq);
                     if let Some(record) = events.get(key.as_slice()).during("lookup")? {
@@ -370,7 +470,10 @@ impl HistoryStore {
                     }
                 }
             }
-            return Ok(LookupPage { events: found.into_iter().map(|(_, _, e)| e).collect(), next_token: None });
+            return Ok(LookupPage {
+                events: found.into_iter().map(|(_, _, e)| e).collect(),
+                next_token: None,
+            });
         }
 
         let prefix = match &query.attribute {
@@ -380,7 +483,9 @@ impl HistoryStore {
         let lower = keys::with_position(&prefix, start, 0);
         let upper = match token {
             // Exclusive: strictly before the last event already returned.
-            Some(t) if (t.time, t.seq) <= (end, u64::MAX) => keys::with_position(&prefix, t.time, t.seq),
+            Some(t) if (t.time, t.seq) <= (end, u64::MAX) => {
+                keys::with_position(&prefix, t.time, t.seq)
+            }
             _ => {
                 let mut inclusive_end = keys::with_position(&prefix, end, u64::MAX);
                 inclusive_end.push(0);
@@ -400,9 +505,15 @@ impl HistoryStore {
                 Err(e) => return Err(e).during("lookup"),
             };
             if query.attribute.is_none() {
-                for entry in events.range(lower.as_slice()..upper.as_slice()).during("lookup")?.rev() {
+                for entry in events
+                    .range(lower.as_slice()..upper.as_slice())
+                    .during("lookup")?
+                    .rev()
+                {
                     let (key, value) = entry.during("lookup")?;
-                    let Some((time, seq)) = keys::position_of(key.value()) else { continue };
+                    let Some((time, seq)) = keys::position_of(key.value()) else {
+                        continue;
+                    };
                     push_found(&mut found, time, seq, value.value());
                     if found.len() > page {
                         break 'days;
@@ -418,9 +529,15 @@ impl HistoryStore {
                     }
                     Err(e) => return Err(e).during("lookup"),
                 };
-                for entry in index.range(lower.as_slice()..upper.as_slice()).during("lookup")?.rev() {
+                for entry in index
+                    .range(lower.as_slice()..upper.as_slice())
+                    .during("lookup")?
+                    .rev()
+                {
                     let (key, _) = entry.during("lookup")?;
-                    let Some((time, seq)) = keys::position_of(key.value()) else { continue };
+                    let Some((time, seq)) = keys::position_of(key.value()) else {
+                        continue;
+                    };
                     let event_key = keys::with_position(&scope, time, seq);
                     if let Some(record) = events.get(event_key.as_slice()).during("lookup")? {
                         push_found(&mut found, time, seq, record.value());
@@ -434,11 +551,19 @@ impl HistoryStore {
         }
         let next_token = if found.len() > page {
             found.truncate(page);
-            found.last().map(|(time, seq, _)| query.encode_token(query::PageToken { time: *time, seq: *seq }))
+            found.last().map(|(time, seq, _)| {
+                query.encode_token(query::PageToken {
+                    time: *time,
+                    seq: *seq,
+                })
+            })
         } else {
             None
         };
-        Ok(LookupPage { events: found.into_iter().map(|(_, _, e)| e).collect(), next_token })
+        Ok(LookupPage {
+            events: found.into_iter().map(|(_, _, e)| e).collect(),
+            next_token,
+        })
     }
 
     /// Drops every day older than the retention window, events, index and ids alike.
@@ -462,16 +587,22 @@ impl HistoryStore {
             {
                 let ids_name = keys::ids_table(day);
                 let mut ids = tx.open_table(EVENT_IDS).during("expire history day")?;
-                let day_ids = tx.open_table(TableDefinition::<&str, ()>::new(&ids_name)).during("expire history day")?;
+                let day_ids = tx
+                    .open_table(TableDefinition::<&str, ()>::new(&ids_name))
+                    .during("expire history day")?;
                 for entry in day_ids.iter().during("expire history day")? {
                     let (id, _) = entry.during("expire history day")?;
                     ids.remove(id.value()).during("expire history day")?;
                 }
             }
-            tx.delete_table(TableDefinition::<&[u8], &[u8]>::new(&keys::events_table(day)))
+            tx.delete_table(TableDefinition::<&[u8], &[u8]>::new(&keys::events_table(
+                day,
+            )))
+            .during("expire history day")?;
+            tx.delete_table(TableDefinition::<&[u8], ()>::new(&keys::index_table(day)))
                 .during("expire history day")?;
-            tx.delete_table(TableDefinition::<&[u8], ()>::new(&keys::index_table(day))).during("expire history day")?;
-            tx.delete_table(TableDefinition::<&str, ()>::new(&keys::ids_table(day))).during("expire history day")?;
+            tx.delete_table(TableDefinition::<&str, ()>::new(&keys::ids_table(day)))
+                .during("expire history day")?;
             tx.commit().during("expire history day")?;
             tracing::info!(day, "expired a day of event history");
         }
@@ -481,7 +612,10 @@ impl HistoryStore {
     /// Number of eventIDs recorded (all categories).
     pub fn recorded_ids(&self) -> Result<u64, HistoryError> {
         let tx = self.db.begin_read().during("count event ids")?;
-        tx.open_table(EVENT_IDS).during("count event ids")?.len().during("count event ids")
+        tx.open_table(EVENT_IDS)
+            .during("count event ids")?
+            .len()
+            .during("count event ids")
     }
 }
 

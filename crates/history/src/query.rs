@@ -62,7 +62,16 @@ const TOKEN_VERSION: u8 = 1;
 
 /// LookupEvents counts `_`, space, `,` and newline twice toward the value limit.
 pub fn attribute_value_cost(value: &str) -> usize {
-    value.chars().map(|c| if matches!(c, '_' | ' ' | ',' | '\n') { 2 } else { 1 }).sum()
+    value
+        .chars()
+        .map(|c| {
+            if matches!(c, '_' | ' ' | ',' | '\n') {
+                2
+            } else {
+                1
+            }
+        })
+        .sum()
 }
 
 impl LookupQuery {
@@ -104,7 +113,9 @@ impl LookupQuery {
     }
 
     pub(crate) fn decode_token(&self) -> Result<Option<PageToken>, QueryError> {
-        let Some(text) = &self.next_token else { return Ok(None) };
+        let Some(text) = &self.next_token else {
+            return Ok(None);
+        };
         let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(text)
             .map_err(|_| QueryError::InvalidNextToken)?;
@@ -140,7 +151,12 @@ impl LookupQuery {
                     key.as_str()
                 )));
             }
-            if self.insights && !matches!(key, AttributeKey::EventId | AttributeKey::EventName | AttributeKey::EventSource) {
+            if self.insights
+                && !matches!(
+                    key,
+                    AttributeKey::EventId | AttributeKey::EventName | AttributeKey::EventSource
+                )
+            {
                 return Err(QueryError::InvalidLookupAttributes(format!(
                     "{} cannot be used with EventCategory insight; use EventId, EventName or EventSource",
                     key.as_str()
@@ -152,7 +168,10 @@ impl LookupQuery {
                 )));
             }
         }
-        let start = self.start_time.unwrap_or(retention_start).max(retention_start);
+        let start = self
+            .start_time
+            .unwrap_or(retention_start)
+            .max(retention_start);
         let end = self.end_time.unwrap_or(now);
         Ok((start, end, page, self.decode_token()?))
     }
@@ -166,11 +185,24 @@ mod tests {
     fn tokens_are_bound_to_their_query() {
         let query = LookupQuery::region("us-east-1");
         let token = query.encode_token(PageToken { time: 5, seq: 9 });
-        let with_token = LookupQuery { next_token: Some(token.clone()), ..query.clone() };
-        assert_eq!(with_token.decode_token(), Ok(Some(PageToken { time: 5, seq: 9 })));
-        let other = LookupQuery { next_token: Some(token), region: "eu-west-1".into(), ..query.clone() };
+        let with_token = LookupQuery {
+            next_token: Some(token.clone()),
+            ..query.clone()
+        };
+        assert_eq!(
+            with_token.decode_token(),
+            Ok(Some(PageToken { time: 5, seq: 9 }))
+        );
+        let other = LookupQuery {
+            next_token: Some(token),
+            region: "eu-west-1".into(),
+            ..query.clone()
+        };
         assert_eq!(other.decode_token(), Err(QueryError::InvalidNextToken));
-        let garbage = LookupQuery { next_token: Some("!!".into()), ..query };
+        let garbage = LookupQuery {
+            next_token: Some("!!".into()),
+            ..query
+        };
         assert_eq!(garbage.decode_token(), Err(QueryError::InvalidNextToken));
     }
 
@@ -181,8 +213,14 @@ mod tests {
             f(&mut query);
             query.resolve(1000, 0)
         };
-        assert!(matches!(q(|q| q.max_results = Some(0)), Err(QueryError::InvalidMaxResults(0))));
-        assert!(matches!(q(|q| q.max_results = Some(51)), Err(QueryError::InvalidMaxResults(51))));
+        assert!(matches!(
+            q(|q| q.max_results = Some(0)),
+            Err(QueryError::InvalidMaxResults(0))
+        ));
+        assert!(matches!(
+            q(|q| q.max_results = Some(51)),
+            Err(QueryError::InvalidMaxResults(51))
+        ));
         assert!(matches!(
             q(|q| {
                 q.start_time = Some(10);

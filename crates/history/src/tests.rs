@@ -4,7 +4,8 @@ use cairn_model::time::parse_utc;
 
 fn store() -> (tempfile::TempDir, HistoryStore) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = HistoryStore::open(&dir.path().join("history.redb"), &HistoryConfig::default()).expect("open");
+    let store = HistoryStore::open(&dir.path().join("history.redb"), &HistoryConfig::default())
+        .expect("open");
     (dir, store)
 }
 
@@ -15,11 +16,20 @@ fn event(id: &str, time: &str, region: &str, name: &str, user: &str) -> String {
     )
 }
 
-fn index(store: &HistoryStore, records: &[String], first_seq: u64, now: EpochMillis) -> IndexReport {
+fn index(
+    store: &HistoryStore,
+    records: &[String],
+    first_seq: u64,
+    now: EpochMillis,
+) -> IndexReport {
     let items: Vec<_> = records
         .iter()
         .enumerate()
-        .map(|(i, r)| IndexItem { seq: first_seq + i as u64, record: r.as_bytes(), digest: producer_digest(r.as_bytes()) })
+        .map(|(i, r)| IndexItem {
+            seq: first_seq + i as u64,
+            record: r.as_bytes(),
+            digest: producer_digest(r.as_bytes()),
+        })
         .collect();
     store.index_batch(&items, now).expect("index")
 }
@@ -29,17 +39,38 @@ fn now() -> EpochMillis {
 }
 
 fn ids(page: &LookupPage) -> Vec<&str> {
-    page.events.iter().map(|e| e.view.event_id.as_str()).collect()
+    page.events
+        .iter()
+        .map(|e| e.view.event_id.as_str())
+        .collect()
 }
 
 #[test]
 fn lookups_by_every_attribute_newest_first() {
     let (_dir, store) = store();
     let records = vec![
-        event("a", "2026-02-20T10:00:00Z", "us-east-1", "CreateUser", "alice"),
+        event(
+            "a",
+            "2026-02-20T10:00:00Z",
+            "us-east-1",
+            "CreateUser",
+            "alice",
+        ),
         event("b", "2026-02-21T10:00:00Z", "us-east-1", "GetUser", "bob"),
-        event("c", "2026-02-22T10:00:00Z", "eu-west-1", "CreateUser", "alice"),
-        event("d", "2026-02-22T11:00:00Z", "us-east-1", "DeleteUser", "alice"),
+        event(
+            "c",
+            "2026-02-22T10:00:00Z",
+            "eu-west-1",
+            "CreateUser",
+            "alice",
+        ),
+        event(
+            "d",
+            "2026-02-22T11:00:00Z",
+            "us-east-1",
+            "DeleteUser",
+            "alice",
+        ),
     ];
     let report = index(&store, &records, 1, now());
     assert_eq!(report.indexed, 4);
@@ -50,19 +81,60 @@ fn lookups_by_every_attribute_newest_first() {
         store.lookup(&query, now()).expect("lookup")
     };
     assert_eq!(ids(&lookup(None)), ["d", "b", "a"]);
-    assert_eq!(ids(&lookup(Some((AttributeKey::EventName, "CreateUser")))), ["a"]);
-    assert_eq!(ids(&lookup(Some((AttributeKey::Username, "alice")))), ["d", "a"]);
+    assert_eq!(
+        ids(&lookup(Some((AttributeKey::EventName, "CreateUser")))),
+        ["a"]
+    );
+    assert_eq!(
+        ids(&lookup(Some((AttributeKey::Username, "alice")))),
+        ["d", "a"]
+    );
     assert_eq!(ids(&lookup(Some((AttributeKey::ReadOnly, "true")))), ["b"]);
-    assert_eq!(ids(&lookup(Some((AttributeKey::AccessKeyId, "AKIAbob")))), ["b"]);
-    assert_eq!(ids(&lookup(Some((AttributeKey::EventSource, "iam.amazonaws.com")))), ["d", "b", "a"]);
-    assert_eq!(ids(&lookup(Some((AttributeKey::ResourceType, "AWS::IAM::User")))), ["d", "b", "a"]);
-    assert_eq!(ids(&lookup(Some((AttributeKey::ResourceName, "bob")))), ["b"]);
-    assert_eq!(ids(&lookup(Some((AttributeKey::ResourceName, "arn:aws:iam::123456789012:user/bob")))), ["b"]);
+    assert_eq!(
+        ids(&lookup(Some((AttributeKey::AccessKeyId, "AKIAbob")))),
+        ["b"]
+    );
+    assert_eq!(
+        ids(&lookup(Some((
+            AttributeKey::EventSource,
+            "iam.amazonaws.com"
+        )))),
+        ["d", "b", "a"]
+    );
+    assert_eq!(
+        ids(&lookup(Some((
+            AttributeKey::ResourceType,
+            "AWS::IAM::User"
+        )))),
+        ["d", "b", "a"]
+    );
+    assert_eq!(
+        ids(&lookup(Some((AttributeKey::ResourceName, "bob")))),
+        ["b"]
+    );
+    assert_eq!(
+        ids(&lookup(Some((
+            AttributeKey::ResourceName,
+            "arn:aws:iam::123456789012:user/bob"
+        )))),
+        ["b"]
+    );
     assert_eq!(ids(&lookup(Some((AttributeKey::EventId, "d")))), ["d"]);
-    assert_eq!(ids(&lookup(Some((AttributeKey::EventId, "c")))), Vec::<&str>::new(), "other region");
-    assert_eq!(ids(&lookup(Some((AttributeKey::EventName, "Nothing")))), Vec::<&str>::new());
+    assert_eq!(
+        ids(&lookup(Some((AttributeKey::EventId, "c")))),
+        Vec::<&str>::new(),
+        "other region"
+    );
+    assert_eq!(
+        ids(&lookup(Some((AttributeKey::EventName, "Nothing")))),
+        Vec::<&str>::new()
+    );
     let page = lookup(None);
-    assert_eq!(page.events[0].record, records[3].as_bytes(), "records come back byte-identical");
+    assert_eq!(
+        page.events[0].record,
+        records[3].as_bytes(),
+        "records come back byte-identical"
+    );
 }
 
 #[test]
@@ -77,9 +149,15 @@ fn time_range_is_inclusive() {
     let mut query = LookupQuery::region("us-east-1");
     query.start_time = Some(parse_utc("2026-02-20T11:00:00Z").expect("t"));
     query.end_time = Some(parse_utc("2026-02-20T12:00:00Z").expect("t"));
-    assert_eq!(ids(&store.lookup(&query, now()).expect("lookup")), ["c", "b"]);
+    assert_eq!(
+        ids(&store.lookup(&query, now()).expect("lookup")),
+        ["c", "b"]
+    );
     query.attribute = Some((AttributeKey::Username, "u".into()));
-    assert_eq!(ids(&store.lookup(&query, now()).expect("lookup")), ["c", "b"]);
+    assert_eq!(
+        ids(&store.lookup(&query, now()).expect("lookup")),
+        ["c", "b"]
+    );
 }
 
 #[test]
@@ -90,7 +168,13 @@ fn pages_cover_everything_once() {
     let records: Vec<_> = (0..230)
         .map(|i| {
             let time = cairn_model::time::format_utc_seconds(base + (i / 3) * 3_600_000);
-            event(&format!("e{i:03}"), &time, "us-east-1", "PutThing", if i % 2 == 0 { "even" } else { "odd" })
+            event(
+                &format!("e{i:03}"),
+                &time,
+                "us-east-1",
+                "PutThing",
+                if i % 2 == 0 { "even" } else { "odd" },
+            )
         })
         .collect();
     index(&store, &records[..100], 1, now());
@@ -103,7 +187,11 @@ fn pages_cover_everything_once() {
         loop {
             let page = store.lookup(&query, now()).expect("lookup");
             assert!(page.events.len() <= 17);
-            seen.extend(page.events.iter().map(|e| (e.view.event_time, e.view.event_id.clone())));
+            seen.extend(
+                page.events
+                    .iter()
+                    .map(|e| (e.view.event_time, e.view.event_id.clone())),
+            );
             match page.next_token {
                 Some(token) => query.next_token = Some(token),
                 None => break,
@@ -113,7 +201,10 @@ fn pages_cover_everything_once() {
         assert_eq!(seen.len(), expected);
         let mut sorted = seen.clone();
         sorted.sort_by(|a, b| b.cmp(a));
-        assert_eq!(seen.iter().map(|s| s.0).collect::<Vec<_>>(), sorted.iter().map(|s| s.0).collect::<Vec<_>>());
+        assert_eq!(
+            seen.iter().map(|s| s.0).collect::<Vec<_>>(),
+            sorted.iter().map(|s| s.0).collect::<Vec<_>>()
+        );
         let mut unique: Vec<_> = seen.iter().map(|s| s.1.clone()).collect();
         unique.sort();
         unique.dedup();
@@ -130,9 +221,19 @@ fn duplicates_and_replays_are_indexed_once() {
     assert_eq!(index(&store, &records, 1, now()), IndexReport::default());
     // Same eventID at a new sequence number: recorded as a duplicate.
     assert_eq!(index(&store, &records, 2, now()).duplicates, 1);
-    assert_eq!(store.lookup(&LookupQuery::region("us-east-1"), now()).expect("lookup").events.len(), 1);
+    assert_eq!(
+        store
+            .lookup(&LookupQuery::region("us-east-1"), now())
+            .expect("lookup")
+            .events
+            .len(),
+        1
+    );
     let digest = producer_digest(records[0].as_bytes());
-    assert_eq!(store.recorded_id("a").expect("id"), Some(RecordedId { digest }));
+    assert_eq!(
+        store.recorded_id("a").expect("id"),
+        Some(RecordedId { digest })
+    );
     assert_eq!(store.recorded_id("zzz").expect("id"), None);
 }
 
@@ -143,13 +244,26 @@ fn data_events_are_not_in_history_and_insights_only_on_request() {
     let insight = r#"{"eventVersion":"1.08","eventTime":"2026-02-20T10:00:00Z","awsRegion":"us-east-1","eventID":"ins-1","eventType":"AwsCloudTrailInsight","eventCategory":"Insight","insightDetails":{"state":"Start","eventSource":"ec2.amazonaws.com","eventName":"RunInstances"}}"#.to_owned();
     let report = index(&store, &[data, insight], 1, now());
     assert_eq!((report.indexed, report.ids_only), (1, 1));
-    assert!(store.lookup(&LookupQuery::region("us-east-1"), now()).expect("lookup").events.is_empty());
+    assert!(store
+        .lookup(&LookupQuery::region("us-east-1"), now())
+        .expect("lookup")
+        .events
+        .is_empty());
     let mut query = LookupQuery::region("us-east-1");
     query.insights = true;
-    assert_eq!(ids(&store.lookup(&query, now()).expect("lookup")), ["ins-1"]);
+    assert_eq!(
+        ids(&store.lookup(&query, now()).expect("lookup")),
+        ["ins-1"]
+    );
     query.attribute = Some((AttributeKey::EventName, "RunInstances".into()));
-    assert_eq!(ids(&store.lookup(&query, now()).expect("lookup")), ["ins-1"]);
-    assert!(store.recorded_id("data-1").expect("id").is_some(), "data events are still deduplicated");
+    assert_eq!(
+        ids(&store.lookup(&query, now()).expect("lookup")),
+        ["ins-1"]
+    );
+    assert!(
+        store.recorded_id("data-1").expect("id").is_some(),
+        "data events are still deduplicated"
+    );
 }
 
 #[test]
@@ -160,17 +274,35 @@ fn expired_events_go_away() {
         event("new", "2026-02-27T10:00:00Z", "us-east-1", "A", "u"),
     ];
     index(&store, &records, 1, now());
-    assert_eq!(store.lookup(&LookupQuery::region("us-east-1"), now()).expect("lookup").events.len(), 2);
+    assert_eq!(
+        store
+            .lookup(&LookupQuery::region("us-east-1"), now())
+            .expect("lookup")
+            .events
+            .len(),
+        2
+    );
     let later = now() + 70 * DAY_MS;
     // Not searchable once older than 90 days, even before the day is dropped...
-    assert_eq!(ids(&store.lookup(&LookupQuery::region("us-east-1"), later).expect("lookup")), ["new"]);
+    assert_eq!(
+        ids(&store
+            .lookup(&LookupQuery::region("us-east-1"), later)
+            .expect("lookup")),
+        ["new"]
+    );
     // ...and then dropped from disk, ids included.
     assert!(store.expire(later).expect("expire") >= 1);
     assert_eq!(store.recorded_id("old").expect("id"), None);
     assert!(store.recorded_id("new").expect("id").is_some());
     assert_eq!(store.recorded_ids().expect("count"), 1);
     // Events already older than retention when indexed are only recorded for idempotency.
-    let ancient = vec![event("ancient", "2020-01-01T00:00:00Z", "us-east-1", "A", "u")];
+    let ancient = vec![event(
+        "ancient",
+        "2020-01-01T00:00:00Z",
+        "us-east-1",
+        "A",
+        "u",
+    )];
     assert_eq!(index(&store, &ancient, 3, later).ids_only, 1);
 }
 
@@ -180,9 +312,21 @@ fn state_survives_reopening() {
     let path = dir.path().join("history.redb");
     {
         let store = HistoryStore::open(&path, &HistoryConfig::default()).expect("open");
-        index(&store, &[event("a", "2026-02-20T10:00:00Z", "us-east-1", "A", "u")], 7, now());
+        index(
+            &store,
+            &[event("a", "2026-02-20T10:00:00Z", "us-east-1", "A", "u")],
+            7,
+            now(),
+        );
     }
     let store = HistoryStore::open(&path, &HistoryConfig::default()).expect("reopen");
     assert_eq!(store.applied_seq().expect("seq"), 7);
-    assert_eq!(store.lookup(&LookupQuery::region("us-east-1"), now()).expect("lookup").events.len(), 1);
+    assert_eq!(
+        store
+            .lookup(&LookupQuery::region("us-east-1"), now())
+            .expect("lookup")
+            .events
+            .len(),
+        1
+    );
 }

@@ -15,13 +15,16 @@
 //! `UID`, so that a retried event gets the same id and is accepted once.
 
 use crate::category::EventCategory;
-use crate::event::{prepare_event, producer_digest, PrepareContext, PreparedEvent, RejectKind, Rejection};
+use crate::event::{
+    prepare_event, producer_digest, PrepareContext, PreparedEvent, RejectKind, Rejection,
+};
 use crate::ids::AccountId;
 use crate::time::{format_utc_seconds, parse_utc, EpochMillis};
 use serde_json::{Map, Value};
 
 /// Namespace of the name-based ids of integration events.
-const INTEGRATION_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6361_6972_6e00_4000_8000_6175_6469_7400);
+const INTEGRATION_NAMESPACE: uuid::Uuid =
+    uuid::Uuid::from_u128(0x6361_6972_6e00_4000_8000_6175_6469_7400);
 
 /// What wrapping an integration event needs.
 pub struct AuditContext<'a> {
@@ -43,12 +46,22 @@ fn string_field<'m>(
     name: &str,
     max: usize,
 ) -> Result<&'m str, Rejection> {
-    let field = if path.is_empty() { name.to_owned() } else { format!("{path}.{name}") };
+    let field = if path.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{path}.{name}")
+    };
     match map.get(name) {
-        None | Some(Value::Null) => Err(Rejection::field(RejectKind::MissingField, field, "is required")),
-        Some(Value::String(s)) if s.is_empty() => {
-            Err(Rejection::field(RejectKind::InvalidValue, field, "must not be empty"))
-        }
+        None | Some(Value::Null) => Err(Rejection::field(
+            RejectKind::MissingField,
+            field,
+            "is required",
+        )),
+        Some(Value::String(s)) if s.is_empty() => Err(Rejection::field(
+            RejectKind::InvalidValue,
+            field,
+            "must not be empty",
+        )),
         Some(Value::String(s)) if s.len() > max => Err(Rejection::field(
             RejectKind::TooLarge,
             field,
@@ -58,7 +71,14 @@ fn string_field<'m>(
         Some(other) => Err(Rejection::field(
             RejectKind::WrongType,
             field,
-            format!("must be a string, got {}", if other.is_number() { "number" } else { "non-string" }),
+            format!(
+                "must be a string, got {}",
+                if other.is_number() {
+                    "number"
+                } else {
+                    "non-string"
+                }
+            ),
         )),
     }
 }
@@ -66,7 +86,11 @@ fn string_field<'m>(
 fn check_object_size(map: &Map<String, Value>, name: &str, max: usize) -> Result<(), Rejection> {
     if let Some(value) = map.get(name) {
         if !value.is_object() && !value.is_null() {
-            return Err(Rejection::field(RejectKind::WrongType, name, "must be an object or null"));
+            return Err(Rejection::field(
+                RejectKind::WrongType,
+                name,
+                "must be an object or null",
+            ));
         }
         let size = value.to_string().len();
         if size > max {
@@ -84,24 +108,48 @@ fn check_object_size(map: &Map<String, Value>, name: &str, max: usize) -> Result
 ///
 /// The returned digest is that of `event_data` itself, so a retry of the same entry is
 /// recognised as such.
-pub fn prepare_audit_event(event_data: &str, ctx: &AuditContext<'_>) -> Result<PreparedEvent, Rejection> {
+pub fn prepare_audit_event(
+    event_data: &str,
+    ctx: &AuditContext<'_>,
+) -> Result<PreparedEvent, Rejection> {
     let value: Value = serde_json::from_str(event_data).map_err(|e| {
-        Rejection::field(RejectKind::MalformedJson, "eventData", format!("malformed JSON: {e}"))
+        Rejection::field(
+            RejectKind::MalformedJson,
+            "eventData",
+            format!("malformed JSON: {e}"),
+        )
     })?;
     let Value::Object(map) = value else {
-        return Err(Rejection::field(RejectKind::NotAnObject, "eventData", "must be a JSON object"));
+        return Err(Rejection::field(
+            RejectKind::NotAnObject,
+            "eventData",
+            "must be a JSON object",
+        ));
     };
     if map.contains_key("eventVersion") {
-        let prepare = PrepareContext { account_id: ctx.account_id, fresh_event_id: ctx.fresh_event_id };
+        let prepare = PrepareContext {
+            account_id: ctx.account_id,
+            fresh_event_id: ctx.fresh_event_id,
+        };
         return prepare_event(event_data.as_bytes(), &prepare);
     }
     string_field(&map, "", "version", 256)?;
     let identity = match map.get("userIdentity") {
         Some(Value::Object(identity)) => identity,
         None | Some(Value::Null) => {
-            return Err(Rejection::field(RejectKind::MissingField, "userIdentity", "is required"))
+            return Err(Rejection::field(
+                RejectKind::MissingField,
+                "userIdentity",
+                "is required",
+            ))
         }
-        Some(_) => return Err(Rejection::field(RejectKind::WrongType, "userIdentity", "must be an object")),
+        Some(_) => {
+            return Err(Rejection::field(
+                RejectKind::WrongType,
+                "userIdentity",
+                "must be an object",
+            ))
+        }
     };
     string_field(identity, "userIdentity", "type", 128)?;
     string_field(identity, "userIdentity", "principalId", 1024)?;
@@ -109,7 +157,11 @@ pub fn prepare_audit_event(event_data: &str, ctx: &AuditContext<'_>) -> Result<P
     string_field(&map, "", "eventName", 1024)?;
     let event_time_text = string_field(&map, "", "eventTime", 1024)?;
     let event_time = parse_utc(event_time_text).map_err(|e| {
-        Rejection::field(RejectKind::InvalidTimestamp, "eventTime", format!("{e}, got {event_time_text:?}"))
+        Rejection::field(
+            RejectKind::InvalidTimestamp,
+            "eventTime",
+            format!("{e}, got {event_time_text:?}"),
+        )
     })?;
     let uid = string_field(&map, "", "UID", 1024)?;
     let recipient = string_field(&map, "", "recipientAccountId", 1024)?;
@@ -117,10 +169,18 @@ pub fn prepare_audit_event(event_data: &str, ctx: &AuditContext<'_>) -> Result<P
         return Err(Rejection::field(
             RejectKind::InvalidValue,
             "recipientAccountId",
-            format!("must be the channel owner's account {}, got {recipient:?}", ctx.account_id),
+            format!(
+                "must be the channel owner's account {}, got {recipient:?}",
+                ctx.account_id
+            ),
         ));
     }
-    for (name, max) in [("errorCode", 256), ("errorMessage", 256), ("userAgent", 1024), ("sourceIPAddress", 1024)] {
+    for (name, max) in [
+        ("errorCode", 256),
+        ("errorMessage", 256),
+        ("userAgent", 1024),
+        ("sourceIPAddress", 1024),
+    ] {
         if map.get(name).is_some_and(|v| !v.is_null()) {
             string_field(&map, "", name, max)?;
         }

@@ -44,7 +44,10 @@ impl EventCategory {
     /// CloudTrail keeps only in Lake but Cairn, being the audit trail for non-AWS platforms,
     /// also makes searchable in Event history.
     pub fn in_event_history(self) -> bool {
-        matches!(self, Self::Management | Self::Insight | Self::ActivityAuditLog)
+        matches!(
+            self,
+            Self::Management | Self::Insight | Self::ActivityAuditLog
+        )
     }
 }
 

@@ -38,34 +38,80 @@ pub const DATA_PLANE_CALLS: &[(&str, &[&str])] = &[
     (
         "s3.amazonaws.com",
         &[
-            "AbortMultipartUpload", "CompleteMultipartUpload", "CopyObject", "CreateMultipartUpload",
-            "DeleteObject", "DeleteObjectTagging", "DeleteObjects", "GetObject", "GetObjectAcl",
-            "GetObjectAttributes", "GetObjectLegalHold", "GetObjectRetention", "GetObjectTagging",
-            "GetObjectTorrent", "HeadObject", "ListObjectVersions", "ListObjects", "ListObjectsV2",
-            "ListParts", "PutObject", "PutObjectAcl", "PutObjectLegalHold", "PutObjectRetention",
-            "PutObjectTagging", "RestoreObject", "SelectObjectContent", "UploadPart", "UploadPartCopy",
+            "AbortMultipartUpload",
+            "CompleteMultipartUpload",
+            "CopyObject",
+            "CreateMultipartUpload",
+            "DeleteObject",
+            "DeleteObjectTagging",
+            "DeleteObjects",
+            "GetObject",
+            "GetObjectAcl",
+            "GetObjectAttributes",
+            "GetObjectLegalHold",
+            "GetObjectRetention",
+            "GetObjectTagging",
+            "GetObjectTorrent",
+            "HeadObject",
+            "ListObjectVersions",
+            "ListObjects",
+            "ListObjectsV2",
+            "ListParts",
+            "PutObject",
+            "PutObjectAcl",
+            "PutObjectLegalHold",
+            "PutObjectRetention",
+            "PutObjectTagging",
+            "RestoreObject",
+            "SelectObjectContent",
+            "UploadPart",
+            "UploadPartCopy",
         ],
     ),
-    ("lambda.amazonaws.com", &["Invoke", "InvokeAsync", "InvokeWithResponseStream"]),
+    (
+        "lambda.amazonaws.com",
+        &["Invoke", "InvokeAsync", "InvokeWithResponseStream"],
+    ),
     (
         "dynamodb.amazonaws.com",
         &[
-            "BatchExecuteStatement", "BatchGetItem", "BatchWriteItem", "DeleteItem", "ExecuteStatement",
-            "ExecuteTransaction", "GetItem", "PutItem", "Query", "Scan", "TransactGetItems",
-            "TransactWriteItems", "UpdateItem",
+            "BatchExecuteStatement",
+            "BatchGetItem",
+            "BatchWriteItem",
+            "DeleteItem",
+            "ExecuteStatement",
+            "ExecuteTransaction",
+            "GetItem",
+            "PutItem",
+            "Query",
+            "Scan",
+            "TransactGetItems",
+            "TransactWriteItems",
+            "UpdateItem",
         ],
     ),
     (
         "sqs.amazonaws.com",
         &[
-            "ChangeMessageVisibility", "ChangeMessageVisibilityBatch", "DeleteMessage", "DeleteMessageBatch",
-            "ReceiveMessage", "SendMessage", "SendMessageBatch",
+            "ChangeMessageVisibility",
+            "ChangeMessageVisibilityBatch",
+            "DeleteMessage",
+            "DeleteMessageBatch",
+            "ReceiveMessage",
+            "SendMessage",
+            "SendMessageBatch",
         ],
     ),
     ("sns.amazonaws.com", &["Publish", "PublishBatch"]),
     (
         "kinesis.amazonaws.com",
-        &["GetRecords", "GetShardIterator", "PutRecord", "PutRecords", "SubscribeToShard"],
+        &[
+            "GetRecords",
+            "GetShardIterator",
+            "PutRecord",
+            "PutRecords",
+            "SubscribeToShard",
+        ],
     ),
 ];
 
@@ -76,7 +122,9 @@ pub fn derive_read_only(event_source: &str, event_name: &str) -> bool {
     }
     READ_ONLY_VERBS.iter().any(|verb| {
         event_name.strip_prefix(verb).is_some_and(|rest| {
-            rest.chars().next().is_none_or(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+            rest.chars()
+                .next()
+                .is_none_or(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
         })
     })
 }
@@ -125,7 +173,10 @@ mod tests {
     fn data_plane_rule() {
         assert!(is_known_data_plane_call("s3.amazonaws.com", "PutObject"));
         assert!(is_known_data_plane_call("lambda.amazonaws.com", "Invoke"));
-        assert!(!is_known_data_plane_call("s3.amazonaws.com", "CreateBucket"));
+        assert!(!is_known_data_plane_call(
+            "s3.amazonaws.com",
+            "CreateBucket"
+        ));
         assert!(!is_known_data_plane_call("iam.amazonaws.com", "GetObject"));
     }
 }

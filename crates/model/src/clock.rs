@@ -32,7 +32,9 @@ pub struct ManualClock {
 impl ManualClock {
     /// A clock standing at `millis`.
     pub fn new(millis: EpochMillis) -> Self {
-        Self { now: AtomicI64::new(millis) }
+        Self {
+            now: AtomicI64::new(millis),
+        }
     }
 
     /// Moves the clock to `millis`.

@@ -74,12 +74,20 @@ pub struct Rejection {
 impl Rejection {
     /// A rejection blamed on `field`.
     pub fn field(kind: RejectKind, field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self { kind, field: Some(field.into()), reason: reason.into() }
+        Self {
+            kind,
+            field: Some(field.into()),
+            reason: reason.into(),
+        }
     }
 
     /// A rejection of the whole event.
     pub fn whole(kind: RejectKind, reason: impl Into<String>) -> Self {
-        Self { kind, field: None, reason: reason.into() }
+        Self {
+            kind,
+            field: None,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -183,26 +191,40 @@ fn optional_of(
 }
 
 const OPTIONAL_STRINGS: &[&str] = &[
-    "sourceIPAddress", "userAgent", "errorCode", "errorMessage", "requestID", "eventType",
-    "apiVersion", "recipientAccountId", "sharedEventID", "vpcEndpointId", "vpcEndpointAccountId",
+    "sourceIPAddress",
+    "userAgent",
+    "errorCode",
+    "errorMessage",
+    "requestID",
+    "eventType",
+    "apiVersion",
+    "recipientAccountId",
+    "sharedEventID",
+    "vpcEndpointId",
+    "vpcEndpointAccountId",
     "sessionCredentialFromConsole",
 ];
 const OPTIONAL_OBJECTS_OR_NULL: &[&str] = &["requestParameters", "responseElements"];
 const OPTIONAL_OBJECTS: &[&str] = &[
-    "additionalEventData", "serviceEventDetails", "addendum", "edgeDeviceDetails", "tlsDetails",
+    "additionalEventData",
+    "serviceEventDetails",
+    "addendum",
+    "edgeDeviceDetails",
+    "tlsDetails",
     "eventContext",
 ];
 const OPTIONAL_BOOLS: &[&str] = &["managementEvent", "readOnly"];
 
 fn check_event_version(map: &Map<String, Value>) -> Result<(), Rejection> {
     let version = required_str(map, "eventVersion")?;
-    let valid = version
-        .split_once('.')
-        .is_some_and(|(major, minor)| {
-            !major.is_empty()
-                && !minor.is_empty()
-                && major.bytes().chain(minor.bytes()).all(|b| b.is_ascii_digit())
-        });
+    let valid = version.split_once('.').is_some_and(|(major, minor)| {
+        !major.is_empty()
+            && !minor.is_empty()
+            && major
+                .bytes()
+                .chain(minor.bytes())
+                .all(|b| b.is_ascii_digit())
+    });
     if valid {
         Ok(())
     } else {
@@ -216,7 +238,11 @@ fn check_event_version(map: &Map<String, Value>) -> Result<(), Rejection> {
 
 fn check_region(map: &Map<String, Value>) -> Result<(), Rejection> {
     let region = required_str(map, "awsRegion")?;
-    if region.len() <= 64 && region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+    if region.len() <= 64
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
         Ok(())
     } else {
         Err(Rejection::field(
@@ -230,7 +256,11 @@ fn check_region(map: &Map<String, Value>) -> Result<(), Rejection> {
 fn check_event_time(map: &Map<String, Value>) -> Result<EpochMillis, Rejection> {
     let text = required_str(map, "eventTime")?;
     parse_utc(text).map_err(|e| {
-        Rejection::field(RejectKind::InvalidTimestamp, "eventTime", format!("{e}, got {text:?}"))
+        Rejection::field(
+            RejectKind::InvalidTimestamp,
+            "eventTime",
+            format!("{e}, got {text:?}"),
+        )
     })
 }
 
@@ -253,7 +283,9 @@ fn check_event_id(map: &Map<String, Value>) -> Result<Option<&str>, Rejection> {
 }
 
 fn check_resources(map: &Map<String, Value>) -> Result<(), Rejection> {
-    let Some(resources) = map.get("resources") else { return Ok(()) };
+    let Some(resources) = map.get("resources") else {
+        return Ok(());
+    };
     let Value::Array(items) = resources else {
         return Err(wrong_type("resources", "an array of objects", resources));
     };
@@ -264,7 +296,11 @@ fn check_resources(map: &Map<String, Value>) -> Result<(), Rejection> {
         for key in ["ARN", "accountId", "type"] {
             if let Some(value) = resource.get(key) {
                 if !value.is_string() && !value.is_null() {
-                    return Err(wrong_type(&format!("resources[{i}].{key}"), "a string", value));
+                    return Err(wrong_type(
+                        &format!("resources[{i}].{key}"),
+                        "a string",
+                        value,
+                    ));
                 }
             }
         }
@@ -277,7 +313,9 @@ fn check_optional_types(map: &Map<String, Value>) -> Result<(), Rejection> {
         optional_of(map, field, "a string", |v| v.is_string() || v.is_null())?;
     }
     for field in OPTIONAL_OBJECTS_OR_NULL {
-        optional_of(map, field, "an object or null", |v| v.is_object() || v.is_null())?;
+        optional_of(map, field, "an object or null", |v| {
+            v.is_object() || v.is_null()
+        })?;
     }
     for field in OPTIONAL_OBJECTS {
         optional_of(map, field, "an object", |v| v.is_object() || v.is_null())?;
@@ -292,7 +330,10 @@ fn parse_object(raw: &[u8]) -> Result<Map<String, Value>, Rejection> {
     if raw.len() > MAX_EVENT_BYTES {
         return Err(Rejection::whole(
             RejectKind::TooLarge,
-            format!("event is {} bytes, the limit is {MAX_EVENT_BYTES}", raw.len()),
+            format!(
+                "event is {} bytes, the limit is {MAX_EVENT_BYTES}",
+                raw.len()
+            ),
         ));
     }
     match serde_json::from_slice::<Value>(raw) {
@@ -301,7 +342,10 @@ fn parse_object(raw: &[u8]) -> Result<Map<String, Value>, Rejection> {
             RejectKind::NotAnObject,
             format!("an event must be a JSON object, got {}", type_name(&other)),
         )),
-        Err(e) => Err(Rejection::whole(RejectKind::MalformedJson, format!("malformed JSON: {e}"))),
+        Err(e) => Err(Rejection::whole(
+            RejectKind::MalformedJson,
+            format!("malformed JSON: {e}"),
+        )),
     }
 }
 
@@ -317,7 +361,8 @@ pub fn prepare_event(raw: &[u8], ctx: &PrepareContext<'_>) -> Result<PreparedEve
             Value::Object(details) => details,
             other => return Err(wrong_type("insightDetails", "an object", other)),
         };
-        let source = required_str(details, "eventSource").map_err(|r| nested("insightDetails", r))?;
+        let source =
+            required_str(details, "eventSource").map_err(|r| nested("insightDetails", r))?;
         let name = required_str(details, "eventName").map_err(|r| nested("insightDetails", r))?;
         required_str(details, "state").map_err(|r| nested("insightDetails", r))?;
         (source, name)
@@ -326,7 +371,10 @@ pub fn prepare_event(raw: &[u8], ctx: &PrepareContext<'_>) -> Result<PreparedEve
             Value::Object(_) => {}
             other => return Err(wrong_type("userIdentity", "an object", other)),
         }
-        (required_str(&map, "eventSource")?, required_str(&map, "eventName")?)
+        (
+            required_str(&map, "eventSource")?,
+            required_str(&map, "eventName")?,
+        )
     };
     check_optional_types(&map)?;
     let given_id = check_event_id(&map)?;
@@ -342,7 +390,9 @@ pub fn prepare_event(raw: &[u8], ctx: &PrepareContext<'_>) -> Result<PreparedEve
                 ),
             )
         })?,
-        Some(other) if !other.is_null() => return Err(wrong_type("eventCategory", "a string", other)),
+        Some(other) if !other.is_null() => {
+            return Err(wrong_type("eventCategory", "a string", other))
+        }
         _ => derive_category(&map, is_insight, event_source, event_name),
     };
 
@@ -356,17 +406,33 @@ pub fn prepare_event(raw: &[u8], ctx: &PrepareContext<'_>) -> Result<PreparedEve
         }
     };
     if !has(&map, "recipientAccountId") {
-        append_member(&mut suffix, "recipientAccountId", &Value::String(ctx.account_id.to_string()));
+        append_member(
+            &mut suffix,
+            "recipientAccountId",
+            &Value::String(ctx.account_id.to_string()),
+        );
     }
     if !has(&map, "eventCategory") {
-        append_member(&mut suffix, "eventCategory", &Value::String(category.as_str().to_owned()));
+        append_member(
+            &mut suffix,
+            "eventCategory",
+            &Value::String(category.as_str().to_owned()),
+        );
     }
     if matches!(category, EventCategory::Management | EventCategory::Data) {
         if !has(&map, "managementEvent") {
-            append_member(&mut suffix, "managementEvent", &Value::Bool(category == EventCategory::Management));
+            append_member(
+                &mut suffix,
+                "managementEvent",
+                &Value::Bool(category == EventCategory::Management),
+            );
         }
         if !has(&map, "readOnly") {
-            append_member(&mut suffix, "readOnly", &Value::Bool(derive_read_only(event_source, event_name)));
+            append_member(
+                &mut suffix,
+                "readOnly",
+                &Value::Bool(derive_read_only(event_source, event_name)),
+            );
         }
     }
 

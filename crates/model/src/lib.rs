@@ -18,6 +18,8 @@ pub mod view;
 
 pub use category::EventCategory;
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use event::{prepare_event, PrepareContext, PreparedEvent, RejectKind, Rejection, MAX_EVENT_BYTES};
+pub use event::{
+    prepare_event, PrepareContext, PreparedEvent, RejectKind, Rejection, MAX_EVENT_BYTES,
+};
 pub use ids::AccountId;
 pub use view::EventView;

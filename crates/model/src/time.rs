@@ -81,7 +81,8 @@ pub fn parse_utc(text: &str) -> Result<EpochMillis, TimeParseError> {
     if b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
         return Err(err(SHAPE));
     }
-    let field = |range: std::ops::Range<usize>| digits(&b[range]).ok_or(TimeParseError { reason: SHAPE });
+    let field =
+        |range: std::ops::Range<usize>| digits(&b[range]).ok_or(TimeParseError { reason: SHAPE });
     let (year, month, day) = (field(0..4)?, field(5..7)?, field(8..10)?);
     let (hour, minute, second) = (field(11..13)?, field(14..16)?, field(17..19)?);
     let mut millis = 0;
@@ -141,7 +142,10 @@ mod tests {
         assert_eq!(parse_utc("1970-01-01T00:00:00Z"), Ok(0));
         assert_eq!(parse_utc("2023-07-19T21:17:28Z"), Ok(1_689_801_448_000));
         assert_eq!(parse_utc("2023-07-19T21:17:28.5Z"), Ok(1_689_801_448_500));
-        assert_eq!(parse_utc("2023-07-19T21:17:28.123456789Z"), Ok(1_689_801_448_123));
+        assert_eq!(
+            parse_utc("2023-07-19T21:17:28.123456789Z"),
+            Ok(1_689_801_448_123)
+        );
         assert_eq!(parse_utc("2024-02-29T00:00:00Z"), Ok(1_709_164_800_000));
     }
 
@@ -165,7 +169,12 @@ mod tests {
 
     #[test]
     fn format_round_trips() {
-        for t in ["1970-01-01T00:00:00Z", "2023-07-19T21:17:28Z", "2099-12-31T23:59:59Z", "1969-12-31T23:59:59Z"] {
+        for t in [
+            "1970-01-01T00:00:00Z",
+            "2023-07-19T21:17:28Z",
+            "2099-12-31T23:59:59Z",
+            "1969-12-31T23:59:59Z",
+        ] {
             let ms = parse_utc(t).expect("valid");
             assert_eq!(format_utc_seconds(ms), t);
         }

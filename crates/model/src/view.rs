@@ -47,7 +47,9 @@ pub struct EventView {
 pub struct ViewError(pub String);
 
 fn str_of<'m>(map: &'m Map<String, Value>, key: &str) -> Option<&'m str> {
-    map.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+    map.get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 /// The caller's name as LookupEvents' `Username` shows it: `userIdentity.userName`; for role
@@ -74,7 +76,9 @@ pub fn username(identity: &Map<String, Value>) -> Option<String> {
     if kind == Some("Root") {
         return Some("root".to_owned());
     }
-    str_of(identity, "principalId").or_else(|| str_of(identity, "invokedBy")).map(str::to_owned)
+    str_of(identity, "principalId")
+        .or_else(|| str_of(identity, "invokedBy"))
+        .map(str::to_owned)
 }
 
 /// The fields of a record the view reads, deserialized without building a tree of the rest.
@@ -125,7 +129,8 @@ fn non_empty(text: Option<Cow<'_, str>>) -> Option<String> {
 impl EventView {
     /// Reads the view from a stored record's bytes.
     pub fn from_record(record: &[u8]) -> Result<Self, ViewError> {
-        let raw: RawRecord<'_> = serde_json::from_slice(record).map_err(|e| ViewError(e.to_string()))?;
+        let raw: RawRecord<'_> =
+            serde_json::from_slice(record).map_err(|e| ViewError(e.to_string()))?;
         let missing = |field: &str| ViewError(format!("{field} is missing"));
         let category: EventCategory = raw
             .event_category
@@ -142,7 +147,11 @@ impl EventView {
             }),
         };
         let (event_source, event_name, identity) = match subject {
-            Some(s) => (non_empty(s.event_source), non_empty(s.event_name), s.user_identity.unwrap_or_default()),
+            Some(s) => (
+                non_empty(s.event_source),
+                non_empty(s.event_name),
+                s.user_identity.unwrap_or_default(),
+            ),
             None => (None, None, Map::new()),
         };
         let event_time_text = raw.event_time.ok_or_else(|| missing("eventTime"))?;

@@ -97,8 +97,14 @@ pub struct Config {
 impl RawConfig {
     /// Reads a TOML file.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.to_path_buf(), source })
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
     /// Validates and applies defaults.
@@ -117,36 +123,59 @@ impl RawConfig {
                 ),
             });
         }
-        let account_id = match self.account_id {
-            Some(text) => Some(text.parse().map_err(|e: cairn_model::ids::InvalidAccountId| ConfigError::Invalid {
-                field: "account_id",
-                reason: e.to_string(),
-            })?),
-            None => None,
-        };
+        let account_id =
+            match self.account_id {
+                Some(text) => Some(text.parse().map_err(
+                    |e: cairn_model::ids::InvalidAccountId| ConfigError::Invalid {
+                        field: "account_id",
+                        reason: e.to_string(),
+                    },
+                )?),
+                None => None,
+            };
         let region = self.region.unwrap_or_else(|| "us-east-1".to_owned());
-        if region.is_empty() || !region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
-            return Err(ConfigError::Invalid { field: "region", reason: format!("{region:?} is not a region name like us-east-1") });
+        if region.is_empty()
+            || !region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(ConfigError::Invalid {
+                field: "region",
+                reason: format!("{region:?} is not a region name like us-east-1"),
+            });
         }
         let positive = |field: &'static str, value: Option<u64>, default: u64| match value {
-            Some(0) => Err(ConfigError::Invalid { field, reason: "must be greater than 0".to_owned() }),
+            Some(0) => Err(ConfigError::Invalid {
+                field,
+                reason: "must be greater than 0".to_owned(),
+            }),
             Some(v) => Ok(v),
             None => Ok(default),
         };
         let defaults = cairn_api::Limits::default();
         Ok(Config {
-            data_dir: self.data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            data_dir: self
+                .data_dir
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             listen,
             allow_remote,
             account_id,
             region,
-            wal_segment_bytes: positive("wal_segment_bytes", self.wal_segment_bytes, 64 * 1024 * 1024)?,
+            wal_segment_bytes: positive(
+                "wal_segment_bytes",
+                self.wal_segment_bytes,
+                64 * 1024 * 1024,
+            )?,
             history_retention_days: positive(
                 "history_retention_days",
                 self.history_retention_days.map(|d| d.max(0) as u64),
                 90,
             )? as i64,
-            history_cache_bytes: positive("history_cache_mib", self.history_cache_mib.map(|m| m as u64), 256)? as usize
+            history_cache_bytes: positive(
+                "history_cache_mib",
+                self.history_cache_mib.map(|m| m as u64),
+                256,
+            )? as usize
                 * 1024
                 * 1024,
             limits: cairn_api::Limits {
@@ -180,9 +209,21 @@ mod tests {
 
     #[test]
     fn remote_listen_needs_explicit_permission() {
-        let raw = RawConfig { listen: Some("0.0.0.0:7474".into()), ..RawConfig::default() };
-        assert!(matches!(raw.clone().resolve(), Err(ConfigError::Invalid { field: "listen", .. })));
-        let allowed = RawConfig { allow_remote: Some(true), ..raw };
+        let raw = RawConfig {
+            listen: Some("0.0.0.0:7474".into()),
+            ..RawConfig::default()
+        };
+        assert!(matches!(
+            raw.clone().resolve(),
+            Err(ConfigError::Invalid {
+                field: "listen",
+                ..
+            })
+        ));
+        let allowed = RawConfig {
+            allow_remote: Some(true),
+            ..raw
+        };
         assert!(allowed.resolve().is_ok());
     }
 
@@ -190,8 +231,20 @@ mod tests {
     fn misspelled_keys_and_bad_values_are_refused() {
         assert!(toml::from_str::<RawConfig>("data_dri = \"x\"").is_err());
         let raw: RawConfig = toml::from_str("account_id = \"12\"").expect("parses");
-        assert!(matches!(raw.resolve(), Err(ConfigError::Invalid { field: "account_id", .. })));
+        assert!(matches!(
+            raw.resolve(),
+            Err(ConfigError::Invalid {
+                field: "account_id",
+                ..
+            })
+        ));
         let raw: RawConfig = toml::from_str("max_events_per_request = 0").expect("parses");
-        assert!(matches!(raw.resolve(), Err(ConfigError::Invalid { field: "max_events_per_request", .. })));
+        assert!(matches!(
+            raw.resolve(),
+            Err(ConfigError::Invalid {
+                field: "max_events_per_request",
+                ..
+            })
+        ));
     }
 }

@@ -70,34 +70,62 @@ impl Indexer {
     ) -> Result<Self, cairn_history::HistoryError> {
         let applied = history.applied_seq()?;
         let reader = wal.reader(applied);
-        Ok(Self { wal, history, ingest, metrics, clock, reader, last_cursor_commit: None, last_expiry: None })
+        Ok(Self {
+            wal,
+            history,
+            ingest,
+            metrics,
+            clock,
+            reader,
+            last_cursor_commit: None,
+            last_expiry: None,
+        })
     }
 
     /// Indexes one batch; returns how many records it consumed (0 when caught up).
     pub fn step(&mut self) -> Result<usize, String> {
-        let records = self.reader.read_batch(BATCH_RECORDS, BATCH_BYTES).map_err(|e| format!("reading the WAL: {e}"))?;
+        let records = self
+            .reader
+            .read_batch(BATCH_RECORDS, BATCH_BYTES)
+            .map_err(|e| format!("reading the WAL: {e}"))?;
         let Some(last) = records.last().map(|r| r.seq) else {
             let position = self.reader.next_seq() - 1;
-            self.metrics.history_applied_seq.set(i64::try_from(position).unwrap_or(i64::MAX));
-            self.metrics.set_lag(CONSUMER, self.wal.durable_seq().saturating_sub(position));
+            self.metrics
+                .history_applied_seq
+                .set(i64::try_from(position).unwrap_or(i64::MAX));
+            self.metrics
+                .set_lag(CONSUMER, self.wal.durable_seq().saturating_sub(position));
             self.commit_cursor(false);
             return Ok(0);
         };
         let items: Vec<IndexItem<'_>> = records
             .iter()
             .filter_map(|r| match payload::decode(&r.payload) {
-                Some((digest, record)) => Some(IndexItem { seq: r.seq, record, digest }),
+                Some((digest, record)) => Some(IndexItem {
+                    seq: r.seq,
+                    record,
+                    digest,
+                }),
                 None => {
-                    tracing::error!(seq = r.seq, "skipping WAL record with an unknown payload format");
+                    tracing::error!(
+                        seq = r.seq,
+                        "skipping WAL record with an unknown payload format"
+                    );
                     None
                 }
             })
             .collect();
-        let report = self.history.index_batch(&items, self.clock.now_millis()).map_err(|e| format!("indexing: {e}"))?;
+        let report = self
+            .history
+            .index_batch(&items, self.clock.now_millis())
+            .map_err(|e| format!("indexing: {e}"))?;
         self.metrics.history_indexed.inc_by(report.indexed as u64);
         self.ingest.indexed_through(last);
-        self.metrics.history_applied_seq.set(i64::try_from(last).unwrap_or(i64::MAX));
-        self.metrics.set_lag(CONSUMER, self.wal.durable_seq().saturating_sub(last));
+        self.metrics
+            .history_applied_seq
+            .set(i64::try_from(last).unwrap_or(i64::MAX));
+        self.metrics
+            .set_lag(CONSUMER, self.wal.durable_seq().saturating_sub(last));
         self.commit_cursor(false);
         Ok(records.len())
     }
@@ -105,7 +133,9 @@ impl Indexer {
     /// Records the position in the WAL cursor (at most twice a second unless `force`) and
     /// retires WAL segments every consumer has passed.
     fn commit_cursor(&mut self, force: bool) {
-        let due = self.last_cursor_commit.is_none_or(|t| t.elapsed() >= Duration::from_millis(500));
+        let due = self
+            .last_cursor_commit
+            .is_none_or(|t| t.elapsed() >= Duration::from_millis(500));
         if !(force || due) {
             return;
         }

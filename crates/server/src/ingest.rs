@@ -57,7 +57,15 @@ impl IngestService {
         region: String,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { wal, history, pending: Mutex::new(PendingIds::default()), metrics, account_id, region, clock }
+        Self {
+            wal,
+            history,
+            pending: Mutex::new(PendingIds::default()),
+            metrics,
+            account_id,
+            region,
+            clock,
+        }
     }
 
     /// Forgets pending ids the history indexer has covered (sequence numbers up to `seq`).
@@ -73,11 +81,19 @@ impl IngestService {
 
     /// Number of ids waiting for the indexer.
     pub fn pending_len(&self) -> usize {
-        self.pending.lock().expect("pending lock poisoned").by_id.len()
+        self.pending
+            .lock()
+            .expect("pending lock poisoned")
+            .by_id
+            .len()
     }
 
     fn classify(&self, events: &[PreparedEvent]) -> Result<(Vec<RecordOutcome>, u64), ApiError> {
-        let given: Vec<&str> = events.iter().filter(|e| !e.event_id_assigned).map(|e| e.event_id.as_str()).collect();
+        let given: Vec<&str> = events
+            .iter()
+            .filter(|e| !e.event_id_assigned)
+            .map(|e| e.event_id.as_str())
+            .collect();
         let mut pending = self.pending.lock().expect("pending lock poisoned");
         let recorded = self.history.recorded_ids_batch(&given).map_err(|e| {
             tracing::error!(error = %e, "reading recorded event ids failed");
@@ -105,7 +121,14 @@ impl IngestService {
                 // Same payload still in flight: append again rather than acknowledge early.
                 Some((_, false)) => RecordOutcome::Accepted,
                 None => {
-                    pending.by_id.insert(event.event_id.clone(), Pending { digest: event.digest, seq: None, request });
+                    pending.by_id.insert(
+                        event.event_id.clone(),
+                        Pending {
+                            digest: event.digest,
+                            seq: None,
+                            request,
+                        },
+                    );
                     RecordOutcome::Accepted
                 }
             };
@@ -114,14 +137,23 @@ impl IngestService {
         Ok((outcomes, request))
     }
 
-    fn settle(&self, events: &[PreparedEvent], outcomes: &[RecordOutcome], request: u64, first_seq: Option<u64>) {
+    fn settle(
+        &self,
+        events: &[PreparedEvent],
+        outcomes: &[RecordOutcome],
+        request: u64,
+        first_seq: Option<u64>,
+    ) {
         let mut pending = self.pending.lock().expect("pending lock poisoned");
         let mut seq = first_seq;
         for (event, outcome) in events.iter().zip(outcomes) {
             if *outcome != RecordOutcome::Accepted {
                 continue;
             }
-            let ours = pending.by_id.get(&event.event_id).is_some_and(|p| p.request == request);
+            let ours = pending
+                .by_id
+                .get(&event.event_id)
+                .is_some_and(|p| p.request == request);
             match seq {
                 Some(s) => {
                     if ours {
@@ -158,7 +190,10 @@ impl Ingest for IngestService {
         self.metrics.rejected(kind);
     }
 
-    fn record(&self, events: Vec<PreparedEvent>) -> BoxFuture<'_, Result<Vec<RecordOutcome>, ApiError>> {
+    fn record(
+        &self,
+        events: Vec<PreparedEvent>,
+    ) -> BoxFuture<'_, Result<Vec<RecordOutcome>, ApiError>> {
         Box::pin(async move {
             let (outcomes, request) = self.classify(&events)?;
             let payloads: Vec<Vec<u8>> = events
@@ -192,7 +227,9 @@ impl Ingest for IngestService {
                 Err(e) => {
                     self.settle(&events, &outcomes, request, None);
                     self.metrics.ingest_unavailable.inc();
-                    Err(ApiError::unavailable(format!("events were not recorded, retry later: {e}")))
+                    Err(ApiError::unavailable(format!(
+                        "events were not recorded, retry later: {e}"
+                    )))
                 }
             }
         })

@@ -61,16 +61,23 @@ pub enum StartError {
 }
 
 /// Reads the account id kept in the data directory, creating it at first start.
-pub fn resolve_account_id(data_dir: &Path, configured: Option<&AccountId>) -> Result<AccountId, StartError> {
+pub fn resolve_account_id(
+    data_dir: &Path,
+    configured: Option<&AccountId>,
+) -> Result<AccountId, StartError> {
     let path = data_dir.join("account-id");
-    let io = |source| StartError::DataDir { path: path.clone(), source };
-    let stored = match std::fs::read_to_string(&path) {
-        Ok(text) => Some(text.trim().parse::<AccountId>().map_err(|e| {
-            StartError::AccountId(format!("{} is damaged: {e}", path.display()))
-        })?),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(io(e)),
+    let io = |source| StartError::DataDir {
+        path: path.clone(),
+        source,
     };
+    let stored =
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Some(text.trim().parse::<AccountId>().map_err(|e| {
+                StartError::AccountId(format!("{} is damaged: {e}", path.display()))
+            })?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io(e)),
+        };
     match (stored, configured) {
         (Some(stored), Some(configured)) if &stored != configured => Err(StartError::AccountId(format!(
             "configured account id {configured} differs from {stored}, the one this data directory was created with ({})",
@@ -118,15 +125,22 @@ impl EventQuery for HistoryQuery {
             let now = self.clock.now_millis();
             let page = tokio::task::spawn_blocking(move || history.lookup(&query, now))
                 .await
-                .unwrap_or_else(|e| Err(HistoryError::Store { operation: "lookup task", source: redb_task_error(e) }));
+                .unwrap_or_else(|e| {
+                    Err(HistoryError::Store {
+                        operation: "lookup task",
+                        source: redb_task_error(e),
+                    })
+                });
             self.metrics.lookups.inc();
             page
         })
     }
 }
 
-fn redb_task_error(e: tokio::task::JoinError) -> cairn_history::RedbError {
-    cairn_history::RedbError::Io(std::io::Error::other(e.to_string()))
+fn redb_task_error(e: tokio::task::JoinError) -> Box<cairn_history::RedbError> {
+    Box::new(cairn_history::RedbError::Io(std::io::Error::other(
+        e.to_string(),
+    )))
 }
 
 struct ServerHealth {
@@ -138,7 +152,9 @@ impl Health for ServerHealth {
     fn ready(&self) -> Result<(), String> {
         match self.wal.last_error() {
             None => Ok(()),
-            Some(e) => Err(format!("the write-ahead log cannot make events durable: {e}")),
+            Some(e) => Err(format!(
+                "the write-ahead log cannot make events durable: {e}"
+            )),
         }
     }
 
@@ -189,15 +205,29 @@ impl Running {
 /// Starts Cairn with `config`, reading time from `clock`.
 pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, StartError> {
     let data_dir = config.data_dir.clone();
-    std::fs::create_dir_all(&data_dir).map_err(|source| StartError::DataDir { path: data_dir.clone(), source })?;
+    std::fs::create_dir_all(&data_dir).map_err(|source| StartError::DataDir {
+        path: data_dir.clone(),
+        source,
+    })?;
     let account_id = resolve_account_id(&data_dir, config.account_id.as_ref())?;
     let metrics = Arc::new(Metrics::new());
     let wakeup = Arc::new(Wakeup::default());
-    let observer = Arc::new(Observer { metrics: metrics.clone(), wakeup: wakeup.clone() });
-    let wal_config = WalConfig { segment_bytes: config.wal_segment_bytes, ..WalConfig::default() };
+    let observer = Arc::new(Observer {
+        metrics: metrics.clone(),
+        wakeup: wakeup.clone(),
+    });
+    let wal_config = WalConfig {
+        segment_bytes: config.wal_segment_bytes,
+        ..WalConfig::default()
+    };
     let wal_dir = data_dir.join("wal");
     let (wal, recovery) = tokio::task::spawn_blocking(move || {
-        Wal::open(&wal_dir, Arc::new(cairn_wal::fs::StdFs), wal_config, observer)
+        Wal::open(
+            &wal_dir,
+            Arc::new(cairn_wal::fs::StdFs),
+            wal_config,
+            observer,
+        )
     })
     .await
     .map_err(|e| StartError::CatchUp(e.to_string()))?
@@ -210,9 +240,13 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Sta
         "write-ahead log recovered"
     );
     let wal = Arc::new(wal);
-    let history_config = HistoryConfig { retention_days: config.history_retention_days, cache_bytes: config.history_cache_bytes };
+    let history_config = HistoryConfig {
+        retention_days: config.history_retention_days,
+        cache_bytes: config.history_cache_bytes,
+    };
     let history = Arc::new(
-        HistoryStore::open(&data_dir.join("history.redb"), &history_config).map_err(StartError::History)?,
+        HistoryStore::open(&data_dir.join("history.redb"), &history_config)
+            .map_err(StartError::History)?,
     );
     let ingest = Arc::new(IngestService::new(
         wal.clone(),
@@ -222,8 +256,14 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Sta
         config.region.clone(),
         clock.clone(),
     ));
-    let mut indexer = Indexer::new(wal.clone(), history.clone(), ingest.clone(), metrics.clone(), clock.clone())
-        .map_err(StartError::History)?;
+    let mut indexer = Indexer::new(
+        wal.clone(),
+        history.clone(),
+        ingest.clone(),
+        metrics.clone(),
+        clock.clone(),
+    )
+    .map_err(StartError::History)?;
     let indexer = tokio::task::spawn_blocking(move || indexer.catch_up().map(|()| indexer))
         .await
         .map_err(|e| StartError::CatchUp(e.to_string()))?
@@ -234,19 +274,35 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Sta
         std::thread::Builder::new()
             .name("cairn-history-indexer".to_owned())
             .spawn(move || indexer.run(wakeup, stop))
-            .map_err(|source| StartError::DataDir { path: data_dir.clone(), source })?
+            .map_err(|source| StartError::DataDir {
+                path: data_dir.clone(),
+                source,
+            })?
     };
 
     let state = AppState {
         ingest: ingest.clone(),
-        query: Arc::new(HistoryQuery { history, clock, metrics: metrics.clone() }),
-        health: Arc::new(ServerHealth { wal: wal.clone(), metrics }),
+        query: Arc::new(HistoryQuery {
+            history,
+            clock,
+            metrics: metrics.clone(),
+        }),
+        health: Arc::new(ServerHealth {
+            wal: wal.clone(),
+            metrics,
+        }),
         limits: config.limits.clone(),
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .map_err(|source| StartError::Bind { addr: config.listen, source })?;
-    let local_addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
+        .map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
     if local_addr.ip().is_loopback() {
         tracing::info!(%local_addr, "listening on loopback only: the API is not authenticated yet");
     } else {

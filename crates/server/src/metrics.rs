@@ -79,31 +79,89 @@ impl Metrics {
             lookups: Counter::default(),
             history_applied_seq: Gauge::default(),
         };
-        registry.register("events_accepted", "Events newly recorded (durable)", metrics.events_accepted.clone());
-        registry.register("events_duplicate", "Retried events already recorded with the same content", metrics.events_duplicate.clone());
-        registry.register("events_rejected", "Events rejected, by reason", metrics.rejected.clone());
-        registry.register("ingest_bytes", "Bytes of event records made durable", metrics.bytes_accepted.clone());
-        registry.register("ingest_unavailable", "Ingest requests answered 503 because events could not be made durable", metrics.ingest_unavailable.clone());
-        registry.register("wal_fsync_seconds", "Write-ahead log fsync latency per group commit", metrics.wal_fsync.clone());
-        registry.register("wal_group_records", "Records per write-ahead log group commit", metrics.wal_group_records.clone());
-        registry.register("wal_failures", "Write-ahead log group commits that failed", metrics.wal_failures.clone());
-        registry.register("wal_durable_seq", "Last durable write-ahead log sequence number", metrics.wal_durable_seq.clone());
-        registry.register("consumer_lag_records", "Durable WAL records a consumer has not processed yet", metrics.lag.clone());
-        registry.register("history_indexed", "Events made searchable in Event history", metrics.history_indexed.clone());
-        registry.register("history_applied_seq", "Last WAL sequence number indexed into Event history", metrics.history_applied_seq.clone());
-        registry.register("lookups", "Event history lookups answered", metrics.lookups.clone());
+        registry.register(
+            "events_accepted",
+            "Events newly recorded (durable)",
+            metrics.events_accepted.clone(),
+        );
+        registry.register(
+            "events_duplicate",
+            "Retried events already recorded with the same content",
+            metrics.events_duplicate.clone(),
+        );
+        registry.register(
+            "events_rejected",
+            "Events rejected, by reason",
+            metrics.rejected.clone(),
+        );
+        registry.register(
+            "ingest_bytes",
+            "Bytes of event records made durable",
+            metrics.bytes_accepted.clone(),
+        );
+        registry.register(
+            "ingest_unavailable",
+            "Ingest requests answered 503 because events could not be made durable",
+            metrics.ingest_unavailable.clone(),
+        );
+        registry.register(
+            "wal_fsync_seconds",
+            "Write-ahead log fsync latency per group commit",
+            metrics.wal_fsync.clone(),
+        );
+        registry.register(
+            "wal_group_records",
+            "Records per write-ahead log group commit",
+            metrics.wal_group_records.clone(),
+        );
+        registry.register(
+            "wal_failures",
+            "Write-ahead log group commits that failed",
+            metrics.wal_failures.clone(),
+        );
+        registry.register(
+            "wal_durable_seq",
+            "Last durable write-ahead log sequence number",
+            metrics.wal_durable_seq.clone(),
+        );
+        registry.register(
+            "consumer_lag_records",
+            "Durable WAL records a consumer has not processed yet",
+            metrics.lag.clone(),
+        );
+        registry.register(
+            "history_indexed",
+            "Events made searchable in Event history",
+            metrics.history_indexed.clone(),
+        );
+        registry.register(
+            "history_applied_seq",
+            "Last WAL sequence number indexed into Event history",
+            metrics.history_applied_seq.clone(),
+        );
+        registry.register(
+            "lookups",
+            "Event history lookups answered",
+            metrics.lookups.clone(),
+        );
         *metrics.registry.lock().expect("metrics lock poisoned") = registry;
         metrics
     }
 
     /// Counts a rejected event.
     pub fn rejected(&self, kind: RejectKind) {
-        self.rejected.get_or_create(&Reason { reason: kind.as_str() }).inc();
+        self.rejected
+            .get_or_create(&Reason {
+                reason: kind.as_str(),
+            })
+            .inc();
     }
 
     /// Sets a consumer's lag.
     pub fn set_lag(&self, consumer: &'static str, records: u64) {
-        self.lag.get_or_create(&Consumer { consumer }).set(i64::try_from(records).unwrap_or(i64::MAX));
+        self.lag
+            .get_or_create(&Consumer { consumer })
+            .set(i64::try_from(records).unwrap_or(i64::MAX));
     }
 
     /// The text exposition.
@@ -121,7 +179,8 @@ impl cairn_wal::WalObserver for Metrics {
     fn committed(&self, last_seq: u64, records: usize, _bytes: usize, fsync: Duration) {
         self.wal_fsync.observe(fsync.as_secs_f64());
         self.wal_group_records.observe(records as f64);
-        self.wal_durable_seq.set(i64::try_from(last_seq).unwrap_or(i64::MAX));
+        self.wal_durable_seq
+            .set(i64::try_from(last_seq).unwrap_or(i64::MAX));
     }
 
     fn failed(&self, _error: &str) {

@@ -21,8 +21,8 @@
 //!   only when every named consumer's cursor has passed its last record.
 
 pub mod fs;
-pub mod record;
 mod reader;
+pub mod record;
 mod recovery;
 mod writer;
 
@@ -46,14 +46,20 @@ pub struct WalConfig {
 
 impl Default for WalConfig {
     fn default() -> Self {
-        Self { segment_bytes: 64 * 1024 * 1024, max_group_bytes: 16 * 1024 * 1024 }
+        Self {
+            segment_bytes: 64 * 1024 * 1024,
+            max_group_bytes: 16 * 1024 * 1024,
+        }
     }
 }
 
 impl WalConfig {
     /// Tiny sizes, so tests roll segments often.
     pub fn test_config() -> Self {
-        Self { segment_bytes: 4096, max_group_bytes: 64 * 1024 }
+        Self {
+            segment_bytes: 4096,
+            max_group_bytes: 64 * 1024,
+        }
     }
 }
 
@@ -149,7 +155,9 @@ pub struct Wal {
 
 impl std::fmt::Debug for Wal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Wal").field("dir", &self.shared.dir).finish_non_exhaustive()
+        f.debug_struct("Wal")
+            .field("dir", &self.shared.dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -170,29 +178,51 @@ impl Wal {
             last_error: Mutex::new(None),
         });
         let (sender, receiver) = mpsc::channel();
-        let state = writer::WriterState::new(shared.clone(), config, observer, recovered.active, recovered.last_seq)?;
+        let state = writer::WriterState::new(
+            shared.clone(),
+            config,
+            observer,
+            recovered.active,
+            recovered.last_seq,
+        )?;
         let thread = std::thread::Builder::new()
             .name("cairn-wal-writer".to_owned())
             .spawn(move || state.run(receiver))
-            .map_err(|source| OpenError::Io { path: dir.to_path_buf(), source })?;
-        let wal = Self { shared, sender: Mutex::new(Some(sender)), thread: Mutex::new(Some(thread)) };
+            .map_err(|source| OpenError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        let wal = Self {
+            shared,
+            sender: Mutex::new(Some(sender)),
+            thread: Mutex::new(Some(thread)),
+        };
         Ok((wal, recovered.report))
     }
 
     /// Queues `payloads` for the next group commit; `done` runs once they are durable (or
     /// failed). Payloads get consecutive sequence numbers.
     pub fn append(&self, payloads: Vec<Vec<u8>>, done: AppendCallback) {
-        if let Some(len) = payloads.iter().map(Vec::len).find(|&len| len > record::MAX_PAYLOAD) {
+        if let Some(len) = payloads
+            .iter()
+            .map(Vec::len)
+            .find(|&len| len > record::MAX_PAYLOAD)
+        {
             return done(Err(AppendError::PayloadTooLarge(len)));
         }
         if payloads.is_empty() {
             let last = self.durable_seq();
-            return done(Ok(SeqRange { first: last + 1, last }));
+            return done(Ok(SeqRange {
+                first: last + 1,
+                last,
+            }));
         }
         let guard = self.sender.lock().expect("wal sender lock poisoned");
         match guard.as_ref() {
             Some(sender) => {
-                if let Err(mpsc::SendError(request)) = sender.send(writer::Request { payloads, done }) {
+                if let Err(mpsc::SendError(request)) =
+                    sender.send(writer::Request { payloads, done })
+                {
                     (request.done)(Err(AppendError::Closed));
                 }
             }
@@ -219,7 +249,11 @@ impl Wal {
 
     /// The error of the last failed group, cleared by the next successful one.
     pub fn last_error(&self) -> Option<String> {
-        self.shared.last_error.lock().expect("wal error lock poisoned").clone()
+        self.shared
+            .last_error
+            .lock()
+            .expect("wal error lock poisoned")
+            .clone()
     }
 
     /// A reader of the records after `after_seq`.
@@ -230,11 +264,17 @@ impl Wal {
     fn cursor_path(&self, name: &str) -> Result<PathBuf, CursorError> {
         let valid = !name.is_empty()
             && name.len() <= 64
-            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !valid {
             return Err(CursorError::BadName(name.to_owned()));
         }
-        Ok(self.shared.dir.join("cursors").join(format!("{name}.cursor")))
+        Ok(self
+            .shared
+            .dir
+            .join("cursors")
+            .join(format!("{name}.cursor")))
     }
 
     /// The last sequence number consumer `name` has durably processed (0 if none yet).
@@ -244,7 +284,10 @@ impl Wal {
             .shared
             .fs
             .read_small(&path)
-            .map_err(|source| CursorError::Io { path: path.clone(), source })?;
+            .map_err(|source| CursorError::Io {
+                path: path.clone(),
+                source,
+            })?;
         let Some(bytes) = bytes else { return Ok(0) };
         if bytes.len() != 12 {
             return Err(CursorError::Damaged(path));
@@ -261,7 +304,10 @@ impl Wal {
     pub fn commit_cursor(&self, name: &str, seq: u64) -> Result<(), CursorError> {
         let path = self.cursor_path(name)?;
         let dir = self.shared.dir.join("cursors");
-        let io = |source| CursorError::Io { path: path.clone(), source };
+        let io = |source| CursorError::Io {
+            path: path.clone(),
+            source,
+        };
         self.shared.fs.create_dir_all(&dir).map_err(io)?;
         let mut bytes = seq.to_le_bytes().to_vec();
         bytes.extend_from_slice(&crc32c::crc32c(&seq.to_le_bytes()).to_le_bytes());
@@ -278,7 +324,11 @@ impl Wal {
         if consumers.is_empty() {
             min_cursor = 0;
         }
-        let mut segments = self.shared.segments.lock().expect("wal segments lock poisoned");
+        let mut segments = self
+            .shared
+            .segments
+            .lock()
+            .expect("wal segments lock poisoned");
         let mut removable = 0;
         // Segment i ends where segment i+1 begins.
         while removable + 1 < segments.len() && segments[removable + 1] - 1 <= min_cursor {
@@ -300,12 +350,19 @@ impl Wal {
         if removed > 0 {
             let _ = self.shared.fs.sync_dir(&self.shared.dir);
         }
-        Ok(RetireReport { segments_removed: removed, min_cursor })
+        Ok(RetireReport {
+            segments_removed: removed,
+            min_cursor,
+        })
     }
 
     /// Number of live segment files.
     pub fn segment_count(&self) -> usize {
-        self.shared.segments.lock().expect("wal segments lock poisoned").len()
+        self.shared
+            .segments
+            .lock()
+            .expect("wal segments lock poisoned")
+            .len()
     }
 
     /// Stops the writer after it finished the requests already queued.

@@ -62,13 +62,20 @@ pub struct WalReader {
 
 impl std::fmt::Debug for WalReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WalReader").field("next_seq", &self.next_seq).finish_non_exhaustive()
+        f.debug_struct("WalReader")
+            .field("next_seq", &self.next_seq)
+            .finish_non_exhaustive()
     }
 }
 
 impl WalReader {
     pub(crate) fn new(shared: Arc<Shared>, next_seq: u64) -> Self {
-        Self { shared, next_seq, segment: None, buf: Vec::new() }
+        Self {
+            shared,
+            next_seq,
+            segment: None,
+            buf: Vec::new(),
+        }
     }
 
     /// The sequence number the next record read will have.
@@ -77,27 +84,52 @@ impl WalReader {
     }
 
     fn segment_for(&self, seq: u64) -> Option<(u64, Option<u64>)> {
-        let segments = self.shared.segments.lock().expect("wal segments lock poisoned");
-        let index = segments.partition_point(|&first| first <= seq).checked_sub(1)?;
+        let segments = self
+            .shared
+            .segments
+            .lock()
+            .expect("wal segments lock poisoned");
+        let index = segments
+            .partition_point(|&first| first <= seq)
+            .checked_sub(1)?;
         Some((segments[index], segments.get(index + 1).copied()))
     }
 
     fn open(&mut self, seq: u64) -> Result<(), ReadError> {
         let (first, _) = self.segment_for(seq).ok_or(ReadError::Missing(seq))?;
         let path = self.shared.dir.join(record::segment_name(first));
-        let file = self.shared.fs.open_read(&path).map_err(|source| ReadError::Io { path: path.clone(), source })?;
-        self.segment = Some(OpenSegment { first, path, file, offset: HEADER_LEN as u64, seq_at_offset: first });
+        let file = self
+            .shared
+            .fs
+            .open_read(&path)
+            .map_err(|source| ReadError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        self.segment = Some(OpenSegment {
+            first,
+            path,
+            file,
+            offset: HEADER_LEN as u64,
+            seq_at_offset: first,
+        });
         Ok(())
     }
 
     /// Reads up to `max_records` durable records (and roughly at most `max_bytes` of payload;
     /// always at least one if one is durable). Empty when caught up.
-    pub fn read_batch(&mut self, max_records: usize, max_bytes: usize) -> Result<Vec<WalRecord>, ReadError> {
+    pub fn read_batch(
+        &mut self,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<WalRecord>, ReadError> {
         let durable = self.shared.durable.load(Ordering::Acquire);
         let mut out = Vec::new();
         let mut bytes = 0usize;
         while self.next_seq <= durable && out.len() < max_records && bytes < max_bytes.max(1) {
-            let (first, _) = self.segment_for(self.next_seq).ok_or(ReadError::Missing(self.next_seq))?;
+            let (first, _) = self
+                .segment_for(self.next_seq)
+                .ok_or(ReadError::Missing(self.next_seq))?;
             let stale = self
                 .segment
                 .as_ref()
@@ -110,12 +142,22 @@ impl WalReader {
             if self.buf.len() < chunk {
                 self.buf.resize(chunk, 0);
             }
-            let io = |source| ReadError::Io { path: segment.path.clone(), source };
-            let mut filled = segment.file.read_at(segment.offset, &mut self.buf).map_err(io)?;
+            let io = |source| ReadError::Io {
+                path: segment.path.clone(),
+                source,
+            };
+            let mut filled = segment
+                .file
+                .read_at(segment.offset, &mut self.buf)
+                .map_err(io)?;
             let mut pos = 0;
             while out.len() < max_records && bytes < max_bytes.max(1) {
                 match decode_record(&self.buf[pos..filled]) {
-                    Decoded::Record { seq, payload, encoded_len } => {
+                    Decoded::Record {
+                        seq,
+                        payload,
+                        encoded_len,
+                    } => {
                         if seq != segment.seq_at_offset {
                             return Err(ReadError::Corrupt {
                                 path: segment.path.clone(),
@@ -127,7 +169,10 @@ impl WalReader {
                             break;
                         }
                         if seq >= self.next_seq {
-                            out.push(WalRecord { seq, payload: payload.to_vec() });
+                            out.push(WalRecord {
+                                seq,
+                                payload: payload.to_vec(),
+                            });
                             bytes += payload.len();
                             self.next_seq = seq + 1;
                         }
@@ -138,11 +183,18 @@ impl WalReader {
                     Decoded::Incomplete { needed } if pos == 0 && needed > self.buf.len() => {
                         // One record larger than the buffer: grow it and read again.
                         self.buf.resize(needed, 0);
-                        filled = segment.file.read_at(segment.offset, &mut self.buf).map_err(io)?;
+                        filled = segment
+                            .file
+                            .read_at(segment.offset, &mut self.buf)
+                            .map_err(io)?;
                     }
                     Decoded::Incomplete { .. } => break,
                     Decoded::Corrupt(reason) => {
-                        return Err(ReadError::Corrupt { path: segment.path.clone(), offset: segment.offset, reason });
+                        return Err(ReadError::Corrupt {
+                            path: segment.path.clone(),
+                            offset: segment.offset,
+                            reason,
+                        });
                     }
                 }
             }

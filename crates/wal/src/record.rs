@@ -53,7 +53,9 @@ pub fn decode_header(bytes: &[u8]) -> Result<u64, HeaderError> {
     if version != VERSION {
         return Err(HeaderError::UnsupportedVersion(version));
     }
-    Ok(u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes")))
+    Ok(u64::from_le_bytes(
+        bytes[16..24].try_into().expect("8 bytes"),
+    ))
 }
 
 fn checksum(seq: u64, payload: &[u8]) -> u32 {
@@ -93,7 +95,9 @@ pub enum Decoded<'a> {
 /// Decodes the record at the start of `buf`.
 pub fn decode_record(buf: &[u8]) -> Decoded<'_> {
     if buf.len() < RECORD_HEADER_LEN {
-        return Decoded::Incomplete { needed: RECORD_HEADER_LEN };
+        return Decoded::Incomplete {
+            needed: RECORD_HEADER_LEN,
+        };
     }
     let len = u32::from_le_bytes(buf[..4].try_into().expect("4 bytes")) as usize;
     if len > MAX_PAYLOAD {
@@ -109,7 +113,11 @@ pub fn decode_record(buf: &[u8]) -> Decoded<'_> {
     if checksum(seq, payload) != crc {
         return Decoded::Corrupt("record checksum mismatch");
     }
-    Decoded::Record { seq, payload, encoded_len: needed }
+    Decoded::Record {
+        seq,
+        payload,
+        encoded_len: needed,
+    }
 }
 
 /// The file name of the segment starting at `first_seq`.
@@ -133,14 +141,28 @@ mod tests {
         encode_record(&mut buf, 7, b"hello");
         assert_eq!(
             decode_record(&buf),
-            Decoded::Record { seq: 7, payload: b"hello", encoded_len: buf.len() }
+            Decoded::Record {
+                seq: 7,
+                payload: b"hello",
+                encoded_len: buf.len()
+            }
         );
-        assert_eq!(decode_record(&buf[..buf.len() - 1]), Decoded::Incomplete { needed: buf.len() });
+        assert_eq!(
+            decode_record(&buf[..buf.len() - 1]),
+            Decoded::Incomplete { needed: buf.len() }
+        );
         for bit in 0..buf.len() * 8 {
             let mut flipped = buf.clone();
             flipped[bit / 8] ^= 1 << (bit % 8);
             assert!(
-                !matches!(decode_record(&flipped), Decoded::Record { seq: 7, payload: b"hello", .. }),
+                !matches!(
+                    decode_record(&flipped),
+                    Decoded::Record {
+                        seq: 7,
+                        payload: b"hello",
+                        ..
+                    }
+                ),
                 "bit {bit} flip went unnoticed"
             );
         }
@@ -155,7 +177,10 @@ mod tests {
         assert_eq!(decode_header(&bad), Err(HeaderError::BadMagic));
         let mut future = encode_header(1);
         future[8] = 9;
-        assert_eq!(decode_header(&future), Err(HeaderError::UnsupportedVersion(9)));
+        assert_eq!(
+            decode_header(&future),
+            Err(HeaderError::UnsupportedVersion(9))
+        );
     }
 
     #[test]

@@ -35,7 +35,11 @@ impl SimFs {
     fn crash(&self, rng: &mut StdRng) {
         for file in self.state().files.values_mut() {
             let unsynced = file.data.len() - file.synced;
-            let keep = if unsynced == 0 { 0 } else { rng.gen_range(0..=unsynced) };
+            let keep = if unsynced == 0 {
+                0
+            } else {
+                rng.gen_range(0..=unsynced)
+            };
             file.data.truncate(file.synced + keep);
             if keep > 0 && rng.gen_bool(0.3) {
                 let at = file.data.len() - 1;
@@ -55,11 +59,17 @@ impl AppendFile for SimAppend {
     fn append(&mut self, buf: &[u8]) -> io::Result<()> {
         let mut state = self.fs.state();
         let fail = state.fail_next_append.take();
-        let file = state.files.get_mut(&self.path).ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        let file = state
+            .files
+            .get_mut(&self.path)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
         match fail {
             Some(written) => {
                 file.data.extend_from_slice(&buf[..written.min(buf.len())]);
-                Err(io::Error::new(io::ErrorKind::StorageFull, "injected: no space left on device"))
+                Err(io::Error::new(
+                    io::ErrorKind::StorageFull,
+                    "injected: no space left on device",
+                ))
             }
             None => {
                 file.data.extend_from_slice(buf);
@@ -73,14 +83,20 @@ impl AppendFile for SimAppend {
         if std::mem::take(&mut state.fail_next_sync) {
             return Err(io::Error::other("injected: fsync failed"));
         }
-        let file = state.files.get_mut(&self.path).ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        let file = state
+            .files
+            .get_mut(&self.path)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
         file.synced = file.data.len();
         Ok(())
     }
 
     fn truncate(&mut self, len: u64) -> io::Result<()> {
         let mut state = self.fs.state();
-        let file = state.files.get_mut(&self.path).ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        let file = state
+            .files
+            .get_mut(&self.path)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
         file.data.truncate(len as usize);
         file.synced = file.synced.min(file.data.len());
         Ok(())
@@ -96,16 +112,22 @@ struct SimRead {
 impl ReadAt for SimRead {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
         let state = self.fs.state();
-        let file = state.files.get(&self.path).ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        let file = state
+            .files
+            .get(&self.path)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
         let start = (offset as usize).min(file.data.len());
         let n = buf.len().min(file.data.len() - start);
         buf[..n].copy_from_slice(&file.data[start..start + n]);
         Ok(n)
     }
 
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         let state = self.fs.state();
-        Ok(state.files.get(&self.path).map_or(0, |f| f.data.len() as u64))
+        Ok(state
+            .files
+            .get(&self.path)
+            .map_or(0, |f| f.data.len() as u64))
     }
 }
 
@@ -134,18 +156,28 @@ impl WalFs for SimFs {
         } else if !state.files.contains_key(path) {
             return Err(io::Error::from(io::ErrorKind::NotFound));
         }
-        Ok(Box::new(SimAppend { fs: self.clone(), path: path.to_path_buf() }))
+        Ok(Box::new(SimAppend {
+            fs: self.clone(),
+            path: path.to_path_buf(),
+        }))
     }
 
     fn open_read(&self, path: &Path) -> io::Result<Box<dyn ReadAt>> {
         if !self.state().files.contains_key(path) {
             return Err(io::Error::from(io::ErrorKind::NotFound));
         }
-        Ok(Box::new(SimRead { fs: self.clone(), path: path.to_path_buf() }))
+        Ok(Box::new(SimRead {
+            fs: self.clone(),
+            path: path.to_path_buf(),
+        }))
     }
 
     fn remove(&self, path: &Path) -> io::Result<()> {
-        self.state().files.remove(path).map(|_| ()).ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+        self.state()
+            .files
+            .remove(path)
+            .map(|_| ())
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
     }
 
     fn sync_dir(&self, _: &Path) -> io::Result<()> {
@@ -153,7 +185,13 @@ impl WalFs for SimFs {
     }
 
     fn write_durable(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
-        self.state().files.insert(path.to_path_buf(), SimFile { data: bytes.to_vec(), synced: bytes.len() });
+        self.state().files.insert(
+            path.to_path_buf(),
+            SimFile {
+                data: bytes.to_vec(),
+                synced: bytes.len(),
+            },
+        );
         Ok(())
     }
 
@@ -167,7 +205,13 @@ fn dir() -> PathBuf {
 }
 
 fn open(fs: &SimFs) -> (Wal, RecoveryReport) {
-    Wal::open(&dir(), Arc::new(fs.clone()), WalConfig::test_config(), Arc::new(NoopObserver)).expect("open")
+    Wal::open(
+        &dir(),
+        Arc::new(fs.clone()),
+        WalConfig::test_config(),
+        Arc::new(NoopObserver),
+    )
+    .expect("open")
 }
 
 fn read_all(wal: &Wal, after: u64) -> Vec<WalRecord> {
@@ -199,7 +243,13 @@ fn appends_are_read_back_in_order_across_segments() {
     for tag in 0..200 {
         let p = payload(&mut rng, tag);
         let range = wal.append_blocking(vec![p.clone()]).expect("append");
-        assert_eq!(range, SeqRange { first: tag + 1, last: tag + 1 });
+        assert_eq!(
+            range,
+            SeqRange {
+                first: tag + 1,
+                last: tag + 1
+            }
+        );
         expected.push(p);
     }
     assert!(wal.segment_count() > 5, "test config should roll segments");
@@ -214,20 +264,34 @@ fn appends_are_read_back_in_order_across_segments() {
 fn torn_tail_is_cut_and_appending_continues() {
     let fs = SimFs::default();
     let (wal, _) = open(&fs);
-    wal.append_blocking(vec![b"one".to_vec(), b"two".to_vec()]).expect("append");
+    wal.append_blocking(vec![b"one".to_vec(), b"two".to_vec()])
+        .expect("append");
     wal.close();
     drop(wal);
     // Half a record after the durable ones.
     let path = dir().join(record::segment_name(1));
     let mut torn = Vec::new();
     record::encode_record(&mut torn, 3, b"three-three-three");
-    fs.state().files.get_mut(&path).expect("segment").data.extend_from_slice(&torn[..torn.len() - 4]);
+    fs.state()
+        .files
+        .get_mut(&path)
+        .expect("segment")
+        .data
+        .extend_from_slice(&torn[..torn.len() - 4]);
     let (wal, report) = open(&fs);
     assert_eq!(report.last_seq, 2);
     assert_eq!(report.torn_bytes_cut, (torn.len() - 4) as u64);
-    assert_eq!(wal.append_blocking(vec![b"three".to_vec()]).expect("append").first, 3);
+    assert_eq!(
+        wal.append_blocking(vec![b"three".to_vec()])
+            .expect("append")
+            .first,
+        3
+    );
     let got: Vec<_> = read_all(&wal, 0).into_iter().map(|r| r.payload).collect();
-    assert_eq!(got, vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]);
+    assert_eq!(
+        got,
+        vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]
+    );
 }
 
 #[test]
@@ -242,8 +306,13 @@ fn damage_in_an_older_segment_is_refused() {
     drop(wal);
     let first = dir().join(record::segment_name(1));
     fs.state().files.get_mut(&first).expect("segment").data[HEADER_LEN_FOR_TEST + 20] ^= 1;
-    let err = Wal::open(&dir(), Arc::new(fs.clone()), WalConfig::test_config(), Arc::new(NoopObserver))
-        .expect_err("damaged older segment must be refused");
+    let err = Wal::open(
+        &dir(),
+        Arc::new(fs.clone()),
+        WalConfig::test_config(),
+        Arc::new(NoopObserver),
+    )
+    .expect_err("damaged older segment must be refused");
     assert!(matches!(err, OpenError::Corrupt { .. }), "{err}");
 }
 
@@ -257,10 +326,21 @@ fn incomplete_last_segment_header_is_removed() {
     wal.close();
     drop(wal);
     let half = dir().join(record::segment_name(2));
-    fs.state().files.insert(half, SimFile { data: b"CAIRN".to_vec(), synced: 0 });
+    fs.state().files.insert(
+        half,
+        SimFile {
+            data: b"CAIRN".to_vec(),
+            synced: 0,
+        },
+    );
     let (wal, report) = open(&fs);
     assert_eq!(report.incomplete_segments_removed, 1);
-    assert_eq!(wal.append_blocking(vec![b"b".to_vec()]).expect("append").first, 2);
+    assert_eq!(
+        wal.append_blocking(vec![b"b".to_vec()])
+            .expect("append")
+            .first,
+        2
+    );
 }
 
 #[test]
@@ -269,11 +349,19 @@ fn failed_write_and_failed_fsync_are_reported_and_recovered_from() {
     let (wal, _) = open(&fs);
     wal.append_blocking(vec![b"kept".to_vec()]).expect("append");
     fs.state().fail_next_append = Some(5);
-    assert!(matches!(wal.append_blocking(vec![b"lost-1".to_vec()]), Err(AppendError::Io(_))));
+    assert!(matches!(
+        wal.append_blocking(vec![b"lost-1".to_vec()]),
+        Err(AppendError::Io(_))
+    ));
     assert!(wal.last_error().is_some());
     fs.state().fail_next_sync = true;
-    assert!(matches!(wal.append_blocking(vec![b"lost-2".to_vec()]), Err(AppendError::Io(_))));
-    let range = wal.append_blocking(vec![b"after".to_vec()]).expect("recovers");
+    assert!(matches!(
+        wal.append_blocking(vec![b"lost-2".to_vec()]),
+        Err(AppendError::Io(_))
+    ));
+    let range = wal
+        .append_blocking(vec![b"after".to_vec()])
+        .expect("recovers");
     assert_eq!(range.first, 2);
     assert!(wal.last_error().is_none());
     let got: Vec<_> = read_all(&wal, 0).into_iter().map(|r| r.payload).collect();
@@ -313,7 +401,12 @@ fn cursors_and_retirement_follow_the_slowest_consumer() {
     drop(wal);
     let (wal, report) = open(&fs);
     assert_eq!(report.last_seq, 40);
-    assert_eq!(wal.append_blocking(vec![b"x".to_vec()]).expect("append").first, 41);
+    assert_eq!(
+        wal.append_blocking(vec![b"x".to_vec()])
+            .expect("append")
+            .first,
+        41
+    );
 }
 
 #[test]
@@ -328,14 +421,16 @@ fn group_commit_shares_one_fsync() {
     }
     let counting = Arc::new(Counting::default());
     let fs = SimFs::default();
-    let (wal, _) = Wal::open(&dir(), Arc::new(fs), WalConfig::default(), counting.clone()).expect("open");
+    let (wal, _) =
+        Wal::open(&dir(), Arc::new(fs), WalConfig::default(), counting.clone()).expect("open");
     let wal = Arc::new(wal);
     let threads: Vec<_> = (0..8)
         .map(|t| {
             let wal = wal.clone();
             std::thread::spawn(move || {
                 for i in 0..200u64 {
-                    wal.append_blocking(vec![(t * 1000 + i).to_le_bytes().to_vec()]).expect("append");
+                    wal.append_blocking(vec![(t * 1000 + i).to_le_bytes().to_vec()])
+                        .expect("append");
                 }
             })
         })
@@ -397,10 +492,16 @@ fn model_random_operations_with_failures_and_crashes() {
                     let (reopened, report) = open(&fs);
                     wal = reopened;
                     let got: Vec<_> = read_all(&wal, 0).into_iter().map(|r| r.payload).collect();
-                    assert!(got.len() >= acked.len(), "seed {seed}: lost acknowledged records");
+                    assert!(
+                        got.len() >= acked.len(),
+                        "seed {seed}: lost acknowledged records"
+                    );
                     assert_eq!(got[..acked.len()], acked[..], "seed {seed}");
                     let extra = &got[acked.len()..];
-                    assert!(extra.len() <= last_failed.len(), "seed {seed}: unexpected records");
+                    assert!(
+                        extra.len() <= last_failed.len(),
+                        "seed {seed}: unexpected records"
+                    );
                     assert_eq!(extra, &last_failed[..extra.len()], "seed {seed}");
                     assert_eq!(report.last_seq, got.len() as u64);
                     acked = got;

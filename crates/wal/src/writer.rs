@@ -87,7 +87,11 @@ impl WriterState {
             Ok(file) => {
                 self.file = Some(file);
                 self.durable_len = HEADER_LEN as u64;
-                self.shared.segments.lock().expect("wal segments lock poisoned").push(first);
+                self.shared
+                    .segments
+                    .lock()
+                    .expect("wal segments lock poisoned")
+                    .push(first);
                 Ok(())
             }
             Err(e) => {
@@ -99,10 +103,16 @@ impl WriterState {
     }
 
     fn do_repair(&mut self) -> Result<(), String> {
-        let Some(repair) = self.repair else { return Ok(()) };
+        let Some(repair) = self.repair else {
+            return Ok(());
+        };
         if matches!(repair, Repair::Truncate | Repair::TruncateAndRoll) {
-            let file = self.file.as_mut().expect("a segment is open unless creation failed");
-            file.truncate(self.durable_len).map_err(|e| format!("cutting back a failed write: {e}"))?;
+            let file = self
+                .file
+                .as_mut()
+                .expect("a segment is open unless creation failed");
+            file.truncate(self.durable_len)
+                .map_err(|e| format!("cutting back a failed write: {e}"))?;
         }
         let has_records = self.durable_len > HEADER_LEN as u64;
         if repair == Repair::CreateSegment || (repair == Repair::TruncateAndRoll && has_records) {
@@ -148,7 +158,8 @@ impl WriterState {
         let first = self.next_seq;
         self.next_seq = seq;
         self.shared.durable.store(seq - 1, Ordering::Release);
-        self.observer.committed(seq - 1, records, self.buf.len(), fsync);
+        self.observer
+            .committed(seq - 1, records, self.buf.len(), fsync);
         Ok(first)
     }
 
@@ -167,10 +178,17 @@ impl WriterState {
             }
             match self.commit(&group) {
                 Ok(mut seq) => {
-                    *self.shared.last_error.lock().expect("wal error lock poisoned") = None;
+                    *self
+                        .shared
+                        .last_error
+                        .lock()
+                        .expect("wal error lock poisoned") = None;
                     for request in group {
                         let count = request.payloads.len() as u64;
-                        let range = SeqRange { first: seq, last: seq + count - 1 };
+                        let range = SeqRange {
+                            first: seq,
+                            last: seq + count - 1,
+                        };
                         seq += count;
                         (request.done)(Ok(range));
                     }
@@ -178,7 +196,11 @@ impl WriterState {
                 Err(reason) => {
                     tracing::error!(error = %reason, "write-ahead log group commit failed");
                     self.observer.failed(&reason);
-                    *self.shared.last_error.lock().expect("wal error lock poisoned") = Some(reason.clone());
+                    *self
+                        .shared
+                        .last_error
+                        .lock()
+                        .expect("wal error lock poisoned") = Some(reason.clone());
                     for request in group {
                         (request.done)(Err(AppendError::Io(reason.clone())));
                     }

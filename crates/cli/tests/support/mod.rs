@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 /// The repository's root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repo root")
 }
 
 /// The shared sample corpus (`../shared/data/cloudtrail-samples`).
@@ -22,7 +25,10 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    pub async fn start(data_dir: &Path, tweak: impl FnOnce(&mut cairn_server::config::RawConfig)) -> Self {
+    pub async fn start(
+        data_dir: &Path,
+        tweak: impl FnOnce(&mut cairn_server::config::RawConfig),
+    ) -> Self {
         let mut raw = cairn_server::config::RawConfig {
             data_dir: Some(data_dir.to_path_buf()),
             listen: Some("127.0.0.1:0".to_owned()),
@@ -30,12 +36,23 @@ impl TestServer {
         };
         tweak(&mut raw);
         let config = raw.resolve().expect("config");
-        let running = cairn_server::start(config, Arc::new(cairn_model::SystemClock)).await.expect("start");
+        let running = cairn_server::start(config, Arc::new(cairn_model::SystemClock))
+            .await
+            .expect("start");
         let base = format!("http://{}", running.local_addr);
-        Self { running: Some(running), base, client: reqwest::Client::new() }
+        Self {
+            running: Some(running),
+            base,
+            client: reqwest::Client::new(),
+        }
     }
 
-    pub async fn post(&self, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> (u16, serde_json::Value) {
+    pub async fn post(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, serde_json::Value) {
         let response = self
             .client
             .post(format!("{}{path}", self.base))
@@ -46,19 +63,38 @@ impl TestServer {
             .expect("request");
         let status = response.status().as_u16();
         let text = response.text().await.expect("body");
-        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
     }
 
     pub async fn get(&self, path_and_query: &str) -> (u16, serde_json::Value) {
-        let response = self.client.get(format!("{}{path_and_query}", self.base)).send().await.expect("request");
+        let response = self
+            .client
+            .get(format!("{}{path_and_query}", self.base))
+            .send()
+            .await
+            .expect("request");
         let status = response.status().as_u16();
         let text = response.text().await.expect("body");
-        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
     }
 
     /// A metric's value (sum over its series).
     pub async fn metric(&self, name: &str) -> f64 {
-        let text = self.client.get(format!("{}/metrics", self.base)).send().await.expect("metrics").text().await.expect("text");
+        let text = self
+            .client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
         text.lines()
             .filter(|l| l.split(['{', ' ']).next() == Some(name))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
@@ -69,7 +105,9 @@ impl TestServer {
     /// consistent, typically within milliseconds).
     pub async fn wait_indexed(&self) {
         for _ in 0..600 {
-            if self.metric("cairn_history_applied_seq").await >= self.metric("cairn_wal_durable_seq").await {
+            if self.metric("cairn_history_applied_seq").await
+                >= self.metric("cairn_wal_durable_seq").await
+            {
                 return;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -104,7 +142,9 @@ pub fn is_sent_plus_appended(sent: &[u8], stored: &[u8]) -> bool {
     if sent == stored {
         return true;
     }
-    let Some(end) = sent.iter().rposition(|&b| b == b'}') else { return false };
+    let Some(end) = sent.iter().rposition(|&b| b == b'}') else {
+        return false;
+    };
     if !stored.starts_with(&sent[..end]) || !stored.ends_with(&sent[end..]) {
         return false;
     }
@@ -119,7 +159,14 @@ pub fn is_sent_plus_appended(sent: &[u8], stored: &[u8]) -> bool {
         };
     let original: serde_json::Value = serde_json::from_slice(sent).expect("sent is JSON");
     added.keys().all(|k| {
-        ["eventID", "recipientAccountId", "eventCategory", "managementEvent", "readOnly"].contains(&k.as_str())
+        [
+            "eventID",
+            "recipientAccountId",
+            "eventCategory",
+            "managementEvent",
+            "readOnly",
+        ]
+        .contains(&k.as_str())
             && original.get(k).is_none_or(|v| v.is_null())
     })
 }

@@ -7,7 +7,10 @@ fn account() -> AccountId {
 
 fn prepare(raw: &str) -> Result<PreparedEvent, Rejection> {
     let account = account();
-    let ctx = PrepareContext { account_id: &account, fresh_event_id: &|| "assigned-id".to_owned() };
+    let ctx = PrepareContext {
+        account_id: &account,
+        fresh_event_id: &|| "assigned-id".to_owned(),
+    };
     prepare_event(raw.as_bytes(), &ctx)
 }
 
@@ -54,7 +57,10 @@ fn view_reads_lookup_fields() {
     assert_eq!(view.username.as_deref(), Some("alice"));
     assert_eq!(view.access_key_id.as_deref(), Some("AKIA1"));
     assert_eq!(view.resources.len(), 1);
-    assert_eq!(view.resources[0].resource_type.as_deref(), Some("AWS::CloudTrail::Trail"));
+    assert_eq!(
+        view.resources[0].resource_type.as_deref(),
+        Some("AWS::CloudTrail::Trail")
+    );
 }
 
 #[test]
@@ -68,26 +74,121 @@ fn insight_records_have_their_own_required_fields() {
 
 /// `(description, event JSON, expected kind, expected field)`.
 const REJECTIONS: &[(&str, &str, RejectKind, Option<&str>)] = &[
-    ("not json", "{\"eventVersion\":", RejectKind::MalformedJson, None),
+    (
+        "not json",
+        "{\"eventVersion\":",
+        RejectKind::MalformedJson,
+        None,
+    ),
     ("array", "[1,2]", RejectKind::NotAnObject, None),
-    ("no version", r#"{"userIdentity":{},"eventTime":"2023-07-19T21:17:28Z","eventSource":"a","eventName":"b","awsRegion":"us-east-1"}"#, RejectKind::MissingField, Some("eventVersion")),
-    ("bad version", r#"{"eventVersion":"one","userIdentity":{},"eventTime":"2023-07-19T21:17:28Z","eventSource":"a","eventName":"b","awsRegion":"us-east-1"}"#, RejectKind::InvalidValue, Some("eventVersion")),
-    ("identity not object", r#"{"eventVersion":"1.08","userIdentity":"root","eventTime":"2023-07-19T21:17:28Z","eventSource":"a","eventName":"b","awsRegion":"us-east-1"}"#, RejectKind::WrongType, Some("userIdentity")),
-    ("panther time", r#"{"eventVersion":"1.08","userIdentity":{},"eventTime":"2023-07-19 21:17:28","eventSource":"a","eventName":"b","awsRegion":"us-east-1"}"#, RejectKind::InvalidTimestamp, Some("eventTime")),
-    ("offset time", r#"{"eventVersion":"1.08","userIdentity":{},"eventTime":"2023-07-19T21:17:28+02:00","eventSource":"a","eventName":"b","awsRegion":"us-east-1"}"#, RejectKind::InvalidTimestamp, Some("eventTime")),
-    ("numeric time", r#"{"eventVersion":"1.08","userIdentity":{},"eventTime":1689801448,"eventSource":"a","eventName":"b","awsRegion":"us-east-1"}"#, RejectKind::WrongType, Some("eventTime")),
-    ("no source", r#"{"eventVersion":"1.08","userIdentity":{},"eventTime":"2023-07-19T21:17:28Z","eventName":"b","awsRegion":"us-east-1"}"#, RejectKind::MissingField, Some("eventSource")),
-    ("null name", r#"{"eventVersion":"1.08","userIdentity":{},"eventTime":"2023-07-19T21:17:28Z","eventSource":"a","eventName":null,"awsRegion":"us-east-1"}"#, RejectKind::MissingField, Some("eventName")),
-    ("no region", r#"{"eventVersion":"1.08","userIdentity":{},"eventTime":"2023-07-19T21:17:28Z","eventSource":"a","eventName":"b"}"#, RejectKind::MissingField, Some("awsRegion")),
-    ("bad region", r#"{"eventVersion":"1.08","userIdentity":{},"eventTime":"2023-07-19T21:17:28Z","eventSource":"a","eventName":"b","awsRegion":"US East"}"#, RejectKind::InvalidValue, Some("awsRegion")),
-    ("readOnly string", r#"{"eventVersion":"1.08","userIdentity":{},"eventTime":"2023-07-19T21:17:28Z","eventSource":"a","eventName":"b","awsRegion":"us-east-1","readOnly":"true"}"#, RejectKind::WrongType, Some("readOnly")),
-    ("account number", r#"{"eventVersion":"1.08","userIdentity":{},"eventTime":"2023-07-19T21:17:28Z","eventSource":"a","eventName":"b","awsRegion":"us-east-1","recipientAccountId":123456789012}"#, RejectKind::WrongType, Some("recipientAccountId")),
-    ("params string", r#"{"eventVersion":"1.08","userIdentity":{},"eventTime":"2023-07-19T21:17:28Z","eventSource":"a","eventName":"b","awsRegion":"us-east-1","requestParameters":"x"}"#, RejectKind::WrongType, Some("requestParameters")),
-    ("resource not object", r#"{"eventVersion":"1.08","userIdentity":{},"eventTime":"2023-07-19T21:17:28Z","eventSource":"a","eventName":"b","awsRegion":"us-east-1","resources":[1]}"#, RejectKind::WrongType, Some("resources[0]")),
-    ("bad category", r#"{"eventVersion":"1.08","userIdentity":{},"eventTime":"2023-07-19T21:17:28Z","eventSource":"a","eventName":"b","awsRegion":"us-east-1","eventCategory":"Other"}"#, RejectKind::InvalidValue, Some("eventCategory")),
-    ("empty id", r#"{"eventVersion":"1.08","userIdentity":{},"eventTime":"2023-07-19T21:17:28Z","eventSource":"a","eventName":"b","awsRegion":"us-east-1","eventID":""}"#, RejectKind::InvalidValue, Some("eventID")),
-    ("insight without details", r#"{"eventVersion":"1.08","eventTime":"2023-07-19T21:17:28Z","awsRegion":"us-east-1","eventType":"AwsCloudTrailInsight"}"#, RejectKind::MissingField, Some("insightDetails")),
-    ("insight without state", r#"{"eventVersion":"1.08","eventTime":"2023-07-19T21:17:28Z","awsRegion":"us-east-1","eventType":"AwsCloudTrailInsight","insightDetails":{"eventSource":"a","eventName":"b"}}"#, RejectKind::MissingField, Some("insightDetails.state")),
+    (
+        "no version",
+        r#"{"userIdentity":{},"eventTime":"2023-07-19T21:17:28Z","eventSource":"a","eventName":"b","awsRegion":"us-east-1"}"#,
+        RejectKind::MissingField,
+        Some("eventVersion"),
+    ),
+    (
+        "bad version",
+        r#"{"eventVersion":"one","userIdentity":{},"eventTime":"2023-07-19T21:17:28Z","eventSource":"a","eventName":"b","awsRegion":"us-east-1"}"#,
+        RejectKind::InvalidValue,
+        Some("eventVersion"),
+    ),
+    (
+        "identity not object",
+        r#"{"eventVersion":"1.08","userIdentity":"root","eventTime":"2023-07-19T21:17:28Z","eventSource":"a","eventName":"b","awsRegion":"us-east-1"}"#,
+        RejectKind::WrongType,
+        Some("userIdentity"),
+    ),
+    (
+        "panther time",
+        r#"{"eventVersion":"1.08","userIdentity":{},"eventTime":"2023-07-19 21:17:28","eventSource":"a","eventName":"b","awsRegion":"us-east-1"}"#,
+        RejectKind::InvalidTimestamp,
+        Some("eventTime"),
+    ),
+    (
+        "offset time",
+        r#"{"eventVersion":"1.08","userIdentity":{},"eventTime":"2023-07-19T21:17:28+02:00","eventSource":"a","eventName":"b","awsRegion":"us-east-1"}"#,
+        RejectKind::InvalidTimestamp,
+        Some("eventTime"),
+    ),
+    (
+        "numeric time",
+        r#"{"eventVersion":"1.08","userIdentity":{},"eventTime":1689801448,"eventSource":"a","eventName":"b","awsRegion":"us-east-1"}"#,
+        RejectKind::WrongType,
+        Some("eventTime"),
+    ),
+    (
+        "no source",
+        r#"{"eventVersion":"1.08","userIdentity":{},"eventTime":"2023-07-19T21:17:28Z","eventName":"b","awsRegion":"us-east-1"}"#,
+        RejectKind::MissingField,
+        Some("eventSource"),
+    ),
+    (
+        "null name",
+        r#"{"eventVersion":"1.08","userIdentity":{},"eventTime":"2023-07-19T21:17:28Z","eventSource":"a","eventName":null,"awsRegion":"us-east-1"}"#,
+        RejectKind::MissingField,
+        Some("eventName"),
+    ),
+    (
+        "no region",
+        r#"{"eventVersion":"1.08","userIdentity":{},"eventTime":"2023-07-19T21:17:28Z","eventSource":"a","eventName":"b"}"#,
+        RejectKind::MissingField,
+        Some("awsRegion"),
+    ),
+    (
+        "bad region",
+        r#"{"eventVersion":"1.08","userIdentity":{},"eventTime":"2023-07-19T21:17:28Z","eventSource":"a","eventName":"b","awsRegion":"US East"}"#,
+        RejectKind::InvalidValue,
+        Some("awsRegion"),
+    ),
+    (
+        "readOnly string",
+        r#"{"eventVersion":"1.08","userIdentity":{},"eventTime":"2023-07-19T21:17:28Z","eventSource":"a","eventName":"b","awsRegion":"us-east-1","readOnly":"true"}"#,
+        RejectKind::WrongType,
+        Some("readOnly"),
+    ),
+    (
+        "account number",
+        r#"{"eventVersion":"1.08","userIdentity":{},"eventTime":"2023-07-19T21:17:28Z","eventSource":"a","eventName":"b","awsRegion":"us-east-1","recipientAccountId":123456789012}"#,
+        RejectKind::WrongType,
+        Some("recipientAccountId"),
+    ),
+    (
+        "params string",
+        r#"{"eventVersion":"1.08","userIdentity":{},"eventTime":"2023-07-19T21:17:28Z","eventSource":"a","eventName":"b","awsRegion":"us-east-1","requestParameters":"x"}"#,
+        RejectKind::WrongType,
+        Some("requestParameters"),
+    ),
+    (
+        "resource not object",
+        r#"{"eventVersion":"1.08","userIdentity":{},"eventTime":"2023-07-19T21:17:28Z","eventSource":"a","eventName":"b","awsRegion":"us-east-1","resources":[1]}"#,
+        RejectKind::WrongType,
+        Some("resources[0]"),
+    ),
+    (
+        "bad category",
+        r#"{"eventVersion":"1.08","userIdentity":{},"eventTime":"2023-07-19T21:17:28Z","eventSource":"a","eventName":"b","awsRegion":"us-east-1","eventCategory":"Other"}"#,
+        RejectKind::InvalidValue,
+        Some("eventCategory"),
+    ),
+    (
+        "empty id",
+        r#"{"eventVersion":"1.08","userIdentity":{},"eventTime":"2023-07-19T21:17:28Z","eventSource":"a","eventName":"b","awsRegion":"us-east-1","eventID":""}"#,
+        RejectKind::InvalidValue,
+        Some("eventID"),
+    ),
+    (
+        "insight without details",
+        r#"{"eventVersion":"1.08","eventTime":"2023-07-19T21:17:28Z","awsRegion":"us-east-1","eventType":"AwsCloudTrailInsight"}"#,
+        RejectKind::MissingField,
+        Some("insightDetails"),
+    ),
+    (
+        "insight without state",
+        r#"{"eventVersion":"1.08","eventTime":"2023-07-19T21:17:28Z","awsRegion":"us-east-1","eventType":"AwsCloudTrailInsight","insightDetails":{"eventSource":"a","eventName":"b"}}"#,
+        RejectKind::MissingField,
+        Some("insightDetails.state"),
+    ),
 ];
 
 #[test]
@@ -95,7 +196,11 @@ fn rejections_name_field_and_reason() {
     for (description, raw, kind, field) in REJECTIONS {
         let rejection = prepare(raw).expect_err(description);
         assert_eq!(rejection.kind, *kind, "{description}: {rejection}");
-        assert_eq!(rejection.field.as_deref(), *field, "{description}: {rejection}");
+        assert_eq!(
+            rejection.field.as_deref(),
+            *field,
+            "{description}: {rejection}"
+        );
         assert!(!rejection.reason.is_empty());
     }
 }
@@ -106,7 +211,10 @@ fn oversize_event_is_rejected() {
     let raw = format!(
         r#"{{"eventVersion":"1.08","userIdentity":{{}},"eventTime":"2023-07-19T21:17:28Z","eventSource":"a","eventName":"b","awsRegion":"us-east-1","pad":"{padding}"}}"#
     );
-    assert_eq!(prepare(&raw).expect_err("too large").kind, RejectKind::TooLarge);
+    assert_eq!(
+        prepare(&raw).expect_err("too large").kind,
+        RejectKind::TooLarge
+    );
 }
 
 mod audit {
@@ -136,7 +244,10 @@ mod audit {
         assert_eq!(first.event_id, again.event_id);
         assert_eq!(first.category, EventCategory::ActivityAuditLog);
         let record = String::from_utf8(first.record.clone()).expect("utf8");
-        assert!(record.ends_with(&format!(",\"eventData\":{DATA}}}")), "{record}");
+        assert!(
+            record.ends_with(&format!(",\"eventData\":{DATA}}}")),
+            "{record}"
+        );
         let view = EventView::from_record(&first.record).expect("view");
         assert_eq!(view.event_name, "ApproveInvoice");
         assert_eq!(view.username.as_deref(), Some("u-1"));
@@ -148,10 +259,16 @@ mod audit {
         let rejection = ctx_prepare(&wrong_recipient).expect_err("wrong recipient");
         assert_eq!(rejection.field.as_deref(), Some("recipientAccountId"));
         let no_uid = DATA.replace("\"UID\"", "\"uid\"");
-        assert_eq!(ctx_prepare(&no_uid).expect_err("no UID").kind, RejectKind::MissingField);
+        assert_eq!(
+            ctx_prepare(&no_uid).expect_err("no UID").kind,
+            RejectKind::MissingField
+        );
         let no_principal = DATA.replace("principalId", "principal");
         assert_eq!(
-            ctx_prepare(&no_principal).expect_err("no principal").field.as_deref(),
+            ctx_prepare(&no_principal)
+                .expect_err("no principal")
+                .field
+                .as_deref(),
             Some("userIdentity.principalId")
         );
     }
