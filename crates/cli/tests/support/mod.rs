@@ -12,9 +12,9 @@ pub fn repo_root() -> PathBuf {
         .expect("repo root")
 }
 
-/// The shared sample corpus (`../shared/data/cloudtrail-samples`).
+/// The sample corpus (a copy of the shared one, see `testdata/cloudtrail-samples/README.md`).
 pub fn samples_dir() -> PathBuf {
-    repo_root().join("../shared/data/cloudtrail-samples")
+    repo_root().join("testdata/cloudtrail-samples")
 }
 
 /// A server running in this process on an ephemeral loopback port.
