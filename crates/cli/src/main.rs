@@ -114,9 +114,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             running.local_addr
         );
     }
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {
-            eprintln!("shutting down");
+            eprintln!("interrupted: shutting down");
+            running.shutdown().await;
+        }
+        _ = terminate.recv() => {
+            eprintln!("terminated: shutting down");
             running.shutdown().await;
         }
         _ = running.wait() => anyhow::bail!("the HTTP server stopped unexpectedly"),

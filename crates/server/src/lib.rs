@@ -204,6 +204,15 @@ impl Running {
 
 /// Starts Cairn with `config`, reading time from `clock`.
 pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, StartError> {
+    start_with_fs(config, clock, Arc::new(cairn_wal::fs::StdFs)).await
+}
+
+/// [`start`] with the WAL reaching the disk through `wal_fs` (tests inject failures here).
+pub async fn start_with_fs(
+    config: Config,
+    clock: Arc<dyn Clock>,
+    wal_fs: Arc<dyn cairn_wal::fs::WalFs>,
+) -> Result<Running, StartError> {
     let data_dir = config.data_dir.clone();
     std::fs::create_dir_all(&data_dir).map_err(|source| StartError::DataDir {
         path: data_dir.clone(),
@@ -221,17 +230,11 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Sta
         ..WalConfig::default()
     };
     let wal_dir = data_dir.join("wal");
-    let (wal, recovery) = tokio::task::spawn_blocking(move || {
-        Wal::open(
-            &wal_dir,
-            Arc::new(cairn_wal::fs::StdFs),
-            wal_config,
-            observer,
-        )
-    })
-    .await
-    .map_err(|e| StartError::CatchUp(e.to_string()))?
-    .map_err(StartError::Wal)?;
+    let (wal, recovery) =
+        tokio::task::spawn_blocking(move || Wal::open(&wal_dir, wal_fs, wal_config, observer))
+            .await
+            .map_err(|e| StartError::CatchUp(e.to_string()))?
+            .map_err(StartError::Wal)?;
     tracing::info!(
         segments = recovery.segments,
         records = recovery.records,

@@ -1,0 +1,289 @@
+//! End to end, in process: idempotent retries, restart persistence, integration events, and a
+//! disk that fills up under the WAL.
+
+mod support;
+
+use cairn_wal::fs::{AppendFile, ReadAt, StdFs, WalFs};
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use support::TestServer;
+
+fn event(id: &str) -> String {
+    let time = cairn_model::time::format_utc_seconds(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("now")
+            .as_millis() as i64,
+    );
+    format!(
+        r#"{{"eventVersion":"1.11","userIdentity":{{"type":"IAMUser","userName":"e2e"}},"eventTime":"{time}","eventSource":"cloudtrail.amazonaws.com","eventName":"StopLogging","awsRegion":"us-east-1","eventID":"{id}"}}"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_are_idempotent_and_history_survives_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start(dir.path(), |_| {}).await;
+    let (status, body) = server
+        .post(
+            "/v1/events",
+            "application/json",
+            format!("[{}]", event("keep-1")),
+        )
+        .await;
+    assert_eq!(
+        (status, body["accepted"].as_u64()),
+        (200, Some(1)),
+        "{body}"
+    );
+    // A retry (same bytes) is a duplicate; other bytes under the same id are refused.
+    let (_, body) = server
+        .post(
+            "/v1/events",
+            "application/json",
+            format!("[{}]", event("keep-1")),
+        )
+        .await;
+    assert_eq!(body["results"][0]["status"], "duplicate");
+    server.wait_indexed().await;
+    let (_, body) = server
+        .post(
+            "/v1/events",
+            "application/json",
+            format!(
+                "[{}]",
+                event("keep-1").replace("StopLogging", "StartLogging")
+            ),
+        )
+        .await;
+    assert_eq!(body["results"][0]["code"], "duplicate_event_id");
+    let account = server.running.as_ref().expect("running").account_id.clone();
+    server.stop().await;
+
+    let server = TestServer::start(dir.path(), |_| {}).await;
+    assert_eq!(
+        server.running.as_ref().expect("running").account_id,
+        account,
+        "account id is kept"
+    );
+    let (_, body) = server
+        .post(
+            "/v1/events",
+            "application/json",
+            format!("[{}]", event("keep-1")),
+        )
+        .await;
+    assert_eq!(
+        body["results"][0]["status"], "duplicate",
+        "idempotency survives restart"
+    );
+    let (status, page) = server
+        .get("/v1/event-history?lookup-attribute=EventName%3DStopLogging")
+        .await;
+    assert_eq!(status, 200);
+    let events = page["Events"].as_array().expect("events");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["CloudTrailEvent"].as_str().expect("record"), {
+        let sent = event("keep-1");
+        format!("{},\"recipientAccountId\":\"{account}\",\"eventCategory\":\"Management\",\"managementEvent\":true,\"readOnly\":false}}", &sent[..sent.len() - 1])
+    });
+    assert_eq!(events[0]["Username"], "e2e");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integration_events_are_searchable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server =
+        TestServer::start(dir.path(), |c| c.account_id = Some("210987654321".into())).await;
+    let time = cairn_model::time::format_utc_seconds(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("now")
+            .as_millis() as i64,
+    );
+    let data = format!(
+        r#"{{"version":"1.0","userIdentity":{{"type":"CustomUser","principalId":"u-4711"}},"eventSource":"billing.acme.example","eventName":"ApproveInvoice","eventTime":"{time}","UID":"inv-1","recipientAccountId":"210987654321"}}"#
+    );
+    let body = serde_json::json!({"auditEvents": [{"id": "one", "eventData": data}]}).to_string();
+    let (status, answer) = server
+        .post(
+            "/PutAuditEvents?channelArn=billing",
+            "application/json",
+            body,
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let event_id = answer["successful"][0]["eventID"]
+        .as_str()
+        .expect("eventID")
+        .to_owned();
+    server.wait_indexed().await;
+    let (_, page) = server
+        .get("/v1/event-history?lookup-attribute=Username%3Du-4711")
+        .await;
+    assert_eq!(page["Events"][0]["EventId"], event_id.as_str());
+    assert_eq!(page["Events"][0]["EventSource"], "billing.acme.example");
+    let record: serde_json::Value = serde_json::from_str(
+        page["Events"][0]["CloudTrailEvent"]
+            .as_str()
+            .expect("record"),
+    )
+    .expect("json");
+    assert_eq!(record["eventCategory"], "ActivityAuditLog");
+    assert_eq!(
+        record["metadata"]["channelARN"],
+        "arn:aws:cloudtrail:us-east-1:210987654321:channel/billing"
+    );
+    server.stop().await;
+}
+
+/// The real file system, except that appends fail with ENOSPC while `full` is set.
+#[derive(Debug)]
+struct FillableFs {
+    full: Arc<AtomicBool>,
+}
+
+#[derive(Debug)]
+struct FillableFile {
+    inner: Box<dyn AppendFile>,
+    full: Arc<AtomicBool>,
+}
+
+impl AppendFile for FillableFile {
+    fn append(&mut self, buf: &[u8]) -> io::Result<()> {
+        if self.full.load(Ordering::SeqCst) {
+            // Part of the write lands, then the disk is full.
+            self.inner.append(&buf[..buf.len() / 2])?;
+            return Err(io::Error::from_raw_os_error(28));
+        }
+        self.inner.append(buf)
+    }
+    fn sync(&mut self) -> io::Result<()> {
+        self.inner.sync()
+    }
+    fn truncate(&mut self, len: u64) -> io::Result<()> {
+        self.inner.truncate(len)
+    }
+}
+
+impl WalFs for FillableFs {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        StdFs.create_dir_all(dir)
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        StdFs.list(dir)
+    }
+    fn open_append(&self, path: &Path, create_new: bool) -> io::Result<Box<dyn AppendFile>> {
+        Ok(Box::new(FillableFile {
+            inner: StdFs.open_append(path, create_new)?,
+            full: self.full.clone(),
+        }))
+    }
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn ReadAt>> {
+        StdFs.open_read(path)
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        StdFs.remove(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        StdFs.sync_dir(dir)
+    }
+    fn write_durable(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        StdFs.write_durable(path, bytes)
+    }
+    fn read_small(&self, path: &Path) -> io::Result<Option<Vec<u8>>> {
+        StdFs.read_small(path)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_answers_503_harms_nothing_and_recovers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let full = Arc::new(AtomicBool::new(false));
+    let config = cairn_server::config::RawConfig {
+        data_dir: Some(dir.path().to_path_buf()),
+        listen: Some("127.0.0.1:0".into()),
+        ..Default::default()
+    }
+    .resolve()
+    .expect("config");
+    let running = cairn_server::start_with_fs(
+        config,
+        Arc::new(cairn_model::SystemClock),
+        Arc::new(FillableFs { full: full.clone() }),
+    )
+    .await
+    .expect("start");
+    let server = TestServer {
+        base: format!("http://{}", running.local_addr),
+        running: Some(running),
+        client: reqwest::Client::new(),
+    };
+
+    let (status, _) = server
+        .post(
+            "/v1/events",
+            "application/json",
+            format!("[{}]", event("before-1")),
+        )
+        .await;
+    assert_eq!(status, 200);
+    full.store(true, Ordering::SeqCst);
+    let (status, body) = server
+        .post(
+            "/v1/events",
+            "application/json",
+            format!("[{}]", event("during-1")),
+        )
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["__type"], "ServiceUnavailable");
+    assert!(
+        body["message"]
+            .as_str()
+            .expect("message")
+            .contains("os error 28"),
+        "{body}"
+    );
+    let (status, body) = server.get("/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(server.metric("cairn_ingest_unavailable_total").await >= 1.0);
+
+    full.store(false, Ordering::SeqCst);
+    // The refused event was not acknowledged: its retry is accepted, not a duplicate.
+    let (status, body) = server
+        .post(
+            "/v1/events",
+            "application/json",
+            format!("[{},{}]", event("during-1"), event("after-1")),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["accepted"], 2);
+    let (status, _) = server.get("/readyz").await;
+    assert_eq!(status, 200);
+    server.wait_indexed().await;
+    let (_, page) = server.get("/v1/event-history?max-results=50").await;
+    let mut ids: Vec<&str> = page["Events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["EventId"].as_str().expect("id"))
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["after-1", "before-1", "during-1"]);
+    server.stop().await;
+
+    // And the WAL reopens cleanly: the half-written group was cut back.
+    let (_, report) = cairn_wal::Wal::open(
+        &dir.path().join("wal"),
+        Arc::new(StdFs),
+        cairn_wal::WalConfig::default(),
+        Arc::new(cairn_wal::NoopObserver),
+    )
+    .expect("reopen");
+    assert_eq!(report.torn_bytes_cut, 0);
+}
