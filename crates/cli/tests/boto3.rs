@@ -1,0 +1,85 @@
+//! Producers written for CloudTrail Lake work by changing a URL: the real boto3
+//! `cloudtrail-data` client calls `PutAuditEvents` on Cairn. boto3 is installed into a virtual
+//! environment under the target directory on first use (from PyPI).
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+use support::TestServer;
+
+fn python_with_boto3() -> PathBuf {
+    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("py-venv");
+    let python = venv.join("bin/python3");
+    let has_boto3 = |python: &PathBuf| {
+        Command::new(python)
+            .args(["-c", "import boto3"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !has_boto3(&python) {
+        let status = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .expect("python3 -m venv");
+        assert!(
+            status.success(),
+            "creating a Python virtual environment failed"
+        );
+        let status = Command::new(venv.join("bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check", "boto3"])
+            .status()
+            .expect("pip install boto3");
+        assert!(status.success(), "installing boto3 from PyPI failed");
+    }
+    python
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boto3_put_audit_events_works_unmodified() {
+    let python = python_with_boto3();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server =
+        TestServer::start(dir.path(), |c| c.account_id = Some("210987654321".into())).await;
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/put_audit_events.py");
+    let base = server.base.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(python)
+            .arg(script)
+            .arg(base)
+            .arg("210987654321")
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("run python");
+    assert!(
+        output.status.success(),
+        "boto3 script failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let answer: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("script prints JSON");
+    assert_eq!(answer["successful"][0]["id"], "one");
+    let event_id = answer["successful"][0]["eventID"]
+        .as_str()
+        .expect("eventID")
+        .to_owned();
+    assert_eq!(answer["failed"][0]["id"], "two");
+    assert_eq!(answer["failed"][0]["errorCode"], "FieldNotFound");
+    assert_eq!(
+        answer["retry"][0]["eventID"],
+        event_id.as_str(),
+        "a retried entry keeps its eventID"
+    );
+    assert_eq!(answer["denied"], "ChannelInsufficientPermission");
+    server.wait_indexed().await;
+    let (_, page) = server
+        .get("/v1/event-history?lookup-attribute=EventSource%3Dbilling.example")
+        .await;
+    let events = page["Events"].as_array().expect("events");
+    assert_eq!(events.len(), 1, "recorded once: {page}");
+    assert_eq!(events[0]["EventId"], event_id.as_str());
+    server.stop().await;
+}
