@@ -60,6 +60,22 @@ async fn retries_are_idempotent_and_history_survives_restart() {
         .await;
     assert_eq!(body["results"][0]["code"], "duplicate_event_id");
     let account = server.running.as_ref().expect("running").account_id.clone();
+    // A second process on the same data directory is refused before it touches the WAL.
+    let second = cairn_server::config::RawConfig {
+        data_dir: Some(dir.path().to_path_buf()),
+        listen: Some("127.0.0.1:0".into()),
+        ..Default::default()
+    }
+    .resolve()
+    .expect("config");
+    let refused = cairn_server::start(second, Arc::new(cairn_model::SystemClock))
+        .await
+        .err()
+        .expect("locked");
+    assert!(
+        matches!(refused, cairn_server::StartError::Locked(_)),
+        "{refused}"
+    );
     server.stop().await;
 
     let server = TestServer::start(dir.path(), |_| {}).await;

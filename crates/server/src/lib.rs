@@ -37,6 +37,9 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// Another process holds the data directory.
+    #[error("data directory {0} is in use by another cairn process")]
+    Locked(PathBuf),
     /// The stored account id conflicts with the configured one, or is damaged.
     #[error("account id: {0}")]
     AccountId(String),
@@ -179,6 +182,8 @@ pub struct Running {
     wal: Arc<Wal>,
     /// The ingest service (for tests and benchmarks).
     pub ingest: Arc<IngestService>,
+    /// Held for the server's lifetime: the data directory's lock.
+    _lock: std::fs::File,
 }
 
 impl Running {
@@ -218,6 +223,28 @@ pub async fn start_with_fs(
         path: data_dir.clone(),
         source,
     })?;
+    // One process per data directory: a second one's WAL recovery would cut the first one's
+    // in-flight writes. The lock lives as long as the returned server.
+    let lock_path = data_dir.join("LOCK");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|source| StartError::DataDir {
+            path: lock_path.clone(),
+            source,
+        })?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => return Err(StartError::Locked(data_dir)),
+        Err(std::fs::TryLockError::Error(source)) => {
+            return Err(StartError::DataDir {
+                path: lock_path,
+                source,
+            })
+        }
+    }
     let account_id = resolve_account_id(&data_dir, config.account_id.as_ref())?;
     let metrics = Arc::new(Metrics::new());
     let wakeup = Arc::new(Wakeup::default());
@@ -334,5 +361,6 @@ pub async fn start_with_fs(
         indexer: Some(indexer_thread),
         wal,
         ingest,
+        _lock: lock,
     })
 }
