@@ -429,6 +429,20 @@ fn lookup(args: LookupArgs) -> anyhow::Result<()> {
     }
     let size = std::fs::metadata(&path)?.len();
     let mut rng = StdRng::seed_from_u64(9);
+    // Ids of real events, from the newest page of each region and a page 40 days back.
+    let mut known_ids = Vec::new();
+    for region in REGIONS {
+        for end in [now, now - 40 * day] {
+            let mut query = LookupQuery::region(*region);
+            query.end_time = Some(end);
+            for event in store.lookup(&query, now)?.events {
+                known_ids.push((region.to_string(), event.view.event_id));
+            }
+        }
+    }
+    if known_ids.is_empty() {
+        bail!("the history store holds no events");
+    }
     let shapes: Vec<(&str, QueryMaker)> = vec![
         (
             "newest page, no attribute",
@@ -471,10 +485,11 @@ fn lookup(args: LookupArgs) -> anyhow::Result<()> {
             }),
         ),
         (
-            "EventId",
-            Box::new(|rng: &mut StdRng| {
-                let mut q = LookupQuery::region("us-east-1");
-                q.attribute = Some((AttributeKey::EventId, format!("{:08x}", rng.gen::<u32>())));
+            "EventId (existing events)",
+            Box::new(move |rng: &mut StdRng| {
+                let (region, id) = &known_ids[rng.gen_range(0..known_ids.len())];
+                let mut q = LookupQuery::region(region.clone());
+                q.attribute = Some((AttributeKey::EventId, id.clone()));
                 q
             }),
         ),
