@@ -20,8 +20,8 @@ pub const CONSUMER: &str = "history";
 /// Every consumer whose cursor holds back WAL retirement.
 pub const CONSUMERS: &[&str] = &[CONSUMER];
 
-const BATCH_RECORDS: usize = 4096;
-const BATCH_BYTES: usize = 8 * 1024 * 1024;
+const BATCH_RECORDS: usize = 16_384;
+const BATCH_BYTES: usize = 32 * 1024 * 1024;
 
 /// Wakes the indexer when the WAL has new durable records.
 #[derive(Debug, Default)]
