@@ -494,7 +494,10 @@ impl HistoryStore {
         };
         if lower >= upper {
             // Empty range (e.g. an end time before the retention window): nothing to scan.
-            return Ok(LookupPage { events: Vec::new(), next_token: None });
+            return Ok(LookupPage {
+                events: Vec::new(),
+                next_token: None,
+            });
         }
         let first_day = utc_day(start);
         let mut day = utc_day(token.map_or(end, |t| t.time.min(end)));

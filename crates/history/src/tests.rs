@@ -140,15 +140,28 @@ fn lookups_by_every_attribute_newest_first() {
 #[test]
 fn ranges_outside_retention_are_empty_not_errors() {
     let (_dir, store) = store();
-    index(&store, &[event("a", "2026-02-20T10:00:00Z", "us-east-1", "A", "u")], 1, now());
+    index(
+        &store,
+        &[event("a", "2026-02-20T10:00:00Z", "us-east-1", "A", "u")],
+        1,
+        now(),
+    );
     let mut query = LookupQuery::region("us-east-1");
     // Ends before the retention window starts, on the same UTC day.
     let retention_start = now() - 90 * DAY_MS;
     query.start_time = Some(retention_start - 7_200_000);
     query.end_time = Some(retention_start - 3_600_000);
-    assert!(store.lookup(&query, now()).expect("lookup").events.is_empty());
+    assert!(store
+        .lookup(&query, now())
+        .expect("lookup")
+        .events
+        .is_empty());
     query.attribute = Some((AttributeKey::Username, "u".into()));
-    assert!(store.lookup(&query, now()).expect("lookup").events.is_empty());
+    assert!(store
+        .lookup(&query, now())
+        .expect("lookup")
+        .events
+        .is_empty());
 }
 
 #[test]
