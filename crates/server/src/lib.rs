@@ -180,8 +180,6 @@ pub struct Running {
     wakeup: Arc<Wakeup>,
     indexer: Option<std::thread::JoinHandle<()>>,
     wal: Arc<Wal>,
-    /// The ingest service (for tests and benchmarks).
-    pub ingest: Arc<IngestService>,
     /// Held for the server's lifetime: the data directory's lock.
     _lock: std::fs::File,
 }
@@ -360,7 +358,6 @@ pub async fn start_with_fs(
         wakeup,
         indexer: Some(indexer_thread),
         wal,
-        ingest,
         _lock: lock,
     })
 }
