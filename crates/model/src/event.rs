@@ -10,6 +10,7 @@ use crate::category::EventCategory;
 use crate::classify::{derive_read_only, is_known_data_plane_call};
 use crate::ids::AccountId;
 use crate::time::{parse_utc, EpochMillis};
+use crate::view::EventView;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -283,8 +284,9 @@ fn check_event_id(map: &Map<String, Value>) -> Result<Option<&str>, Rejection> {
 }
 
 fn check_resources(map: &Map<String, Value>) -> Result<(), Rejection> {
-    let Some(resources) = map.get("resources") else {
-        return Ok(());
+    let resources = match map.get("resources") {
+        None | Some(Value::Null) => return Ok(()),
+        Some(resources) => resources,
     };
     let Value::Array(items) = resources else {
         return Err(wrong_type("resources", "an array of objects", resources));
@@ -390,10 +392,8 @@ pub fn prepare_event(raw: &[u8], ctx: &PrepareContext<'_>) -> Result<PreparedEve
                 ),
             )
         })?,
-        Some(other) if !other.is_null() => {
-            return Err(wrong_type("eventCategory", "a string", other))
-        }
-        _ => derive_category(&map, is_insight, event_source, event_name),
+        Some(other) => return Err(wrong_type("eventCategory", "a string", other)),
+        None => derive_category(&map, is_insight, event_source, event_name),
     };
 
     let mut suffix = String::new();
@@ -405,14 +405,16 @@ pub fn prepare_event(raw: &[u8], ctx: &PrepareContext<'_>) -> Result<PreparedEve
             id
         }
     };
-    if !has(&map, "recipientAccountId") {
+    // A member is appended only when its key is absent: a producer's `null` stays, and the
+    // record never holds the same key twice.
+    if !map.contains_key("recipientAccountId") {
         append_member(
             &mut suffix,
             "recipientAccountId",
             &Value::String(ctx.account_id.to_string()),
         );
     }
-    if !has(&map, "eventCategory") {
+    if !map.contains_key("eventCategory") {
         append_member(
             &mut suffix,
             "eventCategory",
@@ -420,14 +422,14 @@ pub fn prepare_event(raw: &[u8], ctx: &PrepareContext<'_>) -> Result<PreparedEve
         );
     }
     if matches!(category, EventCategory::Management | EventCategory::Data) {
-        if !has(&map, "managementEvent") {
+        if !map.contains_key("managementEvent") {
             append_member(
                 &mut suffix,
                 "managementEvent",
                 &Value::Bool(category == EventCategory::Management),
             );
         }
-        if !has(&map, "readOnly") {
+        if !map.contains_key("readOnly") {
             append_member(
                 &mut suffix,
                 "readOnly",
@@ -436,10 +438,19 @@ pub fn prepare_event(raw: &[u8], ctx: &PrepareContext<'_>) -> Result<PreparedEve
         }
     }
 
+    let record = append_to_object(raw, &suffix);
+    // What is accepted must be readable back: this catches a member given twice, which JSON
+    // parsers resolve differently.
+    if let Err(e) = EventView::from_record(&record) {
+        return Err(Rejection::whole(
+            RejectKind::MalformedJson,
+            format!("event is ambiguous: {}", e.0),
+        ));
+    }
     Ok(PreparedEvent {
         event_id_assigned: given_id.is_none(),
         event_id,
-        record: append_to_object(raw, &suffix),
+        record,
         digest: producer_digest(raw),
         category,
         event_time,
@@ -449,10 +460,6 @@ pub fn prepare_event(raw: &[u8], ctx: &PrepareContext<'_>) -> Result<PreparedEve
 fn nested(parent: &str, mut rejection: Rejection) -> Rejection {
     rejection.field = rejection.field.map(|f| format!("{parent}.{f}"));
     rejection
-}
-
-fn has(map: &Map<String, Value>, field: &str) -> bool {
-    map.get(field).is_some_and(|v| !v.is_null())
 }
 
 fn derive_category(

@@ -172,6 +172,18 @@ const REJECTIONS: &[(&str, &str, RejectKind, Option<&str>)] = &[
         Some("eventCategory"),
     ),
     (
+        "null category",
+        r#"{"eventVersion":"1.08","userIdentity":{},"eventTime":"2023-07-19T21:17:28Z","eventSource":"a","eventName":"b","awsRegion":"us-east-1","eventCategory":null}"#,
+        RejectKind::WrongType,
+        Some("eventCategory"),
+    ),
+    (
+        "duplicate member",
+        r#"{"eventVersion":"1.08","userIdentity":{},"eventTime":"2023-07-19T21:17:28Z","eventSource":"a","eventName":"b","eventName":"c","awsRegion":"us-east-1"}"#,
+        RejectKind::MalformedJson,
+        None,
+    ),
+    (
         "empty id",
         r#"{"eventVersion":"1.08","userIdentity":{},"eventTime":"2023-07-19T21:17:28Z","eventSource":"a","eventName":"b","awsRegion":"us-east-1","eventID":""}"#,
         RejectKind::InvalidValue,
@@ -272,4 +284,16 @@ mod audit {
             Some("userIdentity.principalId")
         );
     }
+}
+
+#[test]
+fn null_optional_members_count_as_absent() {
+    let raw = r#"{"eventVersion":"1.08","userIdentity":{},"eventTime":"2023-07-19T21:17:28Z","eventSource":"a","eventName":"b","awsRegion":"us-east-1","resources":null,"requestParameters":null,"errorCode":null,"readOnly":null,"additionalEventData":null}"#;
+    let prepared = prepare(raw).expect("accepted");
+    // readOnly was null: Cairn does not overwrite it, and the view reads it as unknown.
+    assert!(!String::from_utf8(prepared.record.clone())
+        .expect("utf8")
+        .contains("\"readOnly\":false"));
+    let view = EventView::from_record(&prepared.record).expect("view");
+    assert!(view.resources.is_empty());
 }
