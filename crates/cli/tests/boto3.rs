@@ -8,37 +8,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use support::TestServer;
 
-fn python_with_boto3() -> PathBuf {
-    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("py-venv");
-    let python = venv.join("bin/python3");
-    let has_boto3 = |python: &PathBuf| {
-        Command::new(python)
-            .args(["-c", "import boto3"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if !has_boto3(&python) {
-        let status = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .expect("python3 -m venv");
-        assert!(
-            status.success(),
-            "creating a Python virtual environment failed"
-        );
-        let status = Command::new(venv.join("bin/pip"))
-            .args(["install", "--quiet", "--disable-pip-version-check", "boto3"])
-            .status()
-            .expect("pip install boto3");
-        assert!(status.success(), "installing boto3 from PyPI failed");
-    }
-    python
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn boto3_put_audit_events_works_unmodified() {
-    let python = python_with_boto3();
+    let python = support::python_with(&["boto3"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let server =
         TestServer::start(dir.path(), |c| c.account_id = Some("210987654321".into())).await;

@@ -170,3 +170,106 @@ pub fn is_sent_plus_appended(sent: &[u8], stored: &[u8]) -> bool {
             && original.get(k).is_none_or(|v| v.is_null())
     })
 }
+
+/// A Python interpreter in a virtual environment under the target directory with `packages`
+/// installed from PyPI (done once, on first use).
+pub fn python_with(packages: &[&str]) -> PathBuf {
+    use std::process::Command;
+    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("py-venv");
+    let python = venv.join("bin/python3");
+    if !python.exists() {
+        let status = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .expect("python3 -m venv");
+        assert!(
+            status.success(),
+            "creating a Python virtual environment failed"
+        );
+    }
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| {
+            let module = p.split('[').next().unwrap_or(p).replace('-', "_");
+            !Command::new(&python)
+                .args(["-c", &format!("import {module}")])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .collect();
+    if !missing.is_empty() {
+        let status = Command::new(venv.join("bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check"])
+            .args(&missing)
+            .status()
+            .expect("pip install");
+        assert!(status.success(), "installing {missing:?} from PyPI failed");
+    }
+    python
+}
+
+/// A real S3-compatible server (moto) on 127.0.0.1, killed on drop.
+pub struct Moto {
+    child: std::process::Child,
+    /// `http://127.0.0.1:<port>`.
+    pub endpoint: String,
+}
+
+impl Moto {
+    pub fn start() -> Self {
+        let python = python_with(&["moto[server]"]);
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("port")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let child = std::process::Command::new(python.parent().expect("bin").join("moto_server"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start moto_server");
+        let endpoint = format!("http://127.0.0.1:{port}");
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Self { child, endpoint };
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("moto_server did not start");
+    }
+
+    /// Creates a bucket (moto accepts unsigned requests).
+    pub async fn create_bucket(&self, bucket: &str) {
+        let response = reqwest::Client::new()
+            .put(format!("{}/{bucket}", self.endpoint))
+            .send()
+            .await
+            .expect("create bucket");
+        assert!(
+            response.status().is_success(),
+            "create bucket: {}",
+            response.status()
+        );
+    }
+
+    pub fn s3_config(&self) -> cairn_store::S3Config {
+        cairn_store::S3Config {
+            endpoint: self.endpoint.clone(),
+            region: "us-east-1".into(),
+            access_key_id: "testing".into(),
+            secret_access_key: "testing".into(),
+            allow_http: true,
+            virtual_hosted_style: false,
+        }
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
