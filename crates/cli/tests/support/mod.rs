@@ -225,7 +225,7 @@ impl Moto {
             .local_addr()
             .expect("addr")
             .port();
-        let child = std::process::Command::new(python.parent().expect("bin").join("moto_server"))
+        let mut child = std::process::Command::new(python.parent().expect("bin").join("moto_server"))
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -238,6 +238,8 @@ impl Moto {
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("moto_server did not start");
     }
 
