@@ -1,1 +1,552 @@
-//! wip
+//! Cairn's control-plane state: trails (spec §5.2–5.4), stored durably in one JSON file
+//! (`catalog.json`: written to a temporary file, fsynced, renamed, directory fsynced).
+//!
+//! **Logging periods are WAL positions.** `StartLogging` records the WAL's durable sequence
+//! number at that moment: the trail logs the events recorded after it; `StopLogging` records the
+//! position up to which it logged. Delivery therefore never depends on when it happens to run:
+//! an event acknowledged while a trail was logging is delivered by it, whenever delivery runs.
+
+mod validate;
+
+use cairn_selectors::{Selectors, TrailScope};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+pub use validate::{validate_bucket_name, validate_prefix, validate_trail_name};
+
+/// Most trails per region (CloudTrail's limit).
+pub const MAX_TRAILS: usize = 5;
+
+/// A control-plane error, carrying CloudTrail's exception name.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// `TrailNotFoundException`.
+    #[error("unknown trail: {0}")]
+    TrailNotFound(String),
+    /// `TrailAlreadyExistsException`.
+    #[error("trail {0} already exists")]
+    TrailAlreadyExists(String),
+    /// `MaximumNumberOfTrailsExceededException`.
+    #[error("at most {MAX_TRAILS} trails per region")]
+    MaximumNumberOfTrailsExceeded,
+    /// A value broke a rule; `code` is the CloudTrail exception name.
+    #[error("{message}")]
+    Invalid {
+        /// e.g. `InvalidTrailNameException`.
+        code: &'static str,
+        /// What was wrong.
+        message: String,
+    },
+    /// The catalog file could not be read or written.
+    #[error("catalog file {path} failed")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The failure.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The catalog file is damaged.
+    #[error("catalog file {path} is damaged")]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// The failure.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl CatalogError {
+    /// CloudTrail's exception name for this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::TrailNotFound(_) => "TrailNotFoundException",
+            Self::TrailAlreadyExists(_) => "TrailAlreadyExistsException",
+            Self::MaximumNumberOfTrailsExceeded => "MaximumNumberOfTrailsExceededException",
+            Self::Invalid { code, .. } => code,
+            Self::Io { .. } | Self::Damaged { .. } => "InternalFailure",
+        }
+    }
+
+    pub(crate) fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Trail settings as a client gives them (create) — CloudTrail's member names, plus
+/// `LocalDirectory` for Cairn's embedded destination.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct TrailSettings {
+    /// Trail name.
+    pub name: String,
+    /// Deliver into this directory (exclusive with `S3BucketName`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_directory: Option<PathBuf>,
+    /// Deliver into this bucket of the configured S3-compatible store.
+    #[serde(
+        default,
+        rename = "S3BucketName",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub s3_bucket_name: Option<String>,
+    /// Key prefix (≤ 200 characters).
+    #[serde(
+        default,
+        rename = "S3KeyPrefix",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub s3_key_prefix: Option<String>,
+    /// Record every region (default false).
+    #[serde(default)]
+    pub is_multi_region_trail: Option<bool>,
+    /// Record global services' events (default true).
+    #[serde(default)]
+    pub include_global_service_events: Option<bool>,
+    /// Write signed digest files (default false).
+    #[serde(default)]
+    pub enable_log_file_validation: Option<bool>,
+    /// Cover every account of the organization (default false).
+    #[serde(default)]
+    pub is_organization_trail: Option<bool>,
+}
+
+/// A logging period, in WAL sequence numbers: events with `after < seq <= through` are logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoggingPeriod {
+    /// Logging started after this sequence number.
+    pub after: u64,
+    /// Logging stopped after this sequence number (`None`: still logging).
+    pub through: Option<u64>,
+}
+
+/// A trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Trail {
+    /// Stable internal id (names the trail's WAL cursor).
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// `arn:aws:cloudtrail:<home-region>:<account>:trail/<name>`.
+    #[serde(rename = "TrailARN")]
+    pub arn: String,
+    /// Local destination.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_directory: Option<PathBuf>,
+    /// S3 destination.
+    #[serde(
+        default,
+        rename = "S3BucketName",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub s3_bucket_name: Option<String>,
+    /// Key prefix.
+    #[serde(
+        default,
+        rename = "S3KeyPrefix",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub s3_key_prefix: Option<String>,
+    /// Region scope.
+    #[serde(flatten)]
+    pub scope: TrailScope,
+    /// Digest files wanted.
+    pub log_file_validation_enabled: bool,
+    /// Organization trail.
+    pub is_organization_trail: bool,
+    /// Organization id, for organization trails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization_id: Option<String>,
+    /// Event selectors.
+    pub selectors: Selectors,
+    /// Logging periods, oldest first.
+    pub logging: Vec<LoggingPeriod>,
+    /// Epoch ms of the last StartLogging.
+    #[serde(default)]
+    pub start_logging_time: Option<i64>,
+    /// Epoch ms of the last StopLogging.
+    #[serde(default)]
+    pub stop_logging_time: Option<i64>,
+    /// Epoch ms of the last successful delivery.
+    #[serde(default)]
+    pub latest_delivery_time: Option<i64>,
+    /// Epoch ms of the last delivery attempt.
+    #[serde(default)]
+    pub latest_delivery_attempt_time: Option<i64>,
+    /// The last delivery error, cleared by a success.
+    #[serde(default)]
+    pub latest_delivery_error: Option<String>,
+}
+
+impl Trail {
+    /// Whether the trail is logging now.
+    pub fn is_logging(&self) -> bool {
+        self.logging.last().is_some_and(|p| p.through.is_none())
+    }
+
+    /// Whether the event at WAL position `seq` falls in a logging period.
+    pub fn logs_seq(&self, seq: u64) -> bool {
+        self.logging
+            .iter()
+            .any(|p| seq > p.after && p.through.is_none_or(|t| seq <= t))
+    }
+
+    /// The WAL cursor name of this trail's delivery.
+    pub fn cursor_name(&self) -> String {
+        format!("trail-{}", self.id)
+    }
+
+    /// Whether the trail has custom (non-default) selectors.
+    pub fn has_custom_event_selectors(&self) -> bool {
+        self.selectors != Selectors::default()
+    }
+}
+
+/// Partial settings for `UpdateTrail`: only given members change.
+pub type TrailUpdate = TrailSettings;
+
+/// Deployment facts the catalog needs.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    /// The account id.
+    pub account_id: String,
+    /// Home region of trails created here.
+    pub region: String,
+    /// Organization id, if organization trails are possible.
+    pub organization_id: Option<String>,
+    /// Whether an S3-compatible store is configured.
+    pub s3_configured: bool,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct CatalogFile {
+    trails: Vec<Trail>,
+}
+
+/// The catalog.
+#[derive(Debug)]
+pub struct Catalog {
+    path: PathBuf,
+    deployment: Deployment,
+    state: Mutex<CatalogFile>,
+}
+
+fn write_durable(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+impl Catalog {
+    /// Opens the catalog file at `path` (empty if it does not exist).
+    pub fn open(path: &Path, deployment: Deployment) -> Result<Self, CatalogError> {
+        let state = match std::fs::read(path) {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|source| CatalogError::Damaged {
+                    path: path.to_path_buf(),
+                    source,
+                })?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => CatalogFile::default(),
+            Err(source) => {
+                return Err(CatalogError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        };
+        Ok(Self {
+            path: path.to_path_buf(),
+            deployment,
+            state: Mutex::new(state),
+        })
+    }
+
+    fn persist(&self, state: &CatalogFile) -> Result<(), CatalogError> {
+        let bytes = serde_json::to_vec_pretty(state).expect("catalog serializes");
+        write_durable(&self.path, &bytes).map_err(|source| CatalogError::Io {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    /// Applies `change` to the trail named `name_or_arn` and stores the result durably.
+    fn modify<T>(
+        &self,
+        name_or_arn: &str,
+        change: impl FnOnce(&mut Trail) -> Result<T, CatalogError>,
+    ) -> Result<T, CatalogError> {
+        let mut state = self.state.lock().expect("catalog lock poisoned");
+        let index = find(&state.trails, name_or_arn)?;
+        let mut trail = state.trails[index].clone();
+        let out = change(&mut trail)?;
+        let previous = std::mem::replace(&mut state.trails[index], trail);
+        if let Err(e) = self.persist(&state) {
+            state.trails[index] = previous;
+            return Err(e);
+        }
+        Ok(out)
+    }
+
+    /// Every trail.
+    pub fn list(&self) -> Vec<Trail> {
+        self.state
+            .lock()
+            .expect("catalog lock poisoned")
+            .trails
+            .clone()
+    }
+
+    /// One trail, by name or ARN.
+    pub fn get(&self, name_or_arn: &str) -> Result<Trail, CatalogError> {
+        let state = self.state.lock().expect("catalog lock poisoned");
+        Ok(state.trails[find(&state.trails, name_or_arn)?].clone())
+    }
+
+    /// Creates a trail (not logging yet, as CloudTrail's `CreateTrail`).
+    pub fn create(&self, settings: TrailSettings) -> Result<Trail, CatalogError> {
+        validate_trail_name(&settings.name)?;
+        let mut trail = Trail {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            arn: format!(
+                "arn:aws:cloudtrail:{}:{}:trail/{}",
+                self.deployment.region, self.deployment.account_id, settings.name
+            ),
+            name: settings.name.clone(),
+            local_directory: None,
+            s3_bucket_name: None,
+            s3_key_prefix: None,
+            scope: TrailScope {
+                home_region: self.deployment.region.clone(),
+                is_multi_region_trail: false,
+                include_global_service_events: true,
+            },
+            log_file_validation_enabled: false,
+            is_organization_trail: false,
+            organization_id: None,
+            selectors: Selectors::default(),
+            logging: Vec::new(),
+            start_logging_time: None,
+            stop_logging_time: None,
+            latest_delivery_time: None,
+            latest_delivery_attempt_time: None,
+            latest_delivery_error: None,
+        };
+        if settings.local_directory.is_none() && settings.s3_bucket_name.is_none() {
+            return Err(CatalogError::invalid(
+                "InvalidParameterCombinationException",
+                "a trail needs a destination: LocalDirectory or S3BucketName",
+            ));
+        }
+        self.apply(&mut trail, settings)?;
+        let mut state = self.state.lock().expect("catalog lock poisoned");
+        if state.trails.iter().any(|t| t.name == trail.name) {
+            return Err(CatalogError::TrailAlreadyExists(trail.name));
+        }
+        if state.trails.len() >= MAX_TRAILS {
+            return Err(CatalogError::MaximumNumberOfTrailsExceeded);
+        }
+        state.trails.push(trail.clone());
+        if let Err(e) = self.persist(&state) {
+            state.trails.pop();
+            return Err(e);
+        }
+        Ok(trail)
+    }
+
+    /// Changes the given settings of a trail (`Name` selects it; it cannot be renamed).
+    pub fn update(&self, name_or_arn: &str, update: TrailUpdate) -> Result<Trail, CatalogError> {
+        self.modify(name_or_arn, |trail| {
+            if !update.name.is_empty() && update.name != trail.name && update.name != trail.arn {
+                return Err(CatalogError::invalid(
+                    "InvalidParameterException",
+                    "a trail cannot be renamed",
+                ));
+            }
+            self.apply(trail, update)?;
+            Ok(trail.clone())
+        })
+    }
+
+    fn apply(&self, trail: &mut Trail, settings: TrailSettings) -> Result<(), CatalogError> {
+        match (settings.local_directory, settings.s3_bucket_name) {
+            (Some(_), Some(_)) => {
+                return Err(CatalogError::invalid(
+                    "InvalidParameterCombinationException",
+                    "give LocalDirectory or S3BucketName, not both",
+                ))
+            }
+            (Some(dir), None) => {
+                if !dir.is_absolute() {
+                    return Err(CatalogError::invalid(
+                        "InvalidParameterException",
+                        format!(
+                            "LocalDirectory must be an absolute path, got {}",
+                            dir.display()
+                        ),
+                    ));
+                }
+                trail.local_directory = Some(dir);
+                trail.s3_bucket_name = None;
+            }
+            (None, Some(bucket)) => {
+                validate_bucket_name(&bucket)?;
+                if !self.deployment.s3_configured {
+                    return Err(CatalogError::invalid(
+                        "S3BucketDoesNotExistException",
+                        "no S3-compatible store is configured ([s3] in the server configuration); use LocalDirectory",
+                    ));
+                }
+                trail.s3_bucket_name = Some(bucket);
+                trail.local_directory = None;
+            }
+            (None, None) => {}
+        }
+        if let Some(prefix) = settings.s3_key_prefix {
+            validate_prefix(&prefix)?;
+            trail.s3_key_prefix = (!prefix.is_empty()).then_some(prefix);
+        }
+        if let Some(multi) = settings.is_multi_region_trail {
+            trail.scope.is_multi_region_trail = multi;
+        }
+        if let Some(global) = settings.include_global_service_events {
+            trail.scope.include_global_service_events = global;
+        }
+        if trail.scope.is_multi_region_trail && !trail.scope.include_global_service_events {
+            return Err(CatalogError::invalid(
+                "InvalidParameterCombinationException",
+                "a multi-region trail must include global service events",
+            ));
+        }
+        if let Some(validation) = settings.enable_log_file_validation {
+            trail.log_file_validation_enabled = validation;
+        }
+        if let Some(organization) = settings.is_organization_trail {
+            if organization {
+                let Some(org) = &self.deployment.organization_id else {
+                    return Err(CatalogError::invalid(
+                        "OrganizationsNotInUseException",
+                        "organization trails need organization_id in the server configuration",
+                    ));
+                };
+                trail.organization_id = Some(org.clone());
+            } else {
+                trail.organization_id = None;
+            }
+            trail.is_organization_trail = organization;
+        }
+        Ok(())
+    }
+
+    /// Deletes a trail, returning it.
+    pub fn delete(&self, name_or_arn: &str) -> Result<Trail, CatalogError> {
+        let mut state = self.state.lock().expect("catalog lock poisoned");
+        let index = find(&state.trails, name_or_arn)?;
+        let trail = state.trails.remove(index);
+        if let Err(e) = self.persist(&state) {
+            state.trails.insert(index, trail);
+            return Err(e);
+        }
+        Ok(trail)
+    }
+
+    /// Starts logging events recorded after WAL position `after_seq` (no-op if logging).
+    pub fn start_logging(
+        &self,
+        name_or_arn: &str,
+        after_seq: u64,
+        now: i64,
+    ) -> Result<Trail, CatalogError> {
+        self.modify(name_or_arn, |trail| {
+            if !trail.is_logging() {
+                trail.logging.push(LoggingPeriod {
+                    after: after_seq,
+                    through: None,
+                });
+                trail.start_logging_time = Some(now);
+            }
+            Ok(trail.clone())
+        })
+    }
+
+    /// Stops logging after WAL position `through_seq` (no-op if not logging).
+    pub fn stop_logging(
+        &self,
+        name_or_arn: &str,
+        through_seq: u64,
+        now: i64,
+    ) -> Result<Trail, CatalogError> {
+        self.modify(name_or_arn, |trail| {
+            if let Some(period) = trail.logging.last_mut().filter(|p| p.through.is_none()) {
+                period.through = Some(through_seq.max(period.after));
+                trail.stop_logging_time = Some(now);
+            }
+            Ok(trail.clone())
+        })
+    }
+
+    /// Replaces a trail's selectors.
+    pub fn put_selectors(
+        &self,
+        name_or_arn: &str,
+        selectors: Selectors,
+    ) -> Result<Trail, CatalogError> {
+        selectors
+            .validate()
+            .map_err(|e| CatalogError::invalid("InvalidEventSelectorsException", e.0))?;
+        self.modify(name_or_arn, |trail| {
+            trail.selectors = selectors;
+            Ok(trail.clone())
+        })
+    }
+
+    /// Records a delivery attempt's outcome.
+    pub fn record_delivery(
+        &self,
+        id: &str,
+        now: i64,
+        error: Option<String>,
+    ) -> Result<(), CatalogError> {
+        let name = {
+            let state = self.state.lock().expect("catalog lock poisoned");
+            match state.trails.iter().find(|t| t.id == id) {
+                Some(t) => t.name.clone(),
+                None => return Ok(()),
+            }
+        };
+        self.modify(&name, |trail| {
+            trail.latest_delivery_attempt_time = Some(now);
+            match error {
+                None => {
+                    trail.latest_delivery_time = Some(now);
+                    trail.latest_delivery_error = None;
+                }
+                Some(e) => trail.latest_delivery_error = Some(e),
+            }
+            Ok(())
+        })
+    }
+}
+
+fn find(trails: &[Trail], name_or_arn: &str) -> Result<usize, CatalogError> {
+    trails
+        .iter()
+        .position(|t| t.name == name_or_arn || t.arn == name_or_arn)
+        .ok_or_else(|| CatalogError::TrailNotFound(name_or_arn.to_owned()))
+}
+
+#[cfg(test)]
+mod tests;
