@@ -13,6 +13,7 @@ pub mod classify;
 pub mod clock;
 pub mod event;
 pub mod ids;
+pub mod payload;
 pub mod time;
 pub mod view;
 

@@ -7,8 +7,8 @@
 
 use crate::ingest::IngestService;
 use crate::metrics::Metrics;
-use crate::payload;
 use cairn_history::{HistoryStore, IndexItem};
+use cairn_model::payload;
 use cairn_model::Clock;
 use cairn_wal::Wal;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -10,10 +10,10 @@
 //! that may still fail) and the indexer keeps the first copy only.
 
 use crate::metrics::Metrics;
-use crate::payload;
 use cairn_api::{ApiError, BoxFuture, Ingest, RecordOutcome};
 use cairn_history::HistoryStore;
 use cairn_model::event::ProducerDigest;
+use cairn_model::payload;
 use cairn_model::{AccountId, Clock, PreparedEvent, RejectKind};
 use cairn_wal::Wal;
 use std::collections::{HashMap, VecDeque};

@@ -9,7 +9,6 @@ pub mod config;
 pub mod indexer;
 pub mod ingest;
 pub mod metrics;
-pub mod payload;
 
 use cairn_api::{AppState, BoxFuture, EventQuery, Health};
 use cairn_history::{HistoryConfig, HistoryError, HistoryStore, LookupPage, LookupQuery};

@@ -4,7 +4,7 @@
 //! payload := version u8 (=1) | digest [16] (SHA-256/128 of the producer's payload) | record
 //! ```
 
-use cairn_model::event::ProducerDigest;
+use crate::event::ProducerDigest;
 
 const VERSION: u8 = 1;
 

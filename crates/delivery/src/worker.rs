@@ -1,0 +1,459 @@
+//! One trail's delivery worker: a thread that reads the WAL, batches, and writes files.
+
+use crate::batch::Batcher;
+use crate::journal::{Journal, JournalFile};
+use bytes::Bytes;
+use cairn_catalog::Trail;
+use cairn_model::{payload, Clock};
+use cairn_wal::Wal;
+use object_store::ObjectStore;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
+use std::time::Duration;
+
+/// Delivery settings.
+#[derive(Debug, Clone)]
+pub struct DeliveryConfig {
+    /// A batch is delivered this long after its first event (CloudTrail: about 5 minutes).
+    pub interval: Duration,
+    /// Largest uncompressed log file; 48 MiB keeps every file under 50 MB compressed.
+    pub max_file_bytes: usize,
+    /// Account for records without `recipientAccountId`.
+    pub account_id: String,
+    /// Directory of the delivery journals.
+    pub journal_dir: PathBuf,
+    /// Test failpoint: abort the process after uploading a batch, before committing the cursor.
+    pub abort_after_upload: bool,
+}
+
+/// What one delivery wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlushReport {
+    /// Files written.
+    pub files: usize,
+    /// Events in them.
+    pub events: usize,
+    /// Compressed bytes written.
+    pub bytes: usize,
+    /// Their keys.
+    pub keys: Vec<String>,
+}
+
+/// Notified of deliveries and failures (metrics, trail status).
+pub trait DeliveryObserver: Send + Sync {
+    /// A batch was delivered (or, with no files, the cursor moved past unselected events).
+    fn delivered(&self, trail: &Trail, report: &FlushReport);
+    /// An attempt failed; it will be retried.
+    fn failed(&self, trail: &Trail, error: &str);
+}
+
+#[derive(Default)]
+struct Signals {
+    woken: bool,
+    flush_waiters: Vec<mpsc::Sender<Result<FlushReport, String>>>,
+}
+
+struct Shared {
+    trail: Mutex<Trail>,
+    stop: AtomicBool,
+    signals: Mutex<Signals>,
+    cond: Condvar,
+}
+
+impl Shared {
+    fn wait(&self, timeout: Duration) {
+        let guard = self.signals.lock().expect("delivery lock poisoned");
+        let (mut guard, _) = self
+            .cond
+            .wait_timeout_while(guard, timeout, |s| !s.woken && s.flush_waiters.is_empty())
+            .expect("delivery lock poisoned");
+        guard.woken = false;
+    }
+}
+
+/// Controls a running worker.
+pub struct DeliveryHandle {
+    shared: Arc<Shared>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl DeliveryHandle {
+    /// Gives the worker the trail's new settings.
+    pub fn update(&self, trail: Trail) {
+        *self.shared.trail.lock().expect("delivery lock poisoned") = trail;
+        self.wake();
+    }
+
+    /// Wakes the worker (new durable WAL records).
+    pub fn wake(&self) {
+        self.shared
+            .signals
+            .lock()
+            .expect("delivery lock poisoned")
+            .woken = true;
+        self.shared.cond.notify_one();
+    }
+
+    /// Asks the worker to deliver everything durable now; the receiver gets the outcome.
+    pub fn flush(&self) -> mpsc::Receiver<Result<FlushReport, String>> {
+        let (tx, rx) = mpsc::channel();
+        self.shared
+            .signals
+            .lock()
+            .expect("delivery lock poisoned")
+            .flush_waiters
+            .push(tx);
+        self.shared.cond.notify_one();
+        rx
+    }
+
+    /// Stops the worker (pending events stay in the WAL for the next start).
+    pub fn stop(mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        self.shared.cond.notify_one();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for DeliveryHandle {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        self.shared.cond.notify_one();
+    }
+}
+
+/// The worker state.
+pub struct TrailWorker {
+    shared: Arc<Shared>,
+    wal: Arc<Wal>,
+    store: Arc<dyn ObjectStore>,
+    clock: Arc<dyn Clock>,
+    config: DeliveryConfig,
+    observer: Arc<dyn DeliveryObserver>,
+    runtime: tokio::runtime::Runtime,
+}
+
+const BACKOFF_MIN: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+impl TrailWorker {
+    /// Starts the worker thread of `trail`.
+    pub fn spawn(
+        trail: Trail,
+        wal: Arc<Wal>,
+        store: Arc<dyn ObjectStore>,
+        clock: Arc<dyn Clock>,
+        config: DeliveryConfig,
+        observer: Arc<dyn DeliveryObserver>,
+    ) -> std::io::Result<DeliveryHandle> {
+        let name = format!("cairn-trail-{}", trail.name);
+        let shared = Arc::new(Shared {
+            trail: Mutex::new(trail),
+            stop: AtomicBool::new(false),
+            signals: Mutex::new(Signals::default()),
+            cond: Condvar::new(),
+        });
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let worker = Self {
+            shared: shared.clone(),
+            wal,
+            store,
+            clock,
+            config,
+            observer,
+            runtime,
+        };
+        let thread = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || worker.run())?;
+        Ok(DeliveryHandle {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    fn trail(&self) -> Trail {
+        self.shared
+            .trail
+            .lock()
+            .expect("delivery lock poisoned")
+            .clone()
+    }
+
+    fn stopping(&self) -> bool {
+        self.shared.stop.load(Ordering::Acquire)
+    }
+
+    fn journal_path(&self, trail: &Trail) -> PathBuf {
+        self.config
+            .journal_dir
+            .join(format!("{}.journal", trail.id))
+    }
+
+    fn answer_waiters(&self, result: &Result<FlushReport, String>) {
+        let waiters = std::mem::take(
+            &mut self
+                .shared
+                .signals
+                .lock()
+                .expect("delivery lock poisoned")
+                .flush_waiters,
+        );
+        for waiter in waiters {
+            let _ = waiter.send(result.clone());
+        }
+    }
+
+    /// Uploads `files`, retrying each with backoff until it is stored or the worker stops.
+    fn upload(&self, trail: &Trail, files: &[(String, Vec<u8>)]) -> Result<(), String> {
+        for (key, body) in files {
+            let mut backoff = BACKOFF_MIN;
+            loop {
+                let bytes = Bytes::from(body.clone());
+                let result = self.runtime.block_on(cairn_store::put_create_only(
+                    self.store.as_ref(),
+                    key,
+                    bytes,
+                ));
+                match result {
+                    Ok(outcome) => {
+                        tracing::debug!(trail = %trail.name, key, ?outcome, "delivered log file");
+                        break;
+                    }
+                    Err(e) => {
+                        let message = format!(
+                            "{e}: {}",
+                            std::error::Error::source(&e)
+                                .map(|s| s.to_string())
+                                .unwrap_or_default()
+                        );
+                        tracing::warn!(trail = %trail.name, key, error = %message, retry_in = ?backoff, "log file delivery failed");
+                        self.observer.failed(trail, &message);
+                        self.answer_waiters(&Err(message.clone()));
+                        if self.stopping() {
+                            return Err(message);
+                        }
+                        self.shared.wait(backoff);
+                        if self.stopping() {
+                            return Err(message);
+                        }
+                        backoff = (backoff * 2).min(BACKOFF_MAX);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn commit(&self, trail: &Trail, to: u64) -> Result<(), String> {
+        if self.config.abort_after_upload {
+            tracing::error!(
+                "failpoint abort_after_upload: aborting between upload and cursor commit"
+            );
+            std::process::abort();
+        }
+        self.wal
+            .commit_cursor(&trail.cursor_name(), to)
+            .map_err(|e| format!("committing the cursor: {e}"))?;
+        Journal::clear(&self.journal_path(trail)).map_err(|e| format!("clearing the journal: {e}"))
+    }
+
+    /// Finishes a batch a previous run journaled but did not commit.
+    fn recover(&self, trail: &Trail, cursor: u64) -> Result<u64, String> {
+        let path = self.journal_path(trail);
+        let Some(journal) =
+            Journal::load(&path).map_err(|e| format!("reading journal {}: {e}", path.display()))?
+        else {
+            return Ok(cursor);
+        };
+        if journal.to <= cursor {
+            Journal::clear(&path).map_err(|e| e.to_string())?;
+            return Ok(cursor);
+        }
+        tracing::info!(trail = %trail.name, from = journal.from, to = journal.to, files = journal.files.len(), "replaying a journaled delivery");
+        let mut wanted: std::collections::BTreeMap<u64, Vec<u8>> = journal
+            .files
+            .iter()
+            .flat_map(JournalFile::seqs)
+            .map(|s| (s, Vec::new()))
+            .collect();
+        if let Some(&first) = wanted.keys().next() {
+            let last = *wanted.keys().next_back().expect("non-empty");
+            let mut reader = self.wal.reader(first - 1);
+            while reader.next_seq() <= last {
+                let records = reader
+                    .read_batch(4096, 8 << 20)
+                    .map_err(|e| format!("re-reading the WAL: {e}"))?;
+                if records.is_empty() {
+                    return Err(format!(
+                        "WAL ends before sequence {last} of the journaled batch"
+                    ));
+                }
+                for record in records {
+                    if let Some(slot) = wanted.get_mut(&record.seq) {
+                        let (_, body) =
+                            payload::decode(&record.payload).ok_or("unknown WAL payload format")?;
+                        *slot = body.to_vec();
+                    }
+                }
+            }
+        }
+        let files: Vec<(String, Vec<u8>)> = journal
+            .files
+            .iter()
+            .map(|f| {
+                let records: Vec<&[u8]> = f.seqs().map(|s| wanted[&s].as_slice()).collect();
+                (f.key.clone(), cairn_logfile::body::encode(&records))
+            })
+            .collect();
+        self.upload(trail, &files)?;
+        self.commit(trail, journal.to)?;
+        let report = FlushReport {
+            files: files.len(),
+            events: journal.files.iter().map(|f| f.seqs().count()).sum(),
+            bytes: files.iter().map(|(_, b)| b.len()).sum(),
+            keys: files.into_iter().map(|(k, _)| k).collect(),
+        };
+        self.observer.delivered(trail, &report);
+        Ok(journal.to)
+    }
+
+    fn deliver(
+        &self,
+        trail: &Trail,
+        batcher: &Batcher,
+        from: u64,
+        to: u64,
+    ) -> Result<FlushReport, String> {
+        let delivered_at = self.clock.now_millis();
+        let batches = batcher.files(trail, from, to, delivered_at);
+        let files: Vec<(String, Vec<u8>)> = batches
+            .iter()
+            .map(|f| (f.key.clone(), cairn_logfile::body::encode(&f.records)))
+            .collect();
+        if !files.is_empty() {
+            let journal = Journal {
+                from,
+                to,
+                delivered_at,
+                files: batches
+                    .iter()
+                    .map(|f| JournalFile {
+                        key: f.key.clone(),
+                        ranges: JournalFile::ranges_of(&f.seqs),
+                    })
+                    .collect(),
+            };
+            journal
+                .store(&self.journal_path(trail))
+                .map_err(|e| format!("writing the delivery journal: {e}"))?;
+            self.upload(trail, &files)?;
+        }
+        self.commit(trail, to)?;
+        Ok(FlushReport {
+            files: files.len(),
+            events: batches.iter().map(|f| f.seqs.len()).sum(),
+            bytes: files.iter().map(|(_, b)| b.len()).sum(),
+            keys: files.into_iter().map(|(k, _)| k).collect(),
+        })
+    }
+
+    fn run(self) {
+        let trail = self.trail();
+        let initial = match self.wal.load_cursor(&trail.cursor_name()) {
+            Ok(cursor) => cursor,
+            Err(e) => {
+                tracing::error!(trail = %trail.name, error = %e, "cannot read the trail's WAL cursor; delivery stopped");
+                return;
+            }
+        };
+        let mut cursor = loop {
+            match self.recover(&trail, initial) {
+                Ok(cursor) => break cursor,
+                Err(e) if self.stopping() => {
+                    tracing::warn!(trail = %trail.name, error = %e, "stopping with a journaled delivery pending");
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(trail = %trail.name, error = %e, "replaying the delivery journal failed; retrying");
+                    self.shared.wait(BACKOFF_MIN);
+                }
+            }
+        };
+        let mut reader = self.wal.reader(cursor);
+        let mut last_read = cursor;
+        let mut batcher = Batcher::new(self.config.max_file_bytes);
+        let mut window_started: Option<i64> = None;
+        let mut last_commit = self.clock.now_millis();
+        let interval = i64::try_from(self.config.interval.as_millis()).unwrap_or(i64::MAX);
+        while !self.stopping() {
+            let trail = self.trail();
+            let flush_wanted = !self
+                .shared
+                .signals
+                .lock()
+                .expect("delivery lock poisoned")
+                .flush_waiters
+                .is_empty();
+            let records = match reader.read_batch(4096, 8 << 20) {
+                Ok(records) => records,
+                Err(e) => {
+                    tracing::error!(trail = %trail.name, error = %e, "reading the WAL failed");
+                    self.shared.wait(BACKOFF_MIN);
+                    continue;
+                }
+            };
+            let read_any = !records.is_empty();
+            let now = self.clock.now_millis();
+            for record in records {
+                if let Some((_, body)) = payload::decode(&record.payload) {
+                    if batcher.offer(&trail, &self.config.account_id, record.seq, body) {
+                        window_started.get_or_insert(now);
+                    }
+                }
+                last_read = record.seq;
+            }
+            if flush_wanted && read_any {
+                continue; // read everything durable before delivering
+            }
+            let due = (flush_wanted && last_read >= cursor)
+                || batcher.bytes() >= self.config.max_file_bytes
+                || window_started.is_some_and(|t| now - t >= interval)
+                || (batcher.is_empty() && last_read > cursor && now - last_commit >= interval);
+            if due {
+                let result = self.deliver(&trail, &batcher, cursor, last_read);
+                match &result {
+                    Ok(report) => {
+                        cursor = last_read;
+                        batcher.clear();
+                        window_started = None;
+                        last_commit = now;
+                        self.observer.delivered(&trail, report);
+                    }
+                    Err(e) => {
+                        if self.stopping() {
+                            break;
+                        }
+                        tracing::error!(trail = %trail.name, error = %e, "delivery failed");
+                        self.observer.failed(&trail, e);
+                        self.shared.wait(BACKOFF_MIN);
+                    }
+                }
+                if result.is_ok() || flush_wanted {
+                    self.answer_waiters(&result);
+                }
+                continue;
+            }
+            if !read_any {
+                let until_due =
+                    window_started.map_or(1000, |t| (t + interval - now).clamp(10, 1000));
+                self.shared.wait(Duration::from_millis(until_due as u64));
+            }
+        }
+    }
+}
