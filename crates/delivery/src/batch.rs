@@ -16,10 +16,15 @@ pub struct FileBatch<'a> {
     pub records: Vec<&'a [u8]>,
 }
 
+/// (account, region): one group, one file (or more if large).
+type GroupKey = (String, String);
+/// A held record: its WAL sequence number and bytes.
+type Held = (u64, Vec<u8>);
+
 /// Events selected by one trail and not yet delivered, grouped per (account, region).
 #[derive(Debug, Default)]
 pub struct Batcher {
-    groups: BTreeMap<(String, String), Vec<(u64, Vec<u8>)>>,
+    groups: BTreeMap<GroupKey, Vec<Held>>,
     bytes: usize,
     max_file_bytes: usize,
 }
@@ -92,7 +97,7 @@ impl Batcher {
         let mut out = Vec::new();
         for ((account, region), events) in &self.groups {
             // Split into chunks of at most max_file_bytes (a single larger record stands alone).
-            let mut chunks: Vec<Vec<&(u64, Vec<u8>)>> = vec![Vec::new()];
+            let mut chunks: Vec<Vec<&Held>> = vec![Vec::new()];
             let mut chunk_bytes = 0;
             for event in events {
                 let size = event.1.len() + 1;
