@@ -6,6 +6,7 @@
 //! * `POST /PutAuditEvents?channelArn=...` — the CloudTrail Lake `PutAuditEvents` shape
 //!   ([`audit`]).
 //! * `GET /v1/event-history` — LookupEvents over Event history ([`history`]).
+//! * `/v1/trails...` — trail administration ([`trails`]).
 //! * `GET /healthz`, `GET /readyz`, `GET /metrics`.
 //!
 //! The API owns no storage: it declares the ports it needs ([`Ingest`], [`EventQuery`],
@@ -18,6 +19,7 @@ pub mod body;
 pub mod error;
 pub mod history;
 pub mod ingest;
+pub mod trails;
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -102,6 +104,8 @@ pub struct AppState {
     pub query: Arc<dyn EventQuery>,
     /// Health port.
     pub health: Arc<dyn Health>,
+    /// Trail administration port.
+    pub trails: Arc<dyn trails::TrailAdmin>,
     /// Limits.
     pub limits: Limits,
 }
@@ -115,6 +119,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .merge(trails::routes())
         .fallback(|| async {
             ApiError {
                 status: axum::http::StatusCode::NOT_FOUND,

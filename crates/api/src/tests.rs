@@ -72,6 +72,86 @@ impl EventQuery for FakeQuery {
     }
 }
 
+struct NoTrails;
+
+impl trails::TrailAdmin for NoTrails {
+    fn create(
+        &self,
+        _: trails::Caller,
+        settings: cairn_catalog::TrailSettings,
+    ) -> BoxFuture<'_, Result<cairn_catalog::Trail, ApiError>> {
+        Box::pin(async move {
+            Err(trails::catalog_error(
+                cairn_catalog::CatalogError::TrailAlreadyExists(settings.name),
+            ))
+        })
+    }
+    fn update(
+        &self,
+        _: trails::Caller,
+        name: String,
+        _: cairn_catalog::TrailSettings,
+    ) -> BoxFuture<'_, Result<cairn_catalog::Trail, ApiError>> {
+        Box::pin(async move {
+            Err(trails::catalog_error(
+                cairn_catalog::CatalogError::TrailNotFound(name),
+            ))
+        })
+    }
+    fn delete(&self, _: trails::Caller, name: String) -> BoxFuture<'_, Result<(), ApiError>> {
+        Box::pin(async move {
+            Err(trails::catalog_error(
+                cairn_catalog::CatalogError::TrailNotFound(name),
+            ))
+        })
+    }
+    fn list(&self) -> Vec<cairn_catalog::Trail> {
+        Vec::new()
+    }
+    fn get(&self, name: &str) -> Result<cairn_catalog::Trail, ApiError> {
+        Err(trails::catalog_error(
+            cairn_catalog::CatalogError::TrailNotFound(name.to_owned()),
+        ))
+    }
+    fn start_logging(
+        &self,
+        _: trails::Caller,
+        name: String,
+    ) -> BoxFuture<'_, Result<(), ApiError>> {
+        Box::pin(async move {
+            Err(trails::catalog_error(
+                cairn_catalog::CatalogError::TrailNotFound(name),
+            ))
+        })
+    }
+    fn stop_logging(&self, _: trails::Caller, name: String) -> BoxFuture<'_, Result<(), ApiError>> {
+        Box::pin(async move {
+            Err(trails::catalog_error(
+                cairn_catalog::CatalogError::TrailNotFound(name),
+            ))
+        })
+    }
+    fn put_event_selectors(
+        &self,
+        _: trails::Caller,
+        name: String,
+        _: cairn_selectors::Selectors,
+    ) -> BoxFuture<'_, Result<cairn_catalog::Trail, ApiError>> {
+        Box::pin(async move {
+            Err(trails::catalog_error(
+                cairn_catalog::CatalogError::TrailNotFound(name),
+            ))
+        })
+    }
+    fn flush(&self, name: String) -> BoxFuture<'_, Result<trails::FlushOut, ApiError>> {
+        Box::pin(async move {
+            Err(trails::catalog_error(
+                cairn_catalog::CatalogError::TrailNotFound(name),
+            ))
+        })
+    }
+}
+
 struct FakeHealth;
 
 impl Health for FakeHealth {
@@ -88,6 +168,7 @@ fn router_with(ingest: Arc<FakeIngest>) -> Router {
         ingest,
         query: Arc::new(FakeQuery),
         health: Arc::new(FakeHealth),
+        trails: Arc::new(NoTrails),
         limits: Limits {
             max_request_bytes: 512 * 1024,
             max_events_per_request: 50,
@@ -558,4 +639,71 @@ async fn event_history_parameters_are_checked() {
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn trail_routes_check_bodies_and_map_errors() {
+    let json = Some("application/json");
+    let (status, answer) = call(router_with(fake()), post("/v1/trails", json, "{\"Name\":")).await;
+    assert_eq!(
+        (status, answer["__type"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("InvalidParameterException")),
+        "{answer}"
+    );
+    let (status, answer) = call(
+        router_with(fake()),
+        post("/v1/trails", json, "{\"Name\":\"main\",\"Colour\":1}"),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "unknown members are refused: {answer}"
+    );
+    let (status, answer) = call(
+        router_with(fake()),
+        post(
+            "/v1/trails",
+            json,
+            "{\"Name\":\"main\",\"LocalDirectory\":\"/x\"}",
+        ),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["__type"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("TrailAlreadyExistsException"))
+    );
+    let (status, answer) = call(
+        router_with(fake()),
+        Request::get("/v1/trails/nope/status")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["__type"].as_str()),
+        (StatusCode::NOT_FOUND, Some("TrailNotFoundException"))
+    );
+    let request = Request::put("/v1/trails/main/event-selectors")
+        .body(Body::from("{\"Selectors\":[]}"))
+        .expect("request");
+    let (status, answer) = call(router_with(fake()), request).await;
+    assert_eq!(
+        (status, answer["__type"].as_str()),
+        (
+            StatusCode::BAD_REQUEST,
+            Some("InvalidEventSelectorsException")
+        )
+    );
+    let (status, answer) = call(
+        router_with(fake()),
+        Request::get("/v1/trails")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(
+        (status, answer),
+        (StatusCode::OK, serde_json::json!({"Trails": []}))
+    );
 }

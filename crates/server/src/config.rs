@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 /// Default listen address: loopback only, until the signed API exists.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7474";
+/// Largest uncompressed log file (keeps compressed files under 50 MB).
+pub const MAX_LOG_FILE_BYTES: usize = 48 * 1024 * 1024;
 /// Default data directory.
 pub const DEFAULT_DATA_DIR: &str = "./cairn-data";
 
@@ -38,6 +40,17 @@ pub struct RawConfig {
     pub max_request_bytes: Option<usize>,
     /// Most events in one `/v1/events` request. Default 10000.
     pub max_events_per_request: Option<usize>,
+    /// Seconds between a trail's first undelivered event and the delivery of its batch.
+    /// Default 300 (CloudTrail's 5 minutes); at least 1.
+    pub delivery_interval_seconds: Option<u64>,
+    /// Largest uncompressed log file in bytes. Default 48 MiB, which keeps every file under
+    /// 50 MB compressed; at most that.
+    pub max_log_file_bytes: Option<usize>,
+    /// Organization id (`o-...`) for organization trails. Default: none (organization trails
+    /// are refused).
+    pub organization_id: Option<String>,
+    /// The S3-compatible store trails with `S3BucketName` deliver to. Default: none.
+    pub s3: Option<cairn_store::S3Config>,
 }
 
 /// Why a configuration is unusable.
@@ -92,6 +105,17 @@ pub struct Config {
     pub history_cache_bytes: usize,
     /// API limits.
     pub limits: cairn_api::Limits,
+    /// Delivery batching interval.
+    pub delivery_interval: std::time::Duration,
+    /// Largest uncompressed log file.
+    pub max_log_file_bytes: usize,
+    /// Organization id.
+    pub organization_id: Option<String>,
+    /// S3-compatible store.
+    pub s3: Option<cairn_store::S3Config>,
+    /// Test failpoint (from the `CAIRN_FAILPOINT` environment variable, never from files):
+    /// abort between uploading a batch and committing its cursor.
+    pub failpoint_abort_after_upload: bool,
 }
 
 impl RawConfig {
@@ -153,6 +177,26 @@ impl RawConfig {
             None => Ok(default),
         };
         let defaults = cairn_api::Limits::default();
+        let max_log_file_bytes = self.max_log_file_bytes.unwrap_or(MAX_LOG_FILE_BYTES);
+        if max_log_file_bytes == 0 || max_log_file_bytes > MAX_LOG_FILE_BYTES {
+            return Err(ConfigError::Invalid {
+                field: "max_log_file_bytes",
+                reason: format!("must be 1 to {MAX_LOG_FILE_BYTES}"),
+            });
+        }
+        if let Some(org) = &self.organization_id {
+            let valid = org.len() > 2
+                && org.starts_with("o-")
+                && org[2..]
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+            if !valid {
+                return Err(ConfigError::Invalid {
+                    field: "organization_id",
+                    reason: format!("{org:?} is not like o-abc123"),
+                });
+            }
+        }
         Ok(Config {
             data_dir: self
                 .data_dir
@@ -190,6 +234,15 @@ impl RawConfig {
                     defaults.max_events_per_request as u64,
                 )? as usize,
             },
+            delivery_interval: std::time::Duration::from_secs(positive(
+                "delivery_interval_seconds",
+                self.delivery_interval_seconds,
+                300,
+            )?),
+            max_log_file_bytes,
+            organization_id: self.organization_id,
+            s3: self.s3,
+            failpoint_abort_after_upload: false,
         })
     }
 }

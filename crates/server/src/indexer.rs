@@ -17,8 +17,6 @@ use std::time::{Duration, Instant};
 
 /// The WAL cursor name of the history consumer.
 pub const CONSUMER: &str = "history";
-/// Every consumer whose cursor holds back WAL retirement.
-pub const CONSUMERS: &[&str] = &[CONSUMER];
 
 const BATCH_RECORDS: usize = 16_384;
 const BATCH_BYTES: usize = 32 * 1024 * 1024;
@@ -57,6 +55,8 @@ pub struct Indexer {
     reader: cairn_wal::WalReader,
     last_cursor_commit: Option<Instant>,
     last_expiry: Option<i64>,
+    /// Every consumer whose cursor holds back WAL retirement (history and each trail).
+    consumers: Arc<std::sync::RwLock<Vec<String>>>,
 }
 
 impl Indexer {
@@ -67,6 +67,7 @@ impl Indexer {
         ingest: Arc<IngestService>,
         metrics: Arc<Metrics>,
         clock: Arc<dyn Clock>,
+        consumers: Arc<std::sync::RwLock<Vec<String>>>,
     ) -> Result<Self, cairn_history::HistoryError> {
         let applied = history.applied_seq()?;
         let reader = wal.reader(applied);
@@ -79,6 +80,7 @@ impl Indexer {
             reader,
             last_cursor_commit: None,
             last_expiry: None,
+            consumers,
         })
     }
 
@@ -145,7 +147,13 @@ impl Indexer {
             tracing::warn!(error = %e, "committing the history WAL cursor failed");
             return;
         }
-        match self.wal.retire(CONSUMERS) {
+        let consumers = self
+            .consumers
+            .read()
+            .expect("consumers lock poisoned")
+            .clone();
+        let names: Vec<&str> = consumers.iter().map(String::as_str).collect();
+        match self.wal.retire(&names) {
             Ok(report) if report.segments_removed > 0 => {
                 tracing::debug!(segments = report.segments_removed, "retired WAL segments");
             }

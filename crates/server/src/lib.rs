@@ -9,6 +9,7 @@ pub mod config;
 pub mod indexer;
 pub mod ingest;
 pub mod metrics;
+pub mod trails;
 
 use cairn_api::{AppState, BoxFuture, EventQuery, Health};
 use cairn_history::{HistoryConfig, HistoryError, HistoryStore, LookupPage, LookupQuery};
@@ -48,6 +49,9 @@ pub enum StartError {
     /// Event history could not be opened.
     #[error("opening event history failed")]
     History(#[source] HistoryError),
+    /// The catalog could not be opened.
+    #[error("opening the catalog failed: {0}")]
+    Catalog(String),
     /// Catching up the history index failed.
     #[error("indexing event history at start failed: {0}")]
     CatchUp(String),
@@ -101,12 +105,16 @@ pub fn resolve_account_id(
 struct Observer {
     metrics: Arc<Metrics>,
     wakeup: Arc<Wakeup>,
+    trails: Arc<std::sync::OnceLock<Arc<trails::TrailService>>>,
 }
 
 impl WalObserver for Observer {
     fn committed(&self, last_seq: u64, records: usize, bytes: usize, fsync: Duration) {
         self.metrics.committed(last_seq, records, bytes, fsync);
         self.wakeup.notify();
+        if let Some(trails) = self.trails.get() {
+            trails.wake_all();
+        }
     }
 
     fn failed(&self, error: &str) {
@@ -179,6 +187,7 @@ pub struct Running {
     wakeup: Arc<Wakeup>,
     indexer: Option<std::thread::JoinHandle<()>>,
     wal: Arc<Wal>,
+    trails: Arc<trails::TrailService>,
     /// Held for the server's lifetime: the data directory's lock.
     _lock: std::fs::File,
 }
@@ -195,6 +204,8 @@ impl Running {
         if let Some(thread) = self.indexer.take() {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
+        let trails = self.trails.clone();
+        let _ = tokio::task::spawn_blocking(move || trails.stop_all()).await;
         self.wal.close();
     }
 
@@ -245,9 +256,11 @@ pub async fn start_with_fs(
     let account_id = resolve_account_id(&data_dir, config.account_id.as_ref())?;
     let metrics = Arc::new(Metrics::new());
     let wakeup = Arc::new(Wakeup::default());
+    let trails_cell = Arc::new(std::sync::OnceLock::new());
     let observer = Arc::new(Observer {
         metrics: metrics.clone(),
         wakeup: wakeup.clone(),
+        trails: trails_cell.clone(),
     });
     let wal_config = WalConfig {
         segment_bytes: config.wal_segment_bytes,
@@ -283,12 +296,30 @@ pub async fn start_with_fs(
         config.region.clone(),
         clock.clone(),
     ));
+    let catalog = Arc::new(
+        cairn_catalog::Catalog::open(
+            &data_dir.join("catalog.json"),
+            cairn_catalog::Deployment {
+                account_id: account_id.to_string(),
+                region: config.region.clone(),
+                organization_id: config.organization_id.clone(),
+                s3_configured: config.s3.is_some(),
+            },
+        )
+        .map_err(|e| StartError::Catalog(e.to_string()))?,
+    );
+    let consumers = Arc::new(std::sync::RwLock::new(vec![indexer::CONSUMER.to_owned()]));
+    consumers
+        .write()
+        .expect("fresh lock")
+        .extend(catalog.list().iter().map(cairn_catalog::Trail::cursor_name));
     let mut indexer = Indexer::new(
         wal.clone(),
         history.clone(),
         ingest.clone(),
         metrics.clone(),
         clock.clone(),
+        consumers.clone(),
     )
     .map_err(StartError::History)?;
     let indexer = tokio::task::spawn_blocking(move || indexer.catch_up().map(|()| indexer))
@@ -307,7 +338,26 @@ pub async fn start_with_fs(
             })?
     };
 
+    let trail_service = Arc::new(trails::TrailService::new(
+        catalog,
+        wal.clone(),
+        ingest.clone(),
+        metrics.clone(),
+        clock.clone(),
+        trails::TrailsConfig {
+            interval: config.delivery_interval,
+            max_file_bytes: config.max_log_file_bytes,
+            s3: config.s3.clone(),
+            journal_dir: data_dir.join("delivery"),
+            abort_after_upload: config.failpoint_abort_after_upload,
+        },
+        consumers,
+    ));
+    trail_service.start_all();
+    let _ = trails_cell.set(trail_service.clone());
+
     let state = AppState {
+        trails: trail_service.clone(),
         ingest: ingest.clone(),
         query: Arc::new(HistoryQuery {
             history,
@@ -338,11 +388,14 @@ pub async fn start_with_fs(
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
     let router = cairn_api::app(state);
     let serve = tokio::spawn(async move {
-        let result = axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = shutdown_rx.await;
-            })
-            .await;
+        let result = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = shutdown_rx.await;
+        })
+        .await;
         if let Err(e) = result {
             tracing::error!(error = %e, "HTTP server failed");
         }
@@ -357,6 +410,7 @@ pub async fn start_with_fs(
         wakeup,
         indexer: Some(indexer_thread),
         wal,
+        trails: trail_service,
         _lock: lock,
     })
 }

@@ -17,6 +17,11 @@ struct Reason {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TrailLabel {
+    trail: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Consumer {
     consumer: &'static str,
 }
@@ -45,6 +50,10 @@ pub struct Metrics {
     pub lookups: Counter,
     /// Last WAL sequence number indexed into Event history.
     pub history_applied_seq: Gauge,
+    delivered_files: Family<TrailLabel, Counter>,
+    delivered_events: Family<TrailLabel, Counter>,
+    delivered_bytes: Family<TrailLabel, Counter>,
+    delivery_failures: Family<TrailLabel, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -78,7 +87,31 @@ impl Metrics {
             history_indexed: Counter::default(),
             lookups: Counter::default(),
             history_applied_seq: Gauge::default(),
+            delivered_files: Family::default(),
+            delivered_events: Family::default(),
+            delivered_bytes: Family::default(),
+            delivery_failures: Family::default(),
         };
+        registry.register(
+            "delivery_files",
+            "Log files delivered, by trail",
+            metrics.delivered_files.clone(),
+        );
+        registry.register(
+            "delivery_events",
+            "Events delivered in log files, by trail",
+            metrics.delivered_events.clone(),
+        );
+        registry.register(
+            "delivery_bytes",
+            "Compressed log file bytes delivered, by trail",
+            metrics.delivered_bytes.clone(),
+        );
+        registry.register(
+            "delivery_failures",
+            "Failed delivery attempts (retried), by trail",
+            metrics.delivery_failures.clone(),
+        );
         registry.register(
             "events_accepted",
             "Events newly recorded (durable)",
@@ -153,6 +186,31 @@ impl Metrics {
         self.rejected
             .get_or_create(&Reason {
                 reason: kind.as_str(),
+            })
+            .inc();
+    }
+
+    /// Counts a delivery.
+    pub fn delivered(&self, trail: &str, files: usize, events: usize, bytes: usize) {
+        let label = TrailLabel {
+            trail: trail.to_owned(),
+        };
+        self.delivered_files
+            .get_or_create(&label)
+            .inc_by(files as u64);
+        self.delivered_events
+            .get_or_create(&label)
+            .inc_by(events as u64);
+        self.delivered_bytes
+            .get_or_create(&label)
+            .inc_by(bytes as u64);
+    }
+
+    /// Counts a failed delivery attempt.
+    pub fn delivery_failed(&self, trail: &str) {
+        self.delivery_failures
+            .get_or_create(&TrailLabel {
+                trail: trail.to_owned(),
             })
             .inc();
     }

@@ -1,0 +1,472 @@
+//! Trails: administration (the API's `TrailAdmin` port), self-audit of every change, and the
+//! delivery workers.
+//!
+//! **Self-audit.** Every change is recorded as a management event from
+//! `cloudtrail.amazonaws.com` (`CreateTrail`, `UpdateTrail`, `DeleteTrail`, `StartLogging`,
+//! `StopLogging`, `PutEventSelectors`) with `requestParameters` and `responseElements`, made
+//! durable before the API answers. `StopLogging` is recorded *before* the trail stops, so the
+//! trail's own files end with the event that stopped it (as CloudTrail's do). The caller is
+//! `userIdentity.type` `Unknown` until the signed API identifies callers.
+
+use crate::ingest::IngestService;
+use crate::metrics::Metrics;
+use cairn_api::trails::{catalog_error, Caller, FlushOut, TrailAdmin};
+use cairn_api::{ApiError, BoxFuture, Ingest, RecordOutcome};
+use cairn_catalog::{Catalog, Trail, TrailSettings};
+use cairn_delivery::{DeliveryConfig, DeliveryHandle, DeliveryObserver, FlushReport, TrailWorker};
+use cairn_model::{prepare_event, Clock, PrepareContext};
+use cairn_selectors::Selectors;
+use cairn_wal::Wal;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+/// Delivery settings shared by every trail.
+#[derive(Debug, Clone)]
+pub struct TrailsConfig {
+    /// Batching interval.
+    pub interval: Duration,
+    /// Largest uncompressed file.
+    pub max_file_bytes: usize,
+    /// The S3-compatible store, if configured.
+    pub s3: Option<cairn_store::S3Config>,
+    /// Delivery journals.
+    pub journal_dir: PathBuf,
+    /// Test failpoint.
+    pub abort_after_upload: bool,
+}
+
+/// Records delivery outcomes in the trail status and metrics.
+struct StatusObserver {
+    catalog: Arc<Catalog>,
+    metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
+}
+
+impl DeliveryObserver for StatusObserver {
+    fn delivered(&self, trail: &Trail, report: &FlushReport) {
+        if report.files == 0 {
+            return;
+        }
+        self.metrics
+            .delivered(&trail.name, report.files, report.events, report.bytes);
+        tracing::info!(trail = %trail.name, files = report.files, events = report.events, bytes = report.bytes, "delivered log files");
+        if let Err(e) = self
+            .catalog
+            .record_delivery(&trail.id, self.clock.now_millis(), None)
+        {
+            tracing::warn!(trail = %trail.name, error = %e, "recording the delivery time failed");
+        }
+    }
+
+    fn failed(&self, trail: &Trail, error: &str) {
+        self.metrics.delivery_failed(&trail.name);
+        if let Err(e) =
+            self.catalog
+                .record_delivery(&trail.id, self.clock.now_millis(), Some(error.to_owned()))
+        {
+            tracing::warn!(trail = %trail.name, error = %e, "recording the delivery error failed");
+        }
+    }
+}
+
+/// The trail service.
+pub struct TrailService {
+    catalog: Arc<Catalog>,
+    wal: Arc<Wal>,
+    ingest: Arc<IngestService>,
+    clock: Arc<dyn Clock>,
+    config: TrailsConfig,
+    workers: Mutex<HashMap<String, DeliveryHandle>>,
+    consumers: Arc<RwLock<Vec<String>>>,
+    observer: Arc<StatusObserver>,
+}
+
+impl TrailService {
+    /// Creates the service; [`TrailService::start_all`] starts delivery.
+    pub fn new(
+        catalog: Arc<Catalog>,
+        wal: Arc<Wal>,
+        ingest: Arc<IngestService>,
+        metrics: Arc<Metrics>,
+        clock: Arc<dyn Clock>,
+        config: TrailsConfig,
+        consumers: Arc<RwLock<Vec<String>>>,
+    ) -> Self {
+        let observer = Arc::new(StatusObserver {
+            catalog: catalog.clone(),
+            metrics,
+            clock: clock.clone(),
+        });
+        Self {
+            catalog,
+            wal,
+            ingest,
+            clock,
+            config,
+            workers: Mutex::new(HashMap::new()),
+            consumers,
+            observer,
+        }
+    }
+
+    fn store_for(&self, trail: &Trail) -> Result<Arc<dyn object_store::ObjectStore>, String> {
+        match (
+            &trail.local_directory,
+            &trail.s3_bucket_name,
+            &self.config.s3,
+        ) {
+            (Some(dir), _, _) => cairn_store::local(dir).map_err(|e| e.to_string()),
+            (None, Some(bucket), Some(s3)) => {
+                cairn_store::s3(s3, bucket).map_err(|e| e.to_string())
+            }
+            (None, Some(_), None) => Err("no S3-compatible store is configured".to_owned()),
+            (None, None, _) => Err("the trail has no destination".to_owned()),
+        }
+    }
+
+    fn spawn(&self, trail: &Trail) -> Result<(), String> {
+        let store = self.store_for(trail)?;
+        let config = DeliveryConfig {
+            interval: self.config.interval,
+            max_file_bytes: self.config.max_file_bytes,
+            account_id: self.ingest.account_id().to_string(),
+            journal_dir: self.config.journal_dir.clone(),
+            abort_after_upload: self.config.abort_after_upload,
+        };
+        let handle = TrailWorker::spawn(
+            trail.clone(),
+            self.wal.clone(),
+            store,
+            self.clock.clone(),
+            config,
+            self.observer.clone(),
+        )
+        .map_err(|e| format!("starting the delivery thread: {e}"))?;
+        let previous = self
+            .workers
+            .lock()
+            .expect("workers lock poisoned")
+            .insert(trail.id.clone(), handle);
+        if let Some(previous) = previous {
+            previous.stop();
+        }
+        let mut consumers = self.consumers.write().expect("consumers lock poisoned");
+        if !consumers.contains(&trail.cursor_name()) {
+            consumers.push(trail.cursor_name());
+        }
+        Ok(())
+    }
+
+    /// Starts the delivery of every trail in the catalog.
+    pub fn start_all(&self) {
+        for trail in self.catalog.list() {
+            if let Err(e) = self.spawn(&trail) {
+                tracing::error!(trail = %trail.name, error = %e, "cannot start delivery");
+                let _ = self
+                    .catalog
+                    .record_delivery(&trail.id, self.clock.now_millis(), Some(e));
+            }
+        }
+    }
+
+    /// Wakes every worker (new durable WAL records).
+    pub fn wake_all(&self) {
+        for handle in self.workers.lock().expect("workers lock poisoned").values() {
+            handle.wake();
+        }
+    }
+
+    /// Stops every worker.
+    pub fn stop_all(&self) {
+        let workers: Vec<DeliveryHandle> = self
+            .workers
+            .lock()
+            .expect("workers lock poisoned")
+            .drain()
+            .map(|(_, h)| h)
+            .collect();
+        for handle in workers {
+            handle.stop();
+        }
+    }
+
+    /// Records a control-plane call as a management event and waits until it is durable.
+    async fn audit(
+        &self,
+        caller: &Caller,
+        event_name: &str,
+        request_parameters: Value,
+        response_elements: Value,
+        resource: Option<&Trail>,
+    ) -> Result<(), ApiError> {
+        let account = self.ingest.account_id().to_string();
+        let mut event = json!({
+            "eventVersion": "1.11",
+            "userIdentity": { "type": "Unknown", "principalId": "anonymous", "accountId": account },
+            "eventTime": cairn_model::time::format_utc_seconds(self.clock.now_millis()),
+            "eventSource": "cloudtrail.amazonaws.com",
+            "eventName": event_name,
+            "awsRegion": self.ingest.region(),
+            "sourceIPAddress": caller.source_ip,
+            "requestParameters": request_parameters,
+            "responseElements": response_elements,
+            "requestID": uuid::Uuid::new_v4().to_string(),
+            "eventID": uuid::Uuid::new_v4().to_string(),
+            "readOnly": false,
+            "eventType": "AwsApiCall",
+            "managementEvent": true,
+            "recipientAccountId": account,
+            "eventCategory": "Management",
+        });
+        if let Some(agent) = &caller.user_agent {
+            event["userAgent"] = Value::String(agent.clone());
+        }
+        if let Some(trail) = resource {
+            event["resources"] = json!([{ "ARN": trail.arn, "accountId": account, "type": "AWS::CloudTrail::Trail" }]);
+        }
+        let bytes = serde_json::to_vec(&event).expect("event serializes");
+        let prepared = {
+            let fresh = || uuid::Uuid::new_v4().to_string();
+            let ctx = PrepareContext {
+                account_id: self.ingest.account_id(),
+                fresh_event_id: &fresh,
+            };
+            prepare_event(&bytes, &ctx)
+                .map_err(|r| ApiError::internal(format!("self-audit event is invalid: {r}")))?
+        };
+        match self.ingest.record(vec![prepared]).await {
+            Ok(outcomes) if outcomes == [RecordOutcome::Accepted] => Ok(()),
+            Ok(outcomes) => Err(ApiError::internal(format!(
+                "self-audit event was not recorded: {outcomes:?}"
+            ))),
+            Err(e) => {
+                tracing::error!(event_name, error = %e, "recording a control-plane call failed");
+                Err(ApiError::unavailable(format!(
+                    "the change was not recorded in the audit trail: {}",
+                    e.message
+                )))
+            }
+        }
+    }
+
+    fn settings_json(settings: &TrailSettings) -> Value {
+        serde_json::to_value(settings).expect("settings serialize")
+    }
+}
+
+fn trail_elements(trail: &Trail) -> Value {
+    cairn_api::trails::trail_out(trail)
+}
+
+impl TrailAdmin for TrailService {
+    fn create(
+        &self,
+        caller: Caller,
+        settings: TrailSettings,
+    ) -> BoxFuture<'_, Result<Trail, ApiError>> {
+        Box::pin(async move {
+            let request = Self::settings_json(&settings);
+            let trail = self.catalog.create(settings).map_err(catalog_error)?;
+            // Delivery starts at the current end of the WAL: nothing older belongs to the trail.
+            if let Err(e) = self
+                .wal
+                .commit_cursor(&trail.cursor_name(), self.wal.durable_seq())
+            {
+                let _ = self.catalog.delete(&trail.name);
+                return Err(ApiError::internal(format!(
+                    "creating the trail's WAL cursor failed: {e}"
+                )));
+            }
+            if let Err(e) = self.spawn(&trail) {
+                tracing::error!(trail = %trail.name, error = %e, "cannot start delivery");
+            }
+            self.audit(
+                &caller,
+                "CreateTrail",
+                request,
+                trail_elements(&trail),
+                Some(&trail),
+            )
+            .await?;
+            Ok(trail)
+        })
+    }
+
+    fn update(
+        &self,
+        caller: Caller,
+        name: String,
+        settings: TrailSettings,
+    ) -> BoxFuture<'_, Result<Trail, ApiError>> {
+        Box::pin(async move {
+            let mut request = Self::settings_json(&settings);
+            request["Name"] = Value::String(name.clone());
+            let trail = self
+                .catalog
+                .update(&name, settings)
+                .map_err(catalog_error)?;
+            if let Err(e) = self.spawn(&trail) {
+                tracing::error!(trail = %trail.name, error = %e, "cannot restart delivery");
+            }
+            self.audit(
+                &caller,
+                "UpdateTrail",
+                request,
+                trail_elements(&trail),
+                Some(&trail),
+            )
+            .await?;
+            Ok(trail)
+        })
+    }
+
+    fn delete(&self, caller: Caller, name: String) -> BoxFuture<'_, Result<(), ApiError>> {
+        Box::pin(async move {
+            let trail = self.catalog.delete(&name).map_err(catalog_error)?;
+            let handle = self
+                .workers
+                .lock()
+                .expect("workers lock poisoned")
+                .remove(&trail.id);
+            if let Some(handle) = handle {
+                let _ = tokio::task::spawn_blocking(move || handle.stop()).await;
+            }
+            self.consumers
+                .write()
+                .expect("consumers lock poisoned")
+                .retain(|c| *c != trail.cursor_name());
+            self.audit(
+                &caller,
+                "DeleteTrail",
+                json!({ "name": name }),
+                Value::Null,
+                Some(&trail),
+            )
+            .await
+        })
+    }
+
+    fn list(&self) -> Vec<Trail> {
+        self.catalog.list()
+    }
+
+    fn get(&self, name: &str) -> Result<Trail, ApiError> {
+        self.catalog.get(name).map_err(catalog_error)
+    }
+
+    fn start_logging(&self, caller: Caller, name: String) -> BoxFuture<'_, Result<(), ApiError>> {
+        Box::pin(async move {
+            let trail = self
+                .catalog
+                .start_logging(&name, self.wal.durable_seq(), self.clock.now_millis())
+                .map_err(catalog_error)?;
+            self.update_worker(&trail);
+            self.audit(
+                &caller,
+                "StartLogging",
+                json!({ "name": name }),
+                Value::Null,
+                Some(&trail),
+            )
+            .await
+        })
+    }
+
+    fn stop_logging(&self, caller: Caller, name: String) -> BoxFuture<'_, Result<(), ApiError>> {
+        Box::pin(async move {
+            let trail = self.catalog.get(&name).map_err(catalog_error)?;
+            // Recorded first, so the trail's last file holds the call that stopped it.
+            self.audit(
+                &caller,
+                "StopLogging",
+                json!({ "name": name }),
+                Value::Null,
+                Some(&trail),
+            )
+            .await?;
+            let trail = self
+                .catalog
+                .stop_logging(&name, self.wal.durable_seq(), self.clock.now_millis())
+                .map_err(catalog_error)?;
+            self.update_worker(&trail);
+            Ok(())
+        })
+    }
+
+    fn put_event_selectors(
+        &self,
+        caller: Caller,
+        name: String,
+        selectors: Selectors,
+    ) -> BoxFuture<'_, Result<Trail, ApiError>> {
+        Box::pin(async move {
+            let mut request = serde_json::to_value(&selectors).expect("selectors serialize");
+            request["TrailName"] = Value::String(name.clone());
+            let trail = self
+                .catalog
+                .put_selectors(&name, selectors)
+                .map_err(catalog_error)?;
+            self.update_worker(&trail);
+            self.audit(
+                &caller,
+                "PutEventSelectors",
+                request,
+                cairn_api::trails::selectors_out(&trail),
+                Some(&trail),
+            )
+            .await?;
+            Ok(trail)
+        })
+    }
+
+    fn flush(&self, name: String) -> BoxFuture<'_, Result<FlushOut, ApiError>> {
+        Box::pin(async move {
+            let trail = self.catalog.get(&name).map_err(catalog_error)?;
+            let receiver = {
+                let workers = self.workers.lock().expect("workers lock poisoned");
+                let handle = workers.get(&trail.id).ok_or_else(|| {
+                    ApiError::unavailable(format!(
+                        "delivery of trail {} is not running",
+                        trail.name
+                    ))
+                })?;
+                handle.flush()
+            };
+            let outcome = tokio::task::spawn_blocking(move || {
+                receiver.recv_timeout(Duration::from_secs(120))
+            })
+            .await
+            .map_err(|e| ApiError::internal(format!("flush task failed: {e}")))?;
+            match outcome {
+                Ok(Ok(report)) => Ok(FlushOut {
+                    files: report.files,
+                    events: report.events,
+                    bytes: report.bytes,
+                    keys: report.keys,
+                }),
+                Ok(Err(e)) => Err(ApiError::unavailable(format!(
+                    "delivery failed and will be retried: {e}"
+                ))),
+                Err(_) => Err(ApiError::unavailable(
+                    "delivery did not finish within 120 s; it goes on in the background",
+                )),
+            }
+        })
+    }
+}
+
+impl TrailService {
+    fn update_worker(&self, trail: &Trail) {
+        if let Some(handle) = self
+            .workers
+            .lock()
+            .expect("workers lock poisoned")
+            .get(&trail.id)
+        {
+            handle.update(trail.clone());
+        }
+    }
+}
