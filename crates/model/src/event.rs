@@ -283,6 +283,18 @@ fn check_event_id(map: &Map<String, Value>) -> Result<Option<&str>, Rejection> {
     }
 }
 
+/// `recipientAccountId` names the account whose log files hold the event: 12 digits.
+fn check_recipient(map: &Map<String, Value>) -> Result<(), Rejection> {
+    match map.get("recipientAccountId") {
+        Some(Value::String(id)) if id.parse::<AccountId>().is_err() => Err(Rejection::field(
+            RejectKind::InvalidValue,
+            "recipientAccountId",
+            format!("must be a 12-digit account id, got {id:?}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn check_resources(map: &Map<String, Value>) -> Result<(), Rejection> {
     let resources = match map.get("resources") {
         None | Some(Value::Null) => return Ok(()),
@@ -325,6 +337,7 @@ fn check_optional_types(map: &Map<String, Value>) -> Result<(), Rejection> {
     for field in OPTIONAL_BOOLS {
         optional_of(map, field, "a boolean", |v| v.is_boolean() || v.is_null())?;
     }
+    check_recipient(map)?;
     check_resources(map)
 }
 

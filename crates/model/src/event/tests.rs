@@ -172,6 +172,12 @@ const REJECTIONS: &[(&str, &str, RejectKind, Option<&str>)] = &[
         Some("eventCategory"),
     ),
     (
+        "short account",
+        r#"{"eventVersion":"1.08","userIdentity":{},"eventTime":"2023-07-19T21:17:28Z","eventSource":"a","eventName":"b","awsRegion":"us-east-1","recipientAccountId":"001"}"#,
+        RejectKind::InvalidValue,
+        Some("recipientAccountId"),
+    ),
+    (
         "null category",
         r#"{"eventVersion":"1.08","userIdentity":{},"eventTime":"2023-07-19T21:17:28Z","eventSource":"a","eventName":"b","awsRegion":"us-east-1","eventCategory":null}"#,
         RejectKind::WrongType,
