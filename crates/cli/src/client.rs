@@ -46,7 +46,7 @@ fn http() -> anyhow::Result<reqwest::Client> {
         .context("building the HTTP client")
 }
 
-async fn error_text(response: reqwest::Response) -> String {
+pub async fn error_text(response: reqwest::Response) -> String {
     let status = response.status();
     let body = response.text().await.unwrap_or_default();
     match serde_json::from_str::<Value>(&body) {

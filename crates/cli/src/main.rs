@@ -3,6 +3,7 @@
 mod bench;
 mod client;
 mod input;
+mod trails;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -25,6 +26,9 @@ enum Command {
     PutEvents(client::PutEventsArgs),
     /// Search Event history, like `aws cloudtrail lookup-events`.
     LookupEvents(client::LookupArgs),
+    /// Administer trails: create, update, delete, list, describe, status, start-logging,
+    /// stop-logging, put-event-selectors, get-event-selectors, flush.
+    Trails(trails::TrailsArgs),
     /// Measure Cairn against baselines measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -96,7 +100,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.region.is_some() {
         raw.region = args.region;
     }
-    let config = raw.resolve()?;
+    let mut config = raw.resolve()?;
+    // Test failpoints come from the environment only, never from configuration files.
+    config.failpoint_abort_after_upload = std::env::var("CAIRN_FAILPOINT").is_ok_and(|v| v == "abort_after_upload");
     let data_dir = config.data_dir.clone();
     let clock = std::sync::Arc::new(cairn_model::SystemClock);
     let mut running = cairn_server::start(config, clock).await?;
@@ -154,6 +160,10 @@ fn main() -> ExitCode {
                 client::lookup_events(args)
                     .await
                     .map(|()| ExitCode::SUCCESS)
+            }
+            Command::Trails(args) => {
+                init_logging("warn", LogFormat::Text);
+                trails::run(args).await.map(|()| ExitCode::SUCCESS)
             }
             Command::Bench(command) => {
                 init_logging("warn", LogFormat::Text);
