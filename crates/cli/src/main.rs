@@ -102,7 +102,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let mut config = raw.resolve()?;
     // Test failpoints come from the environment only, never from configuration files.
-    config.failpoint_abort_after_upload = std::env::var("CAIRN_FAILPOINT").is_ok_and(|v| v == "abort_after_upload");
+    config.failpoint_abort_after_upload =
+        std::env::var("CAIRN_FAILPOINT").is_ok_and(|v| v == "abort_after_upload");
     let data_dir = config.data_dir.clone();
     let clock = std::sync::Arc::new(cairn_model::SystemClock);
     let mut running = cairn_server::start(config, clock).await?;

@@ -1,0 +1,220 @@
+//! Crash test during delivery: the real `cairn serve` is killed between uploading a batch and
+//! committing its cursor (a failpoint that aborts exactly there), and at random moments during
+//! ingest and delivery, many times. In the end every acknowledged event is in the trail's
+//! files exactly once.
+
+mod support;
+
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+fn spawn(dir: &std::path::Path, failpoint: bool) -> Server {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    command
+        .args(["serve", "--config"])
+        .arg(dir.join("cairn.toml"))
+        .env("CAIRN_LOG", "warn");
+    if failpoint {
+        command.env("CAIRN_FAILPOINT", "abort_after_upload");
+    }
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(addr) = line.strip_prefix("cairn listening on ") {
+                let _ = tx.send(addr.split(' ').next().unwrap_or("").to_owned());
+            }
+        }
+    });
+    let base = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("server started");
+    Server { child, base }
+}
+
+fn delivered(root: &std::path::Path) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for path in entries.map(|e| e.expect("entry").path()) {
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let bytes = std::fs::read(&path).expect("file");
+            let json = cairn_logfile::body::decompress(&bytes, 64 << 20)
+                .expect("complete single-member gzip file");
+            for record in cairn_logfile::body::records(&json).expect("Records") {
+                let value: Value = serde_json::from_slice(record).expect("record");
+                *counts
+                    .entry(value["eventID"].as_str().expect("id").to_owned())
+                    .or_insert(0) += 1;
+            }
+        }
+    }
+    counts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kills_between_upload_and_cursor_commit_never_duplicate_or_lose_events() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bucket = dir.path().join("bucket");
+    std::fs::write(
+        dir.path().join("cairn.toml"),
+        format!(
+            "data_dir = \"{}\"\nlisten = \"127.0.0.1:0\"\ndelivery_interval_seconds = 3600\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .expect("config");
+    let client = reqwest::Client::new();
+    let time = cairn_model::time::format_utc_seconds(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("now")
+            .as_millis() as i64,
+    );
+    let mut acked: HashSet<String> = HashSet::new();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let rounds = 10;
+    for round in 0..=rounds {
+        let failpoint = round % 2 == 1 && round < rounds;
+        let mut server = spawn(dir.path(), failpoint);
+        if round == 0 {
+            let settings =
+                json!({"Name": "main", "LocalDirectory": bucket, "IsMultiRegionTrail": true});
+            let response = client
+                .post(format!("{}/v1/trails", server.base))
+                .body(settings.to_string())
+                .send()
+                .await
+                .expect("create");
+            assert!(response.status().is_success());
+            client
+                .post(format!("{}/v1/trails/main/start-logging", server.base))
+                .send()
+                .await
+                .expect("start");
+        }
+        if round == rounds {
+            // Final: a clean run delivers whatever is pending.
+            let response = client
+                .post(format!("{}/v1/trails/main/flush", server.base))
+                .send()
+                .await
+                .expect("flush");
+            assert!(
+                response.status().is_success(),
+                "{}",
+                response.text().await.unwrap_or_default()
+            );
+            let _ = server.child.kill();
+            let _ = server.child.wait();
+            break;
+        }
+        let post = |batch: usize| {
+            let ids: Vec<String> = (0..40).map(|i| format!("r{round}-b{batch}-e{i}")).collect();
+            let body = ids
+                .iter()
+                .map(|id| {
+                    format!(
+                        r#"{{"eventVersion":"1.11","userIdentity":{{"type":"IAMUser"}},"eventTime":"{time}","eventSource":"ec2.amazonaws.com","eventName":"RunInstances","awsRegion":"{}","eventID":"{id}"}}"#,
+                        ["us-east-1", "eu-west-1"][batch % 2]
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            let request = client
+                .post(format!("{}/v1/events", server.base))
+                .header("content-type", "application/x-ndjson")
+                .body(body);
+            (ids, request)
+        };
+        // Events acknowledged before this round's delivery attempt...
+        for batch in 0..rng.gen_range(2..5) {
+            let (ids, request) = post(batch);
+            let response = request.send().await.expect("ingest");
+            assert!(response.status().is_success());
+            acked.extend(ids);
+        }
+        if failpoint {
+            // ...are uploaded, then the process aborts before committing the cursor.
+            let _ = client
+                .post(format!("{}/v1/trails/main/flush", server.base))
+                .send()
+                .await;
+            let status = server.child.wait().expect("wait");
+            assert!(
+                !status.success(),
+                "round {round}: the failpoint should have aborted the server"
+            );
+            continue;
+        }
+        // A replayed round delivers first what the aborted one uploaded; then more events, and
+        // a kill at a random moment of a second delivery.
+        let response = client
+            .post(format!("{}/v1/trails/main/flush", server.base))
+            .send()
+            .await
+            .expect("flush");
+        assert!(
+            response.status().is_success(),
+            "round {round}: {}",
+            response.text().await.unwrap_or_default()
+        );
+        let (ids, request) = post(9);
+        if request.send().await.is_ok_and(|r| r.status().is_success()) {
+            acked.extend(ids);
+        }
+        let flush = tokio::spawn(
+            client
+                .post(format!("{}/v1/trails/main/flush", server.base))
+                .send(),
+        );
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(0..30))).await;
+        server.child.kill().expect("SIGKILL");
+        let _ = server.child.wait();
+        let _ = flush.await;
+    }
+    let counts = delivered(&bucket);
+    let missing: Vec<_> = acked
+        .iter()
+        .filter(|id| !counts.contains_key(*id))
+        .take(5)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "acknowledged events never delivered: {missing:?}"
+    );
+    let doubled: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).take(5).collect();
+    assert!(
+        doubled.is_empty(),
+        "events delivered more than once: {doubled:?}"
+    );
+    assert!(
+        acked.len() >= 500,
+        "{} events is too few to mean anything",
+        acked.len()
+    );
+    eprintln!(
+        "{rounds} crashes, {} acknowledged events, each delivered exactly once",
+        acked.len()
+    );
+}
