@@ -219,12 +219,32 @@ pub struct Moto {
 
 impl Moto {
     pub fn start() -> Self {
-        let python = python_with(&["moto[server]"]);
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .expect("port")
             .local_addr()
             .expect("addr")
             .port();
+        Self::start_on(port)
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.endpoint
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port")
+    }
+
+    /// Stops the server (an outage); `start_on(port)` brings one back (empty: moto keeps
+    /// everything in memory).
+    pub fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn start_on(port: u16) -> Self {
+        let python = python_with(&["moto[server]"]);
         let mut child =
             std::process::Command::new(python.parent().expect("bin").join("moto_server"))
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
