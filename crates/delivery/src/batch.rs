@@ -16,15 +16,14 @@ pub struct FileBatch<'a> {
     pub records: Vec<&'a [u8]>,
 }
 
-/// (account, region): one group, one file (or more if large).
-type GroupKey = (String, String);
 /// A held record: its WAL sequence number and bytes.
 type Held = (u64, Vec<u8>);
 
 /// Events selected by one trail and not yet delivered, grouped per (account, region).
 #[derive(Debug, Default)]
 pub struct Batcher {
-    groups: BTreeMap<GroupKey, Vec<Held>>,
+    /// account -> region -> held records: one group per file (or more if large).
+    groups: BTreeMap<String, BTreeMap<String, Vec<Held>>>,
     bytes: usize,
     max_file_bytes: usize,
 }
@@ -59,15 +58,19 @@ impl Batcher {
         {
             return false;
         }
-        let account = subject
-            .account
-            .clone()
-            .unwrap_or_else(|| default_account.to_owned());
+        let account = subject.account.as_deref().unwrap_or(default_account);
         self.bytes += record.len() + 1;
-        self.groups
-            .entry((account, subject.region))
-            .or_default()
-            .push((seq, record.to_vec()));
+        // Look up by reference: no allocation per event once a group exists.
+        if !self.groups.contains_key(account) {
+            self.groups.insert(account.to_owned(), BTreeMap::new());
+        }
+        let regions = self.groups.get_mut(account).expect("inserted above");
+        match regions.get_mut(subject.region.as_ref()) {
+            Some(events) => events.push((seq, record.to_vec())),
+            None => {
+                regions.insert(subject.region.into_owned(), vec![(seq, record.to_vec())]);
+            }
+        }
         true
     }
 
@@ -83,7 +86,11 @@ impl Batcher {
 
     /// Events held.
     pub fn len(&self) -> usize {
-        self.groups.values().map(Vec::len).sum()
+        self.groups
+            .values()
+            .flat_map(BTreeMap::values)
+            .map(Vec::len)
+            .sum()
     }
 
     /// The files of a delivery covering WAL positions `(from, to]`, named deterministically.
@@ -95,7 +102,11 @@ impl Batcher {
         delivered_at: i64,
     ) -> Vec<FileBatch<'_>> {
         let mut out = Vec::new();
-        for ((account, region), events) in &self.groups {
+        let groups = self
+            .groups
+            .iter()
+            .flat_map(|(account, regions)| regions.iter().map(move |(r, e)| (account, r, e)));
+        for (account, region, events) in groups {
             // Split into chunks of at most max_file_bytes (a single larger record stands alone).
             let mut chunks: Vec<Vec<&Held>> = vec![Vec::new()];
             let mut chunk_bytes = 0;

@@ -24,9 +24,33 @@ pub fn records_json<R: AsRef<[u8]>>(records: &[R]) -> Vec<u8> {
     out
 }
 
-/// A gzip log file (one member, level [`LEVEL`], mtime 0) holding `records`.
+/// A gzip log file (one member, level [`LEVEL`], mtime 0) holding `records`: the same bytes
+/// as `gzip(&records_json(records))`, streamed without building the uncompressed JSON.
 pub fn encode<R: AsRef<[u8]>>(records: &[R]) -> Vec<u8> {
-    gzip(&records_json(records))
+    let total: usize = records.iter().map(|r| r.as_ref().len() + 1).sum();
+    let encoder: GzEncoder<Vec<u8>> = GzBuilder::new()
+        .mtime(0)
+        .write(Vec::with_capacity(total / 8 + 64), Compression::new(LEVEL));
+    // Hand the compressor large blocks, not one call per record.
+    let mut buffered = std::io::BufWriter::with_capacity(256 * 1024, encoder);
+    let mut write = |bytes: &[u8]| {
+        buffered
+            .write_all(bytes)
+            .expect("writing to a Vec cannot fail")
+    };
+    write(b"{\"Records\":[");
+    for (i, record) in records.iter().enumerate() {
+        if i > 0 {
+            write(b",");
+        }
+        write(record.as_ref());
+    }
+    write(b"]}");
+    let encoder = buffered
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .expect("writing to a Vec cannot fail");
+    encoder.finish().expect("writing to a Vec cannot fail")
 }
 
 /// Gzips `bytes` as one member with a fixed header.
@@ -111,6 +135,11 @@ mod tests {
         );
         assert_eq!(records(&json).expect("records"), vec![A, B]);
         assert_eq!(encode(&[A, B]), file, "deterministic bytes");
+        assert_eq!(
+            gzip(&records_json(&[A, B])),
+            file,
+            "streamed and buffered encodings agree"
+        );
         assert_eq!(
             decompress(&encode::<&[u8]>(&[]), 100).expect("empty"),
             br#"{"Records":[]}"#

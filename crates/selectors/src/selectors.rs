@@ -263,16 +263,17 @@ fn data_value_matches(resource_type: &str, value: &str, arn: &str) -> bool {
 
 impl EventSelector {
     /// Whether this basic selector logs `subject`.
-    pub fn matches(&self, subject: &Subject) -> bool {
+    pub fn matches(&self, subject: &Subject<'_>) -> bool {
         if !read_write_ok(self.read_write_type, subject.read_only) {
             return false;
         }
-        match subject.category.as_str() {
+        match subject.category.as_ref() {
             "Management" | "ActivityAuditLog" => {
                 self.include_management_events
                     && !self
                         .exclude_management_event_sources
-                        .contains(&subject.event_source)
+                        .iter()
+                        .any(|s| *s == subject.event_source)
             }
             "Data" => self.data_resources.iter().any(|data| {
                 subject.resources.iter().any(|r| {
@@ -289,7 +290,7 @@ impl EventSelector {
     }
 }
 
-fn field_value<'a>(subject: &'a Subject, field: &str) -> Option<&'a str> {
+fn field_value<'a>(subject: &'a Subject<'_>, field: &str) -> Option<&'a str> {
     match field {
         "eventCategory" => Some(&subject.category),
         "eventSource" => Some(&subject.event_source),
@@ -304,7 +305,7 @@ fn field_value<'a>(subject: &'a Subject, field: &str) -> Option<&'a str> {
     }
 }
 
-fn resource_value<'a>(resource: &'a Resource, field: &str) -> Option<&'a str> {
+fn resource_value<'a>(resource: &'a Resource<'_>, field: &str) -> Option<&'a str> {
     match field {
         "resources.type" => resource.resource_type.as_deref(),
         _ => resource.arn.as_deref(),
@@ -313,7 +314,7 @@ fn resource_value<'a>(resource: &'a Resource, field: &str) -> Option<&'a str> {
 
 impl AdvancedEventSelector {
     /// Whether this advanced selector logs `subject`.
-    pub fn matches(&self, subject: &Subject) -> bool {
+    pub fn matches(&self, subject: &Subject<'_>) -> bool {
         let (on_resources, on_event): (Vec<&FieldSelector>, Vec<&FieldSelector>) = self
             .field_selectors
             .iter()
@@ -415,7 +416,7 @@ impl AdvancedEventSelector {
 impl Selectors {
     /// Whether the trail logs `subject`. Insights records are never matched here (they follow
     /// insight selectors).
-    pub fn matches(&self, subject: &Subject) -> bool {
+    pub fn matches(&self, subject: &Subject<'_>) -> bool {
         match self {
             Self::Basic(selectors) => selectors.iter().any(|s| s.matches(subject)),
             Self::Advanced(selectors) => selectors.iter().any(|s| s.matches(subject)),

@@ -1,45 +1,45 @@
 //! The fields of a record that selectors and delivery read.
 
-use serde_json::Value;
+use serde_json::value::RawValue;
 use std::borrow::Cow;
 
 /// One `resources[]` element.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Resource {
+pub struct Resource<'a> {
     /// `type`, e.g. `AWS::S3::Object`.
-    pub resource_type: Option<String>,
+    pub resource_type: Option<Cow<'a, str>>,
     /// `ARN`.
-    pub arn: Option<String>,
+    pub arn: Option<Cow<'a, str>>,
 }
 
-/// What selectors match on.
+/// What selectors match on, borrowed from the record where it can be.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Subject {
+pub struct Subject<'a> {
     /// `eventCategory`.
-    pub category: String,
+    pub category: Cow<'a, str>,
     /// `eventSource` (`insightDetails.eventSource` for Insights, `eventData.eventSource` for
     /// integration events).
-    pub event_source: String,
+    pub event_source: Cow<'a, str>,
     /// `eventName` (same sources).
-    pub event_name: String,
+    pub event_name: Cow<'a, str>,
     /// `eventType`.
-    pub event_type: Option<String>,
+    pub event_type: Option<Cow<'a, str>>,
     /// `readOnly`.
     pub read_only: Option<bool>,
     /// `awsRegion`.
-    pub region: String,
+    pub region: Cow<'a, str>,
     /// `recipientAccountId`.
-    pub account: Option<String>,
+    pub account: Option<Cow<'a, str>>,
     /// `resources[]`.
-    pub resources: Vec<Resource>,
+    pub resources: Vec<Resource<'a>>,
     /// `sessionCredentialFromConsole`.
-    pub session_credential_from_console: Option<String>,
+    pub session_credential_from_console: Option<Cow<'a, str>>,
     /// `userIdentity.arn`.
-    pub user_identity_arn: Option<String>,
+    pub user_identity_arn: Option<Cow<'a, str>>,
     /// `errorCode`.
-    pub error_code: Option<String>,
+    pub error_code: Option<Cow<'a, str>>,
     /// `vpcEndpointId`.
-    pub vpc_endpoint_id: Option<String>,
+    pub vpc_endpoint_id: Option<Cow<'a, str>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -58,66 +58,96 @@ struct Raw<'a> {
     region: Option<Cow<'a, str>>,
     #[serde(borrow, rename = "recipientAccountId")]
     account: Option<Cow<'a, str>>,
-    resources: Option<Value>,
+    #[serde(borrow, default, deserialize_with = "lenient_resources")]
+    resources: Vec<RawResource<'a>>,
     #[serde(borrow, rename = "sessionCredentialFromConsole")]
     session_credential_from_console: Option<Cow<'a, str>>,
-    #[serde(rename = "userIdentity")]
-    user_identity: Option<Value>,
+    #[serde(borrow, rename = "userIdentity")]
+    user_identity: Option<RawIdentity<'a>>,
     #[serde(borrow, rename = "errorCode")]
     error_code: Option<Cow<'a, str>>,
     #[serde(borrow, rename = "vpcEndpointId")]
     vpc_endpoint_id: Option<Cow<'a, str>>,
-    #[serde(rename = "insightDetails")]
-    insight_details: Option<Value>,
-    #[serde(rename = "eventData")]
-    event_data: Option<Value>,
+    #[serde(borrow, rename = "insightDetails")]
+    insight_details: Option<&'a RawValue>,
+    #[serde(borrow, rename = "eventData")]
+    event_data: Option<&'a RawValue>,
 }
 
-fn owned(text: Option<Cow<'_, str>>) -> Option<String> {
-    text.map(Cow::into_owned)
+#[derive(serde::Deserialize)]
+struct RawIdentity<'a> {
+    #[serde(borrow)]
+    arn: Option<Cow<'a, str>>,
 }
 
-fn string_at(value: &Option<Value>, key: &str) -> Option<String> {
-    value.as_ref()?.get(key)?.as_str().map(str::to_owned)
+#[derive(serde::Deserialize)]
+struct RawResource<'a> {
+    #[serde(borrow, rename = "type")]
+    resource_type: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "ARN")]
+    arn: Option<Cow<'a, str>>,
 }
 
-impl Subject {
+#[derive(serde::Deserialize)]
+struct RawNested<'a> {
+    #[serde(borrow, rename = "eventSource")]
+    event_source: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "eventName")]
+    event_name: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "userIdentity")]
+    user_identity: Option<RawIdentity<'a>>,
+}
+
+/// `resources` as Cairn validated it (an array of objects with string or null `type`/`ARN`);
+/// anything else reads as no resources rather than failing the record.
+fn lenient_resources<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<RawResource<'de>>, D::Error> {
+    use serde::Deserialize;
+    let raw: Option<&'de RawValue> = Option::deserialize(deserializer)?;
+    Ok(raw
+        .and_then(|r| serde_json::from_str(r.get()).ok())
+        .unwrap_or_default())
+}
+
+impl<'a> Subject<'a> {
     /// Reads the subject of a stored record.
-    pub fn from_record(record: &[u8]) -> Result<Self, String> {
-        let raw: Raw<'_> = serde_json::from_slice(record).map_err(|e| e.to_string())?;
-        let category = owned(raw.category).unwrap_or_default();
-        let nested = match category.as_str() {
-            "Insight" => &raw.insight_details,
-            "ActivityAuditLog" => &raw.event_data,
-            _ => &None,
+    pub fn from_record(record: &'a [u8]) -> Result<Self, String> {
+        let raw: Raw<'a> = serde_json::from_slice(record).map_err(|e| e.to_string())?;
+        let category = raw.category.unwrap_or_default();
+        let nested_raw = match category.as_ref() {
+            "Insight" => raw.insight_details,
+            "ActivityAuditLog" => raw.event_data,
+            _ => None,
         };
-        let resources = match &raw.resources {
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|item| Resource {
-                    resource_type: item.get("type").and_then(Value::as_str).map(str::to_owned),
-                    arn: item.get("ARN").and_then(Value::as_str).map(str::to_owned),
-                })
-                .collect(),
-            _ => Vec::new(),
+        let nested: Option<RawNested<'_>> =
+            nested_raw.and_then(|r| serde_json::from_str(r.get()).ok());
+        let resources = raw
+            .resources
+            .into_iter()
+            .map(|r| Resource {
+                resource_type: r.resource_type,
+                arn: r.arn,
+            })
+            .collect();
+        let (nested_source, nested_name, nested_identity) = match nested {
+            Some(n) => (n.event_source, n.event_name, n.user_identity),
+            None => (None, None, None),
         };
+        let identity = nested_identity.or(raw.user_identity);
         Ok(Self {
-            event_source: string_at(nested, "eventSource")
-                .or(owned(raw.event_source))
-                .unwrap_or_default(),
-            event_name: string_at(nested, "eventName")
-                .or(owned(raw.event_name))
-                .unwrap_or_default(),
+            event_source: nested_source.or(raw.event_source).unwrap_or_default(),
+            event_name: nested_name.or(raw.event_name).unwrap_or_default(),
             category,
-            event_type: owned(raw.event_type),
+            event_type: raw.event_type,
             read_only: raw.read_only,
-            region: owned(raw.region).unwrap_or_default(),
-            account: owned(raw.account),
+            region: raw.region.unwrap_or_default(),
+            account: raw.account,
             resources,
-            session_credential_from_console: owned(raw.session_credential_from_console),
-            user_identity_arn: string_at(&raw.user_identity, "arn"),
-            error_code: owned(raw.error_code),
-            vpc_endpoint_id: owned(raw.vpc_endpoint_id),
+            session_credential_from_console: raw.session_credential_from_console,
+            user_identity_arn: identity.and_then(|i| i.arn),
+            error_code: raw.error_code,
+            vpc_endpoint_id: raw.vpc_endpoint_id,
         })
     }
 }

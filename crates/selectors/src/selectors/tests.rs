@@ -2,20 +2,22 @@
 
 use super::*;
 
-fn subject(extra: &str) -> Subject {
+/// Subjects borrow their record; tests keep the record for the test's duration.
+fn subject(extra: &str) -> Subject<'static> {
     let record = format!(
         r#"{{"eventVersion":"1.11","awsRegion":"us-east-1","recipientAccountId":"111122223333","userIdentity":{{"arn":"arn:aws:iam::111122223333:user/alice"}}{extra}}}"#
     );
+    let record: &'static str = Box::leak(record.into_boxed_str());
     Subject::from_record(record.as_bytes()).expect("subject")
 }
 
-fn mgmt(source: &str, name: &str, read_only: bool) -> Subject {
+fn mgmt(source: &str, name: &str, read_only: bool) -> Subject<'static> {
     subject(&format!(
         r#","eventCategory":"Management","eventSource":"{source}","eventName":"{name}","readOnly":{read_only},"eventType":"AwsApiCall""#
     ))
 }
 
-fn data(resource_type: &str, arn: &str, name: &str, read_only: bool) -> Subject {
+fn data(resource_type: &str, arn: &str, name: &str, read_only: bool) -> Subject<'static> {
     subject(&format!(
         r#","eventCategory":"Data","eventSource":"s3.amazonaws.com","eventName":"{name}","readOnly":{read_only},"resources":[{{"type":"AWS::S3::Bucket","ARN":"arn:aws:s3:::other"}},{{"type":"{resource_type}","ARN":"{arn}"}}]"#
     ))
