@@ -597,12 +597,16 @@ fn delivery(args: DeliveryArgs) -> anyhow::Result<()> {
         let chunk: Vec<Vec<u8>> = (chunk_start..(chunk_start + 1000).min(args.events))
             .map(|i| sample_event(&mut rng, i as u64, &time).into_bytes())
             .collect();
-        wal.append_blocking(
-            chunk
-                .iter()
-                .map(|r| cairn_model::payload::encode(&cairn_model::event::producer_digest(r), r))
-                .collect(),
-        )?;
+        let payloads = chunk
+            .iter()
+            .map(|r| {
+                let map: serde_json::Map<String, serde_json::Value> =
+                    serde_json::from_slice(r).expect("sample events are JSON objects");
+                let fields = cairn_model::fields::SelectionFields::from_map(&map);
+                cairn_model::payload::encode(&cairn_model::event::producer_digest(r), &fields, r)
+            })
+            .collect();
+        wal.append_blocking(payloads)?;
         records.extend(chunk);
     }
     let uncompressed: usize = records.iter().map(|r| r.len() + 1).sum();

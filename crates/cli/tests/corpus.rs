@@ -147,7 +147,17 @@ async fn every_sample_record_is_ingested_and_found_or_precisely_rejected() {
             break;
         }
         for record in batch {
-            let stored = &record.payload[17..];
+            let decoded = cairn_model::payload::decode(&record.payload).expect("payload");
+            let stored = decoded.record;
+            // The selection fields carried beside the record read exactly as the record does.
+            let from_fields = cairn_selectors::Subject::from_fields(
+                cairn_model::fields::FieldsRef::decode(decoded.fields.expect("v2 payload"))
+                    .expect("fields"),
+            );
+            assert_eq!(
+                from_fields,
+                cairn_selectors::Subject::from_record(stored).expect("subject")
+            );
             let view = cairn_model::EventView::from_record(stored).expect("view");
             in_wal
                 .entry(view.event_id)

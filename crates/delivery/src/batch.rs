@@ -40,11 +40,23 @@ impl Batcher {
     }
 
     /// Keeps the record at WAL position `seq` if `trail` logs it; returns whether it did.
-    pub fn offer(&mut self, trail: &Trail, default_account: &str, seq: u64, record: &[u8]) -> bool {
+    /// `fields` are the selection fields extracted at ingest, if the payload carries them
+    /// (otherwise the record's JSON is read).
+    pub fn offer(
+        &mut self,
+        trail: &Trail,
+        default_account: &str,
+        seq: u64,
+        record: &[u8],
+        fields: Option<&[u8]>,
+    ) -> bool {
         if !trail.logs_seq(seq) {
             return false;
         }
-        let subject = match Subject::from_record(record) {
+        let from_fields = fields
+            .and_then(cairn_model::fields::FieldsRef::decode)
+            .map(Subject::from_fields);
+        let subject = match from_fields.map_or_else(|| Subject::from_record(record), Ok) {
             Ok(subject) => subject,
             Err(e) => {
                 tracing::error!(seq, error = %e, trail = %trail.name, "skipping unreadable record in delivery");
@@ -208,20 +220,23 @@ mod tests {
             &trail,
             "000000000000",
             1,
-            &record("111122223333", "us-east-1", "Management", 0)
+            &record("111122223333", "us-east-1", "Management", 0),
+            None
         ));
         assert!(batcher.offer(
             &trail,
             "000000000000",
             2,
-            &record("444455556666", "us-east-1", "Management", 0)
+            &record("444455556666", "us-east-1", "Management", 0),
+            None
         ));
         assert!(
             !batcher.offer(
                 &trail,
                 "000000000000",
                 3,
-                &record("111122223333", "eu-west-1", "Management", 0)
+                &record("111122223333", "eu-west-1", "Management", 0),
+                None
             ),
             "single-region trail"
         );
@@ -230,7 +245,8 @@ mod tests {
                 &trail,
                 "000000000000",
                 4,
-                &record("111122223333", "us-east-1", "Data", 0)
+                &record("111122223333", "us-east-1", "Data", 0),
+                None
             ),
             "default selectors"
         );
@@ -238,7 +254,8 @@ mod tests {
             &trail,
             "000000000000",
             5,
-            &record("111122223333", "us-east-1", "Management", 0)
+            &record("111122223333", "us-east-1", "Management", 0),
+            None
         ));
         let files = batcher.files(&trail, 0, 5, 1_770_798_900_000);
         assert_eq!(files.len(), 2);
@@ -272,6 +289,7 @@ mod tests {
                     "0",
                     s,
                     &record("111122223333", "us-east-1", "Management", 150),
+                    None,
                 )
             })
             .collect();

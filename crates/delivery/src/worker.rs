@@ -296,8 +296,9 @@ impl TrailWorker {
                 }
                 for record in records {
                     if let Some(slot) = wanted.get_mut(&record.seq) {
-                        let (_, body) =
-                            payload::decode(&record.payload).ok_or("unknown WAL payload format")?;
+                        let body = payload::decode(&record.payload)
+                            .ok_or("unknown WAL payload format")?
+                            .record;
                         *slot = body.to_vec();
                     }
                 }
@@ -411,8 +412,14 @@ impl TrailWorker {
             let read_any = !records.is_empty();
             let now = self.clock.now_millis();
             for record in records {
-                if let Some((_, body)) = payload::decode(&record.payload) {
-                    if batcher.offer(&trail, &self.config.account_id, record.seq, body) {
+                if let Some(decoded) = payload::decode(&record.payload) {
+                    if batcher.offer(
+                        &trail,
+                        &self.config.account_id,
+                        record.seq,
+                        decoded.record,
+                        decoded.fields,
+                    ) {
                         window_started.get_or_insert(now);
                     }
                 }

@@ -212,7 +212,10 @@ pub fn prepare_audit_event(
         s("channelARN"),
         event_data.trim(),
     );
+    let wrapper: serde_json::Map<String, Value> = serde_json::from_str(&record)
+        .map_err(|e| Rejection::whole(RejectKind::MalformedJson, e.to_string()))?;
     Ok(PreparedEvent {
+        fields: crate::fields::SelectionFields::from_map(&wrapper),
         event_id,
         event_id_assigned: true,
         record: record.into_bytes(),

@@ -127,6 +127,8 @@ pub struct PreparedEvent {
     pub category: EventCategory,
     /// `eventTime`, parsed.
     pub event_time: EpochMillis,
+    /// What trail selectors read, extracted once here (carried in the WAL payload).
+    pub fields: crate::fields::SelectionFields,
 }
 
 /// What preparation needs to know about the deployment.
@@ -452,6 +454,16 @@ pub fn prepare_event(raw: &[u8], ctx: &PrepareContext<'_>) -> Result<PreparedEve
     }
 
     let record = append_to_object(raw, &suffix);
+    let mut fields = crate::fields::SelectionFields::from_map(&map);
+    fields.category = category.as_str().to_owned();
+    if !map.contains_key("recipientAccountId") {
+        fields.account = Some(ctx.account_id.to_string());
+    }
+    if !map.contains_key("readOnly")
+        && matches!(category, EventCategory::Management | EventCategory::Data)
+    {
+        fields.read_only = Some(derive_read_only(event_source, event_name));
+    }
     // What is accepted must be readable back: this catches a member given twice, which JSON
     // parsers resolve differently.
     if let Err(e) = EventView::from_record(&record) {
@@ -467,6 +479,7 @@ pub fn prepare_event(raw: &[u8], ctx: &PrepareContext<'_>) -> Result<PreparedEve
         digest: producer_digest(raw),
         category,
         event_time,
+        fields,
     })
 }
 

@@ -12,6 +12,7 @@ pub mod category;
 pub mod classify;
 pub mod clock;
 pub mod event;
+pub mod fields;
 pub mod ids;
 pub mod payload;
 pub mod time;

@@ -151,3 +151,32 @@ impl<'a> Subject<'a> {
         })
     }
 }
+
+impl<'a> Subject<'a> {
+    /// The subject from selection fields extracted at ingest (no JSON parsing).
+    pub fn from_fields(fields: cairn_model::fields::FieldsRef<'a>) -> Self {
+        Self {
+            category: Cow::Borrowed(fields.category),
+            event_source: Cow::Borrowed(fields.event_source),
+            event_name: Cow::Borrowed(fields.event_name),
+            event_type: fields.event_type.map(Cow::Borrowed),
+            read_only: fields.read_only,
+            region: Cow::Borrowed(fields.region),
+            account: fields.account.map(Cow::Borrowed),
+            resources: fields
+                .resources
+                .into_iter()
+                .map(|(kind, arn)| Resource {
+                    resource_type: kind.map(Cow::Borrowed),
+                    arn: arn.map(Cow::Borrowed),
+                })
+                .collect(),
+            session_credential_from_console: fields
+                .session_credential_from_console
+                .map(Cow::Borrowed),
+            user_identity_arn: fields.user_identity_arn.map(Cow::Borrowed),
+            error_code: fields.error_code.map(Cow::Borrowed),
+            vpc_endpoint_id: fields.vpc_endpoint_id.map(Cow::Borrowed),
+        }
+    }
+}

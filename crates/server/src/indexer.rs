@@ -103,10 +103,10 @@ impl Indexer {
         let items: Vec<IndexItem<'_>> = records
             .iter()
             .filter_map(|r| match payload::decode(&r.payload) {
-                Some((digest, record)) => Some(IndexItem {
+                Some(decoded) => Some(IndexItem {
                     seq: r.seq,
-                    record,
-                    digest,
+                    record: decoded.record,
+                    digest: decoded.digest,
                 }),
                 None => {
                     tracing::error!(

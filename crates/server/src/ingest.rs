@@ -200,7 +200,7 @@ impl Ingest for IngestService {
                 .iter()
                 .zip(&outcomes)
                 .filter(|(_, o)| **o == RecordOutcome::Accepted)
-                .map(|(e, _)| payload::encode(&e.digest, &e.record))
+                .map(|(e, _)| payload::encode(&e.digest, &e.fields, &e.record))
                 .collect();
             let bytes: usize = payloads.iter().map(Vec::len).sum();
             let (tx, rx) = tokio::sync::oneshot::channel();
