@@ -432,7 +432,14 @@ impl Catalog {
             ));
         }
         if let Some(validation) = settings.enable_log_file_validation {
-            trail.log_file_validation_enabled = validation;
+            if validation {
+                // Refused rather than stored: a trail must never claim digests it does not write.
+                return Err(CatalogError::invalid(
+                    "UnsupportedOperationException",
+                    "log file validation (signed digest files) is not available in this version of Cairn",
+                ));
+            }
+            trail.log_file_validation_enabled = false;
         }
         if let Some(organization) = settings.is_organization_trail {
             if organization {
