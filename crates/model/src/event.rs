@@ -10,7 +10,6 @@ use crate::category::EventCategory;
 use crate::classify::{derive_read_only, is_known_data_plane_call};
 use crate::ids::AccountId;
 use crate::time::{parse_utc, EpochMillis};
-use crate::view::EventView;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -194,6 +193,8 @@ fn optional_of(
 }
 
 const OPTIONAL_STRINGS: &[&str] = &[
+    "eventSource",
+    "eventName",
     "sourceIPAddress",
     "userAgent",
     "errorCode",
@@ -325,6 +326,9 @@ fn check_resources(map: &Map<String, Value>) -> Result<(), Rejection> {
 }
 
 fn check_optional_types(map: &Map<String, Value>) -> Result<(), Rejection> {
+    optional_of(map, "userIdentity", "an object", |v| {
+        v.is_object() || v.is_null()
+    })?;
     for field in OPTIONAL_STRINGS {
         optional_of(map, field, "a string", |v| v.is_string() || v.is_null())?;
     }
@@ -343,6 +347,61 @@ fn check_optional_types(map: &Map<String, Value>) -> Result<(), Rejection> {
     check_resources(map)
 }
 
+/// The top-level members of an object, in order, each as its raw JSON text.
+struct Members<'a>(Vec<(std::borrow::Cow<'a, str>, &'a serde_json::value::RawValue)>);
+
+impl<'de> serde::Deserialize<'de> for Members<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut access: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut members = Vec::with_capacity(access.size_hint().unwrap_or(24));
+                while let Some(member) = access.next_entry()? {
+                    members.push(member);
+                }
+                Ok(Members(members))
+            }
+        }
+        deserializer.deserialize_map(Visit)
+    }
+}
+
+/// Members Cairn reads; every other member is kept in the record but never parsed.
+const READ_MEMBERS: &[&str] = &[
+    "eventVersion",
+    "userIdentity",
+    "eventTime",
+    "eventSource",
+    "eventName",
+    "awsRegion",
+    "eventID",
+    "eventCategory",
+    "resources",
+    "insightDetails",
+    "eventData",
+];
+/// Members whose content Cairn never reads: only their JSON type is checked.
+const TYPE_ONLY_MEMBERS: &[&str] = &[
+    "requestParameters",
+    "responseElements",
+    "additionalEventData",
+    "serviceEventDetails",
+    "addendum",
+    "edgeDeviceDetails",
+    "tlsDetails",
+    "eventContext",
+];
+
+/// Parses the event's top level once: detects members given twice, parses the members Cairn
+/// reads, and stands in an empty value of the right JSON type for members only type-checked,
+/// so that large request and response bodies are scanned, never built into a tree.
 fn parse_object(raw: &[u8]) -> Result<Map<String, Value>, Rejection> {
     if raw.len() > MAX_EVENT_BYTES {
         return Err(Rejection::whole(
@@ -353,17 +412,56 @@ fn parse_object(raw: &[u8]) -> Result<Map<String, Value>, Rejection> {
             ),
         ));
     }
-    match serde_json::from_slice::<Value>(raw) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(other) => Err(Rejection::whole(
-            RejectKind::NotAnObject,
-            format!("an event must be a JSON object, got {}", type_name(&other)),
-        )),
-        Err(e) => Err(Rejection::whole(
-            RejectKind::MalformedJson,
-            format!("malformed JSON: {e}"),
-        )),
+    if raw.trim_ascii_start().first() != Some(&b'{') {
+        return match serde_json::from_slice::<Value>(raw) {
+            Ok(other) => Err(Rejection::whole(
+                RejectKind::NotAnObject,
+                format!("an event must be a JSON object, got {}", type_name(&other)),
+            )),
+            Err(e) => Err(Rejection::whole(
+                RejectKind::MalformedJson,
+                format!("malformed JSON: {e}"),
+            )),
+        };
     }
+    let members: Members<'_> = serde_json::from_slice(raw)
+        .map_err(|e| Rejection::whole(RejectKind::MalformedJson, format!("malformed JSON: {e}")))?;
+    let mut names: Vec<&str> = members.0.iter().map(|(k, _)| k.as_ref()).collect();
+    names.sort_unstable();
+    if let Some(pair) = names.windows(2).find(|w| w[0] == w[1]) {
+        return Err(Rejection::whole(
+            RejectKind::MalformedJson,
+            format!(
+                "event is ambiguous: member {:?} appears more than once",
+                pair[0]
+            ),
+        ));
+    }
+    let mut map = Map::new();
+    for (name, value) in &members.0 {
+        let name = name.as_ref();
+        let text = value.get();
+        let known_scalar = OPTIONAL_STRINGS.contains(&name) || OPTIONAL_BOOLS.contains(&name);
+        let parsed = if TYPE_ONLY_MEMBERS.contains(&name) {
+            match text.as_bytes().first() {
+                Some(b'{') => Value::Object(Map::new()),
+                Some(b'n') => Value::Null,
+                _ => serde_json::from_str(text).unwrap_or(Value::Null),
+            }
+        } else if READ_MEMBERS.contains(&name) || known_scalar {
+            serde_json::from_str(text).map_err(|e| {
+                Rejection::field(
+                    RejectKind::MalformedJson,
+                    name,
+                    format!("malformed JSON: {e}"),
+                )
+            })?
+        } else {
+            continue;
+        };
+        map.insert(name.to_owned(), parsed);
+    }
+    Ok(map)
 }
 
 /// Validates one event's producer bytes and prepares the record to store.
@@ -463,14 +561,6 @@ pub fn prepare_event(raw: &[u8], ctx: &PrepareContext<'_>) -> Result<PreparedEve
         && matches!(category, EventCategory::Management | EventCategory::Data)
     {
         fields.read_only = Some(derive_read_only(event_source, event_name));
-    }
-    // What is accepted must be readable back: this catches a member given twice, which JSON
-    // parsers resolve differently.
-    if let Err(e) = EventView::from_record(&record) {
-        return Err(Rejection::whole(
-            RejectKind::MalformedJson,
-            format!("event is ambiguous: {}", e.0),
-        ));
     }
     Ok(PreparedEvent {
         event_id_assigned: given_id.is_none(),

@@ -178,6 +178,12 @@ const REJECTIONS: &[(&str, &str, RejectKind, Option<&str>)] = &[
         Some("recipientAccountId"),
     ),
     (
+        "insight with identity string",
+        r#"{"eventVersion":"1.08","eventTime":"2023-07-19T21:17:28Z","awsRegion":"us-east-1","eventType":"AwsCloudTrailInsight","userIdentity":"x","insightDetails":{"state":"Start","eventSource":"a","eventName":"b"}}"#,
+        RejectKind::WrongType,
+        Some("userIdentity"),
+    ),
+    (
         "null category",
         r#"{"eventVersion":"1.08","userIdentity":{},"eventTime":"2023-07-19T21:17:28Z","eventSource":"a","eventName":"b","awsRegion":"us-east-1","eventCategory":null}"#,
         RejectKind::WrongType,
