@@ -438,3 +438,112 @@ impl JsonValue for reqwest::Response {
         serde_json::from_str(&self.text().await.expect("text")).expect("json")
     }
 }
+
+/// The `cairn trails` and `cairn put-events` commands against a running server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_administers_trails() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bucket = dir.path().join("bucket");
+    let server = TestServer::start(&dir.path().join("data"), |_| {}).await;
+    let base = server.base.clone();
+    let bucket_arg = bucket.display().to_string();
+    let cli = move |args: Vec<String>| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .args(&args)
+            .env("CAIRN_ENDPOINT", &base)
+            .output()
+            .expect("run cairn");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let run = |args: &[&str]| {
+        let cli = cli.clone();
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        async move {
+            tokio::task::spawn_blocking(move || cli(args))
+                .await
+                .expect("join")
+        }
+    };
+    let (code, out, err) = run(&[
+        "trails",
+        "create",
+        "--name",
+        "cli",
+        "--local-directory",
+        &bucket_arg,
+        "--is-multi-region-trail",
+    ])
+    .await;
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).expect("json")["IsMultiRegionTrail"],
+        true
+    );
+    assert_eq!(
+        run(&["trails", "start-logging", "--name", "cli"]).await.0,
+        Some(0)
+    );
+    let events = dir.path().join("events.ndjson");
+    std::fs::write(
+        &events,
+        format!(
+            "{}\n{}\n",
+            event(
+                "cli-1",
+                "eu-west-1",
+                "ec2.amazonaws.com",
+                "RunInstances",
+                ""
+            ),
+            "{not json"
+        ),
+    )
+    .expect("write");
+    let (code, out, err) = run(&["put-events", &events.display().to_string()]).await;
+    assert_eq!(
+        code,
+        Some(1),
+        "a rejected event makes the exit status 1: {err}"
+    );
+    assert!(
+        out.contains("accepted: 1") && err.contains("#1: rejected"),
+        "{out} {err}"
+    );
+    let (code, err_out, err) = run(&[
+        "trails",
+        "put-event-selectors",
+        "--name",
+        "cli",
+        "--event-selectors",
+        r#"[{"ReadWriteType":"Sometimes"}]"#,
+    ])
+    .await;
+    assert_eq!(code, Some(2), "{err_out}");
+    assert!(err.contains("InvalidEventSelectorsException"), "{err}");
+    let (code, out, err) = run(&["trails", "flush", "--name", "cli"]).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert!(serde_json::from_str::<Value>(&out).expect("json")["Files"].as_u64() >= Some(1));
+    assert!(delivered(&bucket).contains_key("cli-1"));
+    let (code, out, _) = run(&["trails", "status", "--name", "cli"]).await;
+    assert_eq!(
+        (
+            code,
+            serde_json::from_str::<Value>(&out).expect("json")["IsLogging"].clone()
+        ),
+        (Some(0), Value::Bool(true))
+    );
+    let (code, _, err) = run(&["trails", "describe", "--name", "nope"]).await;
+    assert_eq!(code, Some(2));
+    assert!(err.contains("TrailNotFoundException"), "{err}");
+    assert_eq!(run(&["trails", "delete", "--name", "cli"]).await.0, Some(0));
+    let (_, out, _) = run(&["trails", "list"]).await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).expect("json"),
+        json!({"Trails": []})
+    );
+    server.stop().await;
+}

@@ -153,11 +153,15 @@ impl TrailService {
         if let Some(previous) = previous {
             previous.stop();
         }
+        self.register_consumer(trail);
+        Ok(())
+    }
+
+    fn register_consumer(&self, trail: &Trail) {
         let mut consumers = self.consumers.write().expect("consumers lock poisoned");
         if !consumers.contains(&trail.cursor_name()) {
             consumers.push(trail.cursor_name());
         }
-        Ok(())
     }
 
     /// Starts the delivery of every trail in the catalog.
@@ -270,6 +274,9 @@ impl TrailAdmin for TrailService {
         Box::pin(async move {
             let request = Self::settings_json(&settings);
             let trail = self.catalog.create(settings).map_err(catalog_error)?;
+            // Registered before its cursor exists (a missing cursor reads as 0 and holds back
+            // WAL retirement), so no segment the trail needs is deleted in between.
+            self.register_consumer(&trail);
             // Delivery starts at the current end of the WAL: nothing older belongs to the trail.
             if let Err(e) = self
                 .wal
