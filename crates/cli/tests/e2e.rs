@@ -26,12 +26,10 @@ fn event(id: &str) -> String {
 async fn retries_are_idempotent_and_history_survives_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = TestServer::start(dir.path(), |_| {}).await;
+    // One fixed record: `event` stamps the current second, and a retry must be the same bytes.
+    let keep = event("keep-1");
     let (status, body) = server
-        .post(
-            "/v1/events",
-            "application/json",
-            format!("[{}]", event("keep-1")),
-        )
+        .post("/v1/events", "application/json", format!("[{keep}]"))
         .await;
     assert_eq!(
         (status, body["accepted"].as_u64()),
@@ -40,11 +38,7 @@ async fn retries_are_idempotent_and_history_survives_restart() {
     );
     // A retry (same bytes) is a duplicate; other bytes under the same id are refused.
     let (_, body) = server
-        .post(
-            "/v1/events",
-            "application/json",
-            format!("[{}]", event("keep-1")),
-        )
+        .post("/v1/events", "application/json", format!("[{keep}]"))
         .await;
     assert_eq!(body["results"][0]["status"], "duplicate");
     server.wait_indexed().await;
@@ -52,10 +46,7 @@ async fn retries_are_idempotent_and_history_survives_restart() {
         .post(
             "/v1/events",
             "application/json",
-            format!(
-                "[{}]",
-                event("keep-1").replace("StopLogging", "StartLogging")
-            ),
+            format!("[{}]", keep.replace("StopLogging", "StartLogging")),
         )
         .await;
     assert_eq!(body["results"][0]["code"], "duplicate_event_id");
@@ -85,11 +76,7 @@ async fn retries_are_idempotent_and_history_survives_restart() {
         "account id is kept"
     );
     let (_, body) = server
-        .post(
-            "/v1/events",
-            "application/json",
-            format!("[{}]", event("keep-1")),
-        )
+        .post("/v1/events", "application/json", format!("[{keep}]"))
         .await;
     assert_eq!(
         body["results"][0]["status"], "duplicate",
@@ -102,7 +89,7 @@ async fn retries_are_idempotent_and_history_survives_restart() {
     let events = page["Events"].as_array().expect("events");
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["CloudTrailEvent"].as_str().expect("record"), {
-        let sent = event("keep-1");
+        let sent = keep.clone();
         format!("{},\"recipientAccountId\":\"{account}\",\"eventCategory\":\"Management\",\"managementEvent\":true,\"readOnly\":false}}", &sent[..sent.len() - 1])
     });
     assert_eq!(events[0]["Username"], "e2e");
