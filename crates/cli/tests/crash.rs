@@ -5,6 +5,8 @@
 
 mod support;
 
+use support::JsonValue;
+
 use rand::{Rng, SeedableRng};
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
@@ -108,16 +110,6 @@ async fn history_ids(client: &reqwest::Client, base: &str) -> HashSet<String> {
             Some(t) => token = Some(t.to_owned()),
             None => return ids,
         }
-    }
-}
-
-trait JsonValue {
-    async fn json_value(self) -> serde_json::Value;
-}
-
-impl JsonValue for reqwest::Response {
-    async fn json_value(self) -> serde_json::Value {
-        serde_json::from_str(&self.text().await.expect("text")).expect("json")
     }
 }
 

@@ -6,7 +6,7 @@
 mod support;
 
 use rand::{Rng, SeedableRng};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -44,32 +44,6 @@ fn spawn(dir: &std::path::Path, failpoint: bool) -> Server {
         .recv_timeout(Duration::from_secs(60))
         .expect("server started");
     Server { child, base }
-}
-
-fn delivered(root: &std::path::Path) -> HashMap<String, usize> {
-    let mut counts = HashMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for path in entries.map(|e| e.expect("entry").path()) {
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            let bytes = std::fs::read(&path).expect("file");
-            let json = cairn_logfile::body::decompress(&bytes, 64 << 20)
-                .expect("complete single-member gzip file");
-            for record in cairn_logfile::body::records(&json).expect("Records") {
-                let value: Value = serde_json::from_slice(record).expect("record");
-                *counts
-                    .entry(value["eventID"].as_str().expect("id").to_owned())
-                    .or_insert(0) += 1;
-            }
-        }
-    }
-    counts
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -193,7 +167,10 @@ async fn kills_between_upload_and_cursor_commit_never_duplicate_or_lose_events()
         let _ = server.child.wait();
         let _ = flush.await;
     }
-    let counts = delivered(&bucket);
+    let counts: HashMap<String, usize> = support::delivered(&bucket)
+        .into_iter()
+        .map(|(id, copies)| (id, copies.len()))
+        .collect();
     let missing: Vec<_> = acked
         .iter()
         .filter(|id| !counts.contains_key(*id))

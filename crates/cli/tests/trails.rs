@@ -6,8 +6,7 @@ mod support;
 use cairn_logfile::keys::LogFileKey;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::path::Path;
-use support::TestServer;
+use support::{delivered, JsonValue, TestServer};
 
 fn now_text() -> String {
     cairn_model::time::format_utc_seconds(
@@ -23,40 +22,6 @@ fn event(id: &str, region: &str, source: &str, name: &str, extra: &str) -> Strin
         r#"{{"eventVersion":"1.11","userIdentity":{{"type":"IAMUser","userName":"t"}},"eventTime":"{}","eventSource":"{source}","eventName":"{name}","awsRegion":"{region}","eventID":"{id}"{extra}}}"#,
         now_text()
     )
-}
-
-/// Every delivered record, by eventID, with the key of the file holding it.
-fn delivered(root: &Path) -> HashMap<String, Vec<(String, Vec<u8>)>> {
-    let mut out: HashMap<String, Vec<(String, Vec<u8>)>> = HashMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.map(|e| e.expect("entry").path()) {
-            if entry.is_dir() {
-                stack.push(entry);
-                continue;
-            }
-            let key = entry
-                .strip_prefix(root)
-                .expect("under root")
-                .to_string_lossy()
-                .into_owned();
-            let bytes = std::fs::read(&entry).expect("file");
-            let json = cairn_logfile::body::decompress(&bytes, 64 << 20).expect("one gzip member");
-            for record in cairn_logfile::body::records(&json).expect("Records") {
-                let id = serde_json::from_slice::<Value>(record).expect("record")["eventID"]
-                    .as_str()
-                    .expect("id")
-                    .to_owned();
-                out.entry(id)
-                    .or_default()
-                    .push((key.clone(), record.to_vec()));
-            }
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -427,16 +392,6 @@ async fn every_sample_record_is_delivered_byte_identical_in_its_file() {
     eprintln!("{} accepted, {} delivered ({} data events), {compared} compared with history, {} not selected", expected.len(), expected.len() - missing.len(), data_ids.len(), missing.len());
     assert!(compared > 150);
     server.stop().await;
-}
-
-trait JsonValue {
-    async fn json_value(self) -> Value;
-}
-
-impl JsonValue for reqwest::Response {
-    async fn json_value(self) -> Value {
-        serde_json::from_str(&self.text().await.expect("text")).expect("json")
-    }
 }
 
 /// The `cairn trails` and `cairn put-events` commands against a running server.

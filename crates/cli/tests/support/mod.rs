@@ -296,3 +296,48 @@ impl Drop for Moto {
         let _ = self.child.wait();
     }
 }
+
+/// Reads an HTTP response body as JSON.
+pub trait JsonValue {
+    async fn json_value(self) -> serde_json::Value;
+}
+
+impl JsonValue for reqwest::Response {
+    async fn json_value(self) -> serde_json::Value {
+        serde_json::from_str(&self.text().await.expect("text")).expect("json")
+    }
+}
+
+/// Every record delivered under `root` (a trail's local directory), by eventID, with the key
+/// of the file holding it. Each file must be one complete gzip member holding `{"Records":[...]}`.
+pub fn delivered(root: &Path) -> std::collections::HashMap<String, Vec<(String, Vec<u8>)>> {
+    let mut out: std::collections::HashMap<String, Vec<(String, Vec<u8>)>> = Default::default();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.map(|e| e.expect("entry").path()) {
+            if entry.is_dir() {
+                stack.push(entry);
+                continue;
+            }
+            let key = entry
+                .strip_prefix(root)
+                .expect("under root")
+                .to_string_lossy()
+                .into_owned();
+            let bytes = std::fs::read(&entry).expect("file");
+            let json = cairn_logfile::body::decompress(&bytes, 64 << 20)
+                .expect("one complete gzip member");
+            for record in cairn_logfile::body::records(&json).expect("Records") {
+                let value: serde_json::Value = serde_json::from_slice(record).expect("record");
+                let id = value["eventID"].as_str().expect("id").to_owned();
+                out.entry(id)
+                    .or_default()
+                    .push((key.clone(), record.to_vec()));
+            }
+        }
+    }
+    out
+}
