@@ -7,9 +7,13 @@
 //!   lowercase hex, public keys as PKCS#1 DER (base64 for `ListPublicKeys`) and their MD5
 //!   fingerprints.
 //!
-//! Digest production and `validate-logs` (issue 4) build on this crate; they are not here yet.
+//! * [`producer`]: one step of a digest chain (build, hash, sign, link).
+//!
+//! Scheduling hourly digests for trails, signing-key storage and rotation, and
+//! `validate-logs` (issue 4) build on this crate; they are not here yet.
 
 pub mod document;
+pub mod producer;
 pub mod signing;
 
 pub use document::{sha256_hex, DigestDocument, LogFileEntry};
