@@ -8,6 +8,7 @@
 //!   fingerprints.
 //!
 //! * [`producer`]: one step of a digest chain (build, hash, sign, link).
+//! * [`validate`]: the stricter-than-AWS validation of one chain over a store's contents.
 //!
 //! Scheduling hourly digests for trails, signing-key storage and rotation, and
 //! `validate-logs` (issue 4) build on this crate; they are not here yet.
@@ -15,6 +16,7 @@
 pub mod document;
 pub mod producer;
 pub mod signing;
+pub mod validate;
 
 pub use document::{sha256_hex, DigestDocument, LogFileEntry};
 pub use signing::{string_to_sign, PublicKey, SigningError, SigningKey};

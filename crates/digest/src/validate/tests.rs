@@ -1,0 +1,446 @@
+//! The tamper corpus: one good chain, then each kind of damage, each reported with its class.
+
+use super::*;
+use crate::producer::{produce, DeliveredLog, PreviousDigest};
+use crate::signing::SigningKey;
+use cairn_logfile::keys::{FileKind, LogFileKey};
+
+const HOUR: i64 = 3_600_000;
+const START: i64 = 1_772_445_691_000; // 2026-03-02T10:01:31Z
+const BUCKET: &str = "audit-bucket";
+
+struct Store {
+    digests: BTreeMap<String, StoredDigest>,
+    logs: BTreeMap<String, Result<Vec<u8>, LogReadError>>,
+    keys: HashMap<String, PublicKey>,
+    digest_keys: Vec<String>,
+    log_keys: Vec<String>,
+}
+
+fn digest_key(end: i64) -> DigestKey {
+    DigestKey {
+        prefix: None,
+        org_id: None,
+        account: "111122223333".into(),
+        region: "eu-west-1".into(),
+        trail_name: "main".into(),
+        home_region: "eu-west-1".into(),
+        end_time: end,
+        backfill: false,
+    }
+}
+
+fn log_key(delivered: i64, unique: &str) -> String {
+    LogFileKey {
+        prefix: None,
+        org_id: None,
+        account: "111122223333".into(),
+        region: "eu-west-1".into(),
+        kind: FileKind::Log,
+        delivered_at: delivered,
+        unique: unique.into(),
+    }
+    .to_string()
+}
+
+/// Four hourly digests, two log files each; the first is a starting digest.
+fn good_chain(signing_key: &SigningKey) -> Store {
+    let mut store = Store {
+        digests: BTreeMap::new(),
+        logs: BTreeMap::new(),
+        keys: HashMap::from([(
+            signing_key.public_key().fingerprint(),
+            signing_key.public_key(),
+        )]),
+        digest_keys: Vec::new(),
+        log_keys: Vec::new(),
+    };
+    let mut previous: Option<PreviousDigest> = None;
+    for hour in 0..4i64 {
+        let end = START + (hour + 1) * HOUR;
+        let mut delivered = Vec::new();
+        for n in 0..2i64 {
+            let key = log_key(
+                end - HOUR + (n + 1) * 600_000,
+                &format!("H{hour}N{n}aaaaaaaaaaaaa")[..16],
+            );
+            let bytes = format!(r#"{{"Records":[{{"eventID":"h{hour}-{n}"}}]}}"#).into_bytes();
+            delivered.push(DeliveredLog {
+                key: key.clone(),
+                sha256_hex: sha256_hex(&bytes),
+                newest_event_time: "2026-03-02T10:00:00Z".into(),
+                oldest_event_time: "2026-03-02T10:00:00Z".into(),
+            });
+            store.logs.insert(key.clone(), Ok(bytes));
+            store.log_keys.push(key);
+        }
+        let start_text = cairn_model::time::format_utc_seconds(end - HOUR);
+        let digest = produce(
+            &digest_key(end),
+            BUCKET,
+            &start_text,
+            &delivered,
+            previous.as_ref(),
+            signing_key,
+        );
+        store.digests.insert(
+            digest.key.clone(),
+            StoredDigest {
+                bytes: Ok(digest.bytes.clone()),
+                signature: Some(digest.signature.clone()),
+                signature_algorithm: Some("SHA256withRSA".into()),
+            },
+        );
+        store.digest_keys.push(digest.key.clone());
+        previous = Some(digest.as_previous);
+    }
+    store
+}
+
+fn run(store: &Store) -> Vec<ReportLine> {
+    validate(&Chain {
+        bucket: BUCKET,
+        digests: &store.digests,
+        logs: &store.logs,
+        keys: &store.keys,
+        period_ms: HOUR,
+        end_ms: START + 4 * HOUR,
+    })
+}
+
+fn failures(store: &Store) -> Vec<ReportLine> {
+    run(store)
+        .into_iter()
+        .filter(|(_, f)| f.is_failure())
+        .collect()
+}
+
+fn has(report: &[ReportLine], key: &str, wanted: fn(&Finding) -> bool) -> bool {
+    report.iter().any(|(at, f)| at.ends_with(key) && wanted(f))
+}
+
+#[test]
+fn the_good_chain_is_valid_in_every_part() {
+    let key = SigningKey::generate().expect("key");
+    let store = good_chain(&key);
+    let report = run(&store);
+    assert_eq!(
+        report
+            .iter()
+            .filter(|(_, f)| *f == Finding::DigestValid)
+            .count(),
+        4,
+        "{report:#?}"
+    );
+    assert_eq!(
+        report
+            .iter()
+            .filter(|(_, f)| *f == Finding::LogValid)
+            .count(),
+        8,
+        "{report:#?}"
+    );
+    assert!(failures(&store).is_empty(), "{report:#?}");
+}
+
+#[test]
+fn every_tampering_is_reported_with_its_class() {
+    let key = SigningKey::generate().expect("key");
+    let other_key = SigningKey::generate().expect("key");
+    let good = good_chain(&key);
+    let d = |i: usize| good.digest_keys[i].clone();
+    let l = |i: usize| good.log_keys[i].clone();
+
+    type Tamper = Box<dyn Fn(&mut Store)>;
+    type Expect = Box<dyn Fn(&[ReportLine]) -> bool>;
+    let cases: Vec<(&str, Tamper, Expect)> = vec![
+        (
+            "flipped byte in a log file",
+            Box::new({
+                let k = l(2);
+                move |s: &mut Store| {
+                    if let Some(Ok(b)) = s.logs.get_mut(&k) {
+                        b[3] ^= 1;
+                    }
+                }
+            }),
+            Box::new({
+                let k = l(2);
+                move |r: &[ReportLine]| has(r, &k, |f| *f == Finding::LogHashMismatch)
+            }),
+        ),
+        (
+            "truncated log file",
+            Box::new({
+                let k = l(3);
+                move |s: &mut Store| {
+                    s.logs.insert(
+                        k.clone(),
+                        Err(LogReadError::InvalidFormat("unexpected end of file".into())),
+                    );
+                }
+            }),
+            Box::new({
+                let k = l(3);
+                move |r: &[ReportLine]| has(r, &k, |f| matches!(f, Finding::LogInvalidFormat(_)))
+            }),
+        ),
+        (
+            "second gzip member appended",
+            Box::new({
+                let k = l(1);
+                move |s: &mut Store| {
+                    s.logs.insert(k.clone(), Err(LogReadError::TrailingData));
+                }
+            }),
+            Box::new({
+                let k = l(1);
+                move |r: &[ReportLine]| has(r, &k, |f| *f == Finding::LogTrailingData)
+            }),
+        ),
+        (
+            "deleted log file",
+            Box::new({
+                let k = l(0);
+                move |s: &mut Store| {
+                    s.logs.remove(&k);
+                }
+            }),
+            Box::new({
+                let k = l(0);
+                move |r: &[ReportLine]| has(r, &k, |f| *f == Finding::LogNotFound)
+            }),
+        ),
+        (
+            "one deleted digest",
+            Box::new({
+                let k = d(1);
+                move |s: &mut Store| {
+                    s.digests.remove(&k);
+                }
+            }),
+            Box::new({
+                let k = d(1);
+                move |r: &[ReportLine]| {
+                    has(r, &k, |f| *f == Finding::DigestNotFound)
+                        && r.iter()
+                            .filter(|(_, f)| *f == Finding::DigestMissing)
+                            .count()
+                            == 1
+                }
+            }),
+        ),
+        (
+            "two consecutive deleted digests",
+            Box::new({
+                let (a, b) = (d(1), d(2));
+                move |s: &mut Store| {
+                    s.digests.remove(&a);
+                    s.digests.remove(&b);
+                }
+            }),
+            Box::new({
+                let k = d(2);
+                move |r: &[ReportLine]| {
+                    has(r, &k, |f| *f == Finding::DigestNotFound)
+                        && r.iter()
+                            .filter(|(_, f)| *f == Finding::DigestMissing)
+                            .count()
+                            == 2
+                }
+            }),
+        ),
+        (
+            "the newest digest deleted",
+            Box::new({
+                let k = d(3);
+                move |s: &mut Store| {
+                    s.digests.remove(&k);
+                }
+            }),
+            Box::new(|r: &[ReportLine]| {
+                r.iter().any(|(at, f)| {
+                    *f == Finding::DigestMissing && at.contains("2026-03-02T14:01:31Z")
+                })
+            }),
+        ),
+        (
+            "modified digest",
+            Box::new({
+                let k = d(2);
+                move |s: &mut Store| {
+                    if let Some(StoredDigest { bytes: Ok(b), .. }) = s.digests.get_mut(&k) {
+                        let at = b.len() - 20;
+                        b[at] ^= 1;
+                    }
+                }
+            }),
+            Box::new({
+                let k = d(2);
+                move |r: &[ReportLine]| {
+                    has(r, &k, |f| {
+                        matches!(
+                            f,
+                            Finding::DigestSignatureFailed(_) | Finding::DigestInvalidFormat(_)
+                        )
+                    })
+                }
+            }),
+        ),
+        (
+            "digest moved to another key",
+            Box::new({
+                let k = d(2);
+                move |s: &mut Store| {
+                    let v = s.digests.remove(&k).expect("digest");
+                    s.digests
+                        .insert(k.replace("main_eu-west-1", "main2_eu-west-1"), v);
+                }
+            }),
+            Box::new({
+                let (k, moved) = (d(2), d(2).replace("main_eu-west-1", "main2_eu-west-1"));
+                move |r: &[ReportLine]| {
+                    has(r, &moved, |f| *f == Finding::DigestMoved)
+                        && has(r, &k, |f| *f == Finding::DigestNotFound)
+                }
+            }),
+        ),
+        (
+            "two digests swapped",
+            Box::new({
+                let (a, b) = (d(1), d(2));
+                move |s: &mut Store| {
+                    let x = s.digests.remove(&a).expect("a");
+                    let y = s.digests.remove(&b).expect("b");
+                    s.digests.insert(a.clone(), y);
+                    s.digests.insert(b.clone(), x);
+                }
+            }),
+            Box::new({
+                let (a, b) = (d(1), d(2));
+                move |r: &[ReportLine]| {
+                    has(r, &a, |f| *f == Finding::DigestMoved)
+                        && has(r, &b, |f| *f == Finding::DigestMoved)
+                }
+            }),
+        ),
+        (
+            "digest signed with another key",
+            Box::new({
+                let k = d(2);
+                let other = other_key.clone();
+                move |s: &mut Store| {
+                    resign(s, &k, &other, false);
+                }
+            }),
+            Box::new({
+                let k = d(2);
+                move |r: &[ReportLine]| {
+                    has(r, &k, |f| matches!(f, Finding::DigestPublicKeyNotFound(_)))
+                }
+            }),
+        ),
+        (
+            "forged digest under the right fingerprint",
+            Box::new({
+                let k = d(2);
+                let other = other_key.clone();
+                move |s: &mut Store| {
+                    resign(s, &k, &other, true);
+                }
+            }),
+            Box::new({
+                let k = d(2);
+                move |r: &[ReportLine]| {
+                    has(r, &k, |f| matches!(f, Finding::DigestSignatureFailed(_)))
+                }
+            }),
+        ),
+        (
+            "injected log file",
+            Box::new(|s: &mut Store| {
+                s.logs.insert(
+                    log_key(START + 90 * 60_000, "INJECTEDzzzzzzzz"),
+                    Ok(b"{\"Records\":[]}".to_vec()),
+                );
+            }),
+            Box::new(|r: &[ReportLine]| {
+                r.iter()
+                    .any(|(at, f)| at.contains("INJECTED") && *f == Finding::LogUnreferenced)
+            }),
+        ),
+        (
+            "missing signature",
+            Box::new({
+                let k = d(1);
+                move |s: &mut Store| {
+                    if let Some(d) = s.digests.get_mut(&k) {
+                        d.signature = None;
+                    }
+                }
+            }),
+            Box::new({
+                let k = d(1);
+                move |r: &[ReportLine]| {
+                    has(r, &k, |f| matches!(f, Finding::DigestSignatureFailed(_)))
+                }
+            }),
+        ),
+        (
+            "other signature algorithm",
+            Box::new({
+                let k = d(1);
+                move |s: &mut Store| {
+                    if let Some(d) = s.digests.get_mut(&k) {
+                        d.signature_algorithm = Some("SHA1withRSA".into());
+                    }
+                }
+            }),
+            Box::new({
+                let k = d(1);
+                move |r: &[ReportLine]| {
+                    has(r, &k, |f| matches!(f, Finding::DigestWrongAlgorithm(_)))
+                }
+            }),
+        ),
+    ];
+    for (name, tamper, expect) in cases {
+        let mut store = good_chain(&key);
+        // Same chain, freshly built: keys and names are deterministic for a given signing key.
+        assert_eq!(store.digest_keys, good.digest_keys);
+        tamper(&mut store);
+        let report = failures(&store);
+        assert!(!report.is_empty(), "{name}: passed validation");
+        assert!(
+            expect(&report),
+            "{name}: not reported with its class: {report:#?}"
+        );
+    }
+}
+
+/// Re-signs digest `key` with `other`; `keep_fingerprint` forges it under the real key's name.
+fn resign(store: &mut Store, key: &str, other: &SigningKey, keep_fingerprint: bool) {
+    let stored = store.digests.get(key).expect("digest").clone();
+    let mut document = DigestDocument::parse(stored.bytes.as_ref().expect("bytes")).expect("json");
+    if !keep_fingerprint {
+        document.digest_public_key_fingerprint = other.public_key().fingerprint();
+    }
+    document.log_files.clear();
+    let bytes = document.to_bytes();
+    let to_sign = string_to_sign(
+        &document.digest_end_time,
+        &document.digest_s3_bucket,
+        &document.digest_s3_object,
+        &sha256_hex(&bytes),
+        document.previous_digest_signature.as_deref(),
+    );
+    let signature = other.sign(&to_sign);
+    store.digests.insert(
+        key.to_owned(),
+        StoredDigest {
+            bytes: Ok(bytes),
+            signature: Some(signature),
+            signature_algorithm: Some("SHA256withRSA".into()),
+        },
+    );
+}
