@@ -281,6 +281,41 @@ mod tests {
     }
 
     #[test]
+    fn trail_settings_and_the_s3_table() {
+        let raw: RawConfig = toml::from_str(
+            "delivery_interval_seconds = 60\norganization_id = \"o-abc123\"\n[s3]\nendpoint = \"http://127.0.0.1:9000\"\naccess_key_id = \"k\"\nsecret_access_key = \"s\"\nallow_http = true\n",
+        )
+        .expect("parses");
+        let config = raw.resolve().expect("valid");
+        assert_eq!(config.delivery_interval, std::time::Duration::from_secs(60));
+        let s3 = config.s3.expect("s3 table");
+        assert_eq!(
+            (s3.region.as_str(), s3.allow_http, s3.virtual_hosted_style),
+            ("us-east-1", true, false)
+        );
+        assert!(
+            toml::from_str::<RawConfig>("[s3]\nendpoint = \"x\"\nbucket = \"b\"\n").is_err(),
+            "unknown s3 keys refused"
+        );
+        let raw: RawConfig = toml::from_str("organization_id = \"org\"").expect("parses");
+        assert!(matches!(
+            raw.resolve(),
+            Err(ConfigError::Invalid {
+                field: "organization_id",
+                ..
+            })
+        ));
+        let raw: RawConfig = toml::from_str("max_log_file_bytes = 60000000").expect("parses");
+        assert!(matches!(
+            raw.resolve(),
+            Err(ConfigError::Invalid {
+                field: "max_log_file_bytes",
+                ..
+            })
+        ));
+    }
+
+    #[test]
     fn misspelled_keys_and_bad_values_are_refused() {
         assert!(toml::from_str::<RawConfig>("data_dri = \"x\"").is_err());
         let raw: RawConfig = toml::from_str("account_id = \"12\"").expect("parses");
