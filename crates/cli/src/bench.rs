@@ -571,6 +571,7 @@ impl cairn_delivery::DeliveryObserver for QuietObserver {
     fn failed(&self, trail: &cairn_catalog::Trail, error: &str) {
         eprintln!("delivery of {} failed: {error}", trail.name);
     }
+    fn lag(&self, _: &cairn_catalog::Trail, _: u64) {}
 }
 
 fn delivery(args: DeliveryArgs) -> anyhow::Result<()> {

@@ -246,6 +246,22 @@ async fn a_trail_delivers_what_it_selects_while_logging_and_audits_itself() {
         files.values().all(|copies| copies.len() == 1),
         "every event delivered exactly once"
     );
+    // The trail's consumer lag is exported beside history's, and delivery has caught up.
+    let metrics = server
+        .client
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let trail_lag: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("cairn_consumer_lag_records{consumer=\"trail-"))
+        .collect();
+    assert_eq!(trail_lag.len(), 1, "{metrics}");
+    assert!(trail_lag[0].ends_with(" 0"), "{}", trail_lag[0]);
     let (_, status_body) = server.get("/v1/trails/main/status").await;
     assert_eq!(status_body["IsLogging"], false);
     assert!(

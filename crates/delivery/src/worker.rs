@@ -46,6 +46,8 @@ pub trait DeliveryObserver: Send + Sync {
     fn delivered(&self, trail: &Trail, report: &FlushReport);
     /// An attempt failed; it will be retried.
     fn failed(&self, trail: &Trail, error: &str);
+    /// Durable WAL records the trail has not delivered yet (its consumer lag).
+    fn lag(&self, trail: &Trail, records: u64);
 }
 
 #[derive(Default)]
@@ -411,6 +413,8 @@ impl TrailWorker {
             };
             let read_any = !records.is_empty();
             let now = self.clock.now_millis();
+            self.observer
+                .lag(&trail, self.wal.durable_seq().saturating_sub(cursor));
             for record in records {
                 if let Some(decoded) = payload::decode(&record.payload) {
                     if batcher.offer(
@@ -441,6 +445,8 @@ impl TrailWorker {
                         window_started = None;
                         last_commit = now;
                         self.observer.delivered(&trail, report);
+                        self.observer
+                            .lag(&trail, self.wal.durable_seq().saturating_sub(cursor));
                     }
                     Err(e) => {
                         if self.stopping() {

@@ -23,7 +23,7 @@ struct TrailLabel {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Consumer {
-    consumer: &'static str,
+    consumer: String,
 }
 
 /// Every metric the server exports.
@@ -216,9 +216,11 @@ impl Metrics {
     }
 
     /// Sets a consumer's lag.
-    pub fn set_lag(&self, consumer: &'static str, records: u64) {
+    pub fn set_lag(&self, consumer: &str, records: u64) {
         self.lag
-            .get_or_create(&Consumer { consumer })
+            .get_or_create(&Consumer {
+                consumer: consumer.to_owned(),
+            })
             .set(i64::try_from(records).unwrap_or(i64::MAX));
     }
 

@@ -61,6 +61,10 @@ impl DeliveryObserver for StatusObserver {
         }
     }
 
+    fn lag(&self, trail: &Trail, records: u64) {
+        self.metrics.set_lag(&trail.cursor_name(), records);
+    }
+
     fn failed(&self, trail: &Trail, error: &str) {
         self.metrics.delivery_failed(&trail.name);
         if let Err(e) =
