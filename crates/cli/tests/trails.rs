@@ -8,6 +8,13 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use support::{delivered, JsonValue, TestServer};
 
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("now")
+        .as_millis() as i64
+}
+
 fn now_text() -> String {
     cairn_model::time::format_utc_seconds(
         std::time::SystemTime::now()
@@ -338,8 +345,10 @@ async fn every_sample_record_is_delivered_byte_identical_in_its_file() {
     }
     // What was stored for each accepted event (history returns the stored bytes).
     server.wait_indexed().await;
+    let before_flush = now_millis();
     let (status, report) = server.post("/v1/trails/corpus/flush", json_ct, "").await;
     assert_eq!(status, 200, "{report}");
+    let after_flush = now_millis();
     let files = delivered(&bucket);
     let mut missing = Vec::new();
     for (id, _) in expected.iter_mut() {
@@ -356,6 +365,12 @@ async fn every_sample_record_is_delivered_byte_identical_in_its_file() {
                     key.account,
                     parsed["recipientAccountId"].as_str().expect("account"),
                     "{id}"
+                );
+                // The file's time is its delivery time (to the minute), as CloudTrail names files.
+                assert!(
+                    key.delivered_at >= before_flush - 60_000 && key.delivered_at <= after_flush,
+                    "{id}: file time {} outside the delivery",
+                    key.delivered_at
                 );
                 if parsed["eventCategory"] == "Data" {
                     data_ids.push(id.clone());
