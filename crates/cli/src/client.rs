@@ -278,7 +278,8 @@ fn form_encode(params: &[(&str, String)]) -> String {
         .join("&")
 }
 
-fn percent_encode(value: &str) -> String {
+/// Percent-encodes a URL path segment or query value (unreserved characters stay).
+pub fn percent_encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for b in value.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {

@@ -1,6 +1,6 @@
 //! `cairn trails ...`: trail administration against a running server.
 
-use crate::client::{error_text, DEFAULT_ENDPOINT};
+use crate::client::{error_text, percent_encode, DEFAULT_ENDPOINT};
 use anyhow::{bail, Context};
 use clap::Subcommand;
 use serde_json::{json, Value};
@@ -162,22 +162,10 @@ fn json_argument(text: &str) -> anyhow::Result<Value> {
     serde_json::from_str(&text).context("selectors are not valid JSON")
 }
 
-fn encode(name: &str) -> String {
-    name.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
 pub async fn run(args: TrailsArgs) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     let base = format!("{}/v1/trails", args.endpoint.trim_end_matches('/'));
-    let url = |name: &str, tail: &str| format!("{base}/{}{tail}", encode(name));
+    let url = |name: &str, tail: &str| format!("{base}/{}{tail}", percent_encode(name));
     let request = match &args.command {
         TrailsCommand::Create { name, settings } => {
             client.post(&base).body(settings.to_json(name).to_string())

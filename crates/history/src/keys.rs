@@ -14,8 +14,8 @@
 
 use cairn_model::time::EpochMillis;
 
-/// Lookup attributes, with their one-byte codes in index keys.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Lookup attributes, with their one-byte codes in index keys (ordered by code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum AttributeKey {
     /// `EventId` (served from `event_ids`, not the index).
     EventId,

@@ -177,18 +177,6 @@ fn attribute_values(view: &EventView) -> Vec<(AttributeKey, String)> {
     out
 }
 
-impl PartialOrd for AttributeKey {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for AttributeKey {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.code().cmp(&other.code())
-    }
-}
-
 fn kind_of(category: EventCategory) -> Kind {
     if category == EventCategory::Insight {
         Kind::Insights
