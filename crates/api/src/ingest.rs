@@ -120,11 +120,12 @@ pub struct EventResult {
     /// The event's id (accepted and duplicate events).
     #[serde(rename = "eventID", skip_serializing_if = "Option::is_none")]
     pub event_id: Option<String>,
-    /// Rejection class (rejected events).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub code: Option<&'static str>,
-    /// The same, typed.
-    #[serde(skip)]
+    /// Rejection class (rejected events), serialized as its snake_case `code`.
+    #[serde(
+        rename = "code",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_kind"
+    )]
     pub kind: Option<cairn_model::RejectKind>,
     /// The offending field, when one field is to blame.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -132,6 +133,16 @@ pub struct EventResult {
     /// What was wrong (rejected events).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+fn serialize_kind<S: serde::Serializer>(
+    kind: &Option<cairn_model::RejectKind>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match kind {
+        Some(kind) => serializer.serialize_str(kind.as_str()),
+        None => serializer.serialize_none(),
+    }
 }
 
 /// The whole answer.
@@ -152,7 +163,6 @@ fn rejected(index: usize, rejection: Rejection) -> EventResult {
         index,
         status: "rejected",
         event_id: None,
-        code: Some(rejection.kind.as_str()),
         kind: Some(rejection.kind),
         field: rejection.field,
         reason: Some(rejection.reason),
@@ -231,7 +241,6 @@ pub(crate) async fn record_and_answer(
                     "duplicate"
                 },
                 event_id: Some(event_id),
-                code: None,
                 kind: None,
                 field: None,
                 reason: None,
