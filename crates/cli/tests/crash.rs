@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 struct Server {
     child: Child,
@@ -59,32 +59,7 @@ fn event(id: &str, time: &str) -> String {
 
 /// Every id in Event history (us-east-1), each exactly once.
 async fn history_ids(client: &reqwest::Client, base: &str) -> HashSet<String> {
-    // Wait for the indexer to catch up.
-    let metric = |text: &str, name: &str| -> f64 {
-        text.lines()
-            .filter(|l| l.split(['{', ' ']).next() == Some(name))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    };
-    let started = Instant::now();
-    loop {
-        let text = client
-            .get(format!("{base}/metrics"))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text");
-        if metric(&text, "cairn_history_applied_seq") >= metric(&text, "cairn_wal_durable_seq") {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "indexer did not catch up"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    support::wait_indexed(client, base).await;
     let mut ids = HashSet::new();
     let mut token: Option<String> = None;
     loop {

@@ -254,15 +254,7 @@ async fn a_trail_delivers_what_it_selects_while_logging_and_audits_itself() {
         "every event delivered exactly once"
     );
     // The trail's consumer lag is exported beside history's, and delivery has caught up.
-    let metrics = server
-        .client
-        .get(format!("{}/metrics", server.base))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = support::metrics_text(&server.client, &server.base).await;
     let trail_lag: Vec<&str> = metrics
         .lines()
         .filter(|l| l.starts_with("cairn_consumer_lag_records{consumer=\"trail-"))

@@ -86,33 +86,12 @@ impl TestServer {
 
     /// A metric's value (sum over its series).
     pub async fn metric(&self, name: &str) -> f64 {
-        let text = self
-            .client
-            .get(format!("{}/metrics", self.base))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text");
-        text.lines()
-            .filter(|l| l.split(['{', ' ']).next() == Some(name))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+        metric_value(&metrics_text(&self.client, &self.base).await, name)
     }
 
-    /// Waits until Event history has indexed every durable record (it is eventually
-    /// consistent, typically within milliseconds).
+    /// Waits until Event history has indexed every durable record.
     pub async fn wait_indexed(&self) {
-        for _ in 0..600 {
-            if self.metric("cairn_history_applied_seq").await
-                >= self.metric("cairn_wal_durable_seq").await
-            {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        panic!("event history did not catch up");
+        wait_indexed(&self.client, &self.base).await;
     }
 
     pub async fn stop(mut self) {
@@ -340,4 +319,43 @@ pub fn delivered(root: &Path) -> std::collections::HashMap<String, Vec<(String, 
         }
     }
     out
+}
+
+/// The server's `/metrics` text.
+pub async fn metrics_text(client: &reqwest::Client, base: &str) -> String {
+    client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text")
+}
+
+/// A metric's value in a `/metrics` text (sum over its series).
+pub fn metric_value(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.split(['{', ' ']).next() == Some(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Waits until Event history has indexed every durable record (it is eventually consistent,
+/// typically within milliseconds).
+pub async fn wait_indexed(client: &reqwest::Client, base: &str) {
+    let started = std::time::Instant::now();
+    loop {
+        let text = metrics_text(client, base).await;
+        if metric_value(&text, "cairn_history_applied_seq")
+            >= metric_value(&text, "cairn_wal_durable_seq")
+        {
+            return;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "event history did not catch up"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
