@@ -206,25 +206,7 @@ impl WalFs for FillableFs {
 async fn a_full_disk_answers_503_harms_nothing_and_recovers() {
     let dir = tempfile::tempdir().expect("tempdir");
     let full = Arc::new(AtomicBool::new(false));
-    let config = cairn_server::config::RawConfig {
-        data_dir: Some(dir.path().to_path_buf()),
-        listen: Some("127.0.0.1:0".into()),
-        ..Default::default()
-    }
-    .resolve()
-    .expect("config");
-    let running = cairn_server::start_with_fs(
-        config,
-        Arc::new(cairn_model::SystemClock),
-        Arc::new(FillableFs { full: full.clone() }),
-    )
-    .await
-    .expect("start");
-    let server = TestServer {
-        base: format!("http://{}", running.local_addr),
-        running: Some(running),
-        client: reqwest::Client::new(),
-    };
+    let server = fillable_server(dir.path(), full.clone()).await;
 
     let (status, _) = server
         .post(
@@ -289,4 +271,62 @@ async fn a_full_disk_answers_503_harms_nothing_and_recovers() {
     )
     .expect("reopen");
     assert_eq!(report.torn_bytes_cut, 0);
+}
+
+/// A server whose WAL disk fills while `full` is set.
+async fn fillable_server(data_dir: &Path, full: Arc<AtomicBool>) -> TestServer {
+    let config = cairn_server::config::RawConfig {
+        data_dir: Some(data_dir.to_path_buf()),
+        listen: Some("127.0.0.1:0".into()),
+        ..Default::default()
+    }
+    .resolve()
+    .expect("config");
+    let running = cairn_server::start_with_fs(
+        config,
+        Arc::new(cairn_model::SystemClock),
+        Arc::new(FillableFs { full }),
+    )
+    .await
+    .expect("start");
+    TestServer {
+        base: format!("http://{}", running.local_addr),
+        running: Some(running),
+        client: reqwest::Client::new(),
+    }
+}
+
+/// `cairn put-events` retries a request answered 503 until the disk has room again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_events_retries_while_the_server_is_unavailable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let full = Arc::new(AtomicBool::new(false));
+    let server = fillable_server(&dir.path().join("data"), full.clone()).await;
+    full.store(true, Ordering::SeqCst);
+    let file = dir.path().join("events.ndjson");
+    std::fs::write(&file, format!("{}\n", event("retried-1"))).expect("write");
+    let base = server.base.clone();
+    let command = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .arg("put-events")
+            .arg(&file)
+            .env("CAIRN_ENDPOINT", base)
+            .output()
+            .expect("run cairn put-events")
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    full.store(false, Ordering::SeqCst);
+    let output = command.await.expect("join");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout} {stderr}");
+    assert!(
+        stderr.contains("server unavailable") && stderr.contains("retrying"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("accepted: 1, duplicates: 0, rejected: 0"),
+        "{stdout}"
+    );
+    server.stop().await;
 }
