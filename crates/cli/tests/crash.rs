@@ -134,6 +134,10 @@ async fn sigkill_during_concurrent_ingest_loses_no_acknowledged_event() {
             log.contains("write-ahead log recovered"),
             "round {round}: no recovery report:\n{log}"
         );
+        assert!(
+            log.contains("bound to loopback only"),
+            "round {round}: the loopback-only binding is not announced:\n{log}"
+        );
         let torn_bytes_cut: u64 = log
             .lines()
             .filter(|l| l.contains("write-ahead log recovered"))

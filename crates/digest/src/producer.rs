@@ -110,23 +110,25 @@ pub fn produce(
     }
 }
 
+/// The digest key of the test chains: account 111122223333, trail `main`, eu-west-1.
+#[cfg(test)]
+pub(crate) fn test_digest_key(end: i64) -> DigestKey {
+    DigestKey {
+        prefix: None,
+        org_id: None,
+        account: "111122223333".into(),
+        region: "eu-west-1".into(),
+        trail_name: "main".into(),
+        home_region: "eu-west-1".into(),
+        end_time: end,
+        backfill: false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::signing::string_to_sign;
-
-    fn digest_key(end: i64) -> DigestKey {
-        DigestKey {
-            prefix: None,
-            org_id: None,
-            account: "111122223333".into(),
-            region: "eu-west-1".into(),
-            trail_name: "main".into(),
-            home_region: "eu-west-1".into(),
-            end_time: end,
-            backfill: false,
-        }
-    }
 
     #[test]
     fn a_starting_digest_then_a_linked_one() {
@@ -134,7 +136,7 @@ mod tests {
         let public = signing_key.public_key();
         let end = 1_772_445_691_000; // 2026-03-02T10:01:31Z
         let first = produce(
-            &digest_key(end),
+            &test_digest_key(end),
             "audit-bucket",
             "2026-03-02T09:01:31Z",
             &[],
@@ -174,7 +176,7 @@ mod tests {
             oldest_event_time: "2026-03-02T10:05:00Z".into(),
         }];
         let second = produce(
-            &digest_key(end + 3_600_000),
+            &test_digest_key(end + 3_600_000),
             "audit-bucket",
             "2026-03-02T10:01:31Z",
             &logs,

@@ -1,7 +1,7 @@
 //! The tamper corpus: one good chain, then each kind of damage, each reported with its class.
 
 use super::*;
-use crate::producer::{produce, DeliveredLog, PreviousDigest};
+use crate::producer::{produce, test_digest_key, DeliveredLog, PreviousDigest};
 use crate::signing::SigningKey;
 use cairn_logfile::keys::{FileKind, LogFileKey};
 
@@ -15,19 +15,6 @@ struct Store {
     keys: HashMap<String, PublicKey>,
     digest_keys: Vec<String>,
     log_keys: Vec<String>,
-}
-
-fn digest_key(end: i64) -> DigestKey {
-    DigestKey {
-        prefix: None,
-        org_id: None,
-        account: "111122223333".into(),
-        region: "eu-west-1".into(),
-        trail_name: "main".into(),
-        home_region: "eu-west-1".into(),
-        end_time: end,
-        backfill: false,
-    }
 }
 
 fn log_key(delivered: i64, unique: &str) -> String {
@@ -76,7 +63,7 @@ fn good_chain(signing_key: &SigningKey) -> Store {
         }
         let start_text = cairn_model::time::format_utc_seconds(end - HOUR);
         let digest = produce(
-            &digest_key(end),
+            &test_digest_key(end),
             BUCKET,
             &start_text,
             &delivered,
