@@ -7,6 +7,8 @@
 //!   ([`audit`]).
 //! * `GET /v1/event-history` — LookupEvents over Event history ([`history`]).
 //! * `/v1/trails...` — trail administration ([`trails`]).
+//! * `GET /v1/public-keys`, `POST /v1/keys/rotate` — digest signing keys ([`keys`]).
+//! * `POST /` — CloudTrail's JSON 1.1 protocol, `DescribeTrails` and `ListPublicKeys` ([`wire`]).
 //! * `GET /healthz`, `GET /readyz`, `GET /metrics`.
 //!
 //! The API owns no storage: it declares the ports it needs ([`Ingest`], [`EventQuery`],
@@ -19,7 +21,9 @@ pub mod body;
 pub mod error;
 pub mod history;
 pub mod ingest;
+pub mod keys;
 pub mod trails;
+pub mod wire;
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -106,6 +110,8 @@ pub struct AppState {
     pub health: Arc<dyn Health>,
     /// Trail administration port.
     pub trails: Arc<dyn trails::TrailAdmin>,
+    /// Signing-key port.
+    pub keys: Arc<dyn keys::KeyAdmin>,
     /// Limits.
     pub limits: Limits,
 }
@@ -119,7 +125,9 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/", post(wire::handle))
         .merge(trails::routes())
+        .merge(keys::routes())
         .fallback(|| async {
             ApiError {
                 status: axum::http::StatusCode::NOT_FOUND,

@@ -152,6 +152,120 @@ impl trails::TrailAdmin for NoTrails {
     }
 }
 
+/// Two eu-west-1 keys: one valid 1000–2000 s, the current one from 2000 s; now is 3000 s.
+struct TwoKeys;
+
+impl keys::KeyAdmin for TwoKeys {
+    fn list(
+        &self,
+        region: &str,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<cairn_keys::KeyInfo>, ApiError> {
+        let key = |fingerprint: &str, valid_from, valid_until| cairn_keys::KeyInfo {
+            region: "eu-west-1".into(),
+            fingerprint: fingerprint.into(),
+            public_key: "MIIBCgKCAQEA".into(),
+            valid_from,
+            valid_until,
+            source: cairn_keys::KeySource::Generated,
+        };
+        Ok([
+            key("old", 1_000_000, Some(2_000_000)),
+            key("new", 2_000_000, None),
+        ]
+        .into_iter()
+        .filter(|k| k.region == region && k.overlaps(start, end))
+        .collect())
+    }
+    fn rotate(
+        &self,
+        _: trails::Caller,
+        region: String,
+    ) -> BoxFuture<'_, Result<cairn_keys::KeyInfo, ApiError>> {
+        Box::pin(async move {
+            Err(ApiError::bad_request(
+                "InvalidParameterException",
+                format!("no rotation in this test ({region})"),
+            ))
+        })
+    }
+    fn default_region(&self) -> String {
+        "eu-west-1".into()
+    }
+    fn now_millis(&self) -> i64 {
+        3_000_000
+    }
+}
+
+#[tokio::test]
+async fn public_keys_by_window_on_the_native_route_and_the_cloudtrail_protocol() {
+    let router = router_with(fake());
+    let get = |uri: &str| Request::get(uri).body(Body::empty()).expect("request");
+    let (status, body) = call(router.clone(), get("/v1/public-keys")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let list = body["PublicKeyList"].as_array().expect("list");
+    assert_eq!(list.len(), 1, "default window is now: the current key");
+    assert_eq!(list[0]["Fingerprint"], "new");
+    assert_eq!(list[0]["ValidityEndTime"], 3000.0);
+    let (_, body) = call(
+        router.clone(),
+        get("/v1/public-keys?StartTime=1500&EndTime=2500"),
+    )
+    .await;
+    assert_eq!(body["PublicKeyList"].as_array().map(Vec::len), Some(2));
+    let (_, body) = call(
+        router.clone(),
+        get("/v1/public-keys?StartTime=1970-01-01T00:20:00Z&EndTime=1970-01-01T00:25:00Z"),
+    )
+    .await;
+    assert_eq!(body["PublicKeyList"][0]["Fingerprint"], "old");
+    let (status, body) = call(
+        router.clone(),
+        get("/v1/public-keys?StartTime=2500&EndTime=1500"),
+    )
+    .await;
+    assert_eq!(
+        (status, body["__type"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("InvalidTimeRangeException"))
+    );
+    let (status, _) = call(router.clone(), get("/v1/public-keys?Region=us-east-1&x=1")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "unknown parameter");
+    let (_, body) = call(router.clone(), get("/v1/public-keys?Region=us-east-1")).await;
+    assert_eq!(body["PublicKeyList"], serde_json::json!([]));
+
+    let wire = |target: &str, body: &str| {
+        Request::post("/")
+            .header("x-amz-target", format!("com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.{target}"))
+            .header("content-type", "application/x-amz-json-1.1")
+            .header("authorization", "AWS4-HMAC-SHA256 Credential=AKID/20260302/eu-west-1/cloudtrail/aws4_request, SignedHeaders=host, Signature=00")
+            .body(Body::from(body.to_owned()))
+            .expect("request")
+    };
+    let (status, body) = call(
+        router.clone(),
+        wire("ListPublicKeys", r#"{"StartTime":1500,"EndTime":1800}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["PublicKeyList"][0]["Fingerprint"], "old");
+    let (status, body) = call(router.clone(), wire("DescribeTrails", "{}")).await;
+    assert_eq!(
+        (status, body["trailList"].clone()),
+        (StatusCode::OK, serde_json::json!([]))
+    );
+    let (status, body) = call(router.clone(), wire("CreateTrail", "{}")).await;
+    assert_eq!(
+        (status, body["__type"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("UnknownOperationException"))
+    );
+    let (status, body) = call(router.clone(), wire("ListPublicKeys", "[1]")).await;
+    assert_eq!(
+        (status, body["__type"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("SerializationException"))
+    );
+}
+
 struct FakeHealth;
 
 impl Health for FakeHealth {
@@ -169,6 +283,7 @@ fn router_with(ingest: Arc<FakeIngest>) -> Router {
         query: Arc::new(FakeQuery),
         health: Arc::new(FakeHealth),
         trails: Arc::new(NoTrails),
+        keys: Arc::new(TwoKeys),
         limits: Limits {
             max_request_bytes: 512 * 1024,
             max_events_per_request: 50,

@@ -148,6 +148,8 @@ pub fn status_out(trail: &Trail) -> Value {
         "LatestDeliveryTime": epoch_seconds(trail.latest_delivery_time),
         "LatestDeliveryAttemptTime": epoch_seconds(trail.latest_delivery_attempt_time),
         "LatestDeliveryError": trail.latest_delivery_error,
+        "LatestDigestDeliveryTime": epoch_seconds(trail.latest_digest_delivery_time),
+        "LatestDigestDeliveryError": trail.latest_digest_delivery_error,
         "StartLoggingTime": epoch_seconds(trail.start_logging_time),
         "StopLoggingTime": epoch_seconds(trail.stop_logging_time),
     })

@@ -182,6 +182,12 @@ pub struct Trail {
     /// The last delivery error, cleared by a success.
     #[serde(default)]
     pub latest_delivery_error: Option<String>,
+    /// Epoch ms of the last digest file stored.
+    #[serde(default)]
+    pub latest_digest_delivery_time: Option<i64>,
+    /// The last digest delivery error, cleared by a success.
+    #[serde(default)]
+    pub latest_digest_delivery_error: Option<String>,
 }
 
 impl Trail {
@@ -344,6 +350,8 @@ impl Catalog {
             latest_delivery_time: None,
             latest_delivery_attempt_time: None,
             latest_delivery_error: None,
+            latest_digest_delivery_time: None,
+            latest_digest_delivery_error: None,
         };
         if settings.local_directory.is_none() && settings.s3_bucket_name.is_none() {
             return Err(CatalogError::invalid(
@@ -432,14 +440,7 @@ impl Catalog {
             ));
         }
         if let Some(validation) = settings.enable_log_file_validation {
-            if validation {
-                // Refused rather than stored: a trail must never claim digests it does not write.
-                return Err(CatalogError::invalid(
-                    "UnsupportedOperationException",
-                    "log file validation (signed digest files) is not available in this version of Cairn",
-                ));
-            }
-            trail.log_file_validation_enabled = false;
+            trail.log_file_validation_enabled = validation;
         }
         if let Some(organization) = settings.is_organization_trail {
             if organization {
@@ -542,6 +543,34 @@ impl Catalog {
                     trail.latest_delivery_error = None;
                 }
                 Some(e) => trail.latest_delivery_error = Some(e),
+            }
+            Ok(())
+        })
+    }
+}
+
+impl Catalog {
+    /// Records a digest delivery (`error: None`) or a failed attempt in the trail's status.
+    pub fn record_digest_delivery(
+        &self,
+        id: &str,
+        now: i64,
+        error: Option<String>,
+    ) -> Result<(), CatalogError> {
+        let name = {
+            let state = self.state.lock().expect("catalog lock poisoned");
+            match state.trails.iter().find(|t| t.id == id) {
+                Some(t) => t.name.clone(),
+                None => return Ok(()),
+            }
+        };
+        self.modify(&name, |trail| {
+            match error {
+                None => {
+                    trail.latest_digest_delivery_time = Some(now);
+                    trail.latest_digest_delivery_error = None;
+                }
+                Some(e) => trail.latest_digest_delivery_error = Some(e),
             }
             Ok(())
         })

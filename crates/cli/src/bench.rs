@@ -572,6 +572,10 @@ impl cairn_delivery::DeliveryObserver for QuietObserver {
         eprintln!("delivery of {} failed: {error}", trail.name);
     }
     fn lag(&self, _: &cairn_catalog::Trail, _: u64) {}
+    fn digest_delivered(&self, _: &cairn_catalog::Trail, _: &str) {}
+    fn digest_failed(&self, trail: &cairn_catalog::Trail, error: &str) {
+        eprintln!("digest delivery of {} failed: {error}", trail.name);
+    }
 }
 
 fn delivery(args: DeliveryArgs) -> anyhow::Result<()> {
@@ -645,6 +649,8 @@ fn delivery(args: DeliveryArgs) -> anyhow::Result<()> {
         latest_delivery_time: None,
         latest_delivery_attempt_time: None,
         latest_delivery_error: None,
+        latest_digest_delivery_time: None,
+        latest_digest_delivery_error: None,
     };
     let store = cairn_store::local(&scratch.path().join("bucket"))?;
     let config = cairn_delivery::DeliveryConfig {
@@ -653,6 +659,8 @@ fn delivery(args: DeliveryArgs) -> anyhow::Result<()> {
         account_id: "123456789012".into(),
         journal_dir: scratch.path().join("journal"),
         abort_after_upload: false,
+        // The benchmark trail has no log file validation.
+        digests: None,
     };
     // Breakdown of the non-gzip stages, measured separately.
     let started = Instant::now();

@@ -201,6 +201,8 @@ mod tests {
             latest_delivery_time: None,
             latest_delivery_attempt_time: None,
             latest_delivery_error: None,
+            latest_digest_delivery_time: None,
+            latest_digest_delivery_error: None,
         }
     }
 

@@ -11,14 +11,21 @@
 //! identical object counts as done. So a file is never written twice with the same events,
 //! and no event is skipped.
 //!
+//! **Digests.** For a trail with log file validation, each delivered file's SHA-256 and event
+//! times are recorded in the trail's digest ledger before the cursor moves, and signed digest
+//! files are written per (account, source region) every period (see [`digests`]).
+//!
 //! **Failures.** An upload that fails (store unreachable, disk full, permission denied) is
 //! retried with exponential backoff (1 s to 60 s); the trail's status shows the error and the
 //! WAL keeps the events; delivery resumes where it stopped when the store returns.
 
 mod batch;
+pub mod digests;
 mod journal;
 mod worker;
 
 pub use batch::{Batcher, FileBatch};
 pub use journal::{Journal, JournalFile};
-pub use worker::{DeliveryConfig, DeliveryHandle, DeliveryObserver, FlushReport, TrailWorker};
+pub use worker::{
+    DeliveryConfig, DeliveryHandle, DeliveryObserver, DigestConfig, FlushReport, TrailWorker,
+};

@@ -1,6 +1,7 @@
 //! One trail's delivery worker: a thread that reads the WAL, batches, and writes files.
 
 use crate::batch::Batcher;
+use crate::digests::{DigestLedger, PlannedDigest};
 use crate::journal::{Journal, JournalFile};
 use bytes::Bytes;
 use cairn_catalog::Trail;
@@ -25,6 +26,37 @@ pub struct DeliveryConfig {
     pub journal_dir: PathBuf,
     /// Test failpoint: abort the process after uploading a batch, before committing the cursor.
     pub abort_after_upload: bool,
+    /// Digest production for trails with log file validation (`None`: validation unavailable).
+    pub digests: Option<DigestConfig>,
+}
+
+/// How a trail's digests are produced and stored.
+#[derive(Debug, Clone)]
+pub struct DigestConfig {
+    /// The region signing keys.
+    pub keys: Arc<cairn_keys::KeyRing>,
+    /// Digest period (an hour; shorter in tests).
+    pub period: Duration,
+    /// The bucket name written in digests (`digestS3Bucket`, `logFiles[].s3Bucket`).
+    pub bucket: String,
+    /// Where the signature metadata goes.
+    pub metadata: cairn_store::MetadataStyle,
+}
+
+/// An object to store.
+struct Upload {
+    key: String,
+    body: Vec<u8>,
+    metadata: Option<cairn_store::Metadata>,
+}
+
+/// A log file of a delivery with what its digest entry needs.
+struct Encoded {
+    key: String,
+    body: Vec<u8>,
+    /// SHA-256 hex of the uncompressed JSON and the (oldest, newest) event times, when the
+    /// trail's digests need them.
+    digest: Option<(String, Option<(String, String)>)>,
 }
 
 /// What one delivery wrote.
@@ -46,6 +78,10 @@ pub trait DeliveryObserver: Send + Sync {
     fn delivered(&self, trail: &Trail, report: &FlushReport);
     /// An attempt failed; it will be retried.
     fn failed(&self, trail: &Trail, error: &str);
+    /// A digest file was stored.
+    fn digest_delivered(&self, trail: &Trail, key: &str);
+    /// Storing a digest failed; it will be retried.
+    fn digest_failed(&self, trail: &Trail, error: &str);
     /// Durable WAL records the trail has not delivered yet (its consumer lag).
     fn lag(&self, trail: &Trail, records: u64);
 }
@@ -197,6 +233,176 @@ impl TrailWorker {
             .join(format!("{}.journal", trail.id))
     }
 
+    fn ledger_path(&self, trail: &Trail) -> PathBuf {
+        self.config
+            .journal_dir
+            .join(format!("{}.digests.json", trail.id))
+    }
+
+    /// Whether the files of this delivery must be listed in digests.
+    fn digesting(&self, trail: &Trail, ledger: &DigestLedger) -> bool {
+        self.config.digests.is_some() && trail.log_file_validation_enabled && ledger.active
+    }
+
+    /// Encodes a file's records (hashing them and reading their times if digests need it).
+    fn encode(key: &str, records: &[&[u8]], digesting: bool) -> Encoded {
+        if digesting {
+            let (body, hash) = cairn_logfile::body::encode_hashed(records);
+            let times = cairn_logfile::body::event_time_range(records);
+            Encoded {
+                key: key.to_owned(),
+                body,
+                digest: Some((hash, times)),
+            }
+        } else {
+            Encoded {
+                key: key.to_owned(),
+                body: cairn_logfile::body::encode(records),
+                digest: None,
+            }
+        }
+    }
+
+    /// Lists delivered files in the digest ledger (durably, before the cursor moves).
+    fn record_in_ledger(
+        &self,
+        trail: &Trail,
+        ledger: &mut DigestLedger,
+        files: &[Encoded],
+    ) -> Result<(), String> {
+        let mut changed = false;
+        for file in files {
+            let Some((hash, times)) = &file.digest else {
+                continue;
+            };
+            let Ok(key) = file.key.parse::<cairn_logfile::keys::LogFileKey>() else {
+                continue;
+            };
+            let stamp = cairn_model::time::format_utc_seconds(key.delivered_at);
+            let (oldest, newest) = times.clone().unwrap_or((stamp.clone(), stamp));
+            ledger.record(
+                &key.account,
+                &key.region,
+                key.delivered_at,
+                cairn_digest::producer::DeliveredLog {
+                    key: file.key.clone(),
+                    sha256_hex: hash.clone(),
+                    newest_event_time: newest,
+                    oldest_event_time: oldest,
+                },
+            );
+            changed = true;
+        }
+        if changed {
+            ledger
+                .store(&self.ledger_path(trail))
+                .map_err(|e| format!("writing the digest ledger: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Starts the digest chains when validation is enabled on a logging trail.
+    fn activate(&self, trail: &Trail, ledger: &mut DigestLedger) -> Result<(), String> {
+        if self.config.digests.is_some()
+            && trail.log_file_validation_enabled
+            && trail.is_logging()
+            && !ledger.active
+        {
+            let now = self.clock.now_millis();
+            ledger.activate(&self.config.account_id, &trail.scope.home_region, now);
+            ledger
+                .store(&self.ledger_path(trail))
+                .map_err(|e| format!("writing the digest ledger: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Writes every digest due now (starting, hourly, final, backfill).
+    fn digest_tick(
+        &self,
+        trail: &Trail,
+        ledger: &mut DigestLedger,
+        cursor: u64,
+    ) -> Result<(), String> {
+        let Some(config) = &self.config.digests else {
+            return Ok(());
+        };
+        let now = self.clock.now_millis();
+        let path = self.ledger_path(trail);
+        self.activate(trail, ledger)?;
+        // Logging stopped and everything through the stop is delivered, or validation is off.
+        let stopped_and_delivered = !trail.is_logging()
+            && trail
+                .logging
+                .last()
+                .and_then(|p| p.through)
+                .is_none_or(|through| cursor >= through);
+        let finish = !trail.log_file_validation_enabled || stopped_and_delivered;
+        let period = i64::try_from(config.period.as_millis()).unwrap_or(i64::MAX);
+        while let Some(planned) = ledger.next_due(now, period, finish) {
+            let stored = self.write_digest(trail, config, &planned)?;
+            ledger.written(&planned, stored);
+            ledger
+                .store(&path)
+                .map_err(|e| format!("writing the digest ledger: {e}"))?;
+        }
+        Ok(())
+    }
+
+    fn write_digest(
+        &self,
+        trail: &Trail,
+        config: &DigestConfig,
+        planned: &PlannedDigest,
+    ) -> Result<cairn_digest::producer::PreviousDigest, String> {
+        let key = cairn_logfile::keys::DigestKey {
+            prefix: trail.s3_key_prefix.clone(),
+            org_id: trail
+                .organization_id
+                .clone()
+                .filter(|_| trail.is_organization_trail),
+            account: planned.account.clone(),
+            region: planned.region.clone(),
+            trail_name: trail.name.clone(),
+            home_region: trail.scope.home_region.clone(),
+            end_time: planned.end,
+            backfill: planned.backfill,
+        };
+        let signing_key = config
+            .keys
+            .signing_key(&planned.region)
+            .map_err(|e| format!("digest signing key: {e}"))?;
+        let produced = cairn_digest::producer::produce(
+            &key,
+            &config.bucket,
+            &cairn_model::time::format_utc_seconds(planned.start),
+            &planned.logs,
+            planned.previous.as_ref(),
+            &signing_key,
+        );
+        let mut metadata = cairn_store::Metadata::new();
+        metadata.insert("signature".into(), produced.signature.clone());
+        metadata.insert(
+            "signature-algorithm".into(),
+            cairn_digest::signing::SIGNATURE_ALGORITHM.into(),
+        );
+        if planned.backfill {
+            metadata.insert(
+                "backfill-generation-timestamp".into(),
+                cairn_model::time::format_utc_seconds(planned.end),
+            );
+        }
+        let upload = Upload {
+            key: produced.key.clone(),
+            body: cairn_logfile::body::gzip(&produced.bytes),
+            metadata: Some(metadata),
+        };
+        self.upload(trail, std::slice::from_ref(&upload))?;
+        tracing::info!(trail = %trail.name, key = %produced.key, files = planned.logs.len(), "delivered digest file");
+        self.observer.digest_delivered(trail, &produced.key);
+        Ok(produced.as_previous)
+    }
+
     fn answer_waiters(&self, result: &Result<FlushReport, String>) {
         let waiters = std::mem::take(
             &mut self
@@ -212,16 +418,31 @@ impl TrailWorker {
     }
 
     /// Uploads `files`, retrying each with backoff until it is stored or the worker stops.
-    fn upload(&self, trail: &Trail, files: &[(String, Vec<u8>)]) -> Result<(), String> {
-        for (key, body) in files {
+    fn upload(&self, trail: &Trail, files: &[Upload]) -> Result<(), String> {
+        for Upload {
+            key,
+            body,
+            metadata,
+        } in files
+        {
             let mut backoff = BACKOFF_MIN;
             loop {
                 let bytes = Bytes::from(body.clone());
-                let result = self.runtime.block_on(cairn_store::put_create_only(
-                    self.store.as_ref(),
-                    key,
-                    bytes,
-                ));
+                let result = self.runtime.block_on(async {
+                    match (metadata, &self.config.digests) {
+                        (Some(metadata), Some(config)) => {
+                            cairn_store::put_create_only_with_metadata(
+                                self.store.as_ref(),
+                                key,
+                                bytes,
+                                metadata,
+                                config.metadata,
+                            )
+                            .await
+                        }
+                        _ => cairn_store::put_create_only(self.store.as_ref(), key, bytes).await,
+                    }
+                });
                 match result {
                     Ok(outcome) => {
                         tracing::debug!(trail = %trail.name, key, ?outcome, "delivered log file");
@@ -234,8 +455,12 @@ impl TrailWorker {
                                 .map(|s| s.to_string())
                                 .unwrap_or_default()
                         );
-                        tracing::warn!(trail = %trail.name, key, error = %message, retry_in = ?backoff, "log file delivery failed");
-                        self.observer.failed(trail, &message);
+                        tracing::warn!(trail = %trail.name, key, error = %message, retry_in = ?backoff, "delivery failed");
+                        if metadata.is_some() {
+                            self.observer.digest_failed(trail, &message);
+                        } else {
+                            self.observer.failed(trail, &message);
+                        }
                         self.answer_waiters(&Err(message.clone()));
                         if self.stopping() {
                             return Err(message);
@@ -266,7 +491,12 @@ impl TrailWorker {
     }
 
     /// Finishes a batch a previous run journaled but did not commit.
-    fn recover(&self, trail: &Trail, cursor: u64) -> Result<u64, String> {
+    fn recover(
+        &self,
+        trail: &Trail,
+        ledger: &mut DigestLedger,
+        cursor: u64,
+    ) -> Result<u64, String> {
         let path = self.journal_path(trail);
         let Some(journal) =
             Journal::load(&path).map_err(|e| format!("reading journal {}: {e}", path.display()))?
@@ -306,38 +536,56 @@ impl TrailWorker {
                 }
             }
         }
-        let files: Vec<(String, Vec<u8>)> = journal
+        let digesting = self.digesting(trail, ledger);
+        let files: Vec<Encoded> = journal
             .files
             .iter()
             .map(|f| {
                 let records: Vec<&[u8]> = f.seqs().map(|s| wanted[&s].as_slice()).collect();
-                (f.key.clone(), cairn_logfile::body::encode(&records))
+                Self::encode(&f.key, &records, digesting)
             })
             .collect();
-        self.upload(trail, &files)?;
+        self.upload_encoded(trail, &files)?;
+        self.record_in_ledger(trail, ledger, &files)?;
         self.commit(trail, journal.to)?;
         let report = FlushReport {
             files: files.len(),
             events: journal.files.iter().map(|f| f.seqs().count()).sum(),
-            bytes: files.iter().map(|(_, b)| b.len()).sum(),
-            keys: files.into_iter().map(|(k, _)| k).collect(),
+            bytes: files.iter().map(|f| f.body.len()).sum(),
+            keys: files.into_iter().map(|f| f.key).collect(),
         };
         self.observer.delivered(trail, &report);
         Ok(journal.to)
     }
 
+    fn upload_encoded(&self, trail: &Trail, files: &[Encoded]) -> Result<(), String> {
+        // Moves nothing: the bodies are copied per attempt anyway.
+        let uploads: Vec<Upload> = files
+            .iter()
+            .map(|f| Upload {
+                key: f.key.clone(),
+                body: f.body.clone(),
+                metadata: None,
+            })
+            .collect();
+        self.upload(trail, &uploads)
+    }
+
     fn deliver(
         &self,
         trail: &Trail,
+        ledger: &mut DigestLedger,
         batcher: &Batcher,
         from: u64,
         to: u64,
     ) -> Result<FlushReport, String> {
         let delivered_at = self.clock.now_millis();
         let batches = batcher.files(trail, from, to, delivered_at);
-        let files: Vec<(String, Vec<u8>)> = batches
+        self.activate(trail, ledger)?;
+        let digesting = self.digesting(trail, ledger);
+        let files: Vec<Encoded> = batches
             .iter()
-            .map(|f| (f.key.clone(), cairn_logfile::body::encode(&f.records)))
+            .map(|f| Self::encode(&f.key, &f.records, digesting))
             .collect();
         if !files.is_empty() {
             let journal = Journal {
@@ -355,14 +603,15 @@ impl TrailWorker {
             journal
                 .store(&self.journal_path(trail))
                 .map_err(|e| format!("writing the delivery journal: {e}"))?;
-            self.upload(trail, &files)?;
+            self.upload_encoded(trail, &files)?;
+            self.record_in_ledger(trail, ledger, &files)?;
         }
         self.commit(trail, to)?;
         Ok(FlushReport {
             files: files.len(),
             events: batches.iter().map(|f| f.seqs.len()).sum(),
-            bytes: files.iter().map(|(_, b)| b.len()).sum(),
-            keys: files.into_iter().map(|(k, _)| k).collect(),
+            bytes: files.iter().map(|f| f.body.len()).sum(),
+            keys: files.into_iter().map(|f| f.key).collect(),
         })
     }
 
@@ -375,8 +624,15 @@ impl TrailWorker {
                 return;
             }
         };
+        let mut ledger = match DigestLedger::load(&self.ledger_path(&trail)) {
+            Ok(ledger) => ledger,
+            Err(e) => {
+                tracing::error!(trail = %trail.name, error = %e, "cannot read the trail's digest ledger; delivery stopped");
+                return;
+            }
+        };
         let mut cursor = loop {
-            match self.recover(&trail, initial) {
+            match self.recover(&trail, &mut ledger, initial) {
                 Ok(cursor) => break cursor,
                 Err(e) if self.stopping() => {
                     tracing::warn!(trail = %trail.name, error = %e, "stopping with a journaled delivery pending");
@@ -437,7 +693,12 @@ impl TrailWorker {
                 || window_started.is_some_and(|t| now - t >= interval)
                 || (batcher.is_empty() && last_read > cursor && now - last_commit >= interval);
             if due {
-                let result = self.deliver(&trail, &batcher, cursor, last_read);
+                let result = self
+                    .deliver(&trail, &mut ledger, &batcher, cursor, last_read)
+                    .and_then(|report| {
+                        self.digest_tick(&trail, &mut ledger, last_read)?;
+                        Ok(report)
+                    });
                 match &result {
                     Ok(report) => {
                         cursor = last_read;
@@ -460,6 +721,12 @@ impl TrailWorker {
                 if result.is_ok() || flush_wanted {
                     self.answer_waiters(&result);
                 }
+                continue;
+            }
+            if let Err(e) = self.digest_tick(&trail, &mut ledger, cursor) {
+                tracing::error!(trail = %trail.name, error = %e, "digest delivery failed");
+                self.observer.digest_failed(&trail, &e);
+                self.shared.wait(BACKOFF_MIN);
                 continue;
             }
             if !read_any {

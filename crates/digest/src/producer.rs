@@ -7,7 +7,7 @@ use crate::signing::{string_to_sign, SigningKey, SIGNATURE_ALGORITHM};
 use cairn_logfile::keys::DigestKey;
 
 /// A log file delivered in the window.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DeliveredLog {
     /// Its key.
     pub key: String,
@@ -20,7 +20,7 @@ pub struct DeliveredLog {
 }
 
 /// The previous digest of the chain.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PreviousDigest {
     /// Its bucket.
     pub bucket: String,

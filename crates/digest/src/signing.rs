@@ -77,6 +77,12 @@ impl SigningKey {
             .to_string())
     }
 
+    /// Modulus size in bits.
+    pub fn bits(&self) -> usize {
+        use rsa::traits::PublicKeyParts;
+        self.key.size() * 8
+    }
+
     /// The public half.
     pub fn public_key(&self) -> PublicKey {
         PublicKey {

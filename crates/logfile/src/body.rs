@@ -4,6 +4,7 @@
 use flate2::write::GzEncoder;
 use flate2::{Compression, GzBuilder};
 use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 
 /// The compression level CloudTrail-compatible files are written with.
@@ -27,6 +28,26 @@ pub fn records_json<R: AsRef<[u8]>>(records: &[R]) -> Vec<u8> {
 /// A gzip log file (one member, level [`LEVEL`], mtime 0) holding `records`: the same bytes
 /// as `gzip(&records_json(records))`, streamed without building the uncompressed JSON.
 pub fn encode<R: AsRef<[u8]>>(records: &[R]) -> Vec<u8> {
+    encode_inner(records, None)
+}
+
+/// [`encode`], also returning the lowercase hex SHA-256 of the uncompressed JSON (what a digest
+/// lists for the file), computed in the same pass.
+pub fn encode_hashed<R: AsRef<[u8]>>(records: &[R]) -> (Vec<u8>, String) {
+    let mut hasher = Sha256::new();
+    let file = encode_inner(records, Some(&mut hasher));
+    (file, hex_lower(&hasher.finalize()))
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+fn encode_inner<R: AsRef<[u8]>>(records: &[R], mut hasher: Option<&mut Sha256>) -> Vec<u8> {
     let total: usize = records.iter().map(|r| r.as_ref().len() + 1).sum();
     let encoder: GzEncoder<Vec<u8>> = GzBuilder::new()
         .mtime(0)
@@ -34,6 +55,9 @@ pub fn encode<R: AsRef<[u8]>>(records: &[R]) -> Vec<u8> {
     // Hand the compressor large blocks, not one call per record.
     let mut buffered = std::io::BufWriter::with_capacity(256 * 1024, encoder);
     let mut write = |bytes: &[u8]| {
+        if let Some(hasher) = hasher.as_deref_mut() {
+            hasher.update(bytes);
+        }
         buffered
             .write_all(bytes)
             .expect("writing to a Vec cannot fail")
@@ -101,6 +125,55 @@ pub fn decompress(file: &[u8], limit: usize) -> Result<Vec<u8>, ReadError> {
     Ok(out)
 }
 
+/// The lowercase hex SHA-256 of a log file's uncompressed bytes, decompressing in a stream
+/// (nothing is held): what a digest's `hashValue` must equal. Refuses bytes after the first
+/// gzip member as AWS's validator does.
+pub fn hash_file(file: &[u8]) -> Result<String, ReadError> {
+    let mut decoder = flate2::bufread::GzDecoder::new(file);
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 256 * 1024];
+    loop {
+        match decoder.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => hasher.update(&buffer[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(ReadError::Gzip(e)),
+        }
+    }
+    if !decoder.into_inner().is_empty() {
+        return Err(ReadError::TrailingData);
+    }
+    Ok(hex_lower(&hasher.finalize()))
+}
+
+#[derive(serde::Deserialize)]
+struct EventTimeOnly<'a> {
+    #[serde(borrow, rename = "eventTime")]
+    event_time: Option<&'a str>,
+}
+
+/// The earliest and latest `eventTime` of `records` (a digest's `oldestEventTime` and
+/// `newestEventTime` for the file); `None` when no record has one. Times are compared as
+/// text, which orders CloudTrail's fixed `YYYY-MM-DDTHH:MM:SSZ` form correctly.
+pub fn event_time_range<R: AsRef<[u8]>>(records: &[R]) -> Option<(String, String)> {
+    let mut range: Option<(&str, &str)> = None;
+    let parsed: Vec<Option<String>> = records
+        .iter()
+        .map(|r| {
+            serde_json::from_slice::<EventTimeOnly<'_>>(r.as_ref())
+                .ok()
+                .and_then(|t| t.event_time.map(str::to_owned))
+        })
+        .collect();
+    for time in parsed.iter().flatten() {
+        range = Some(match range {
+            None => (time, time),
+            Some((oldest, newest)) => (oldest.min(time), newest.max(time)),
+        });
+    }
+    range.map(|(o, n)| (o.to_owned(), n.to_owned()))
+}
+
 #[derive(serde::Deserialize)]
 struct RecordsFile<'a> {
     #[serde(borrow, rename = "Records")]
@@ -123,6 +196,46 @@ mod tests {
 
     const A: &[u8] = br#"{"eventID":"a","x":[1, 2]}"#;
     const B: &[u8] = br#"{ "eventID" : "b" }"#;
+
+    #[test]
+    fn hashes_while_encoding_and_from_the_file() {
+        let (file, hash) = encode_hashed(&[A, B]);
+        assert_eq!(file, encode(&[A, B]), "hashing changes no byte");
+        let json = records_json(&[A, B]);
+        assert_eq!(hash, hex_lower(&Sha256::digest(&json)));
+        assert_eq!(hash_file(&file).expect("hash"), hash);
+        let empty: [&[u8]; 0] = [];
+        assert_eq!(
+            encode_hashed(&empty).1,
+            "26a792db36a3afba23b1dd277fcc9f15a7313c4a92e4e4cc0494846af345ecff",
+            "spec 3.4 vector: {{\"Records\":[]}}"
+        );
+        let mut two = file.clone();
+        two.extend_from_slice(&file);
+        assert!(matches!(hash_file(&two), Err(ReadError::TrailingData)));
+        assert!(matches!(hash_file(b"not gzip"), Err(ReadError::Gzip(_))));
+        assert!(matches!(
+            hash_file(&file[..file.len() - 9]),
+            Err(ReadError::Gzip(_))
+        ));
+    }
+
+    #[test]
+    fn event_time_range_reads_top_level_times_only() {
+        let records: [&[u8]; 3] = [
+            br#"{"requestParameters":{"eventTime":"1999-01-01T00:00:00Z"},"eventTime":"2026-03-02T10:05:00Z"}"#,
+            br#"{"eventTime":"2026-03-02T09:59:59Z"}"#,
+            br#"{"eventName":"NoTime"}"#,
+        ];
+        assert_eq!(
+            event_time_range(&records),
+            Some((
+                "2026-03-02T09:59:59Z".to_owned(),
+                "2026-03-02T10:05:00Z".to_owned()
+            ))
+        );
+        assert_eq!(event_time_range(&records[2..]), None);
+    }
 
     #[test]
     fn round_trip_keeps_record_bytes() {

@@ -51,6 +51,13 @@ pub struct RawConfig {
     pub organization_id: Option<String>,
     /// The S3-compatible store trails with `S3BucketName` deliver to. Default: none.
     pub s3: Option<cairn_store::S3Config>,
+    /// Seconds covered by each digest file of trails with log file validation. Default 3600
+    /// (CloudTrail's hour); from 1 to 86400 (shorter periods are for tests and demonstrations).
+    pub digest_period_seconds: Option<u64>,
+    /// Operator-supplied digest signing keys, by region: PKCS#1 PEM files of RSA-2048 keys.
+    /// At start each becomes its region's current key (a rotation) unless it already is.
+    /// Regions not named get a generated key at first use. Default: none.
+    pub signing_key_files: Option<std::collections::BTreeMap<String, PathBuf>>,
 }
 
 /// Why a configuration is unusable.
@@ -113,6 +120,10 @@ pub struct Config {
     pub organization_id: Option<String>,
     /// S3-compatible store.
     pub s3: Option<cairn_store::S3Config>,
+    /// Digest period.
+    pub digest_period: std::time::Duration,
+    /// Operator signing keys by region.
+    pub signing_key_files: std::collections::BTreeMap<String, PathBuf>,
     /// Test failpoint (from the `CAIRN_FAILPOINT` environment variable, never from files):
     /// abort between uploading a batch and committing its cursor.
     pub failpoint_abort_after_upload: bool,
@@ -184,6 +195,13 @@ impl RawConfig {
                 reason: format!("must be 1 to {MAX_LOG_FILE_BYTES}"),
             });
         }
+        let digest_period_seconds = self.digest_period_seconds.unwrap_or(3600);
+        if !(1..=86_400).contains(&digest_period_seconds) {
+            return Err(ConfigError::Invalid {
+                field: "digest_period_seconds",
+                reason: "must be 1 to 86400".to_owned(),
+            });
+        }
         if let Some(org) = &self.organization_id {
             let valid = org.len() > 2
                 && org.starts_with("o-")
@@ -242,6 +260,8 @@ impl RawConfig {
             max_log_file_bytes,
             organization_id: self.organization_id,
             s3: self.s3,
+            digest_period: std::time::Duration::from_secs(digest_period_seconds),
+            signing_key_files: self.signing_key_files.unwrap_or_default(),
             failpoint_abort_after_upload: false,
         })
     }
@@ -305,6 +325,24 @@ mod tests {
                 ..
             })
         ));
+        let raw: RawConfig = toml::from_str("digest_period_seconds = 0").expect("parses");
+        assert!(matches!(
+            raw.resolve(),
+            Err(ConfigError::Invalid {
+                field: "digest_period_seconds",
+                ..
+            })
+        ));
+        let raw: RawConfig = toml::from_str(
+            "digest_period_seconds = 5\n[signing_key_files]\n\"eu-west-1\" = \"/etc/cairn/eu.pem\"\n",
+        )
+        .expect("parses");
+        let config = raw.resolve().expect("valid");
+        assert_eq!(config.digest_period, std::time::Duration::from_secs(5));
+        assert_eq!(
+            config.signing_key_files["eu-west-1"],
+            PathBuf::from("/etc/cairn/eu.pem")
+        );
         let raw: RawConfig = toml::from_str("max_log_file_bytes = 60000000").expect("parses");
         assert!(matches!(
             raw.resolve(),

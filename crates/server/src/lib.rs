@@ -52,6 +52,9 @@ pub enum StartError {
     /// The catalog could not be opened.
     #[error("opening the catalog failed: {0}")]
     Catalog(String),
+    /// The signing keys could not be read or installed.
+    #[error("digest signing keys: {0}")]
+    Keys(String),
     /// Catching up the history index failed.
     #[error("indexing event history at start failed: {0}")]
     CatchUp(String),
@@ -308,6 +311,19 @@ pub async fn start_with_fs(
         )
         .map_err(|e| StartError::Catalog(e.to_string()))?,
     );
+    let keys = Arc::new(
+        cairn_keys::KeyRing::open(&data_dir.join("keys"), clock.clone())
+            .map_err(|e| StartError::Keys(e.to_string()))?,
+    );
+    for (region, file) in &config.signing_key_files {
+        let pem = std::fs::read_to_string(file).map_err(|e| {
+            StartError::Keys(format!("reading signing key file {}: {e}", file.display()))
+        })?;
+        let key = keys
+            .adopt(region, &pem)
+            .map_err(|e| StartError::Keys(format!("signing key file {}: {e}", file.display())))?;
+        tracing::info!(region, fingerprint = %key.fingerprint, "operator signing key in use");
+    }
     let consumers = Arc::new(std::sync::RwLock::new(vec![indexer::CONSUMER.to_owned()]));
     consumers
         .write()
@@ -350,6 +366,8 @@ pub async fn start_with_fs(
             s3: config.s3.clone(),
             journal_dir: data_dir.join("delivery"),
             abort_after_upload: config.failpoint_abort_after_upload,
+            keys: keys.clone(),
+            digest_period: config.digest_period,
         },
         consumers,
     ));
@@ -358,6 +376,7 @@ pub async fn start_with_fs(
 
     let state = AppState {
         trails: trail_service.clone(),
+        keys: trail_service.clone(),
         ingest: ingest.clone(),
         query: Arc::new(HistoryQuery {
             history,

@@ -54,6 +54,8 @@ pub struct Metrics {
     delivered_events: Family<TrailLabel, Counter>,
     delivered_bytes: Family<TrailLabel, Counter>,
     delivery_failures: Family<TrailLabel, Counter>,
+    digests_delivered: Family<TrailLabel, Counter>,
+    digest_failures: Family<TrailLabel, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -91,6 +93,8 @@ impl Metrics {
             delivered_events: Family::default(),
             delivered_bytes: Family::default(),
             delivery_failures: Family::default(),
+            digests_delivered: Family::default(),
+            digest_failures: Family::default(),
         };
         registry.register(
             "delivery_files",
@@ -111,6 +115,16 @@ impl Metrics {
             "delivery_failures",
             "Failed delivery attempts (retried), by trail",
             metrics.delivery_failures.clone(),
+        );
+        registry.register(
+            "digest_files",
+            "Digest files stored, by trail",
+            metrics.digests_delivered.clone(),
+        );
+        registry.register(
+            "digest_failures",
+            "Failed digest delivery attempts (retried), by trail",
+            metrics.digest_failures.clone(),
         );
         registry.register(
             "events_accepted",
@@ -209,6 +223,24 @@ impl Metrics {
     /// Counts a failed delivery attempt.
     pub fn delivery_failed(&self, trail: &str) {
         self.delivery_failures
+            .get_or_create(&TrailLabel {
+                trail: trail.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts a stored digest file.
+    pub fn digest_delivered(&self, trail: &str) {
+        self.digests_delivered
+            .get_or_create(&TrailLabel {
+                trail: trail.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts a failed digest delivery attempt.
+    pub fn digest_failed(&self, trail: &str) {
+        self.digest_failures
             .get_or_create(&TrailLabel {
                 trail: trail.to_owned(),
             })

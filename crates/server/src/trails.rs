@@ -13,7 +13,9 @@ use crate::metrics::Metrics;
 use cairn_api::trails::{catalog_error, Caller, FlushOut, TrailAdmin};
 use cairn_api::{ApiError, BoxFuture, Ingest, RecordOutcome};
 use cairn_catalog::{Catalog, Trail, TrailSettings};
-use cairn_delivery::{DeliveryConfig, DeliveryHandle, DeliveryObserver, FlushReport, TrailWorker};
+use cairn_delivery::{
+    DeliveryConfig, DeliveryHandle, DeliveryObserver, DigestConfig, FlushReport, TrailWorker,
+};
 use cairn_model::{prepare_event, Clock, PrepareContext};
 use cairn_selectors::Selectors;
 use cairn_wal::Wal;
@@ -36,6 +38,10 @@ pub struct TrailsConfig {
     pub journal_dir: PathBuf,
     /// Test failpoint.
     pub abort_after_upload: bool,
+    /// Digest signing keys.
+    pub keys: Arc<cairn_keys::KeyRing>,
+    /// Digest period.
+    pub digest_period: Duration,
 }
 
 /// Records delivery outcomes in the trail status and metrics.
@@ -63,6 +69,28 @@ impl DeliveryObserver for StatusObserver {
 
     fn lag(&self, trail: &Trail, records: u64) {
         self.metrics.set_lag(&trail.cursor_name(), records);
+    }
+
+    fn digest_delivered(&self, trail: &Trail, key: &str) {
+        self.metrics.digest_delivered(&trail.name);
+        tracing::debug!(trail = %trail.name, key, "digest stored");
+        if let Err(e) =
+            self.catalog
+                .record_digest_delivery(&trail.id, self.clock.now_millis(), None)
+        {
+            tracing::warn!(trail = %trail.name, error = %e, "recording the digest delivery failed");
+        }
+    }
+
+    fn digest_failed(&self, trail: &Trail, error: &str) {
+        self.metrics.digest_failed(&trail.name);
+        if let Err(e) = self.catalog.record_digest_delivery(
+            &trail.id,
+            self.clock.now_millis(),
+            Some(error.to_owned()),
+        ) {
+            tracing::warn!(trail = %trail.name, error = %e, "recording the digest error failed");
+        }
     }
 
     fn failed(&self, trail: &Trail, error: &str) {
@@ -139,6 +167,16 @@ impl TrailService {
             account_id: self.ingest.account_id().to_string(),
             journal_dir: self.config.journal_dir.clone(),
             abort_after_upload: self.config.abort_after_upload,
+            digests: Some(DigestConfig {
+                keys: self.config.keys.clone(),
+                period: self.config.digest_period,
+                bucket: digest_bucket(trail),
+                metadata: if trail.local_directory.is_some() {
+                    cairn_store::MetadataStyle::Sidecar
+                } else {
+                    cairn_store::MetadataStyle::ObjectMetadata
+                },
+            }),
         };
         let handle = TrailWorker::spawn(
             trail.clone(),
@@ -265,6 +303,18 @@ impl TrailService {
     }
 }
 
+/// The bucket name digests name: the S3 bucket, or for a local directory its last component
+/// (what the directory would be called as a bucket).
+pub fn digest_bucket(trail: &Trail) -> String {
+    match (&trail.s3_bucket_name, &trail.local_directory) {
+        (Some(bucket), _) => bucket.clone(),
+        (None, Some(dir)) => dir
+            .file_name()
+            .map_or_else(|| "local".to_owned(), |n| n.to_string_lossy().into_owned()),
+        (None, None) => String::new(),
+    }
+}
+
 fn trail_elements(trail: &Trail) -> Value {
     cairn_api::trails::trail_out(trail)
 }
@@ -336,6 +386,16 @@ impl TrailAdmin for TrailService {
 
     fn delete(&self, caller: Caller, name: String) -> BoxFuture<'_, Result<(), ApiError>> {
         Box::pin(async move {
+            let trail = self.catalog.get(&name).map_err(catalog_error)?;
+            if trail.log_file_validation_enabled && trail.is_logging() {
+                // The final digest (spec §3.3): stop, deliver what remains, close the chains.
+                let stopped = self
+                    .catalog
+                    .stop_logging(&name, self.wal.durable_seq(), self.clock.now_millis())
+                    .map_err(catalog_error)?;
+                self.update_worker(&stopped);
+                self.flush(name.clone()).await?;
+            }
             let trail = self.catalog.delete(&name).map_err(catalog_error)?;
             let handle = self
                 .workers
@@ -479,5 +539,53 @@ impl TrailService {
         {
             handle.update(trail.clone());
         }
+    }
+}
+
+impl cairn_api::keys::KeyAdmin for TrailService {
+    fn list(
+        &self,
+        region: &str,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<cairn_keys::KeyInfo>, ApiError> {
+        Ok(self.config.keys.list(Some(region), start, end))
+    }
+
+    fn rotate(
+        &self,
+        caller: Caller,
+        region: String,
+    ) -> BoxFuture<'_, Result<cairn_keys::KeyInfo, ApiError>> {
+        Box::pin(async move {
+            let keys = self.config.keys.clone();
+            let wanted = region.clone();
+            let key = tokio::task::spawn_blocking(move || keys.rotate(&wanted))
+                .await
+                .map_err(|e| ApiError::internal(format!("key rotation task failed: {e}")))?
+                .map_err(|e| match e {
+                    cairn_keys::KeyError::InvalidRegion(_) => {
+                        ApiError::bad_request("InvalidParameterException", e.to_string())
+                    }
+                    other => ApiError::internal(other.to_string()),
+                })?;
+            self.audit(
+                &caller,
+                "RotateDigestSigningKey",
+                json!({ "region": region }),
+                json!({ "fingerprint": key.fingerprint }),
+                None,
+            )
+            .await?;
+            Ok(key)
+        })
+    }
+
+    fn default_region(&self) -> String {
+        self.ingest.region().to_owned()
+    }
+
+    fn now_millis(&self) -> i64 {
+        self.clock.now_millis()
     }
 }

@@ -190,6 +190,127 @@ pub async fn put_create_only(
     }
 }
 
+/// Where an object's user metadata (`x-amz-meta-*`: a digest's `signature`) is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetadataStyle {
+    /// As S3 object metadata (`x-amz-meta-<name>` headers), exactly as AWS stores it.
+    ObjectMetadata,
+    /// A local directory has no object metadata: a sidecar object `<key>.metadata.json` holds
+    /// a JSON object of the same names and values (`{"signature":"…","signature-algorithm":…}`,
+    /// boto3's `Metadata` shape). Written before the object, so an object never lacks it.
+    Sidecar,
+}
+
+/// The suffix of a metadata sidecar object ([`MetadataStyle::Sidecar`]).
+pub const SIDECAR_SUFFIX: &str = ".metadata.json";
+
+/// User metadata of an object, by name (without `x-amz-meta-`).
+pub type Metadata = std::collections::BTreeMap<String, String>;
+
+/// [`put_create_only`] with user metadata, kept as `style` says. Retrying with the same bytes
+/// and metadata succeeds.
+pub async fn put_create_only_with_metadata(
+    store: &dyn ObjectStore,
+    key: &str,
+    bytes: Bytes,
+    metadata: &Metadata,
+    style: MetadataStyle,
+) -> Result<PutOutcome, StoreError> {
+    match style {
+        MetadataStyle::Sidecar => {
+            let sidecar = serde_json::to_vec(metadata).expect("string map serializes");
+            put_create_only(
+                store,
+                &format!("{key}{SIDECAR_SUFFIX}"),
+                Bytes::from(sidecar),
+            )
+            .await?;
+            put_create_only(store, key, bytes).await
+        }
+        MetadataStyle::ObjectMetadata => {
+            if let Some(existing) = get(store, key).await? {
+                return if existing == bytes {
+                    Ok(PutOutcome::AlreadyPresent)
+                } else {
+                    Err(StoreError::Conflict(key.to_owned()))
+                };
+            }
+            let mut attributes = object_store::Attributes::new();
+            for (name, value) in metadata {
+                attributes.insert(
+                    object_store::Attribute::Metadata(name.clone().into()),
+                    value.clone().into(),
+                );
+            }
+            let options = PutOptions {
+                mode: PutMode::Create,
+                attributes,
+                ..PutOptions::default()
+            };
+            match store
+                .put_opts(&path(key)?, PutPayload::from(bytes.clone()), options)
+                .await
+            {
+                Ok(_) => Ok(PutOutcome::Created),
+                Err(
+                    object_store::Error::AlreadyExists { .. }
+                    | object_store::Error::Precondition { .. },
+                ) => match get(store, key).await? {
+                    Some(existing) if existing == bytes => Ok(PutOutcome::AlreadyPresent),
+                    _ => Err(StoreError::Conflict(key.to_owned())),
+                },
+                Err(source) => Err(StoreError::Put {
+                    key: key.to_owned(),
+                    source,
+                }),
+            }
+        }
+    }
+}
+
+/// Reads an object and its user metadata; `None` if the object does not exist. A missing
+/// sidecar reads as no metadata.
+pub async fn get_with_metadata(
+    store: &dyn ObjectStore,
+    key: &str,
+    style: MetadataStyle,
+) -> Result<Option<(Bytes, Metadata)>, StoreError> {
+    let get_error = |source| StoreError::Get {
+        key: key.to_owned(),
+        source,
+    };
+    match style {
+        MetadataStyle::Sidecar => {
+            let Some(bytes) = get(store, key).await? else {
+                return Ok(None);
+            };
+            let metadata = match get(store, &format!("{key}{SIDECAR_SUFFIX}")).await? {
+                Some(sidecar) => serde_json::from_slice(&sidecar).unwrap_or_default(),
+                None => Metadata::new(),
+            };
+            Ok(Some((bytes, metadata)))
+        }
+        MetadataStyle::ObjectMetadata => match store.get(&path(key)?).await {
+            Ok(result) => {
+                let metadata = result
+                    .attributes
+                    .iter()
+                    .filter_map(|(attribute, value)| match attribute {
+                        object_store::Attribute::Metadata(name) => {
+                            Some((name.to_string(), value.to_string()))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                let bytes = result.bytes().await.map_err(get_error)?;
+                Ok(Some((bytes, metadata)))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(source) => Err(get_error(source)),
+        },
+    }
+}
+
 /// Every key under `prefix`, sorted.
 pub async fn list(store: &dyn ObjectStore, prefix: &str) -> Result<Vec<String>, StoreError> {
     use futures_util::TryStreamExt;
@@ -216,8 +337,9 @@ pub async fn list(store: &dyn ObjectStore, prefix: &str) -> Result<Vec<String>, 
 pub mod testing {
     use super::*;
 
-    /// Runs the store contract on `store`.
-    pub async fn contract(store: &dyn ObjectStore) {
+    /// Runs the store contract on `store`, whose metadata is kept as `style` says.
+    pub async fn contract(store: &dyn ObjectStore, style: MetadataStyle) {
+        metadata_contract(store, style).await;
         let key = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/02/11/111122223333_CloudTrail_us-east-1_20260211T0835Z_AAAAAAAAAAAAAAAA.json.gz";
         assert_eq!(get(store, key).await.expect("get"), None);
         let bytes = Bytes::from_static(b"\x1f\x8b one gzip member");
@@ -259,6 +381,48 @@ pub mod testing {
             list(store, "AWSLogs/111122223333").await.expect("list"),
             vec![second.to_owned(), key.to_owned()]
         );
+    }
+
+    async fn metadata_contract(store: &dyn ObjectStore, style: MetadataStyle) {
+        let key = "meta/AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2026/02/11/d.json.gz";
+        let metadata: Metadata = [
+            ("signature".to_owned(), "ab01".to_owned()),
+            ("signature-algorithm".to_owned(), "SHA256withRSA".to_owned()),
+        ]
+        .into();
+        let bytes = Bytes::from_static(b"digest");
+        assert_eq!(
+            get_with_metadata(store, key, style).await.expect("get"),
+            None
+        );
+        assert_eq!(
+            put_create_only_with_metadata(store, key, bytes.clone(), &metadata, style)
+                .await
+                .expect("put"),
+            PutOutcome::Created
+        );
+        assert_eq!(
+            put_create_only_with_metadata(store, key, bytes.clone(), &metadata, style)
+                .await
+                .expect("retry"),
+            PutOutcome::AlreadyPresent
+        );
+        assert_eq!(
+            get_with_metadata(store, key, style).await.expect("get"),
+            Some((bytes, metadata)),
+            "bytes and metadata back"
+        );
+        assert!(matches!(
+            put_create_only_with_metadata(
+                store,
+                key,
+                Bytes::from_static(b"x"),
+                &Metadata::new(),
+                style
+            )
+            .await,
+            Err(StoreError::Conflict(_))
+        ));
     }
 }
 

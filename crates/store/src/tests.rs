@@ -8,7 +8,7 @@ use testing::contract;
 async fn local_directory_keeps_the_contract() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = local(&dir.path().join("bucket")).expect("store");
-    contract(store.as_ref()).await;
+    contract(store.as_ref(), MetadataStyle::Sidecar).await;
     // Files land under the exact key, byte for byte.
     let on_disk = dir
         .path()
