@@ -4,12 +4,22 @@
 //! deleting the newest digests is caught), compares `previousDigestHashValue` and
 //! `previousDigestSignature` with the actual previous digest, checks that each digest starts
 //! where the previous one ended, accepts only SHA256withRSA / SHA-256, reports every missing
-//! digest individually and every log file no digest references. Pure: the caller lists and
-//! reads the store.
+//! digest individually and every log file no digest references. Pure: the caller lists the
+//! store, reads digests, and hashes log files.
+//!
+//! **Which periods must have a digest.** Between two ordinary digests whose newer one links to
+//! a previous digest, every period must have one (a link to an absent digest is `not found`,
+//! each further absent period `missing`). A *starting* digest (null `previousDigest*`) may follow
+//! a gap: logging was stopped or validation disabled. After the newest digest, digests are due
+//! every period up to `due_until_ms`, unless the newest is a *final* digest: one covering less
+//! than a period whose end is not on a period boundary (Cairn ends ordinary windows on
+//! boundaries since the epoch and a final one at the StopLogging time). Digest times are
+//! matched with a tolerance of a quarter period, so AWS's chains (about an hour apart) validate
+//! too.
 
 use crate::document::{sha256_hex, DigestDocument};
 use crate::signing::{string_to_sign, PublicKey, SIGNATURE_ALGORITHM};
-use cairn_logfile::keys::DigestKey;
+use cairn_logfile::keys::{DigestKey, LogFileKey};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// A digest object as read from the store.
@@ -21,6 +31,8 @@ pub struct StoredDigest {
     pub signature: Option<String>,
     /// `signature-algorithm` metadata.
     pub signature_algorithm: Option<String>,
+    /// `backfill-generation-timestamp` metadata (backfill digests).
+    pub backfill_generation_timestamp: Option<String>,
 }
 
 /// Why a log file could not be read.
@@ -31,6 +43,10 @@ pub enum LogReadError {
     /// Not gzip, or damaged.
     InvalidFormat(String),
 }
+
+/// A log file as found in the store: the SHA-256 hex of its uncompressed bytes, or why it could
+/// not be read.
+pub type LogState = Result<String, LogReadError>;
 
 /// What a validation found about one object.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -76,6 +92,47 @@ impl Finding {
     pub fn is_failure(&self) -> bool {
         !matches!(self, Self::DigestValid | Self::LogValid)
     }
+
+    /// Whether it is about a digest (else a log file).
+    pub fn is_digest(&self) -> bool {
+        matches!(
+            self,
+            Self::DigestValid
+                | Self::DigestNotFound
+                | Self::DigestInvalidFormat(_)
+                | Self::DigestSignatureFailed(_)
+                | Self::DigestMoved
+                | Self::DigestPublicKeyNotFound(_)
+                | Self::DigestWrongAlgorithm(_)
+                | Self::DigestPreviousHashMismatch
+                | Self::DigestPreviousSignatureMismatch
+                | Self::DigestTimeDiscontinuity
+                | Self::DigestMissing
+        )
+    }
+
+    /// A stable machine-readable class name.
+    pub fn class(&self) -> &'static str {
+        match self {
+            Self::DigestValid => "digest_valid",
+            Self::DigestNotFound => "digest_not_found",
+            Self::DigestInvalidFormat(_) => "digest_invalid_format",
+            Self::DigestSignatureFailed(_) => "digest_signature_failed",
+            Self::DigestMoved => "digest_moved",
+            Self::DigestPublicKeyNotFound(_) => "digest_public_key_not_found",
+            Self::DigestWrongAlgorithm(_) => "digest_wrong_algorithm",
+            Self::DigestPreviousHashMismatch => "digest_previous_hash_mismatch",
+            Self::DigestPreviousSignatureMismatch => "digest_previous_signature_mismatch",
+            Self::DigestTimeDiscontinuity => "digest_time_discontinuity",
+            Self::DigestMissing => "digest_missing",
+            Self::LogValid => "log_valid",
+            Self::LogNotFound => "log_not_found",
+            Self::LogHashMismatch => "log_hash_mismatch",
+            Self::LogTrailingData => "log_trailing_data",
+            Self::LogInvalidFormat(_) => "log_invalid_format",
+            Self::LogUnreferenced => "log_unreferenced",
+        }
+    }
 }
 
 /// What to validate.
@@ -83,30 +140,147 @@ impl Finding {
 pub struct Chain<'a> {
     /// The bucket (as written in digests).
     pub bucket: &'a str,
-    /// Digests of this chain in the store, by key.
+    /// Digests of this chain in the store, by key (ordinary and backfill).
     pub digests: &'a BTreeMap<String, StoredDigest>,
-    /// Log files of this (account, region) in the store, by key: decompressed bytes.
-    pub logs: &'a BTreeMap<String, Result<Vec<u8>, LogReadError>>,
+    /// Log files of this (account, region) in the validated window, by key.
+    pub logs: &'a BTreeMap<String, LogState>,
     /// Public keys by fingerprint.
     pub keys: &'a HashMap<String, PublicKey>,
     /// Digests are due every `period_ms` (an hour in production).
     pub period_ms: i64,
-    /// Validate digests ending up to this time (epoch ms); every period before it must have one.
-    pub end_ms: i64,
+    /// Digests are due for periods ending up to this time (epoch ms): the end of the window
+    /// less the time a digest takes to be written.
+    pub due_until_ms: i64,
 }
 
-/// One line of the report.
+/// One line of the report: where (`s3://bucket/key`), and what was found.
 pub type ReportLine = (String, Finding);
 
 fn location(bucket: &str, key: &str) -> String {
     format!("s3://{bucket}/{key}")
 }
 
-/// Validates the chain; one line per digest, log file and missing period, ordered by object.
+/// A digest that verified, as the chain rules need it.
+struct Verified {
+    start: i64,
+    end: i64,
+    starting: bool,
+}
+
+/// Checks one digest on its own: format, metadata, location, key, signature. On success, its
+/// document.
+fn check_digest<'d>(
+    chain: &Chain<'_>,
+    key: &str,
+    digest_key: &DigestKey,
+    stored: &StoredDigest,
+    document: Option<&'d DigestDocument>,
+) -> Result<&'d DigestDocument, Finding> {
+    let bytes = stored
+        .bytes
+        .as_ref()
+        .map_err(|e| Finding::DigestInvalidFormat(e.clone()))?;
+    let document =
+        document.ok_or_else(|| Finding::DigestInvalidFormat("not a digest document".into()))?;
+    let (Some(signature), Some(algorithm)) = (&stored.signature, &stored.signature_algorithm)
+    else {
+        return Err(Finding::DigestSignatureFailed(
+            "signature metadata missing".into(),
+        ));
+    };
+    if digest_key.backfill && stored.backfill_generation_timestamp.is_none() {
+        return Err(Finding::DigestInvalidFormat(
+            "backfill-generation-timestamp metadata missing".into(),
+        ));
+    }
+    if algorithm != SIGNATURE_ALGORITHM
+        || document.digest_signature_algorithm != SIGNATURE_ALGORITHM
+    {
+        return Err(Finding::DigestWrongAlgorithm(
+            document.digest_signature_algorithm.clone(),
+        ));
+    }
+    if document.digest_s3_bucket != chain.bucket || document.digest_s3_object != key {
+        return Err(Finding::DigestMoved);
+    }
+    if document.aws_account_id != digest_key.account {
+        return Err(Finding::DigestInvalidFormat(
+            "awsAccountId is not the account in the digest's key".into(),
+        ));
+    }
+    let public_key = chain
+        .keys
+        .get(&document.digest_public_key_fingerprint)
+        .ok_or_else(|| {
+            Finding::DigestPublicKeyNotFound(document.digest_public_key_fingerprint.clone())
+        })?;
+    let to_sign = string_to_sign(
+        &document.digest_end_time,
+        &document.digest_s3_bucket,
+        &document.digest_s3_object,
+        &sha256_hex(bytes),
+        document.previous_digest_signature.as_deref(),
+    );
+    public_key
+        .verify(&to_sign, signature)
+        .map_err(|e| Finding::DigestSignatureFailed(e.to_string()))?;
+    Ok(document)
+}
+
+/// Checks a verified digest's link to its previous digest.
+fn check_link(
+    chain: &Chain<'_>,
+    document: &DigestDocument,
+    parsed: &BTreeMap<&str, Option<DigestDocument>>,
+    report: &mut Vec<ReportLine>,
+) -> Finding {
+    let Some(previous_key) = &document.previous_digest_s3_object else {
+        return Finding::DigestValid;
+    };
+    let Some(previous) = chain.digests.get(previous_key) else {
+        report.push((
+            location(
+                document
+                    .previous_digest_s3_bucket
+                    .as_deref()
+                    .unwrap_or(chain.bucket),
+                previous_key,
+            ),
+            Finding::DigestNotFound,
+        ));
+        return Finding::DigestValid;
+    };
+    let previous_document = parsed.get(previous_key.as_str()).and_then(Option::as_ref);
+    let previous_hash = previous.bytes.as_ref().ok().map(|b| sha256_hex(b));
+    if document.previous_digest_hash_algorithm.as_deref() != Some("SHA-256") {
+        Finding::DigestWrongAlgorithm(
+            document
+                .previous_digest_hash_algorithm
+                .clone()
+                .unwrap_or_default(),
+        )
+    } else if previous_hash.as_ref() != document.previous_digest_hash_value.as_ref() {
+        Finding::DigestPreviousHashMismatch
+    } else if previous.signature.as_ref().map(|s| s.to_lowercase())
+        != document
+            .previous_digest_signature
+            .as_ref()
+            .map(|s| s.to_lowercase())
+    {
+        Finding::DigestPreviousSignatureMismatch
+    } else if previous_document.map(|p| p.digest_end_time.as_str())
+        != Some(document.digest_start_time.as_str())
+    {
+        Finding::DigestTimeDiscontinuity
+    } else {
+        Finding::DigestValid
+    }
+}
+
+/// Validates the chain; one line per digest, log file and missing period, ordered by location.
 pub fn validate(chain: &Chain<'_>) -> Vec<ReportLine> {
     let mut report: Vec<ReportLine> = Vec::new();
     let mut referenced: BTreeSet<&str> = BTreeSet::new();
-    let mut end_times: Vec<i64> = Vec::new();
     let parsed: BTreeMap<&str, Option<DigestDocument>> = chain
         .digests
         .iter()
@@ -120,6 +294,11 @@ pub fn validate(chain: &Chain<'_>) -> Vec<ReportLine> {
             )
         })
         .collect();
+    // End times of every ordinary digest present (valid or not), and of the verified ones.
+    let mut present_ends: Vec<i64> = Vec::new();
+    let mut verified: Vec<Verified> = Vec::new();
+    let mut template: Option<DigestKey> = None;
+    let mut spans: Vec<(i64, i64)> = Vec::new();
     for (key, stored) in chain.digests {
         let here = location(chain.bucket, key);
         let Ok(digest_key) = key.parse::<DigestKey>() else {
@@ -129,99 +308,35 @@ pub fn validate(chain: &Chain<'_>) -> Vec<ReportLine> {
             ));
             continue;
         };
-        if digest_key.backfill {
-            continue;
+        if !digest_key.backfill {
+            present_ends.push(digest_key.end_time);
+            template.get_or_insert_with(|| digest_key.clone());
         }
-        end_times.push(digest_key.end_time);
-        let bytes = match &stored.bytes {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                report.push((here, Finding::DigestInvalidFormat(e.clone())));
+        let document = match check_digest(
+            chain,
+            key,
+            &digest_key,
+            stored,
+            parsed[key.as_str()].as_ref(),
+        ) {
+            Ok(document) => document,
+            Err(finding) => {
+                report.push((here, finding));
                 continue;
             }
         };
-        let Some(document) = &parsed[key.as_str()] else {
-            report.push((
-                here,
-                Finding::DigestInvalidFormat("not a digest document".into()),
-            ));
-            continue;
-        };
-        let (Some(signature), Some(algorithm)) = (&stored.signature, &stored.signature_algorithm)
-        else {
-            report.push((
-                here,
-                Finding::DigestSignatureFailed("signature metadata missing".into()),
-            ));
-            continue;
-        };
-        if algorithm != SIGNATURE_ALGORITHM
-            || document.digest_signature_algorithm != SIGNATURE_ALGORITHM
-        {
-            report.push((
-                here,
-                Finding::DigestWrongAlgorithm(document.digest_signature_algorithm.clone()),
-            ));
-            continue;
-        }
-        if document.digest_s3_bucket != chain.bucket || document.digest_s3_object != *key {
-            report.push((here, Finding::DigestMoved));
-            continue;
-        }
-        let Some(public_key) = chain.keys.get(&document.digest_public_key_fingerprint) else {
-            report.push((
-                here,
-                Finding::DigestPublicKeyNotFound(document.digest_public_key_fingerprint.clone()),
-            ));
-            continue;
-        };
-        let to_sign = string_to_sign(
-            &document.digest_end_time,
-            &document.digest_s3_bucket,
-            &document.digest_s3_object,
-            &sha256_hex(bytes),
-            document.previous_digest_signature.as_deref(),
-        );
-        if let Err(e) = public_key.verify(&to_sign, signature) {
-            report.push((here, Finding::DigestSignatureFailed(e.to_string())));
-            continue;
-        }
-        // The link to the previous digest, checked against the actual previous digest.
-        let mut finding = Finding::DigestValid;
-        if let Some(previous_key) = &document.previous_digest_s3_object {
-            match (
-                chain.digests.get(previous_key),
-                parsed.get(previous_key.as_str()).and_then(Option::as_ref),
-            ) {
-                (None, _) => report.push((
-                    location(chain.bucket, previous_key),
-                    Finding::DigestNotFound,
-                )),
-                (Some(previous), previous_document) => {
-                    let previous_hash = previous.bytes.as_ref().ok().map(|b| sha256_hex(b));
-                    if document.previous_digest_hash_algorithm.as_deref() != Some("SHA-256") {
-                        finding = Finding::DigestWrongAlgorithm(
-                            document
-                                .previous_digest_hash_algorithm
-                                .clone()
-                                .unwrap_or_default(),
-                        );
-                    } else if previous_hash.as_ref() != document.previous_digest_hash_value.as_ref()
-                    {
-                        finding = Finding::DigestPreviousHashMismatch;
-                    } else if previous.signature.as_ref().map(|s| s.to_lowercase())
-                        != document
-                            .previous_digest_signature
-                            .as_ref()
-                            .map(|s| s.to_lowercase())
-                    {
-                        finding = Finding::DigestPreviousSignatureMismatch;
-                    } else if previous_document.map(|p| p.digest_end_time.as_str())
-                        != Some(document.digest_start_time.as_str())
-                    {
-                        finding = Finding::DigestTimeDiscontinuity;
-                    }
-                }
+        let finding = check_link(chain, document, &parsed, &mut report);
+        if let (Ok(start), Ok(end)) = (
+            cairn_model::time::parse_utc(&document.digest_start_time),
+            cairn_model::time::parse_utc(&document.digest_end_time),
+        ) {
+            spans.push((start, end));
+            if !digest_key.backfill {
+                verified.push(Verified {
+                    start,
+                    end,
+                    starting: document.previous_digest_s3_object.is_none(),
+                });
             }
         }
         report.push((here, finding));
@@ -233,40 +348,107 @@ pub fn validate(chain: &Chain<'_>) -> Vec<ReportLine> {
                 Some(Err(LogReadError::TrailingData)) => Finding::LogTrailingData,
                 Some(Err(LogReadError::InvalidFormat(e))) => Finding::LogInvalidFormat(e.clone()),
                 Some(Ok(_)) if entry.hash_algorithm != "SHA-256" => Finding::LogHashMismatch,
-                Some(Ok(bytes)) if sha256_hex(bytes) != entry.hash_value => {
-                    Finding::LogHashMismatch
-                }
+                Some(Ok(hash)) if *hash != entry.hash_value => Finding::LogHashMismatch,
                 Some(Ok(_)) => Finding::LogValid,
             };
             report.push((log_here, log_finding));
         }
     }
-    // Every period from the oldest digest to the end of the window must have a digest.
-    end_times.sort_unstable();
-    if let Some(&first) = end_times.first() {
-        let present: BTreeSet<i64> = end_times.iter().copied().collect();
-        let mut due = first + chain.period_ms;
-        while due <= chain.end_ms {
-            if !present.contains(&due) {
-                let slot = cairn_model::time::format_utc_seconds(due);
-                report.push((format!("digest due at {slot}"), Finding::DigestMissing));
-            }
-            due += chain.period_ms;
-        }
-    }
-    // Log files older than the newest digest that no digest lists.
-    let newest_end = end_times.last().copied().unwrap_or(i64::MIN);
+    report_missing(
+        chain,
+        &mut report,
+        &mut present_ends,
+        &mut verified,
+        template,
+    );
+    // Log files delivered inside a digested span that no digest lists.
     for key in chain.logs.keys() {
-        let delivered = key
-            .parse::<cairn_logfile::keys::LogFileKey>()
-            .map(|k| k.delivered_at)
-            .unwrap_or(i64::MIN);
-        if !referenced.contains(key.as_str()) && delivered < newest_end {
+        if referenced.contains(key.as_str()) {
+            continue;
+        }
+        let delivered = key.parse::<LogFileKey>().map(|k| k.delivered_at);
+        let inside = delivered.is_ok_and(|t| spans.iter().any(|&(s, e)| s <= t && t < e));
+        if inside {
             report.push((location(chain.bucket, key), Finding::LogUnreferenced));
         }
     }
     report.sort();
     report
+}
+
+/// Adds a `DigestMissing` line for every period that must have a digest and has none.
+fn report_missing(
+    chain: &Chain<'_>,
+    report: &mut Vec<ReportLine>,
+    present_ends: &mut [i64],
+    verified: &mut [Verified],
+    template: Option<DigestKey>,
+) {
+    let period = chain.period_ms.max(1000);
+    let tolerance = period / 4;
+    present_ends.sort_unstable();
+    verified.sort_by_key(|v| v.end);
+    // Ends already reported as `not found` through a link.
+    let not_found: Vec<i64> = report
+        .iter()
+        .filter(|(_, f)| *f == Finding::DigestNotFound)
+        .filter_map(|(at, _)| {
+            at.strip_prefix("s3://")?
+                .split_once('/')?
+                .1
+                .parse::<DigestKey>()
+                .ok()
+        })
+        .map(|k| k.end_time)
+        .collect();
+    let covered = |t: i64| {
+        present_ends
+            .iter()
+            .chain(not_found.iter())
+            .any(|&e| (e - t).abs() <= tolerance)
+    };
+    let mut missing: Vec<i64> = Vec::new();
+    let expect = |from: i64, until: i64, missing: &mut Vec<i64>| {
+        let mut due = from + period;
+        while due <= until + tolerance {
+            if !covered(due) {
+                missing.push(due);
+            }
+            due += period;
+        }
+    };
+    for pair in verified.windows(2) {
+        let (older, newer) = (&pair[0], &pair[1]);
+        if !newer.starting {
+            expect(older.end, newer.start, &mut missing);
+        }
+    }
+    if let Some(newest) = verified.last() {
+        let short = newest.end - newest.start < period - tolerance;
+        let on_boundary = newest.end.rem_euclid(period) == 0;
+        let is_final = short && !on_boundary;
+        if !is_final {
+            expect(newest.end, chain.due_until_ms - tolerance, &mut missing);
+        }
+    }
+    for due in missing {
+        let at = match &template {
+            Some(key) => location(
+                chain.bucket,
+                &DigestKey {
+                    end_time: due,
+                    backfill: false,
+                    ..key.clone()
+                }
+                .to_string(),
+            ),
+            None => format!(
+                "digest due at {}",
+                cairn_model::time::format_utc_seconds(due)
+            ),
+        };
+        report.push((at, Finding::DigestMissing));
+    }
 }
 
 #[cfg(test)]

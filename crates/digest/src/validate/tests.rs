@@ -76,6 +76,7 @@ fn good_chain(signing_key: &SigningKey) -> Store {
                 bytes: Ok(digest.bytes.clone()),
                 signature: Some(digest.signature.clone()),
                 signature_algorithm: Some("SHA256withRSA".into()),
+                backfill_generation_timestamp: None,
             },
         );
         store.digest_keys.push(digest.key.clone());
@@ -85,13 +86,23 @@ fn good_chain(signing_key: &SigningKey) -> Store {
 }
 
 fn run(store: &Store) -> Vec<ReportLine> {
+    let logs: BTreeMap<String, LogState> = store
+        .logs
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.as_ref().map(|b| sha256_hex(b)).map_err(Clone::clone),
+            )
+        })
+        .collect();
     validate(&Chain {
         bucket: BUCKET,
         digests: &store.digests,
-        logs: &store.logs,
+        logs: &logs,
         keys: &store.keys,
         period_ms: HOUR,
-        end_ms: START + 4 * HOUR,
+        due_until_ms: START + 4 * HOUR,
     })
 }
 
@@ -213,7 +224,7 @@ fn every_tampering_is_reported_with_its_class() {
                         && r.iter()
                             .filter(|(_, f)| *f == Finding::DigestMissing)
                             .count()
-                            == 1
+                            == 0
                 }
             }),
         ),
@@ -227,13 +238,11 @@ fn every_tampering_is_reported_with_its_class() {
                 }
             }),
             Box::new({
-                let k = d(2);
+                let (a, b) = (d(1), d(2));
                 move |r: &[ReportLine]| {
-                    has(r, &k, |f| *f == Finding::DigestNotFound)
-                        && r.iter()
-                            .filter(|(_, f)| *f == Finding::DigestMissing)
-                            .count()
-                            == 2
+                    has(r, &b, |f| *f == Finding::DigestNotFound)
+                        && has(r, &a, |f| *f == Finding::DigestMissing)
+                        && r.iter().filter(|(_, f)| f.is_failure()).count() == 2
                 }
             }),
         ),
@@ -247,7 +256,7 @@ fn every_tampering_is_reported_with_its_class() {
             }),
             Box::new(|r: &[ReportLine]| {
                 r.iter().any(|(at, f)| {
-                    *f == Finding::DigestMissing && at.contains("2026-03-02T14:01:31Z")
+                    *f == Finding::DigestMissing && at.ends_with("_20260302T140131Z.json.gz")
                 })
             }),
         ),
@@ -428,6 +437,92 @@ fn resign(store: &mut Store, key: &str, other: &SigningKey, keep_fingerprint: bo
             bytes: Ok(bytes),
             signature: Some(signature),
             signature_algorithm: Some("SHA256withRSA".into()),
+            backfill_generation_timestamp: None,
         },
     );
+}
+
+fn run_until(store: &Store, due_until_ms: i64) -> Vec<ReportLine> {
+    let logs: BTreeMap<String, LogState> = store
+        .logs
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.as_ref().map(|b| sha256_hex(b)).map_err(Clone::clone),
+            )
+        })
+        .collect();
+    validate(&Chain {
+        bucket: BUCKET,
+        digests: &store.digests,
+        logs: &logs,
+        keys: &store.keys,
+        period_ms: HOUR,
+        due_until_ms,
+    })
+}
+
+/// Adds a digest `[start, end]` to the store, linked to `previous` (or starting).
+fn add_digest(
+    store: &mut Store,
+    signing_key: &SigningKey,
+    start: i64,
+    end: i64,
+    previous: Option<&str>,
+) {
+    let previous = previous.map(|key| {
+        let stored = &store.digests[key];
+        PreviousDigest {
+            bucket: BUCKET.into(),
+            key: key.to_owned(),
+            sha256_hex: sha256_hex(stored.bytes.as_ref().expect("bytes")),
+            signature: stored.signature.clone().expect("signature"),
+        }
+    });
+    let digest = produce(
+        &test_digest_key(end),
+        BUCKET,
+        &cairn_model::time::format_utc_seconds(start),
+        &[],
+        previous.as_ref(),
+        signing_key,
+    );
+    store.digests.insert(
+        digest.key.clone(),
+        StoredDigest {
+            bytes: Ok(digest.bytes),
+            signature: Some(digest.signature),
+            signature_algorithm: Some("SHA256withRSA".into()),
+            backfill_generation_timestamp: None,
+        },
+    );
+    store.digest_keys.push(digest.key);
+}
+
+#[test]
+fn a_final_digest_ends_the_chain_and_a_starting_digest_may_follow_a_gap() {
+    let key = SigningKey::generate().expect("key");
+    let mut store = good_chain(&key);
+    let end = START + 4 * HOUR;
+    // Without a final digest, later periods are due.
+    let report = run_until(&store, end + 3 * HOUR);
+    assert_eq!(
+        report
+            .iter()
+            .filter(|(_, f)| *f == Finding::DigestMissing)
+            .count(),
+        3,
+        "{report:#?}"
+    );
+    // StopLogging 20 minutes later: the final digest; nothing is due after it.
+    let last = store.digest_keys[3].clone();
+    add_digest(&mut store, &key, end, end + 20 * 60_000, Some(&last));
+    let report = run_until(&store, end + 3 * HOUR);
+    assert!(report.iter().all(|(_, f)| !f.is_failure()), "{report:#?}");
+    // Logging restarts two hours later with a starting digest: the gap is not a failure.
+    let restart = end + 2 * HOUR + 10 * 60_000;
+    add_digest(&mut store, &key, restart, restart + 50 * 60_000, None);
+    let report = run_until(&store, restart + 50 * 60_000);
+    assert!(report.iter().all(|(_, f)| !f.is_failure()), "{report:#?}");
 }
