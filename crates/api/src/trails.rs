@@ -126,6 +126,13 @@ pub fn trail_out(trail: &Trail) -> Value {
         ("S3BucketName", trail.s3_bucket_name.clone()),
         ("S3KeyPrefix", trail.s3_key_prefix.clone()),
         (
+            "OrganizationId",
+            trail
+                .organization_id
+                .clone()
+                .filter(|_| trail.is_organization_trail),
+        ),
+        (
             "LocalDirectory",
             trail
                 .local_directory

@@ -98,6 +98,7 @@ async fn dispatch(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<
                     let mut out = crate::trails::trail_out(t);
                     if let Some(map) = out.as_object_mut() {
                         map.remove("LocalDirectory");
+                        map.remove("OrganizationId");
                     }
                     out
                 })

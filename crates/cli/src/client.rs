@@ -40,7 +40,7 @@ struct EventResult {
     reason: Option<String>,
 }
 
-fn http() -> anyhow::Result<reqwest::Client> {
+pub fn http() -> anyhow::Result<reqwest::Client> {
     reqwest::Client::builder()
         .build()
         .context("building the HTTP client")

@@ -4,6 +4,7 @@ mod bench;
 mod client;
 mod input;
 mod trails;
+mod validate;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -29,6 +30,11 @@ enum Command {
     /// Administer trails: create, update, delete, list, describe, status, start-logging,
     /// stop-logging, put-event-selectors, get-event-selectors, flush.
     Trails(trails::TrailsArgs),
+    /// Validate a trail's log files against its signed digests, like
+    /// `aws cloudtrail validate-logs` but stricter (exit 1 when anything is invalid or missing).
+    ValidateLogs(validate::ValidateArgs),
+    /// Digest signing keys: list (like ListPublicKeys) and rotate.
+    Keys(validate::KeysArgs),
     /// Measure Cairn against baselines measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -165,6 +171,14 @@ fn main() -> ExitCode {
             Command::Trails(args) => {
                 init_logging("warn", LogFormat::Text);
                 trails::run(args).await.map(|()| ExitCode::SUCCESS)
+            }
+            Command::ValidateLogs(args) => {
+                init_logging("warn", LogFormat::Text);
+                validate::validate_logs(args).await
+            }
+            Command::Keys(args) => {
+                init_logging("warn", LogFormat::Text);
+                validate::keys(args).await.map(|()| ExitCode::SUCCESS)
             }
             Command::Bench(command) => {
                 init_logging("warn", LogFormat::Text);

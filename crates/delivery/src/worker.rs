@@ -264,11 +264,13 @@ impl TrailWorker {
     }
 
     /// Lists delivered files in the digest ledger (durably, before the cursor moves).
+    /// `delivered_at` is the delivery time (the keys hold it to the minute only).
     fn record_in_ledger(
         &self,
         trail: &Trail,
         ledger: &mut DigestLedger,
         files: &[Encoded],
+        delivered_at: i64,
     ) -> Result<(), String> {
         let mut changed = false;
         for file in files {
@@ -283,7 +285,7 @@ impl TrailWorker {
             ledger.record(
                 &key.account,
                 &key.region,
-                key.delivered_at,
+                delivered_at,
                 cairn_digest::producer::DeliveredLog {
                     key: file.key.clone(),
                     sha256_hex: hash.clone(),
@@ -546,7 +548,7 @@ impl TrailWorker {
             })
             .collect();
         self.upload_encoded(trail, &files)?;
-        self.record_in_ledger(trail, ledger, &files)?;
+        self.record_in_ledger(trail, ledger, &files, journal.delivered_at)?;
         self.commit(trail, journal.to)?;
         let report = FlushReport {
             files: files.len(),
@@ -604,7 +606,7 @@ impl TrailWorker {
                 .store(&self.journal_path(trail))
                 .map_err(|e| format!("writing the delivery journal: {e}"))?;
             self.upload_encoded(trail, &files)?;
-            self.record_in_ledger(trail, ledger, &files)?;
+            self.record_in_ledger(trail, ledger, &files, delivered_at)?;
         }
         self.commit(trail, to)?;
         Ok(FlushReport {

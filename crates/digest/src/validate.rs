@@ -142,12 +142,16 @@ pub struct Chain<'a> {
     pub bucket: &'a str,
     /// Digests of this chain in the store, by key (ordinary and backfill).
     pub digests: &'a BTreeMap<String, StoredDigest>,
-    /// Log files of this (account, region) in the validated window, by key.
+    /// The log files the digests reference, by key, as read (absent: not in the store).
     pub logs: &'a BTreeMap<String, LogState>,
+    /// Keys of the log files of this (account, region) present in the validated window.
+    pub present_logs: &'a BTreeSet<String>,
     /// Public keys by fingerprint.
     pub keys: &'a HashMap<String, PublicKey>,
     /// Digests are due every `period_ms` (an hour in production).
     pub period_ms: i64,
+    /// Start of the validated window: a link to a digest ending before it is not followed.
+    pub window_start_ms: i64,
     /// Digests are due for periods ending up to this time (epoch ms): the end of the window
     /// less the time a digest takes to be written.
     pub due_until_ms: i64,
@@ -238,6 +242,12 @@ fn check_link(
         return Finding::DigestValid;
     };
     let Some(previous) = chain.digests.get(previous_key) else {
+        let before_window = previous_key
+            .parse::<DigestKey>()
+            .is_ok_and(|k| k.end_time < chain.window_start_ms);
+        if before_window {
+            return Finding::DigestValid;
+        }
         report.push((
             location(
                 document
@@ -362,7 +372,7 @@ pub fn validate(chain: &Chain<'_>) -> Vec<ReportLine> {
         template,
     );
     // Log files delivered inside a digested span that no digest lists.
-    for key in chain.logs.keys() {
+    for key in chain.present_logs {
         if referenced.contains(key.as_str()) {
             continue;
         }

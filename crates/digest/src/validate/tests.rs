@@ -96,12 +96,15 @@ fn run(store: &Store) -> Vec<ReportLine> {
             )
         })
         .collect();
+    let present: BTreeSet<String> = store.logs.keys().cloned().collect();
     validate(&Chain {
         bucket: BUCKET,
         digests: &store.digests,
         logs: &logs,
+        present_logs: &present,
         keys: &store.keys,
         period_ms: HOUR,
+        window_start_ms: 0,
         due_until_ms: START + 4 * HOUR,
     })
 }
@@ -453,12 +456,15 @@ fn run_until(store: &Store, due_until_ms: i64) -> Vec<ReportLine> {
             )
         })
         .collect();
+    let present: BTreeSet<String> = store.logs.keys().cloned().collect();
     validate(&Chain {
         bucket: BUCKET,
         digests: &store.digests,
         logs: &logs,
+        present_logs: &present,
         keys: &store.keys,
         period_ms: HOUR,
+        window_start_ms: 0,
         due_until_ms,
     })
 }

@@ -1,0 +1,701 @@
+//! `cairn validate-logs` (the AWS CLI's arguments and output, stricter checks) and
+//! `cairn keys list|rotate`.
+
+use crate::client::{error_text, http, percent_encode, DEFAULT_ENDPOINT};
+use anyhow::{bail, Context};
+use cairn_digest::validate::{Finding, ReportLine};
+use cairn_digest::PublicKey;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ValidateOutput {
+    /// The AWS CLI's status lines and summary.
+    Text,
+    /// One JSON document.
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ValidateArgs {
+    /// The trail, `arn:<partition>:cloudtrail:<home-region>:<account>:trail/<name>`.
+    #[arg(long)]
+    trail_arn: String,
+    /// Start of the window (`2026-03-02T10:00:00Z` or epoch seconds).
+    #[arg(long)]
+    start_time: String,
+    /// End of the window [default: now].
+    #[arg(long)]
+    end_time: Option<String>,
+    /// Bucket holding the files [default: the trail's, from the server].
+    #[arg(long)]
+    s3_bucket: Option<String>,
+    /// Key prefix [default: the trail's].
+    #[arg(long)]
+    s3_prefix: Option<String>,
+    /// Account whose files to validate (organization trails) [default: the ARN's].
+    #[arg(long)]
+    account_id: Option<String>,
+    /// Source region to validate [default: the trail's home region].
+    #[arg(long)]
+    region: Option<String>,
+    /// Organization id of an organization trail [default: the server's, for its trails].
+    #[arg(long)]
+    organization_id: Option<String>,
+    /// Print every valid file too.
+    #[arg(long)]
+    verbose: bool,
+    /// Validate a copied tree with no server: a directory (signatures in `<key>.metadata.json`
+    /// sidecars, as Cairn writes local trails) or `s3://bucket[/prefix]` (S3 object metadata;
+    /// endpoint and credentials from AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL,
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION).
+    #[arg(long)]
+    source: Option<String>,
+    /// Public keys from a file: the JSON `aws cloudtrail list-public-keys` (or
+    /// `cairn keys list --output json`) prints [default: asked from the server].
+    #[arg(long)]
+    public_keys: Option<PathBuf>,
+    /// Digest period of the trail's server (digest_period_seconds).
+    #[arg(long, default_value_t = 3600)]
+    digest_period_seconds: u64,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ValidateOutput::Text)]
+    output: ValidateOutput,
+    /// Server endpoint (trail settings and public keys).
+    #[arg(long, env = "CAIRN_ENDPOINT", default_value = DEFAULT_ENDPOINT)]
+    endpoint: String,
+}
+
+/// Reads `2026-03-02T10:00:00Z`, `2026-03-02T10:00Z`, `2026-03-02` or epoch seconds.
+pub fn parse_time(text: &str) -> anyhow::Result<i64> {
+    if let Ok(seconds) = text.parse::<f64>() {
+        if seconds.is_finite() && seconds.abs() < 1e13 {
+            return Ok((seconds * 1000.0) as i64);
+        }
+    }
+    let candidates = [
+        text.to_owned(),
+        format!("{}:00Z", text.trim_end_matches('Z')),
+        format!("{text}T00:00:00Z"),
+    ];
+    candidates
+        .iter()
+        .find_map(|c| cairn_model::time::parse_utc(c).ok())
+        .with_context(|| {
+            format!("{text:?} is not a time like 2026-03-02T10:00:00Z or epoch seconds")
+        })
+}
+
+struct Arn {
+    home_region: String,
+    account: String,
+    name: String,
+}
+
+fn parse_arn(arn: &str) -> anyhow::Result<Arn> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let valid = parts.len() == 6
+        && parts[0] == "arn"
+        && !parts[1].is_empty()
+        && parts[2] == "cloudtrail"
+        && !parts[3].is_empty()
+        && parts[4].len() == 12
+        && parts[4].bytes().all(|b| b.is_ascii_digit())
+        && parts[5].starts_with("trail/")
+        && parts[5].len() > "trail/".len();
+    if !valid {
+        bail!(
+            "--trail-arn {arn:?} is not like arn:aws:cloudtrail:us-east-1:123456789012:trail/name"
+        );
+    }
+    Ok(Arn {
+        home_region: parts[3].to_owned(),
+        account: parts[4].to_owned(),
+        name: parts[5].rsplit('/').next().unwrap_or_default().to_owned(),
+    })
+}
+
+fn env_first(names: &[&str]) -> Option<String> {
+    names
+        .iter()
+        .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+}
+
+/// A bucket of an S3-compatible store, configured from the AWS environment variables.
+fn s3_from_env(bucket: &str) -> anyhow::Result<Arc<dyn object_store::ObjectStore>> {
+    let region = env_first(&["AWS_REGION", "AWS_DEFAULT_REGION"]).unwrap_or("us-east-1".into());
+    let endpoint = env_first(&["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"])
+        .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
+    let config = cairn_store::S3Config {
+        allow_http: endpoint.starts_with("http://"),
+        endpoint,
+        region,
+        access_key_id: env_first(&["AWS_ACCESS_KEY_ID"])
+            .context("AWS_ACCESS_KEY_ID is needed to read an S3 bucket")?,
+        secret_access_key: env_first(&["AWS_SECRET_ACCESS_KEY"])
+            .context("AWS_SECRET_ACCESS_KEY is needed to read an S3 bucket")?,
+        virtual_hosted_style: false,
+    };
+    Ok(cairn_store::s3(&config, bucket)?)
+}
+
+/// Where the files are.
+struct Source {
+    store: Arc<dyn object_store::ObjectStore>,
+    metadata: cairn_store::MetadataStyle,
+    bucket: String,
+    prefix: Option<String>,
+    org_id: Option<String>,
+}
+
+fn local_source(dir: &Path, bucket: Option<String>) -> anyhow::Result<Source> {
+    if !dir.is_dir() {
+        bail!("{} is not a directory", dir.display());
+    }
+    let bucket = bucket.unwrap_or_else(|| {
+        dir.canonicalize()
+            .ok()
+            .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "local".into())
+    });
+    Ok(Source {
+        store: cairn_store::local(dir)?,
+        metadata: cairn_store::MetadataStyle::Sidecar,
+        bucket,
+        prefix: None,
+        org_id: None,
+    })
+}
+
+async fn resolve_source(args: &ValidateArgs, arn: &Arn) -> anyhow::Result<Source> {
+    let mut source = match (&args.source, &args.s3_bucket) {
+        (Some(url), _) if url.starts_with("s3://") => {
+            let rest = &url["s3://".len()..];
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            let bucket = args.s3_bucket.clone().unwrap_or(bucket.to_owned());
+            Source {
+                store: s3_from_env(bucket.as_str())?,
+                metadata: cairn_store::MetadataStyle::ObjectMetadata,
+                bucket,
+                prefix: Some(prefix.trim_end_matches('/').to_owned()).filter(|p| !p.is_empty()),
+                org_id: None,
+            }
+        }
+        (Some(dir), _) => local_source(Path::new(dir), args.s3_bucket.clone())?,
+        (None, Some(bucket)) => Source {
+            store: s3_from_env(bucket)?,
+            metadata: cairn_store::MetadataStyle::ObjectMetadata,
+            bucket: bucket.clone(),
+            prefix: None,
+            org_id: None,
+        },
+        (None, None) => {
+            let url = format!(
+                "{}/v1/trails/{}",
+                args.endpoint.trim_end_matches('/'),
+                percent_encode(&args.trail_arn)
+            );
+            let response = http()?
+                .get(&url)
+                .send()
+                .await
+                .with_context(|| format!("asking {} for the trail", args.endpoint))?;
+            if !response.status().is_success() {
+                bail!(
+                    "describing trail {}: {}",
+                    arn.name,
+                    error_text(response).await
+                );
+            }
+            let trail: Value =
+                serde_json::from_slice(&response.bytes().await?).context("reading the trail")?;
+            let mut source = match (
+                trail["LocalDirectory"].as_str(),
+                trail["S3BucketName"].as_str(),
+            ) {
+                (Some(dir), _) => local_source(Path::new(dir), None)?,
+                (None, Some(bucket)) => Source {
+                    store: s3_from_env(bucket)?,
+                    metadata: cairn_store::MetadataStyle::ObjectMetadata,
+                    bucket: bucket.to_owned(),
+                    prefix: None,
+                    org_id: None,
+                },
+                _ => bail!("trail {} has no destination", arn.name),
+            };
+            source.prefix = trail["S3KeyPrefix"].as_str().map(str::to_owned);
+            source.org_id = trail["OrganizationId"].as_str().map(str::to_owned);
+            source
+        }
+    };
+    if let Some(prefix) = &args.s3_prefix {
+        source.prefix = Some(prefix.trim_end_matches('/').to_owned()).filter(|p| !p.is_empty());
+    }
+    if let Some(org) = &args.organization_id {
+        source.org_id = Some(org.clone());
+    }
+    Ok(source)
+}
+
+/// Public keys by their (computed) fingerprint.
+async fn public_keys(
+    args: &ValidateArgs,
+    region: &str,
+    start: i64,
+    end: i64,
+) -> anyhow::Result<HashMap<String, PublicKey>> {
+    let list: Value = match &args.public_keys {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            serde_json::from_str(&text)
+                .with_context(|| format!("{} is not JSON", path.display()))?
+        }
+        None => {
+            let url = format!(
+                "{}/v1/public-keys?Region={}&StartTime={}&EndTime={}",
+                args.endpoint.trim_end_matches('/'),
+                percent_encode(region),
+                start / 1000,
+                end / 1000
+            );
+            let response = http()?.get(&url).send().await.with_context(|| {
+                format!(
+                    "asking {} for public keys (give --public-keys FILE to validate without a server)",
+                    args.endpoint
+                )
+            })?;
+            if !response.status().is_success() {
+                bail!("listing public keys: {}", error_text(response).await);
+            }
+            serde_json::from_slice(&response.bytes().await?).context("reading the public keys")?
+        }
+    };
+    let entries = list["PublicKeyList"]
+        .as_array()
+        .context("the public keys JSON has no PublicKeyList")?;
+    let mut keys = HashMap::new();
+    for entry in entries {
+        let value = entry["Value"]
+            .as_str()
+            .context("a public key has no Value")?;
+        let key = PublicKey::from_base64(value)
+            .with_context(|| format!("Unable to load PKCS #1 key {}", entry["Fingerprint"]))?;
+        keys.insert(key.fingerprint(), key);
+    }
+    Ok(keys)
+}
+
+fn status_text(finding: &Finding, region: &str) -> String {
+    match finding {
+        Finding::DigestValid | Finding::LogValid => "valid".into(),
+        Finding::DigestNotFound | Finding::LogNotFound => "INVALID: not found".into(),
+        Finding::DigestInvalidFormat(_) | Finding::LogInvalidFormat(_) => {
+            "INVALID: invalid format".into()
+        }
+        Finding::DigestSignatureFailed(_) => "INVALID: signature verification failed".into(),
+        Finding::DigestMoved => "INVALID: has been moved from its original location".into(),
+        Finding::DigestPublicKeyNotFound(fp) => {
+            format!("INVALID: public key not found in region {region} for fingerprint {fp}")
+        }
+        Finding::DigestWrongAlgorithm(a) => {
+            format!("INVALID: algorithm {a:?} is not SHA256withRSA / SHA-256")
+        }
+        Finding::DigestPreviousHashMismatch => {
+            "INVALID: previousDigestHashValue does not match the previous digest".into()
+        }
+        Finding::DigestPreviousSignatureMismatch => {
+            "INVALID: previousDigestSignature does not match the previous digest's signature".into()
+        }
+        Finding::DigestTimeDiscontinuity => {
+            "INVALID: digestStartTime is not the previous digest's digestEndTime".into()
+        }
+        Finding::DigestMissing => "INVALID: missing (no digest for this period)".into(),
+        Finding::LogHashMismatch => "INVALID: hash value doesn't match".into(),
+        Finding::LogTrailingData => {
+            "INVALID: unexpected data after end of compressed stream".into()
+        }
+        Finding::LogUnreferenced => "INVALID: not referenced by any digest".into(),
+    }
+}
+
+fn detail(finding: &Finding) -> Option<&str> {
+    match finding {
+        Finding::DigestInvalidFormat(d)
+        | Finding::LogInvalidFormat(d)
+        | Finding::DigestSignatureFailed(d) => Some(d),
+        _ => None,
+    }
+}
+
+fn kind_of(location: &str, finding: &Finding) -> &'static str {
+    match (finding.is_digest(), location.ends_with("_backfill.json.gz")) {
+        (true, true) => "backfill-digest",
+        (true, false) => "digest",
+        (false, _) => "log",
+    }
+}
+
+#[derive(Default)]
+struct Counts {
+    valid: usize,
+    invalid: usize,
+}
+
+fn counts(lines: &[ReportLine], kind: &str) -> Counts {
+    let mut counts = Counts::default();
+    for (at, finding) in lines.iter().filter(|(at, f)| kind_of(at, f) == kind) {
+        let _ = at;
+        if finding.is_failure() {
+            counts.invalid += 1;
+        } else {
+            counts.valid += 1;
+        }
+    }
+    counts
+}
+
+fn progress_bar(progress: Arc<cairn_validate::Progress>) -> tokio::task::JoinHandle<()> {
+    use std::sync::atomic::Ordering;
+    tokio::spawn(async move {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "validating {pos}/{len} log files, {msg} read [{elapsed_precise}] {wide_bar}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        let mut shown = false;
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            let total = progress.files_total.load(Ordering::Relaxed);
+            if total == 0 {
+                continue;
+            }
+            if !shown {
+                bar.set_length(total);
+                shown = true;
+            }
+            bar.set_position(progress.files_done.load(Ordering::Relaxed));
+            bar.set_message(format!(
+                "{:.1} MB",
+                progress.bytes_read.load(Ordering::Relaxed) as f64 / 1e6
+            ));
+        }
+    })
+}
+
+/// `cairn validate-logs`.
+pub async fn validate_logs(args: ValidateArgs) -> anyhow::Result<ExitCode> {
+    let arn = parse_arn(&args.trail_arn)?;
+    let start = parse_time(&args.start_time)?;
+    let now = cairn_model::Clock::now_millis(&cairn_model::SystemClock);
+    let end = match &args.end_time {
+        Some(text) => parse_time(text)?,
+        None => now,
+    };
+    if start > end {
+        bail!("--start-time is after --end-time");
+    }
+    if args.digest_period_seconds == 0 {
+        bail!("--digest-period-seconds must be at least 1");
+    }
+    let region = args.region.clone().unwrap_or(arn.home_region.clone());
+    let account = args.account_id.clone().unwrap_or(arn.account.clone());
+    let source = resolve_source(&args, &arn).await?;
+    let keys_until = end + 2 * 3_600_000;
+    let keys = public_keys(&args, &region, start, keys_until).await?;
+    let display = cairn_model::time::format_utc_seconds;
+    if keys.is_empty() {
+        eprintln!(
+            "No public keys found between {} and {}",
+            display(start),
+            display(keys_until)
+        );
+        return Ok(ExitCode::from(255));
+    }
+    let period_ms = args.digest_period_seconds as i64 * 1000;
+    // A digest is written shortly after its period ends: allow that long before calling it
+    // missing.
+    let grace = (period_ms / 2).min(5 * 60_000);
+    let request = cairn_validate::Request {
+        store: source.store,
+        metadata: source.metadata,
+        bucket: source.bucket,
+        prefix: source.prefix,
+        org_id: source.org_id,
+        account,
+        region: region.clone(),
+        trail_name: arn.name.clone(),
+        home_region: arn.home_region.clone(),
+        start_ms: start,
+        end_ms: end,
+        period_ms,
+        due_until_ms: end.min(now) - grace,
+        keys,
+    };
+    let text = args.output == ValidateOutput::Text;
+    let mut stdout = std::io::stdout().lock();
+    if text {
+        write!(
+            stdout,
+            "Validating log files for trail {} between {} and {}\n\n",
+            args.trail_arn,
+            display(start),
+            display(end)
+        )?;
+        stdout.flush()?;
+    }
+    let progress = Arc::new(cairn_validate::Progress::default());
+    let bar = text.then(|| progress_bar(progress.clone()));
+    let outcome = cairn_validate::run(&request, progress).await;
+    if let Some(bar) = bar {
+        bar.abort();
+        if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            eprint!("\r\x1b[2K");
+        }
+    }
+    let outcome = outcome?;
+    let digests = counts(&outcome.lines, "digest");
+    let backfill = counts(&outcome.lines, "backfill-digest");
+    let logs = counts(&outcome.lines, "log");
+    // Found times are clipped to the requested window, as the AWS CLI reports them.
+    let found = outcome.found.as_ref().map(|(s, e)| {
+        let s = cairn_model::time::parse_utc(s).map_or(start, |t| t.max(start));
+        let e = cairn_model::time::parse_utc(e).map_or(end, |t| t.min(end));
+        (display(s), display(e))
+    });
+    if !text {
+        let results: Vec<Value> = outcome
+            .lines
+            .iter()
+            .map(|(at, f)| {
+                json!({
+                    "type": kind_of(at, f),
+                    "location": at,
+                    "status": status_text(f, &region),
+                    "class": f.class(),
+                    "detail": detail(f),
+                })
+            })
+            .collect();
+        let ratio = |c: &Counts| json!({ "valid": c.valid, "invalid": c.invalid });
+        let document = json!({
+            "trailArn": args.trail_arn,
+            "region": region,
+            "requested": { "start": display(start), "end": display(end) },
+            "found": found.as_ref().map(|(s, e)| json!({ "start": s, "end": e })),
+            "valid": outcome.is_valid(),
+            "digests": ratio(&digests),
+            "backfillDigests": ratio(&backfill),
+            "logs": ratio(&logs),
+            "bytesRead": outcome.bytes_read,
+            "results": results,
+        });
+        writeln!(stdout, "{}", serde_json::to_string_pretty(&document)?)?;
+    } else {
+        let mut stderr = std::io::stderr().lock();
+        let mut double_spaced = false;
+        for (at, finding) in &outcome.lines {
+            let prefix = match kind_of(at, finding) {
+                "backfill-digest" => "(backfill) Digest file",
+                "digest" => "Digest file",
+                _ => "Log file",
+            };
+            let line = format!("{prefix}\t{at}\t{}", status_text(finding, &region));
+            if finding.is_failure() {
+                if double_spaced {
+                    write!(stderr, "{line}\n\n")?;
+                } else {
+                    write!(stderr, "\n{line}\n\n")?;
+                }
+                double_spaced = true;
+            } else if args.verbose {
+                double_spaced = false;
+                writeln!(stdout, "{line}")?;
+            }
+        }
+        stderr.flush()?;
+        if !double_spaced {
+            writeln!(stdout)?;
+        }
+        writeln!(
+            stdout,
+            "Results requested for {} to {}",
+            display(start),
+            display(end)
+        )?;
+        if digests.valid + digests.invalid + backfill.valid + backfill.invalid == 0 {
+            writeln!(stdout, "No digests found")?;
+        } else {
+            match &found {
+                Some((s, e)) => writeln!(stdout, "Results found for {s} to {e}:")?,
+                None => writeln!(stdout, "No valid digests found in range")?,
+            }
+            for (c, name) in [
+                (&digests, "digest"),
+                (&backfill, "backfill digest"),
+                (&logs, "log"),
+            ] {
+                let total = c.valid + c.invalid;
+                if total > 0 {
+                    write!(stdout, "\n{}/{total} {name} files valid", c.valid)?;
+                    if c.invalid > 0 {
+                        write!(stdout, ", {}/{total} {name} files INVALID", c.invalid)?;
+                    }
+                }
+            }
+            writeln!(stdout)?;
+        }
+    }
+    stdout.flush()?;
+    Ok(if outcome.is_valid() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+#[derive(Debug, clap::Args)]
+pub struct KeysArgs {
+    /// Server endpoint.
+    #[arg(long, env = "CAIRN_ENDPOINT", default_value = DEFAULT_ENDPOINT, global = true)]
+    endpoint: String,
+    #[command(subcommand)]
+    command: KeysCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum KeysCommand {
+    /// The public keys whose validity overlaps a window, as ListPublicKeys lists them.
+    List {
+        /// Region [default: the server's].
+        #[arg(long)]
+        region: Option<String>,
+        /// Window start [default: now].
+        #[arg(long)]
+        start_time: Option<String>,
+        /// Window end [default: now].
+        #[arg(long)]
+        end_time: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = crate::client::Output::Table)]
+        output: crate::client::Output,
+    },
+    /// End the region's current signing key now and start a new one.
+    Rotate {
+        /// Region [default: the server's].
+        #[arg(long)]
+        region: Option<String>,
+    },
+}
+
+/// `cairn keys ...`.
+pub async fn keys(args: KeysArgs) -> anyhow::Result<()> {
+    let base = args.endpoint.trim_end_matches('/').to_owned();
+    match args.command {
+        KeysCommand::List {
+            region,
+            start_time,
+            end_time,
+            output,
+        } => {
+            let mut params = Vec::new();
+            if let Some(region) = region {
+                params.push(format!("Region={}", percent_encode(&region)));
+            }
+            for (name, value) in [("StartTime", start_time), ("EndTime", end_time)] {
+                if let Some(text) = value {
+                    params.push(format!("{name}={}", parse_time(&text)? / 1000));
+                }
+            }
+            let url = format!("{base}/v1/public-keys?{}", params.join("&"));
+            let response = http()?
+                .get(&url)
+                .send()
+                .await
+                .with_context(|| format!("connecting to {base}"))?;
+            if !response.status().is_success() {
+                bail!("{}", error_text(response).await);
+            }
+            let body: Value = serde_json::from_slice(&response.bytes().await?)?;
+            match output {
+                crate::client::Output::Json => {
+                    println!("{}", serde_json::to_string_pretty(&body)?)
+                }
+                crate::client::Output::Table => {
+                    println!(
+                        "{:<34}{:<22}{:<22}",
+                        "FINGERPRINT", "VALID FROM", "VALID UNTIL"
+                    );
+                    let time = |v: &Value| {
+                        v.as_f64().map_or_else(String::new, |s| {
+                            cairn_model::time::format_utc_seconds((s * 1000.0) as i64)
+                        })
+                    };
+                    for key in body["PublicKeyList"].as_array().into_iter().flatten() {
+                        println!(
+                            "{:<34}{:<22}{:<22}",
+                            key["Fingerprint"].as_str().unwrap_or(""),
+                            time(&key["ValidityStartTime"]),
+                            time(&key["ValidityEndTime"])
+                        );
+                    }
+                }
+            }
+        }
+        KeysCommand::Rotate { region } => {
+            let mut url = format!("{base}/v1/keys/rotate");
+            if let Some(region) = region {
+                url.push_str(&format!("?Region={}", percent_encode(&region)));
+            }
+            let response = http()?
+                .post(&url)
+                .send()
+                .await
+                .with_context(|| format!("connecting to {base}"))?;
+            if !response.status().is_success() {
+                bail!("{}", error_text(response).await);
+            }
+            let body: Value = serde_json::from_slice(&response.bytes().await?)?;
+            println!("{}", serde_json::to_string_pretty(&body)?);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_and_arns() {
+        assert_eq!(
+            parse_time("2026-03-02T10:01:31Z").expect("iso"),
+            1_772_445_691_000
+        );
+        assert_eq!(
+            parse_time("2026-03-02T10:01Z").expect("minutes"),
+            1_772_445_660_000
+        );
+        assert_eq!(parse_time("2026-03-02").expect("date"), 1_772_409_600_000);
+        assert_eq!(parse_time("1772445691").expect("epoch"), 1_772_445_691_000);
+        assert!(parse_time("yesterday").is_err());
+        let arn = parse_arn("arn:aws:cloudtrail:eu-west-1:111122223333:trail/main").expect("arn");
+        assert_eq!(
+            (
+                arn.home_region.as_str(),
+                arn.account.as_str(),
+                arn.name.as_str()
+            ),
+            ("eu-west-1", "111122223333", "main")
+        );
+        assert!(parse_arn("arn:aws:cloudtrail:eu-west-1:1111:trail/main").is_err());
+        assert!(parse_arn("main").is_err());
+    }
+}
