@@ -16,6 +16,11 @@
 //! boundaries since the epoch and a final one at the StopLogging time). Digest times are
 //! matched with a tolerance of a quarter period, so AWS's chains (about an hour apart) validate
 //! too.
+//!
+//! **Log files no digest lists.** Keys give the delivery time to the minute, so a file is
+//! required to be listed when its key's minute overlaps a period some digest covers, or falls
+//! after the newest digest of a running chain in a period whose digest is due. A file delivered
+//! in the same minute as validation was enabled, just before it, is therefore reported too.
 
 use crate::document::{sha256_hex, DigestDocument};
 use crate::signing::{string_to_sign, PublicKey, SIGNATURE_ALGORITHM};
@@ -364,20 +369,35 @@ pub fn validate(chain: &Chain<'_>) -> Vec<ReportLine> {
             report.push((log_here, log_finding));
         }
     }
-    report_missing(
+    let tail_from = report_missing(
         chain,
         &mut report,
         &mut present_ends,
         &mut verified,
         template,
     );
-    // Log files delivered inside a digested span that no digest lists.
+    // Log files no digest lists though one must: delivered inside a digested span, or after
+    // the newest digest of a running chain, in a period whose digest is already due.
+    let period = chain.period_ms.max(1000);
+    let tail_due = |delivered: i64| {
+        tail_from.is_some_and(|from| {
+            // Keys hold the delivery time to the minute only.
+            if delivered < from.div_euclid(60_000) * 60_000 {
+                return false;
+            }
+            let periods = ((delivered.max(from) - from) + period - 1) / period;
+            from + period * periods.max(1) + period / 4 <= chain.due_until_ms
+        })
+    };
     for key in chain.present_logs {
         if referenced.contains(key.as_str()) {
             continue;
         }
         let delivered = key.parse::<LogFileKey>().map(|k| k.delivered_at);
-        let inside = delivered.is_ok_and(|t| spans.iter().any(|&(s, e)| s <= t && t < e));
+        // A key names its delivery minute: the file was delivered in [t, t + 1 min).
+        let inside = delivered.as_ref().is_ok_and(|&t| {
+            spans.iter().any(|&(s, e)| t < e && t + 60_000 > s) || tail_due(t)
+        });
         if inside {
             report.push((location(chain.bucket, key), Finding::LogUnreferenced));
         }
@@ -386,14 +406,15 @@ pub fn validate(chain: &Chain<'_>) -> Vec<ReportLine> {
     report
 }
 
-/// Adds a `DigestMissing` line for every period that must have a digest and has none.
+/// Adds a `DigestMissing` line for every period that must have a digest and has none; returns
+/// the end of the newest digest when the chain goes on after it (it is not a final digest).
 fn report_missing(
     chain: &Chain<'_>,
     report: &mut Vec<ReportLine>,
     present_ends: &mut [i64],
     verified: &mut [Verified],
     template: Option<DigestKey>,
-) {
+) -> Option<i64> {
     let period = chain.period_ms.max(1000);
     let tolerance = period / 4;
     present_ends.sort_unstable();
@@ -433,12 +454,14 @@ fn report_missing(
             expect(older.end, newer.start, &mut missing);
         }
     }
+    let mut tail_from = None;
     if let Some(newest) = verified.last() {
         let short = newest.end - newest.start < period - tolerance;
         let on_boundary = newest.end.rem_euclid(period) == 0;
         let is_final = short && !on_boundary;
         if !is_final {
             expect(newest.end, chain.due_until_ms - tolerance, &mut missing);
+            tail_from = Some(newest.end);
         }
     }
     for due in missing {
@@ -459,6 +482,7 @@ fn report_missing(
         };
         report.push((at, Finding::DigestMissing));
     }
+    tail_from
 }
 
 #[cfg(test)]

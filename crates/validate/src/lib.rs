@@ -240,7 +240,8 @@ pub async fn run(request: &Request, progress: Arc<Progress>) -> Result<Outcome, 
                 key.parse::<LogFileKey>().is_ok_and(|k| {
                     k.account == request.account
                         && k.region == request.region
-                        && k.delivered_at >= request.start_ms
+                        // The key holds the minute: [t, t + 1 min) may reach into the window.
+                    && k.delivered_at + 60_000 > request.start_ms
                         && k.delivered_at <= request.end_ms
                 })
             })

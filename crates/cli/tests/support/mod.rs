@@ -298,7 +298,10 @@ pub fn delivered(root: &Path) -> std::collections::HashMap<String, Vec<(String, 
         };
         for entry in entries.map(|e| e.expect("entry").path()) {
             if entry.is_dir() {
-                stack.push(entry);
+                // Digests (and their signature sidecars) are not log files.
+                if entry.file_name().is_none_or(|n| n != "CloudTrail-Digest") {
+                    stack.push(entry);
+                }
                 continue;
             }
             let key = entry
