@@ -30,7 +30,10 @@ fn files(root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).expect("dir").map(|e| e.expect("entry").path()) {
+        for entry in std::fs::read_dir(&dir)
+            .expect("dir")
+            .map(|e| e.expect("entry").path())
+        {
             if entry.is_dir() {
                 stack.push(entry);
             } else {
@@ -58,13 +61,7 @@ fn key_of(root: &Path, file: &Path) -> String {
 }
 
 /// Runs `cairn validate-logs --output json` over a tree; (exit code, report).
-fn validate(
-    tree: &Path,
-    keys: &Path,
-    start: &str,
-    account: &str,
-    region: &str,
-) -> (i32, Value) {
+fn validate(tree: &Path, keys: &Path, start: &str, account: &str, region: &str) -> (i32, Value) {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
         .args(["validate-logs", "--trail-arn", ARN, "--start-time", start])
         .args(["--source", tree.to_str().expect("utf8")])
@@ -145,11 +142,15 @@ async fn validate_logs_passes_cairns_chains_and_reports_every_tampering() {
     .await;
     let json_ct = "application/json";
     let settings = json!({"Name": "main", "LocalDirectory": bucket, "IsMultiRegionTrail": true, "EnableLogFileValidation": true});
-    let (status, trail) = server.post("/v1/trails", json_ct, settings.to_string()).await;
+    let (status, trail) = server
+        .post("/v1/trails", json_ct, settings.to_string())
+        .await;
     assert_eq!(status, 200, "{trail}");
     assert_eq!(trail["LogFileValidationEnabled"], true);
     let start = now_text();
-    let (status, _) = server.post("/v1/trails/main/start-logging", json_ct, "").await;
+    let (status, _) = server
+        .post("/v1/trails/main/start-logging", json_ct, "")
+        .await;
     assert_eq!(status, 200);
 
     // The sample corpus in three deliveries a digest period apart, with events of the
@@ -157,10 +158,18 @@ async fn validate_logs_passes_cairns_chains_and_reports_every_tampering() {
     let mut samples: Vec<String> = Vec::new();
     for entry in std::fs::read_dir(samples_dir().join("_normalized")).expect("samples") {
         let path = entry.expect("entry").path();
-        let name = path.file_name().expect("name").to_string_lossy().into_owned();
+        let name = path
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
         if name.ends_with(".ndjson") && !name.contains("digests") {
             let text = std::fs::read_to_string(&path).expect("sample");
-            samples.extend(text.lines().filter(|l| !l.trim().is_empty()).map(str::to_owned));
+            samples.extend(
+                text.lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(str::to_owned),
+            );
         }
     }
     assert!(samples.len() > 100);
@@ -171,18 +180,28 @@ async fn validate_logs_passes_cairns_chains_and_reports_every_tampering() {
             now_text()
         );
         let body = format!("{}\n{own}\n", chunk.join("\n"));
-        let (status, answer) = server.post("/v1/events", "application/x-ndjson", body).await;
+        let (status, answer) = server
+            .post("/v1/events", "application/x-ndjson", body)
+            .await;
         assert_eq!(status, 200, "{answer}");
         let (status, flushed) = server.post("/v1/trails/main/flush", json_ct, "").await;
         assert_eq!(status, 200, "{flushed}");
-        tokio::time::sleep(std::time::Duration::from_millis(PERIOD_SECONDS * 1000 + 300)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(
+            PERIOD_SECONDS * 1000 + 300,
+        ))
+        .await;
     }
-    let (status, _) = server.post("/v1/trails/main/stop-logging", json_ct, "").await;
+    let (status, _) = server
+        .post("/v1/trails/main/stop-logging", json_ct, "")
+        .await;
     assert_eq!(status, 200);
     let (status, flushed) = server.post("/v1/trails/main/flush", json_ct, "").await;
     assert_eq!(status, 200, "{flushed}");
     let (_, trail_status) = server.get("/v1/trails/main/status").await;
-    assert!(trail_status["LatestDigestDeliveryTime"].is_number(), "{trail_status}");
+    assert!(
+        trail_status["LatestDigestDeliveryTime"].is_number(),
+        "{trail_status}"
+    );
     assert_eq!(trail_status["LatestDigestDeliveryError"], Value::Null);
     // Every chain the trail wrote validates: (account, region) of every digest, each with its
     // region's public keys.
@@ -199,10 +218,31 @@ async fn validate_logs_passes_cairns_chains_and_reports_every_tampering() {
             .get(&format!("/v1/public-keys?StartTime=0&Region={region}"))
             .await;
         assert_eq!(status, 200, "{keys}");
-        assert_eq!(keys["PublicKeyList"].as_array().map(Vec::len), Some(1), "{keys}");
+        assert_eq!(
+            keys["PublicKeyList"].as_array().map(Vec::len),
+            Some(1),
+            "{keys}"
+        );
         std::fs::write(keys_of(region), keys.to_string()).expect("keys");
     }
     let keys_file = keys_of(REGION);
+    // Rotation: a new current key; the old one stays listed with its validity end.
+    let (status, rotated) = server
+        .post("/v1/keys/rotate?Region=us-east-1", json_ct, "")
+        .await;
+    assert_eq!(status, 200, "{rotated}");
+    let (_, listed) = server
+        .get("/v1/public-keys?StartTime=0&Region=us-east-1")
+        .await;
+    let listed = listed["PublicKeyList"].as_array().cloned().expect("list");
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert_eq!(listed[1]["Fingerprint"], rotated["Fingerprint"]);
+    assert!(listed[0]["ValidityEndTime"].as_f64() <= listed[1]["ValidityStartTime"].as_f64());
+    let (_, now_listed) = server.get("/v1/public-keys?Region=us-east-1").await;
+    assert_eq!(
+        now_listed["PublicKeyList"][0]["Fingerprint"], rotated["Fingerprint"],
+        "only the current key now"
+    );
     server.stop().await;
     let mut logs_checked = 0;
     for (account, region) in &chains {
@@ -215,12 +255,27 @@ async fn validate_logs_passes_cairns_chains_and_reports_every_tampering() {
         .iter()
         .filter(|f| key_of(&bucket, f).parse::<LogFileKey>().is_ok())
         .count() as u64;
-    assert_eq!(logs_checked, log_files, "every delivered log file is covered by a digest");
+    assert_eq!(
+        logs_checked, log_files,
+        "every delivered log file is covered by a digest"
+    );
 
     // The AWS CLI's text form: status lines with --verbose, the summary, exit 0.
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args(["validate-logs", "--trail-arn", ARN, "--start-time", &start, "--verbose"])
-        .args(["--source", bucket.to_str().expect("utf8"), "--s3-bucket", "bucket"])
+        .args([
+            "validate-logs",
+            "--trail-arn",
+            ARN,
+            "--start-time",
+            &start,
+            "--verbose",
+        ])
+        .args([
+            "--source",
+            bucket.to_str().expect("utf8"),
+            "--s3-bucket",
+            "bucket",
+        ])
         .arg("--public-keys")
         .arg(&keys_file)
         .args(["--digest-period-seconds", &PERIOD_SECONDS.to_string()])
@@ -228,9 +283,20 @@ async fn validate_logs_passes_cairns_chains_and_reports_every_tampering() {
         .expect("run");
     let text = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(0), "{text}");
-    assert!(text.starts_with(&format!("Validating log files for trail {ARN} between {start} and ")), "{text}");
-    assert!(text.contains("\tvalid\n") && text.contains("Results found for "), "{text}");
-    assert!(text.contains(" digest files valid") && text.contains(" log files valid"), "{text}");
+    assert!(
+        text.starts_with(&format!(
+            "Validating log files for trail {ARN} between {start} and "
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("\tvalid\n") && text.contains("Results found for "),
+        "{text}"
+    );
+    assert!(
+        text.contains(" digest files valid") && text.contains(" log files valid"),
+        "{text}"
+    );
 
     // The home chain: its digests (oldest first) and log files.
     let home: Vec<PathBuf> = all
@@ -244,7 +310,12 @@ async fn validate_logs_passes_cairns_chains_and_reports_every_tampering() {
         .collect();
     assert!(home.len() >= 4, "{home:?}");
     let with_logs: Vec<usize> = (0..home.len())
-        .filter(|&i| !DigestDocument::parse(&gunzip(&home[i])).expect("json").log_files.is_empty())
+        .filter(|&i| {
+            !DigestDocument::parse(&gunzip(&home[i]))
+                .expect("json")
+                .log_files
+                .is_empty()
+        })
         .collect();
     assert!(with_logs.len() >= 2, "deliveries in several periods");
     let home_logs: Vec<PathBuf> = all
@@ -258,119 +329,199 @@ async fn validate_logs_passes_cairns_chains_and_reports_every_tampering() {
         .collect();
     let d: Vec<String> = home.iter().map(|p| key_of(&bucket, p)).collect();
     let l: Vec<String> = home_logs.iter().map(|p| key_of(&bucket, p)).collect();
-    let middle = with_logs.iter().copied().find(|&i| i > 0 && i + 1 < home.len()).unwrap_or(1);
+    let middle = with_logs
+        .iter()
+        .copied()
+        .find(|&i| i > 0 && i + 1 < home.len())
+        .unwrap_or(1);
     let other_key = SigningKey::generate().expect("key");
 
     type Tamper = Box<dyn Fn(&Path)>;
     let cases: Vec<(&str, Tamper, &str, String)> = vec![
-        ("flipped byte in a log file", Box::new({
-            let f = l[0].clone();
-            move |root: &Path| {
-                let path = root.join(&f);
-                let mut json = gunzip(&path);
-                json[20] ^= 1;
-                std::fs::write(&path, cairn_logfile::body::gzip(&json)).expect("write");
-            }
-        }), "log_hash_mismatch", l[0].clone()),
-        ("truncated log file", Box::new({
-            let f = l[0].clone();
-            move |root: &Path| {
-                let path = root.join(&f);
-                let bytes = std::fs::read(&path).expect("read");
-                std::fs::write(&path, &bytes[..bytes.len() / 2]).expect("write");
-            }
-        }), "log_invalid_format", l[0].clone()),
-        ("second gzip member appended", Box::new({
-            let f = l[0].clone();
-            move |root: &Path| {
-                let path = root.join(&f);
-                let mut bytes = std::fs::read(&path).expect("read");
-                bytes.extend(cairn_logfile::body::gzip(b"{\"Records\":[]}"));
-                std::fs::write(&path, bytes).expect("write");
-            }
-        }), "log_trailing_data", l[0].clone()),
-        ("deleted log file", Box::new({
-            let f = l[0].clone();
-            move |root: &Path| std::fs::remove_file(root.join(&f)).expect("rm")
-        }), "log_not_found", l[0].clone()),
-        ("one deleted digest", Box::new({
-            let f = d[middle].clone();
-            move |root: &Path| std::fs::remove_file(root.join(&f)).expect("rm")
-        }), "digest_not_found", d[middle].clone()),
-        ("two consecutive deleted digests", Box::new({
-            let (a, b) = (d[1].clone(), d[2].clone());
-            move |root: &Path| {
-                std::fs::remove_file(root.join(&a)).expect("rm");
-                std::fs::remove_file(root.join(&b)).expect("rm");
-            }
-        }), "digest_missing", d[1].clone()),
-        ("the newest digest deleted", Box::new({
-            let f = d[d.len() - 1].clone();
-            move |root: &Path| std::fs::remove_file(root.join(&f)).expect("rm")
-        }), "digest_missing", String::new()),
-        ("modified digest", Box::new({
-            let f = d[middle].clone();
-            move |root: &Path| {
-                let path = root.join(&f);
-                let text = String::from_utf8(gunzip(&path)).expect("utf8");
-                let changed = text.replacen("\"hashAlgorithm\":\"SHA-256\"", "\"hashAlgorithm\":\"SHA-256\" ", 1);
-                assert_ne!(text, changed);
-                std::fs::write(&path, cairn_logfile::body::gzip(changed.as_bytes())).expect("write");
-            }
-        }), "digest_signature_failed", d[middle].clone()),
-        ("digest moved to another key", Box::new({
-            let f = d[middle].clone();
-            move |root: &Path| {
-                let path = root.join(&f);
-                let mut key: DigestKey = f.as_str().parse().expect("key");
+        (
+            "flipped byte in a log file",
+            Box::new({
+                let f = l[0].clone();
+                move |root: &Path| {
+                    let path = root.join(&f);
+                    let mut json = gunzip(&path);
+                    json[20] ^= 1;
+                    std::fs::write(&path, cairn_logfile::body::gzip(&json)).expect("write");
+                }
+            }),
+            "log_hash_mismatch",
+            l[0].clone(),
+        ),
+        (
+            "truncated log file",
+            Box::new({
+                let f = l[0].clone();
+                move |root: &Path| {
+                    let path = root.join(&f);
+                    let bytes = std::fs::read(&path).expect("read");
+                    std::fs::write(&path, &bytes[..bytes.len() / 2]).expect("write");
+                }
+            }),
+            "log_invalid_format",
+            l[0].clone(),
+        ),
+        (
+            "second gzip member appended",
+            Box::new({
+                let f = l[0].clone();
+                move |root: &Path| {
+                    let path = root.join(&f);
+                    let mut bytes = std::fs::read(&path).expect("read");
+                    bytes.extend(cairn_logfile::body::gzip(b"{\"Records\":[]}"));
+                    std::fs::write(&path, bytes).expect("write");
+                }
+            }),
+            "log_trailing_data",
+            l[0].clone(),
+        ),
+        (
+            "deleted log file",
+            Box::new({
+                let f = l[0].clone();
+                move |root: &Path| std::fs::remove_file(root.join(&f)).expect("rm")
+            }),
+            "log_not_found",
+            l[0].clone(),
+        ),
+        (
+            "one deleted digest",
+            Box::new({
+                let f = d[middle].clone();
+                move |root: &Path| std::fs::remove_file(root.join(&f)).expect("rm")
+            }),
+            "digest_not_found",
+            d[middle].clone(),
+        ),
+        (
+            "two consecutive deleted digests",
+            Box::new({
+                let (a, b) = (d[1].clone(), d[2].clone());
+                move |root: &Path| {
+                    std::fs::remove_file(root.join(&a)).expect("rm");
+                    std::fs::remove_file(root.join(&b)).expect("rm");
+                }
+            }),
+            "digest_missing",
+            d[1].clone(),
+        ),
+        (
+            "the newest digest deleted",
+            Box::new({
+                let f = d[d.len() - 1].clone();
+                move |root: &Path| std::fs::remove_file(root.join(&f)).expect("rm")
+            }),
+            "digest_missing",
+            String::new(),
+        ),
+        (
+            "modified digest",
+            Box::new({
+                let f = d[middle].clone();
+                move |root: &Path| {
+                    let path = root.join(&f);
+                    let text = String::from_utf8(gunzip(&path)).expect("utf8");
+                    let changed = text.replacen(
+                        "\"hashAlgorithm\":\"SHA-256\"",
+                        "\"hashAlgorithm\":\"SHA-256\" ",
+                        1,
+                    );
+                    assert_ne!(text, changed);
+                    std::fs::write(&path, cairn_logfile::body::gzip(changed.as_bytes()))
+                        .expect("write");
+                }
+            }),
+            "digest_signature_failed",
+            d[middle].clone(),
+        ),
+        (
+            "digest moved to another key",
+            Box::new({
+                let f = d[middle].clone();
+                move |root: &Path| {
+                    let path = root.join(&f);
+                    let mut key: DigestKey = f.as_str().parse().expect("key");
+                    key.end_time += 1000;
+                    let moved = root.join(key.to_string());
+                    std::fs::rename(&path, &moved).expect("mv");
+                    std::fs::rename(sidecar(&path), sidecar(&moved)).expect("mv sidecar");
+                }
+            }),
+            "digest_moved",
+            {
+                let mut key: DigestKey = d[middle].clone().parse().expect("key");
                 key.end_time += 1000;
-                let moved = root.join(key.to_string());
-                std::fs::rename(&path, &moved).expect("mv");
-                std::fs::rename(sidecar(&path), sidecar(&moved)).expect("mv sidecar");
-            }
-        }), "digest_moved", {
-            let mut key: DigestKey = d[middle].clone().parse().expect("key");
-            key.end_time += 1000;
-            key.to_string()
-        }),
-        ("two digests swapped", Box::new({
-            let (a, b) = (d[1].clone(), d[2].clone());
-            move |root: &Path| {
-                let (pa, pb) = (root.join(&a), root.join(&b));
-                let tmp = root.join("swap");
-                std::fs::rename(&pa, &tmp).expect("mv");
-                std::fs::rename(&pb, &pa).expect("mv");
-                std::fs::rename(&tmp, &pb).expect("mv");
-                std::fs::rename(sidecar(&pa), &tmp).expect("mv");
-                std::fs::rename(sidecar(&pb), sidecar(&pa)).expect("mv");
-                std::fs::rename(&tmp, sidecar(&pb)).expect("mv");
-            }
-        }), "digest_moved", d[1].clone()),
-        ("digest signed with another key", Box::new({
-            let (f, k) = (d[middle].clone(), other_key.clone());
-            move |root: &Path| resign(&root.join(&f), &k, false)
-        }), "digest_public_key_not_found", d[middle].clone()),
-        ("forged digest under the right fingerprint", Box::new({
-            let (f, k) = (d[middle].clone(), other_key.clone());
-            move |root: &Path| resign(&root.join(&f), &k, true)
-        }), "digest_signature_failed", d[middle].clone()),
-        ("injected log file", Box::new({
-            let f = l[0].clone();
-            move |root: &Path| {
-                let mut key: LogFileKey = f.as_str().parse().expect("key");
+                key.to_string()
+            },
+        ),
+        (
+            "two digests swapped",
+            Box::new({
+                let (a, b) = (d[1].clone(), d[2].clone());
+                move |root: &Path| {
+                    let (pa, pb) = (root.join(&a), root.join(&b));
+                    let tmp = root.join("swap");
+                    std::fs::rename(&pa, &tmp).expect("mv");
+                    std::fs::rename(&pb, &pa).expect("mv");
+                    std::fs::rename(&tmp, &pb).expect("mv");
+                    std::fs::rename(sidecar(&pa), &tmp).expect("mv");
+                    std::fs::rename(sidecar(&pb), sidecar(&pa)).expect("mv");
+                    std::fs::rename(&tmp, sidecar(&pb)).expect("mv");
+                }
+            }),
+            "digest_moved",
+            d[1].clone(),
+        ),
+        (
+            "digest signed with another key",
+            Box::new({
+                let (f, k) = (d[middle].clone(), other_key.clone());
+                move |root: &Path| resign(&root.join(&f), &k, false)
+            }),
+            "digest_public_key_not_found",
+            d[middle].clone(),
+        ),
+        (
+            "forged digest under the right fingerprint",
+            Box::new({
+                let (f, k) = (d[middle].clone(), other_key.clone());
+                move |root: &Path| resign(&root.join(&f), &k, true)
+            }),
+            "digest_signature_failed",
+            d[middle].clone(),
+        ),
+        (
+            "injected log file",
+            Box::new({
+                let f = l[0].clone();
+                move |root: &Path| {
+                    let mut key: LogFileKey = f.as_str().parse().expect("key");
+                    key.unique = "INJECTEDzzzzzzzz".into();
+                    let path = root.join(key.to_string());
+                    std::fs::write(path, cairn_logfile::body::gzip(b"{\"Records\":[]}"))
+                        .expect("write");
+                }
+            }),
+            "log_unreferenced",
+            {
+                let mut key: LogFileKey = l[0].clone().parse().expect("key");
                 key.unique = "INJECTEDzzzzzzzz".into();
-                let path = root.join(key.to_string());
-                std::fs::write(path, cairn_logfile::body::gzip(b"{\"Records\":[]}")).expect("write");
-            }
-        }), "log_unreferenced", {
-            let mut key: LogFileKey = l[0].clone().parse().expect("key");
-            key.unique = "INJECTEDzzzzzzzz".into();
-            key.to_string()
-        }),
-        ("missing signature", Box::new({
-            let f = d[middle].clone();
-            move |root: &Path| std::fs::remove_file(sidecar(&root.join(&f))).expect("rm")
-        }), "digest_signature_failed", d[middle].clone()),
+                key.to_string()
+            },
+        ),
+        (
+            "missing signature",
+            Box::new({
+                let f = d[middle].clone();
+                move |root: &Path| std::fs::remove_file(sidecar(&root.join(&f))).expect("rm")
+            }),
+            "digest_signature_failed",
+            d[middle].clone(),
+        ),
     ];
     for (n, (name, tamper, class, location)) in cases.into_iter().enumerate() {
         let copy = dir.path().join(format!("case-{n}")).join("bucket");
@@ -380,7 +531,9 @@ async fn validate_logs_passes_cairns_chains_and_reports_every_tampering() {
         let found = classes(&report);
         assert_eq!(code, 1, "{name}: passed validation: {report:#}");
         assert!(
-            found.iter().any(|(c, at)| c == class && at.ends_with(&location)),
+            found
+                .iter()
+                .any(|(c, at)| c == class && at.ends_with(&location)),
             "{name}: not reported as {class} at {location}: {found:#?}"
         );
     }

@@ -395,9 +395,9 @@ pub fn validate(chain: &Chain<'_>) -> Vec<ReportLine> {
         }
         let delivered = key.parse::<LogFileKey>().map(|k| k.delivered_at);
         // A key names its delivery minute: the file was delivered in [t, t + 1 min).
-        let inside = delivered.as_ref().is_ok_and(|&t| {
-            spans.iter().any(|&(s, e)| t < e && t + 60_000 > s) || tail_due(t)
-        });
+        let inside = delivered
+            .as_ref()
+            .is_ok_and(|&t| spans.iter().any(|&(s, e)| t < e && t + 60_000 > s) || tail_due(t));
         if inside {
             report.push((location(chain.bucket, key), Finding::LogUnreferenced));
         }

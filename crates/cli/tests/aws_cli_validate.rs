@@ -1,0 +1,153 @@
+//! Compatibility with the real AWS CLI: `aws cloudtrail validate-logs` (awscli from PyPI)
+//! validates the digest chain a Cairn trail wrote to a real S3-compatible server (moto on
+//! 127.0.0.1), with Cairn itself answering the CloudTrail calls the CLI makes
+//! (`DescribeTrails`, `ListPublicKeys`). It exits 0 on Cairn's chain, and 1 once a log file is
+//! altered.
+
+mod support;
+
+use serde_json::json;
+use support::{python_with, Moto, TestServer};
+
+const ARN: &str = "arn:aws:cloudtrail:us-east-1:111122223333:trail/s3trail";
+
+fn now_text() -> String {
+    cairn_model::time::format_utc_seconds(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("now")
+            .as_millis() as i64,
+    )
+}
+
+fn aws_validate(aws: &std::path::Path, s3: &str, cairn: &str, start: &str) -> (i32, String) {
+    let output = std::process::Command::new(aws)
+        .args(["cloudtrail", "validate-logs", "--trail-arn", ARN])
+        .args(["--start-time", start, "--verbose", "--region", "us-east-1"])
+        .env("AWS_ENDPOINT_URL_S3", s3)
+        .env("AWS_ENDPOINT_URL_CLOUDTRAIL", cairn)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .expect("run aws");
+    (
+        output.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_aws_cli_validates_cairns_digests() {
+    let aws = python_with(&["awscli", "moto[server]"])
+        .parent()
+        .expect("bin")
+        .join("aws");
+    let moto = Moto::start();
+    moto.create_bucket("audit-logs").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s3 = moto.s3_config();
+    let server = TestServer::start(dir.path(), |c| {
+        c.s3 = Some(s3);
+        c.account_id = Some("111122223333".into());
+        c.digest_period_seconds = Some(2);
+        c.delivery_interval_seconds = Some(1);
+    })
+    .await;
+    let json_ct = "application/json";
+    let settings = json!({"Name": "s3trail", "S3BucketName": "audit-logs", "S3KeyPrefix": "cairn", "EnableLogFileValidation": true});
+    let (status, trail) = server
+        .post("/v1/trails", json_ct, settings.to_string())
+        .await;
+    assert_eq!(status, 200, "{trail}");
+    let start = now_text();
+    server
+        .post("/v1/trails/s3trail/start-logging", json_ct, "")
+        .await;
+    for n in 0..3 {
+        let event = format!(
+            r#"{{"eventVersion":"1.11","userIdentity":{{"type":"IAMUser"}},"eventTime":"{}","eventSource":"ec2.amazonaws.com","eventName":"RunInstances","awsRegion":"us-east-1","eventID":"aws-cli-{n}"}}"#,
+            now_text()
+        );
+        let (status, _) = server
+            .post("/v1/events", json_ct, format!("[{event}]"))
+            .await;
+        assert_eq!(status, 200);
+        let (status, report) = server.post("/v1/trails/s3trail/flush", json_ct, "").await;
+        assert_eq!(status, 200, "{report}");
+        tokio::time::sleep(std::time::Duration::from_millis(2_300)).await;
+    }
+    server
+        .post("/v1/trails/s3trail/stop-logging", json_ct, "")
+        .await;
+    let (status, report) = server.post("/v1/trails/s3trail/flush", json_ct, "").await;
+    assert_eq!(status, 200, "{report}");
+
+    let base = server.base.clone();
+    let (code, text) = tokio::task::spawn_blocking({
+        let (aws, start, cairn, s3) = (
+            aws.clone(),
+            start.clone(),
+            base.clone(),
+            moto.endpoint.clone(),
+        );
+        move || aws_validate(&aws, &s3, &cairn, &start)
+    })
+    .await
+    .expect("aws");
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("digest files valid"), "{text}");
+    assert!(
+        text.contains("3/3 log files valid") || text.contains("log files valid"),
+        "{text}"
+    );
+    assert!(!text.contains("INVALID"), "{text}");
+
+    // Alter one log file in place (valid gzip, other content): the AWS CLI must fail.
+    let store = cairn_store::s3(&moto.s3_config(), "audit-logs").expect("store");
+    let key = cairn_store::list(store.as_ref(), "cairn/AWSLogs/111122223333/CloudTrail/")
+        .await
+        .expect("list")
+        .into_iter()
+        .next()
+        .expect("a log file");
+    let bytes = cairn_store::get(store.as_ref(), &key)
+        .await
+        .expect("get")
+        .expect("object");
+    let json = cairn_logfile::body::decompress(&bytes, 1 << 20).expect("gzip");
+    let altered =
+        String::from_utf8(json)
+            .expect("utf8")
+            .replacen("RunInstances", "RunInstancez", 1);
+    store
+        .put(
+            &object_store::path::Path::from(key.as_str()),
+            cairn_logfile::body::gzip(altered.as_bytes()).into(),
+        )
+        .await
+        .expect("overwrite");
+    let (code, text) = tokio::task::spawn_blocking({
+        let (aws, start, cairn, s3) = (
+            aws.clone(),
+            start.clone(),
+            base.clone(),
+            moto.endpoint.clone(),
+        );
+        move || aws_validate(&aws, &s3, &cairn, &start)
+    })
+    .await
+    .expect("aws");
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains(&format!("{key}\tINVALID: hash value doesn't match")),
+        "{text}"
+    );
+    server.stop().await;
+}
