@@ -25,6 +25,9 @@ pub enum BenchCommand {
     Lookup(LookupArgs),
     /// Trail delivery throughput from the WAL to gzip log files on local disk.
     Delivery(DeliveryArgs),
+    /// validate-logs throughput over a generated tree of at least 1 GB, beside zcat | openssl
+    /// and, optionally, the AWS CLI.
+    Validate(crate::bench_validate::ValidateBenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -71,6 +74,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Ingest(args) => ingest(args).await,
         BenchCommand::Lookup(args) => tokio::task::spawn_blocking(move || lookup(args)).await?,
         BenchCommand::Delivery(args) => tokio::task::spawn_blocking(move || delivery(args)).await?,
+        BenchCommand::Validate(args) => crate::bench_validate::validate(args).await,
     }
 }
 
@@ -99,7 +103,7 @@ const SOURCES: &[&str] = &[
 const REGIONS: &[&str] = &["us-east-1", "us-west-2", "eu-west-1", "ap-southeast-2"];
 
 /// A realistic management event of about 1.2 KB.
-fn sample_event(rng: &mut StdRng, i: u64, time: &str) -> String {
+pub(crate) fn sample_event(rng: &mut StdRng, i: u64, time: &str) -> String {
     let user = format!("user-{:04}", rng.gen_range(0..2000));
     let name = NAMES[rng.gen_range(0..NAMES.len())];
     let source = SOURCES[rng.gen_range(0..SOURCES.len())];
@@ -549,7 +553,7 @@ fn lookup(args: LookupArgs) -> anyhow::Result<()> {
 }
 
 /// CPU time (user + system) of this process so far.
-fn process_cpu() -> Duration {
+pub(crate) fn process_cpu() -> Duration {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let fields: Vec<&str> = stat
         .rsplit(')')
