@@ -1,7 +1,8 @@
 //! Crash test during delivery: the real `cairn serve` is killed between uploading a batch and
 //! committing its cursor (a failpoint that aborts exactly there), and at random moments during
 //! ingest and delivery, many times. In the end every acknowledged event is in the trail's
-//! files exactly once.
+//! files exactly once, and the trail's digest chains (log file validation, 1 s periods) are
+//! intact: `cairn validate-logs` passes them.
 
 mod support;
 
@@ -53,7 +54,7 @@ async fn kills_between_upload_and_cursor_commit_never_duplicate_or_lose_events()
     std::fs::write(
         dir.path().join("cairn.toml"),
         format!(
-            "data_dir = \"{}\"\nlisten = \"127.0.0.1:0\"\ndelivery_interval_seconds = 3600\n",
+            "data_dir = \"{}\"\nlisten = \"127.0.0.1:0\"\ndelivery_interval_seconds = 3600\ndigest_period_seconds = 1\n",
             dir.path().join("data").display()
         ),
     )
@@ -68,12 +69,12 @@ async fn kills_between_upload_and_cursor_commit_never_duplicate_or_lose_events()
     let mut acked: HashSet<String> = HashSet::new();
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let rounds = 10;
+    let mut end_time = String::new();
     for round in 0..=rounds {
         let failpoint = round % 2 == 1 && round < rounds;
         let mut server = spawn(dir.path(), failpoint);
         if round == 0 {
-            let settings =
-                json!({"Name": "main", "LocalDirectory": bucket, "IsMultiRegionTrail": true});
+            let settings = json!({"Name": "main", "LocalDirectory": bucket, "IsMultiRegionTrail": true, "EnableLogFileValidation": true});
             let response = client
                 .post(format!("{}/v1/trails", server.base))
                 .body(settings.to_string())
@@ -98,6 +99,13 @@ async fn kills_between_upload_and_cursor_commit_never_duplicate_or_lose_events()
                 response.status().is_success(),
                 "{}",
                 response.text().await.unwrap_or_default()
+            );
+            end_time = cairn_model::time::format_utc_seconds(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .expect("now")
+                    .as_millis() as i64
+                    - 1000,
             );
             let _ = server.child.kill();
             let _ = server.child.wait();
@@ -190,8 +198,45 @@ async fn kills_between_upload_and_cursor_commit_never_duplicate_or_lose_events()
         "{} events is too few to mean anything",
         acked.len()
     );
+    // The digest chains survived every crash: the public keys from the key ring, then
+    // validate-logs over each region's chain.
+    let data = dir.path().join("data");
+    let ring: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data.join("keys/ring.json")).expect("ring"))
+            .expect("ring json");
+    let account = std::fs::read_to_string(data.join("account-id")).expect("account");
+    let account = account.trim();
+    for region in ["us-east-1", "eu-west-1"] {
+        let list: Vec<serde_json::Value> = ring["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .filter(|k| k["region"] == region)
+            .map(|k| json!({"Value": k["public_key"], "Fingerprint": k["fingerprint"]}))
+            .collect();
+        let keys = dir.path().join(format!("keys-{region}.json"));
+        std::fs::write(&keys, json!({ "PublicKeyList": list }).to_string()).expect("keys");
+        let output = Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .args(["validate-logs", "--trail-arn"])
+            .arg(format!("arn:aws:cloudtrail:us-east-1:{account}:trail/main"))
+            .args(["--start-time", &time, "--end-time", &end_time])
+            .args(["--region", region, "--digest-period-seconds", "1"])
+            .arg("--source")
+            .arg(&bucket)
+            .arg("--public-keys")
+            .arg(&keys)
+            .output()
+            .expect("validate-logs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(output.status.code(), Some(0), "{region}: {text}");
+        assert!(text.contains(" log files valid"), "{region}: {text}");
+    }
     eprintln!(
-        "{rounds} crashes, {} acknowledged events, each delivered exactly once",
+        "{rounds} crashes, {} acknowledged events, each delivered exactly once; digest chains valid",
         acked.len()
     );
 }

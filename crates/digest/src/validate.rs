@@ -18,9 +18,10 @@
 //! too.
 //!
 //! **Log files no digest lists.** Keys give the delivery time to the minute, so a file is
-//! required to be listed when its key's minute overlaps a period some digest covers, or falls
-//! after the newest digest of a running chain in a period whose digest is due. A file delivered
-//! in the same minute as validation was enabled, just before it, is therefore reported too.
+//! required to be listed when its key's minute overlaps a period some digest covers (in a
+//! running chain: and ends before the newest digest does), or falls after the newest digest of a
+//! running chain in a period whose digest is due. A file delivered in the same minute as
+//! validation was enabled, just before it, is therefore reported too.
 
 use crate::document::{sha256_hex, DigestDocument};
 use crate::signing::{string_to_sign, PublicKey, SIGNATURE_ALGORITHM};
@@ -394,10 +395,13 @@ pub fn validate(chain: &Chain<'_>) -> Vec<ReportLine> {
             continue;
         }
         let delivered = key.parse::<LogFileKey>().map(|k| k.delivered_at);
-        // A key names its delivery minute: the file was delivered in [t, t + 1 min).
-        let inside = delivered
-            .as_ref()
-            .is_ok_and(|&t| spans.iter().any(|&(s, e)| t < e && t + 60_000 > s) || tail_due(t));
+        // A key names its delivery minute: the file was delivered in [t, t + 1 min). In a
+        // running chain, a file that may have been delivered after the newest digest is listed
+        // by a later one: the tail rule decides.
+        let inside = delivered.as_ref().is_ok_and(|&t| {
+            let settled = tail_from.is_none_or(|newest| t + 60_000 <= newest);
+            (settled && spans.iter().any(|&(s, e)| t < e && t + 60_000 > s)) || tail_due(t)
+        });
         if inside {
             report.push((location(chain.bucket, key), Finding::LogUnreferenced));
         }

@@ -176,12 +176,15 @@ async fn hash_log(
 
 /// Validates the chain `request` names.
 pub async fn run(request: &Request, progress: Arc<Progress>) -> Result<Outcome, ValidateError> {
-    // Digests ending from the window start to one period after its end (AWS: end + 1 h).
+    // Digests ending from the window start to one period after its end (AWS: end + 1 h), and
+    // a minute more: a file whose key (to the minute) is in the window may have been delivered
+    // up to a minute later, and its digest ends up to a period after that.
+    let digests_until = request.end_ms + request.period_ms + 60_000;
     let listed = list_days(
         request,
         "CloudTrail-Digest",
         request.start_ms,
-        request.end_ms + request.period_ms,
+        digests_until,
     )
     .await?;
     let wanted: Vec<String> = listed
@@ -193,7 +196,7 @@ pub async fn run(request: &Request, progress: Arc<Progress>) -> Result<Outcome, 
                     && k.account == request.account
                     && k.region == request.region
                     && k.end_time >= request.start_ms
-                    && k.end_time <= request.end_ms + request.period_ms
+                    && k.end_time <= digests_until
             })
         })
         .collect();
