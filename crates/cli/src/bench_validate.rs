@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 const HOUR: i64 = 3_600_000;
 const ACCOUNT: &str = "123456789012";
 const REGION: &str = "us-east-1";
-const BUCKET: &str = "bench-bucket";
 const TRAIL: &str = "bench";
 
 #[derive(Debug, clap::Args)]
@@ -45,6 +44,8 @@ pub struct ValidateBenchArgs {
 
 struct Tree {
     root: PathBuf,
+    /// A fresh name per run, so a reused S3 endpoint never holds an older tree under it.
+    bucket: String,
     start: i64,
     end: i64,
     files: Vec<String>,
@@ -64,6 +65,7 @@ fn generate(args: &ValidateBenchArgs, root: &Path, key: &SigningKey) -> anyhow::
     let start = end - hours * HOUR;
     let mut tree = Tree {
         root: root.to_owned(),
+        bucket: format!("cairn-bench-{}", now / 1000),
         start,
         end,
         files: Vec::new(),
@@ -124,7 +126,7 @@ fn generate(args: &ValidateBenchArgs, root: &Path, key: &SigningKey) -> anyhow::
         };
         let produced = produce(
             &digest_key,
-            BUCKET,
+            &tree.bucket,
             &cairn_model::time::format_utc_seconds(window),
             &delivered,
             previous.as_ref(),
@@ -155,7 +157,7 @@ fn request(
     cairn_validate::Request {
         store,
         metadata,
-        bucket: BUCKET.into(),
+        bucket: tree.bucket.clone(),
         prefix: None,
         org_id: None,
         account: ACCOUNT.into(),
@@ -370,14 +372,14 @@ async fn aws_cli(
         virtual_hosted_style: false,
     };
     let created = reqwest::Client::new()
-        .put(format!("{}/{BUCKET}", endpoint.trim_end_matches('/')))
+        .put(format!("{}/{}", endpoint.trim_end_matches('/'), tree.bucket))
         .send()
         .await
         .context("creating the bench bucket")?;
     if !created.status().is_success() && created.status().as_u16() != 409 {
         bail!("creating the bench bucket: {}", created.status());
     }
-    let store = cairn_store::s3(&s3, BUCKET)?;
+    let store = cairn_store::s3(&s3, &tree.bucket)?;
     eprintln!("uploading the tree to {endpoint}...");
     upload(tree, store.as_ref()).await?;
     // Cairn serves ListPublicKeys with the tree's key (an operator key file).
@@ -412,7 +414,7 @@ async fn aws_cli(
             "--end-time",
             &display(tree.end),
         ])
-        .args(["--s3-bucket", BUCKET, "--region", REGION])
+        .args(["--s3-bucket", &tree.bucket, "--region", REGION])
         .env("AWS_ENDPOINT_URL_S3", endpoint)
         .env("AWS_ENDPOINT_URL_CLOUDTRAIL", &cairn)
         .env("AWS_ACCESS_KEY_ID", "bench")
