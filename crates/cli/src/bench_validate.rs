@@ -372,7 +372,11 @@ async fn aws_cli(
         virtual_hosted_style: false,
     };
     let created = reqwest::Client::new()
-        .put(format!("{}/{}", endpoint.trim_end_matches('/'), tree.bucket))
+        .put(format!(
+            "{}/{}",
+            endpoint.trim_end_matches('/'),
+            tree.bucket
+        ))
         .send()
         .await
         .context("creating the bench bucket")?;

@@ -147,6 +147,15 @@ async fn validate_logs_passes_cairns_chains_and_reports_every_tampering() {
         .await;
     assert_eq!(status, 200, "{trail}");
     assert_eq!(trail["LogFileValidationEnabled"], true);
+    // Keys name the delivery minute: start just before a minute ends, so that the chain spans
+    // a whole key minute and an injected file stamped with it is unambiguously undigested.
+    let second = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("now")
+        .as_millis()
+        % 60_000) as u64;
+    let wait = (55_000 + 60_000 - second) % 60_000;
+    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
     let start = now_text();
     let (status, _) = server
         .post("/v1/trails/main/start-logging", json_ct, "")
@@ -547,4 +556,105 @@ async fn validate_logs_passes_cairns_chains_and_reports_every_tampering() {
     // Sanity: the pristine tree still passes after all those copies.
     let (code, _) = validate(&bucket, &keys_file, &start, ACCOUNT, REGION);
     assert_eq!(code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_trail_writes_its_final_digest_and_disabling_validation_ends_the_chain() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start(&dir.path().join("data"), |c| {
+        c.account_id = Some(ACCOUNT.into());
+        c.region = Some(REGION.into());
+        c.digest_period_seconds = Some(3600);
+    })
+    .await;
+    let json_ct = "application/json";
+    let start = now_text();
+    let mut finals = Vec::new();
+    for (name, end) in [("deleted", "delete"), ("disabled", "disable")] {
+        let bucket = dir.path().join(name);
+        let settings =
+            json!({"Name": name, "LocalDirectory": bucket, "EnableLogFileValidation": true});
+        let (status, trail) = server
+            .post("/v1/trails", json_ct, settings.to_string())
+            .await;
+        assert_eq!(status, 200, "{trail}");
+        server
+            .post(&format!("/v1/trails/{name}/start-logging"), json_ct, "")
+            .await;
+        let event = format!(
+            r#"{{"eventVersion":"1.11","userIdentity":{{"type":"IAMUser"}},"eventTime":"{}","eventSource":"iam.amazonaws.com","eventName":"CreateUser","awsRegion":"{REGION}","eventID":"{name}-1"}}"#,
+            now_text()
+        );
+        server
+            .post("/v1/events", json_ct, format!("[{event}]"))
+            .await;
+        let (status, _) = server
+            .post(&format!("/v1/trails/{name}/flush"), json_ct, "")
+            .await;
+        assert_eq!(status, 200);
+        if end == "delete" {
+            let response = server
+                .client
+                .delete(format!("{}/v1/trails/{name}", server.base))
+                .send()
+                .await
+                .expect("delete");
+            assert!(response.status().is_success());
+        } else {
+            let settings = json!({"Name": name, "EnableLogFileValidation": false});
+            let response = server
+                .client
+                .patch(format!("{}/v1/trails/{name}", server.base))
+                .body(settings.to_string())
+                .send()
+                .await
+                .expect("update");
+            assert!(response.status().is_success());
+            let (status, _) = server
+                .post(&format!("/v1/trails/{name}/flush"), json_ct, "")
+                .await;
+            assert_eq!(status, 200);
+        }
+        finals.push((name, bucket));
+    }
+    // With an hour's period, each chain is one starting digest that is also its final digest.
+    let mut waited = 0;
+    for (name, bucket) in &finals {
+        let digest = loop {
+            let found = files(bucket)
+                .into_iter()
+                .find(|f| key_of(bucket, f).parse::<DigestKey>().is_ok());
+            if let Some(found) = found {
+                break found;
+            }
+            waited += 1;
+            assert!(waited < 100, "{name}: no final digest");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        };
+        let document = DigestDocument::parse(&gunzip(&digest)).expect("json");
+        assert_eq!(document.previous_digest_signature, None, "{name}: starting");
+        assert_eq!(document.log_files.len(), 1, "{name}: {document:?}");
+        let (_, keys) = server.get("/v1/public-keys?StartTime=0").await;
+        let keys_file = dir.path().join(format!("{name}-keys.json"));
+        std::fs::write(&keys_file, keys.to_string()).expect("keys");
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .args(["validate-logs", "--trail-arn"])
+            .arg(format!(
+                "arn:aws:cloudtrail:{REGION}:{ACCOUNT}:trail/{name}"
+            ))
+            .args(["--start-time", &start, "--source"])
+            .arg(bucket)
+            .arg("--public-keys")
+            .arg(&keys_file)
+            .output()
+            .expect("validate");
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{name}: a final digest ends the chain: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    server.stop().await;
 }

@@ -303,11 +303,22 @@ impl TrailWorker {
         Ok(())
     }
 
-    /// Starts the digest chains when validation is enabled on a logging trail.
-    fn activate(&self, trail: &Trail, ledger: &mut DigestLedger) -> Result<(), String> {
+    /// Starts the digest chains when validation is enabled on a trail that is logging, or
+    /// has events of a logging period still to deliver (`cursor` is the delivery position).
+    fn activate(
+        &self,
+        trail: &Trail,
+        ledger: &mut DigestLedger,
+        cursor: u64,
+    ) -> Result<(), String> {
+        let undelivered = trail
+            .logging
+            .last()
+            .and_then(|p| p.through)
+            .is_some_and(|through| cursor < through);
         if self.config.digests.is_some()
             && trail.log_file_validation_enabled
-            && trail.is_logging()
+            && (trail.is_logging() || undelivered)
             && !ledger.active
         {
             let now = self.clock.now_millis();
@@ -331,7 +342,7 @@ impl TrailWorker {
         };
         let now = self.clock.now_millis();
         let path = self.ledger_path(trail);
-        self.activate(trail, ledger)?;
+        self.activate(trail, ledger, cursor)?;
         // Logging stopped and everything through the stop is delivered, or validation is off.
         let stopped_and_delivered = !trail.is_logging()
             && trail
@@ -583,7 +594,7 @@ impl TrailWorker {
     ) -> Result<FlushReport, String> {
         let delivered_at = self.clock.now_millis();
         let batches = batcher.files(trail, from, to, delivered_at);
-        self.activate(trail, ledger)?;
+        self.activate(trail, ledger, from)?;
         let digesting = self.digesting(trail, ledger);
         let files: Vec<Encoded> = batches
             .iter()

@@ -18,10 +18,11 @@
 //! too.
 //!
 //! **Log files no digest lists.** Keys give the delivery time to the minute, so a file is
-//! required to be listed when its key's minute overlaps a period some digest covers (in a
-//! running chain: and ends before the newest digest does), or falls after the newest digest of a
-//! running chain in a period whose digest is due. A file delivered in the same minute as
-//! validation was enabled, just before it, is therefore reported too.
+//! required to be listed when its key's minute overlaps a period some digest covers and ends
+//! before the newest digest does, or falls after the newest digest of a running chain in a
+//! period whose digest is due. A file delivered in the same minute as validation was enabled,
+//! just before it, is therefore reported too; one delivered in the minute a final digest ends,
+//! after it, is not (it cannot be told from one delivered just before).
 
 use crate::document::{sha256_hex, DigestDocument};
 use crate::signing::{string_to_sign, PublicKey, SIGNATURE_ALGORITHM};
@@ -390,6 +391,10 @@ pub fn validate(chain: &Chain<'_>) -> Vec<ReportLine> {
             from + period * periods.max(1) + period / 4 <= chain.due_until_ms
         })
     };
+    // A file whose minute reaches past the newest digest may have been delivered after it: in
+    // a running chain a later digest lists it (the tail rule); after a final digest it may
+    // never be (validation disabled), so it is not reported.
+    let chain_end = spans.iter().map(|&(_, e)| e).max().unwrap_or(i64::MIN);
     for key in chain.present_logs {
         if referenced.contains(key.as_str()) {
             continue;
@@ -399,7 +404,7 @@ pub fn validate(chain: &Chain<'_>) -> Vec<ReportLine> {
         // running chain, a file that may have been delivered after the newest digest is listed
         // by a later one: the tail rule decides.
         let inside = delivered.as_ref().is_ok_and(|&t| {
-            let settled = tail_from.is_none_or(|newest| t + 60_000 <= newest);
+            let settled = t + 60_000 <= chain_end;
             (settled && spans.iter().any(|&(s, e)| t < e && t + 60_000 > s)) || tail_due(t)
         });
         if inside {
