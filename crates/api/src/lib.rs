@@ -8,6 +8,7 @@
 //! * `GET /v1/event-history` — LookupEvents over Event history ([`history`]).
 //! * `/v1/trails...` — trail administration ([`trails`]).
 //! * `GET /v1/public-keys`, `POST /v1/keys/rotate` — digest signing keys ([`keys`]).
+//! * `/v1/iam/...` — users, access keys, policies ([`iam`]).
 //! * `POST /` — CloudTrail's JSON 1.1 protocol, `DescribeTrails` and `ListPublicKeys` ([`wire`]).
 //! * `GET /healthz`, `GET /readyz`, `GET /metrics`.
 //!
@@ -17,9 +18,11 @@
 //! durable.
 
 pub mod audit;
+pub mod auth;
 pub mod body;
 pub mod error;
 pub mod history;
+pub mod iam;
 pub mod ingest;
 pub mod keys;
 pub mod trails;
@@ -112,6 +115,10 @@ pub struct AppState {
     pub trails: Arc<dyn trails::TrailAdmin>,
     /// Signing-key port.
     pub keys: Arc<dyn keys::KeyAdmin>,
+    /// Authentication, authorization and the record of calls.
+    pub auth: Arc<dyn auth::Authenticator>,
+    /// Identity administration.
+    pub iam: Arc<dyn iam::IamAdmin>,
     /// Limits.
     pub limits: Limits,
 }
@@ -128,6 +135,7 @@ pub fn app(state: AppState) -> Router {
         .route("/", post(wire::handle))
         .merge(trails::routes())
         .merge(keys::routes())
+        .merge(iam::routes())
         .fallback(|| async {
             ApiError {
                 status: axum::http::StatusCode::NOT_FOUND,
@@ -135,6 +143,10 @@ pub fn app(state: AppState) -> Router {
                 message: "no such route".to_owned(),
             }
         })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::layer,
+        ))
         .with_state(state)
 }
 

@@ -152,6 +152,90 @@ impl trails::TrailAdmin for NoTrails {
     }
 }
 
+/// Authentication is tested on its own (cairn-sigv4, the server's tests); these route tests
+/// run as one administrator.
+struct Everyone;
+
+impl auth::Authenticator for Everyone {
+    fn authenticate(
+        &self,
+        _: &cairn_sigv4::Request<'_>,
+    ) -> Result<cairn_iam::Principal, cairn_sigv4::SigError> {
+        Ok(cairn_iam::Principal {
+            kind: "IAMUser",
+            principal_id: "AIDATEST".into(),
+            arn: "arn:aws:iam::111122223333:user/admin".into(),
+            account_id: "111122223333".into(),
+            access_key_id: "AKIATEST".into(),
+            user_name: "admin".into(),
+        })
+    }
+    fn authorize(&self, _: &cairn_iam::Principal, _: &str, _: &str) -> bool {
+        true
+    }
+    fn record_call(&self, _: auth::CallRecord) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+    fn public_metrics(&self) -> bool {
+        false
+    }
+}
+
+/// Identity administration is tested through the server.
+struct NoIam;
+
+fn no_iam() -> ApiError {
+    ApiError::bad_request("NoSuchEntity", "no identities in this test")
+}
+
+impl iam::IamAdmin for NoIam {
+    fn create_user(
+        &self,
+        _: trails::Caller,
+        _: String,
+    ) -> BoxFuture<'_, Result<serde_json::Value, ApiError>> {
+        Box::pin(async { Err(no_iam()) })
+    }
+    fn list_users(&self) -> Result<serde_json::Value, ApiError> {
+        Err(no_iam())
+    }
+    fn create_access_key(
+        &self,
+        _: trails::Caller,
+        _: String,
+    ) -> BoxFuture<'_, Result<serde_json::Value, ApiError>> {
+        Box::pin(async { Err(no_iam()) })
+    }
+    fn list_access_keys(&self, _: &str) -> Result<serde_json::Value, ApiError> {
+        Err(no_iam())
+    }
+    fn delete_access_key(
+        &self,
+        _: trails::Caller,
+        _: String,
+        _: String,
+    ) -> BoxFuture<'_, Result<(), ApiError>> {
+        Box::pin(async { Err(no_iam()) })
+    }
+    fn attach_policy(
+        &self,
+        _: trails::Caller,
+        _: String,
+        _: String,
+    ) -> BoxFuture<'_, Result<(), ApiError>> {
+        Box::pin(async { Err(no_iam()) })
+    }
+    fn put_user_policy(
+        &self,
+        _: trails::Caller,
+        _: String,
+        _: String,
+        _: String,
+    ) -> BoxFuture<'_, Result<(), ApiError>> {
+        Box::pin(async { Err(no_iam()) })
+    }
+}
+
 /// Two eu-west-1 keys: one valid 1000–2000 s, the current one from 2000 s; now is 3000 s.
 struct TwoKeys;
 
@@ -254,10 +338,28 @@ async fn public_keys_by_window_on_the_native_route_and_the_cloudtrail_protocol()
         (status, body["trailList"].clone()),
         (StatusCode::OK, serde_json::json!([]))
     );
-    let (status, body) = call(router.clone(), wire("CreateTrail", "{}")).await;
+    let (status, body) = call(router.clone(), wire("CreateEventDataStore", "{}")).await;
     assert_eq!(
         (status, body["__type"].as_str()),
         (StatusCode::BAD_REQUEST, Some("UnknownOperationException"))
+    );
+    let (status, body) = call(
+        router.clone(),
+        wire(
+            "CreateTrail",
+            r#"{"Name":"t","S3BucketName":"b","KmsKeyId":"k"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(
+        (status, body["__type"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("InvalidParameterException"))
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("KmsKeyId")),
+        "{body}"
     );
     let (status, body) = call(router.clone(), wire("ListPublicKeys", "[1]")).await;
     assert_eq!(
@@ -284,6 +386,8 @@ fn router_with(ingest: Arc<FakeIngest>) -> Router {
         health: Arc::new(FakeHealth),
         trails: Arc::new(NoTrails),
         keys: Arc::new(TwoKeys),
+        auth: Arc::new(Everyone),
+        iam: Arc::new(NoIam),
         limits: Limits {
             max_request_bytes: 512 * 1024,
             max_events_per_request: 50,

@@ -32,6 +32,8 @@ pub struct Caller {
     pub source_ip: String,
     /// Its `User-Agent`.
     pub user_agent: Option<String>,
+    /// The signer (set by the authentication layer).
+    pub identity: Option<cairn_iam::Principal>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
@@ -50,6 +52,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
         Ok(Self {
             source_ip,
             user_agent,
+            identity: parts.extensions.get::<cairn_iam::Principal>().cloned(),
         })
     }
 }

@@ -1,11 +1,13 @@
-//! CloudTrail's JSON 1.1 protocol (spec §5.1): `POST /` with
+//! CloudTrail's JSON 1.1 protocol (spec §5.1–5.6): `POST /` with
 //! `X-Amz-Target: com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.<Operation>`.
 //!
-//! Operations served so far: `DescribeTrails` and `ListPublicKeys` — what
-//! `aws cloudtrail validate-logs` calls. Every other operation answers 400
-//! `UnknownOperationException` naming it. Requests are not authenticated yet (the server
-//! listens on loopback only until SigV4 lands); a `ListPublicKeys` call takes its region from the
-//! SigV4 credential scope the client sends, as AWS's regional endpoints do.
+//! Served: `CreateTrail`, `UpdateTrail`, `DeleteTrail`, `DescribeTrails`, `GetTrail`,
+//! `GetTrailStatus`, `ListTrails`, `StartLogging`, `StopLogging`, `PutEventSelectors`,
+//! `GetEventSelectors`, `LookupEvents`, `ListPublicKeys`, with CloudTrail's request and response
+//! shapes and exception names. Every other operation answers 400 `UnknownOperationException`
+//! naming it. Regional operations (`LookupEvents`, `ListPublicKeys`) take the region of the SigV4
+//! credential scope, as AWS's regional endpoints do. Requests are authenticated and authorized
+//! by [`crate::auth`] before they get here.
 
 use crate::error::ApiError;
 use crate::AppState;
@@ -14,7 +16,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-const TARGET_PREFIX: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.";
+use crate::auth::TARGET_PREFIX;
 
 /// The region of a SigV4 `Authorization` header's credential scope, if any.
 fn scope_region(headers: &HeaderMap) -> Option<String> {
@@ -33,7 +35,131 @@ fn answer(body: Value) -> Response {
     response
 }
 
-async fn dispatch(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
+/// A trail in CloudTrail's shape (no Cairn-only members).
+fn wire_trail(trail: &cairn_catalog::Trail) -> Value {
+    let mut out = crate::trails::trail_out(trail);
+    if let Some(map) = out.as_object_mut() {
+        map.remove("LocalDirectory");
+        map.remove("OrganizationId");
+    }
+    out
+}
+
+/// CreateTrail / UpdateTrail members; the ones Cairn does not implement are refused by name.
+fn trail_settings(request: &Value) -> Result<cairn_catalog::TrailSettings, ApiError> {
+    let mut request = request.clone();
+    if let Some(map) = request.as_object_mut() {
+        for unsupported in [
+            "SnsTopicName",
+            "CloudWatchLogsLogGroupArn",
+            "CloudWatchLogsRoleArn",
+            "KmsKeyId",
+            "TagsList",
+        ] {
+            if map.get(unsupported).is_some_and(|v| !v.is_null()) {
+                return Err(ApiError::bad_request(
+                    "InvalidParameterException",
+                    format!("{unsupported} is not supported by Cairn"),
+                ));
+            }
+            map.remove(unsupported);
+        }
+    }
+    serde_json::from_value(request).map_err(|e| {
+        ApiError::bad_request(
+            "InvalidParameterException",
+            format!("trail settings are invalid: {e}"),
+        )
+    })
+}
+
+/// LookupEvents' request as a history query.
+fn lookup_query(request: &Value, region: &str) -> Result<cairn_history::LookupQuery, ApiError> {
+    use cairn_history::keys::AttributeKey;
+    let mut query = cairn_history::LookupQuery::region(region);
+    if let Some(map) = request.as_object() {
+        for key in map.keys() {
+            if !matches!(
+                key.as_str(),
+                "LookupAttributes"
+                    | "StartTime"
+                    | "EndTime"
+                    | "EventCategory"
+                    | "MaxResults"
+                    | "NextToken"
+            ) {
+                return Err(ApiError::bad_request(
+                    "InvalidParameterException",
+                    format!("unknown LookupEvents member {key}"),
+                ));
+            }
+        }
+    }
+    let invalid_attributes =
+        |m: String| ApiError::bad_request("InvalidLookupAttributesException", m);
+    match request.get("LookupAttributes") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(list)) if list.len() <= 1 => {
+            if let Some(attribute) = list.first() {
+                let key = attribute["AttributeKey"]
+                    .as_str()
+                    .ok_or_else(|| invalid_attributes("AttributeKey is required".into()))?;
+                let value = attribute["AttributeValue"]
+                    .as_str()
+                    .ok_or_else(|| invalid_attributes("AttributeValue is required".into()))?;
+                let parsed = AttributeKey::parse(key).ok_or_else(|| {
+                    invalid_attributes(format!(
+                        "unknown AttributeKey {key:?}; use one of {}",
+                        AttributeKey::ALL.map(AttributeKey::as_str).join(", ")
+                    ))
+                })?;
+                query.attribute = Some((parsed, value.to_owned()));
+            }
+        }
+        Some(Value::Array(_)) => {
+            return Err(invalid_attributes(
+                "at most one LookupAttribute may be given".into(),
+            ))
+        }
+        Some(_) => return Err(invalid_attributes("LookupAttributes must be a list".into())),
+    }
+    for (name, slot) in [
+        ("StartTime", &mut query.start_time),
+        ("EndTime", &mut query.end_time),
+    ] {
+        if let Some(v) = request.get(name).filter(|v| !v.is_null()) {
+            *slot = Some(crate::keys::parse_time(name, v)?);
+        }
+    }
+    match request.get("EventCategory").and_then(Value::as_str) {
+        None => {}
+        Some("insight") => query.insights = true,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "InvalidEventCategoryException",
+                format!("EventCategory must be insight, got {other:?}"),
+            ))
+        }
+    }
+    if let Some(n) = request.get("MaxResults").filter(|v| !v.is_null()) {
+        let n = n.as_u64().ok_or_else(|| {
+            ApiError::bad_request("InvalidMaxResultsException", "MaxResults must be 1 to 50")
+        })?;
+        query.max_results = Some(n as usize);
+    }
+    query.next_token = request
+        .get("NextToken")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    Ok(query)
+}
+
+async fn dispatch(
+    state: &AppState,
+    caller: crate::trails::Caller,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Value, ApiError> {
     let target = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
@@ -62,7 +188,85 @@ async fn dispatch(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<
             "the request body must be a JSON object",
         ));
     }
+    let trails = &state.trails;
+    let field = |name: &str| -> Result<String, ApiError> {
+        request
+            .get(name)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                ApiError::bad_request("InvalidTrailNameException", format!("{name} is required"))
+            })
+    };
+    let time = |name: &str| {
+        request
+            .get(name)
+            .filter(|v| !v.is_null())
+            .map(|v| crate::keys::parse_time(name, v))
+            .transpose()
+    };
     match operation {
+        "CreateTrail" | "UpdateTrail" => {
+            let settings = trail_settings(&request)?;
+            let trail = if operation == "CreateTrail" {
+                trails.create(caller, settings).await?
+            } else {
+                let name = settings.name.clone();
+                trails.update(caller, name, settings).await?
+            };
+            Ok(wire_trail(&trail))
+        }
+        "DeleteTrail" => {
+            trails.delete(caller, field("Name")?).await?;
+            Ok(json!({}))
+        }
+        "StartLogging" => {
+            trails.start_logging(caller, field("Name")?).await?;
+            Ok(json!({}))
+        }
+        "StopLogging" => {
+            trails.stop_logging(caller, field("Name")?).await?;
+            Ok(json!({}))
+        }
+        "GetTrail" => Ok(json!({ "Trail": wire_trail(&trails.get(&field("Name")?)?) })),
+        "GetTrailStatus" => Ok(crate::trails::status_out(&trails.get(&field("Name")?)?)),
+        "ListTrails" => {
+            let list: Vec<Value> = trails
+                .list()
+                .iter()
+                .map(|t| json!({ "TrailARN": t.arn, "Name": t.name, "HomeRegion": t.scope.home_region }))
+                .collect();
+            Ok(json!({ "Trails": list }))
+        }
+        "GetEventSelectors" => {
+            Ok(crate::trails::selectors_out(&trails.get(&field("TrailName")?)?))
+        }
+        "PutEventSelectors" => {
+            let name = field("TrailName")?;
+            let mut rest = request.clone();
+            if let Some(map) = rest.as_object_mut() {
+                map.remove("TrailName");
+            }
+            let selectors: cairn_selectors::Selectors =
+                serde_json::from_value(rest).map_err(|e| {
+                    ApiError::bad_request(
+                        "InvalidEventSelectorsException",
+                        format!("EventSelectors or AdvancedEventSelectors are invalid: {e}"),
+                    )
+                })?;
+            let trail = trails.put_event_selectors(caller, name, selectors).await?;
+            Ok(crate::trails::selectors_out(&trail))
+        }
+        "LookupEvents" => {
+            let region = scope_region(headers).unwrap_or_else(|| state.ingest.region().to_owned());
+            let query = lookup_query(&request, &region)?;
+            let page = state
+                .query
+                .lookup(query)
+                .await
+                .map_err(crate::history::history_error)?;
+            Ok(serde_json::to_value(crate::history::page_out(page)).expect("page serializes"))
+        }
         "DescribeTrails" => {
             let wanted: Option<Vec<String>> = match request.get("trailNameList") {
                 None | Some(Value::Null) => None,
@@ -106,13 +310,6 @@ async fn dispatch(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<
             Ok(json!({ "trailList": trails }))
         }
         "ListPublicKeys" => {
-            let time = |name: &str| {
-                request
-                    .get(name)
-                    .filter(|v| !v.is_null())
-                    .map(|v| crate::keys::parse_time(name, v))
-                    .transpose()
-            };
             let region = scope_region(headers).unwrap_or_else(|| state.keys.default_region());
             crate::keys::list_public_keys(
                 state.keys.as_ref(),
@@ -123,7 +320,7 @@ async fn dispatch(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<
         }
         other => Err(ApiError::bad_request(
             "UnknownOperationException",
-            format!("CloudTrail operation {other} is not served by this version of Cairn (served: DescribeTrails, ListPublicKeys)"),
+            format!("CloudTrail operation {other} is not served by Cairn (served: CreateTrail, UpdateTrail, DeleteTrail, DescribeTrails, GetTrail, GetTrailStatus, ListTrails, StartLogging, StopLogging, PutEventSelectors, GetEventSelectors, LookupEvents, ListPublicKeys)"),
         )),
     }
 }
@@ -131,10 +328,11 @@ async fn dispatch(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<
 /// `POST /`.
 pub async fn handle(
     State(state): State<AppState>,
+    caller: crate::trails::Caller,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    match dispatch(&state, &headers, &body).await {
+    match dispatch(&state, caller, &headers, &body).await {
         Ok(value) => answer(value),
         Err(e) => e.into_response(),
     }

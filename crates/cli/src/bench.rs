@@ -196,10 +196,16 @@ impl Drop for ChildServer {
     }
 }
 
-async fn metric(client: &reqwest::Client, base: &str, name: &str) -> anyhow::Result<f64> {
+async fn metric(
+    client: &reqwest::Client,
+    credentials: &crate::sign::Credentials,
+    base: &str,
+    name: &str,
+) -> anyhow::Result<f64> {
+    use crate::sign::SendSigned;
     let text = client
         .get(format!("{base}/metrics"))
-        .send()
+        .send_signed_with(credentials)
         .await?
         .text()
         .await?;
@@ -279,6 +285,10 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The server wrote its administrator credential at first start.
+    let credentials =
+        crate::sign::from_file(&scratch.path().join("data/admin-credentials"), "default")?
+            .context("the server wrote no admin-credentials")?;
 
     eprintln!(
         "sending {} requests of {} events from {} clients...",
@@ -291,13 +301,15 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..args.clients {
-        let (client, bodies, next, url) = (
+        let (client, bodies, next, url, credentials) = (
             client.clone(),
             bodies.clone(),
             next.clone(),
             format!("{base}/v1/events"),
+            credentials.clone(),
         );
         tasks.push(tokio::spawn(async move {
+            use crate::sign::SendSigned;
             let mut latencies = Vec::new();
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -309,7 +321,7 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
                     .post(&url)
                     .header("content-type", "application/json")
                     .body(body.clone())
-                    .send()
+                    .send_signed_with(&credentials)
                     .await?;
                 let status = response.status();
                 let text = response.bytes().await?;
@@ -329,7 +341,7 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     }
     let elapsed = started.elapsed();
     latencies.sort_unstable();
-    let accepted = metric(&client, &base, "cairn_events_accepted_total").await?;
+    let accepted = metric(&client, &credentials, &base, "cairn_events_accepted_total").await?;
     if accepted as usize != args.events {
         bail!(
             "server accepted {accepted} events, expected {}",
@@ -337,7 +349,9 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         );
     }
     let index_started = Instant::now();
-    while metric(&client, &base, "cairn_history_indexed_total").await? < args.events as f64 {
+    while metric(&client, &credentials, &base, "cairn_history_indexed_total").await?
+        < args.events as f64
+    {
         if index_started.elapsed() > Duration::from_secs(600) {
             bail!("history indexing did not catch up");
         }

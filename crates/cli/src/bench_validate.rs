@@ -399,6 +399,9 @@ async fn aws_cli(
     };
     let running = cairn_server::start(raw.resolve()?, Arc::new(cairn_model::SystemClock)).await?;
     let cairn = format!("http://{}", running.local_addr);
+    // The AWS CLI signs with Cairn's administrator (moto accepts any credential).
+    let admin = crate::sign::from_file(&scratch.join("server/admin-credentials"), "default")?
+        .context("the server wrote no admin-credentials")?;
     let (cairn_s3, _) = run_cairn(
         tree,
         &request(tree, store, cairn_store::MetadataStyle::ObjectMetadata, key),
@@ -421,8 +424,8 @@ async fn aws_cli(
         .args(["--s3-bucket", &tree.bucket, "--region", REGION])
         .env("AWS_ENDPOINT_URL_S3", endpoint)
         .env("AWS_ENDPOINT_URL_CLOUDTRAIL", &cairn)
-        .env("AWS_ACCESS_KEY_ID", "bench")
-        .env("AWS_SECRET_ACCESS_KEY", "bench")
+        .env("AWS_ACCESS_KEY_ID", &admin.access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &admin.secret_access_key)
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
     let output = tokio::task::spawn_blocking(move || command.output())

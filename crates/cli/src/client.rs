@@ -1,6 +1,7 @@
 //! Client commands: `put-events` and `lookup-events`.
 
 use crate::input::{encode_chunk, read_input, split};
+use crate::sign::SendSigned;
 use anyhow::{bail, Context};
 use serde::Deserialize;
 use serde_json::Value;
@@ -94,7 +95,7 @@ pub async fn put_events(args: PutEventsArgs) -> anyhow::Result<ExitCode> {
                     .post(&url)
                     .header("content-type", content_type)
                     .body(body.clone())
-                    .send()
+                    .send_signed()
                     .await
                     .with_context(|| format!("sending events to {url}"))?;
                 if response.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE {
@@ -223,7 +224,7 @@ pub async fn lookup_events(args: LookupArgs) -> anyhow::Result<()> {
         let query: String = form_encode(&params);
         let response = client
             .get(format!("{url}?{query}"))
-            .send()
+            .send_signed()
             .await
             .with_context(|| format!("querying {url}"))?;
         if !response.status().is_success() {

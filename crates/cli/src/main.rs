@@ -4,6 +4,7 @@ mod bench;
 mod bench_validate;
 mod client;
 mod input;
+mod sign;
 mod trails;
 mod validate;
 
@@ -52,9 +53,6 @@ struct ServeArgs {
     /// Listen address [default: 127.0.0.1:7474].
     #[arg(long)]
     listen: Option<String>,
-    /// Allow a non-loopback listen address (the API is not authenticated yet).
-    #[arg(long)]
-    allow_remote: bool,
     /// The deployment's 12-digit account id [default: random, created at first start].
     #[arg(long)]
     account_id: Option<String>,
@@ -98,9 +96,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.listen.is_some() {
         raw.listen = args.listen;
     }
-    if args.allow_remote {
-        raw.allow_remote = Some(true);
-    }
     if args.account_id.is_some() {
         raw.account_id = args.account_id;
     }
@@ -120,14 +115,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         data_dir.display(),
         running.account_id
     );
-    if running.local_addr.ip().is_loopback() {
-        eprintln!("bound to loopback only: the API is not authenticated yet (see --allow-remote)");
-    } else {
+    if let Some(path) = &running.admin_credentials {
         eprintln!(
-            "WARNING: listening on {} without authentication",
-            running.local_addr
+            "first start: administrator credentials written to {} (mode 0600); the cairn commands find them there when run from this directory, the AWS CLI with AWS_SHARED_CREDENTIALS_FILE={}",
+            path.display(),
+            path.display()
         );
     }
+    eprintln!("every call but /healthz and /readyz must be signed (AWS SigV4)");
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
     tokio::select! {

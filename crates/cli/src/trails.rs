@@ -1,6 +1,7 @@
 //! `cairn trails ...`: trail administration against a running server.
 
 use crate::client::{error_text, percent_encode, DEFAULT_ENDPOINT};
+use crate::sign::SendSigned;
 use anyhow::{bail, Context};
 use clap::Subcommand;
 use serde_json::{json, Value};
@@ -200,7 +201,7 @@ pub async fn run(args: TrailsArgs) -> anyhow::Result<()> {
     };
     let response = request
         .header("content-type", "application/json")
-        .send()
+        .send_signed()
         .await
         .with_context(|| format!("calling {base}"))?;
     if !response.status().is_success() {

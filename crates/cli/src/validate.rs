@@ -2,6 +2,7 @@
 //! `cairn keys list|rotate`.
 
 use crate::client::{error_text, http, percent_encode, DEFAULT_ENDPOINT};
+use crate::sign::SendSigned;
 use anyhow::{bail, Context};
 use cairn_digest::validate::{Finding, ReportLine};
 use cairn_digest::PublicKey;
@@ -201,7 +202,7 @@ async fn resolve_source(args: &ValidateArgs, arn: &Arn) -> anyhow::Result<Source
             );
             let response = http()?
                 .get(&url)
-                .send()
+                .send_signed()
                 .await
                 .with_context(|| format!("asking {} for the trail", args.endpoint))?;
             if !response.status().is_success() {
@@ -263,7 +264,7 @@ async fn public_keys(
                 start / 1000,
                 end / 1000
             );
-            let response = http()?.get(&url).send().await.with_context(|| {
+            let response = http()?.get(&url).send_signed().await.with_context(|| {
                 format!(
                     "asking {} for public keys (give --public-keys FILE to validate without a server)",
                     args.endpoint
@@ -617,7 +618,7 @@ pub async fn keys(args: KeysArgs) -> anyhow::Result<()> {
             let url = format!("{base}/v1/public-keys?{}", params.join("&"));
             let response = http()?
                 .get(&url)
-                .send()
+                .send_signed()
                 .await
                 .with_context(|| format!("connecting to {base}"))?;
             if !response.status().is_success() {
@@ -656,7 +657,7 @@ pub async fn keys(args: KeysArgs) -> anyhow::Result<()> {
             }
             let response = http()?
                 .post(&url)
-                .send()
+                .send_signed()
                 .await
                 .with_context(|| format!("connecting to {base}"))?;
             if !response.status().is_success() {

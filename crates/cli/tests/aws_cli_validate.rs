@@ -20,14 +20,21 @@ fn now_text() -> String {
     )
 }
 
-fn aws_validate(aws: &std::path::Path, s3: &str, cairn: &str, start: &str) -> (i32, String) {
+fn aws_validate(
+    aws: &std::path::Path,
+    s3: &str,
+    cairn: &str,
+    start: &str,
+    creds: &support::Creds,
+) -> (i32, String) {
     let output = std::process::Command::new(aws)
         .args(["cloudtrail", "validate-logs", "--trail-arn", ARN])
         .args(["--start-time", start, "--verbose", "--region", "us-east-1"])
         .env("AWS_ENDPOINT_URL_S3", s3)
         .env("AWS_ENDPOINT_URL_CLOUDTRAIL", cairn)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        // Cairn's administrator; moto accepts any credential.
+        .env("AWS_ACCESS_KEY_ID", &creds.id)
+        .env("AWS_SECRET_ACCESS_KEY", &creds.secret)
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
         .env_remove("AWS_PROFILE")
@@ -97,7 +104,8 @@ async fn the_aws_cli_validates_cairns_digests() {
             base.clone(),
             moto.endpoint.clone(),
         );
-        move || aws_validate(&aws, &s3, &cairn, &start)
+        let creds = server.creds.clone();
+        move || aws_validate(&aws, &s3, &cairn, &start, &creds)
     })
     .await
     .expect("aws");
@@ -140,7 +148,8 @@ async fn the_aws_cli_validates_cairns_digests() {
             base.clone(),
             moto.endpoint.clone(),
         );
-        move || aws_validate(&aws, &s3, &cairn, &start)
+        let creds = server.creds.clone();
+        move || aws_validate(&aws, &s3, &cairn, &start, &creds)
     })
     .await
     .expect("aws");

@@ -16,11 +16,14 @@ async fn boto3_put_audit_events_works_unmodified() {
         TestServer::start(dir.path(), |c| c.account_id = Some("210987654321".into())).await;
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/put_audit_events.py");
     let base = server.base.clone();
+    let creds = server.creds.clone();
     let output = tokio::task::spawn_blocking(move || {
         Command::new(python)
             .arg(script)
             .arg(base)
             .arg("210987654321")
+            .arg(&creds.id)
+            .arg(&creds.secret)
             .output()
     })
     .await

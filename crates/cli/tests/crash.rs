@@ -58,8 +58,12 @@ fn event(id: &str, time: &str) -> String {
 }
 
 /// Every id in Event history (us-east-1), each exactly once.
-async fn history_ids(client: &reqwest::Client, base: &str) -> HashSet<String> {
-    support::wait_indexed(client, base).await;
+async fn history_ids(
+    client: &reqwest::Client,
+    base: &str,
+    creds: &support::Creds,
+) -> HashSet<String> {
+    support::wait_indexed(client, base, creds).await;
     let mut ids = HashSet::new();
     let mut token: Option<String> = None;
     loop {
@@ -67,11 +71,8 @@ async fn history_ids(client: &reqwest::Client, base: &str) -> HashSet<String> {
         if let Some(t) = &token {
             url.push_str(&format!("&next-token={}", support::encode(t)));
         }
-        let page: serde_json::Value = client
-            .get(url)
-            .send()
+        let page: serde_json::Value = support::send(client.get(url), creds)
             .await
-            .expect("lookup")
             .json_value()
             .await;
         for event in page["Events"].as_array().expect("events") {
@@ -122,7 +123,8 @@ async fn sigkill_during_concurrent_ingest_loses_no_acknowledged_event() {
     let rounds = 12;
     for round in 0..=rounds {
         let mut server = spawn(dir.path());
-        let present = history_ids(&client, &server.base).await;
+        let creds = support::Creds::admin(&dir.path().join("data"));
+        let present = history_ids(&client, &server.base, &creds).await;
         let acked_now = acked.lock().expect("acked").clone();
         let missing: Vec<_> = acked_now.difference(&present).take(5).collect();
         assert!(
@@ -135,8 +137,8 @@ async fn sigkill_during_concurrent_ingest_loses_no_acknowledged_event() {
             "round {round}: no recovery report:\n{log}"
         );
         assert!(
-            log.contains("bound to loopback only"),
-            "round {round}: the loopback-only binding is not announced:\n{log}"
+            log.contains("must be signed"),
+            "round {round}: the signing requirement is not announced:\n{log}"
         );
         let torn_bytes_cut: u64 = log
             .lines()
@@ -169,12 +171,13 @@ async fn sigkill_during_concurrent_ingest_loses_no_acknowledged_event() {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut tasks = Vec::new();
         for task in 0..4 {
-            let (client, base, acked, stop, time) = (
+            let (client, base, acked, stop, time, creds) = (
                 client.clone(),
                 server.base.clone(),
                 acked.clone(),
                 stop.clone(),
                 time.clone(),
+                creds.clone(),
             );
             tasks.push(tokio::spawn(async move {
                 let mut n = 0;
@@ -190,12 +193,14 @@ async fn sigkill_during_concurrent_ingest_loses_no_acknowledged_event() {
                             .collect::<Vec<_>>()
                             .join(",")
                     );
-                    let response = client
-                        .post(format!("{base}/v1/events"))
-                        .header("content-type", "application/json")
-                        .body(body)
-                        .send()
-                        .await;
+                    let response = support::try_send(
+                        client
+                            .post(format!("{base}/v1/events"))
+                            .header("content-type", "application/json")
+                            .body(body),
+                        &creds,
+                    )
+                    .await;
                     let Ok(response) = response else { return };
                     if response.status() != 200 {
                         continue;

@@ -73,33 +73,43 @@ async fn kills_between_upload_and_cursor_commit_never_duplicate_or_lose_events()
     for round in 0..=rounds {
         let failpoint = round % 2 == 1 && round < rounds;
         let mut server = spawn(dir.path(), failpoint);
+        let creds = support::Creds::admin(&dir.path().join("data"));
         if round == 0 {
             let settings = json!({"Name": "main", "LocalDirectory": bucket, "IsMultiRegionTrail": true, "EnableLogFileValidation": true});
-            let response = client
-                .post(format!("{}/v1/trails", server.base))
-                .body(settings.to_string())
-                .send()
-                .await
-                .expect("create");
+            let response = support::send(
+                client
+                    .post(format!("{}/v1/trails", server.base))
+                    .body(settings.to_string()),
+                &creds,
+            )
+            .await;
             assert!(response.status().is_success());
-            client
-                .post(format!("{}/v1/trails/main/start-logging", server.base))
-                .send()
-                .await
-                .expect("start");
+            support::send(
+                client.post(format!("{}/v1/trails/main/start-logging", server.base)),
+                &creds,
+            )
+            .await;
         }
         if round == rounds {
             // Final: a clean run delivers whatever is pending.
-            let response = client
-                .post(format!("{}/v1/trails/main/flush", server.base))
-                .send()
-                .await
-                .expect("flush");
+            let response = support::send(
+                client.post(format!("{}/v1/trails/main/flush", server.base)),
+                &creds,
+            )
+            .await;
             assert!(
                 response.status().is_success(),
                 "{}",
                 response.text().await.unwrap_or_default()
             );
+            // Past a digest boundary, so the chains hold at least one digest each.
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let response = support::send(
+                client.post(format!("{}/v1/trails/main/flush", server.base)),
+                &creds,
+            )
+            .await;
+            assert!(response.status().is_success());
             end_time = cairn_model::time::format_utc_seconds(
                 std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -132,16 +142,17 @@ async fn kills_between_upload_and_cursor_commit_never_duplicate_or_lose_events()
         // Events acknowledged before this round's delivery attempt...
         for batch in 0..rng.gen_range(2..5) {
             let (ids, request) = post(batch);
-            let response = request.send().await.expect("ingest");
+            let response = support::send(request, &creds).await;
             assert!(response.status().is_success());
             acked.extend(ids);
         }
         if failpoint {
             // ...are uploaded, then the process aborts before committing the cursor.
-            let _ = client
-                .post(format!("{}/v1/trails/main/flush", server.base))
-                .send()
-                .await;
+            let _ = support::try_send(
+                client.post(format!("{}/v1/trails/main/flush", server.base)),
+                &creds,
+            )
+            .await;
             let status = server.child.wait().expect("wait");
             assert!(
                 !status.success(),
@@ -151,25 +162,30 @@ async fn kills_between_upload_and_cursor_commit_never_duplicate_or_lose_events()
         }
         // A replayed round delivers first what the aborted one uploaded; then more events, and
         // a kill at a random moment of a second delivery.
-        let response = client
-            .post(format!("{}/v1/trails/main/flush", server.base))
-            .send()
-            .await
-            .expect("flush");
+        let response = support::send(
+            client.post(format!("{}/v1/trails/main/flush", server.base)),
+            &creds,
+        )
+        .await;
         assert!(
             response.status().is_success(),
             "round {round}: {}",
             response.text().await.unwrap_or_default()
         );
         let (ids, request) = post(9);
-        if request.send().await.is_ok_and(|r| r.status().is_success()) {
+        if support::try_send(request, &creds)
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
             acked.extend(ids);
         }
-        let flush = tokio::spawn(
-            client
-                .post(format!("{}/v1/trails/main/flush", server.base))
-                .send(),
-        );
+        let flush = tokio::spawn({
+            let (request, creds) = (
+                client.post(format!("{}/v1/trails/main/flush", server.base)),
+                creds.clone(),
+            );
+            async move { support::try_send(request, &creds).await }
+        });
         tokio::time::sleep(Duration::from_millis(rng.gen_range(0..30))).await;
         server.child.kill().expect("SIGKILL");
         let _ = server.child.wait();

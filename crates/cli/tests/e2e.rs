@@ -293,6 +293,7 @@ async fn fillable_server(data_dir: &Path, full: Arc<AtomicBool>) -> TestServer {
         base: format!("http://{}", running.local_addr),
         running: Some(running),
         client: reqwest::Client::new(),
+        creds: support::Creds::admin(data_dir),
     }
 }
 
@@ -306,11 +307,16 @@ async fn put_events_retries_while_the_server_is_unavailable() {
     let file = dir.path().join("events.ndjson");
     std::fs::write(&file, format!("{}\n", event("retried-1"))).expect("write");
     let base = server.base.clone();
+    let data_dir = dir.path().join("data");
     let command = tokio::task::spawn_blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
             .arg("put-events")
             .arg(&file)
             .env("CAIRN_ENDPOINT", base)
+            .env("CAIRN_DATA_DIR", data_dir)
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
             .output()
             .expect("run cairn put-events")
     });

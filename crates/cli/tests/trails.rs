@@ -190,12 +190,7 @@ async fn a_trail_delivers_what_it_selects_while_logging_and_audits_itself() {
         .client
         .put(format!("{}/v1/trails/main/event-selectors", server.base))
         .body(selectors.to_string());
-    let answer: Value = request
-        .send()
-        .await
-        .expect("put selectors")
-        .json_value()
-        .await;
+    let answer: Value = server.send(request).await.json_value().await;
     assert_eq!(
         answer["EventSelectors"][0]["DataResources"][0]["Values"][0], "arn:aws:s3:::photos/",
         "{answer}"
@@ -254,7 +249,7 @@ async fn a_trail_delivers_what_it_selects_while_logging_and_audits_itself() {
         "every event delivered exactly once"
     );
     // The trail's consumer lag is exported beside history's, and delivery has caught up.
-    let metrics = support::metrics_text(&server.client, &server.base).await;
+    let metrics = support::metrics_text(&server.client, &server.base, &server.creds).await;
     let trail_lag: Vec<&str> = metrics
         .lines()
         .filter(|l| l.starts_with("cairn_consumer_lag_records{consumer=\"trail-"))
@@ -296,12 +291,7 @@ async fn every_sample_record_is_delivered_byte_identical_in_its_file() {
         .client
         .put(format!("{}/v1/trails/corpus/event-selectors", server.base))
         .body(selectors.to_string());
-    assert!(request
-        .send()
-        .await
-        .expect("selectors")
-        .status()
-        .is_success());
+    assert!(server.send(request).await.status().is_success());
     assert_eq!(
         server
             .post("/v1/trails/corpus/start-logging", json_ct, "")
@@ -424,11 +414,18 @@ async fn the_cli_administers_trails() {
     let bucket = dir.path().join("bucket");
     let server = TestServer::start(&dir.path().join("data"), |_| {}).await;
     let base = server.base.clone();
+    let data_dir = dir.path().join("data");
     let bucket_arg = bucket.display().to_string();
     let cli = move |args: Vec<String>| {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
             .args(&args)
             .env("CAIRN_ENDPOINT", &base)
+            // The CLI signs with the administrator credential of the server's data directory.
+            .env("CAIRN_DATA_DIR", &data_dir)
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_PROFILE")
             .output()
             .expect("run cairn");
         (

@@ -594,21 +594,23 @@ async fn deleting_a_trail_writes_its_final_digest_and_disabling_validation_ends_
         assert_eq!(status, 200);
         if end == "delete" {
             let response = server
-                .client
-                .delete(format!("{}/v1/trails/{name}", server.base))
-                .send()
-                .await
-                .expect("delete");
+                .send(
+                    server
+                        .client
+                        .delete(format!("{}/v1/trails/{name}", server.base)),
+                )
+                .await;
             assert!(response.status().is_success());
         } else {
             let settings = json!({"Name": name, "EnableLogFileValidation": false});
             let response = server
-                .client
-                .patch(format!("{}/v1/trails/{name}", server.base))
-                .body(settings.to_string())
-                .send()
-                .await
-                .expect("update");
+                .send(
+                    server
+                        .client
+                        .patch(format!("{}/v1/trails/{name}", server.base))
+                        .body(settings.to_string()),
+                )
+                .await;
             assert!(response.status().is_success());
             let (status, _) = server
                 .post(&format!("/v1/trails/{name}/flush"), json_ct, "")

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-/// Default listen address: loopback only, until the signed API exists.
+/// Default listen address: loopback.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7474";
 /// Largest uncompressed log file (keeps compressed files under 50 MB).
 pub const MAX_LOG_FILE_BYTES: usize = 48 * 1024 * 1024;
@@ -21,9 +21,9 @@ pub struct RawConfig {
     pub data_dir: Option<PathBuf>,
     /// Address to listen on. Default `127.0.0.1:7474`.
     pub listen: Option<String>,
-    /// Allow a non-loopback listen address. The API is unauthenticated until the signed API
-    /// lands, so this is off by default. Default `false`.
-    pub allow_remote: Option<bool>,
+    /// Serve `/metrics` without a signature (for Prometheus scrapers). Default `false`: it
+    /// needs `cairn:GetMetrics`.
+    pub public_metrics: Option<bool>,
     /// The deployment's 12-digit account id. Default: a random one created at first start
     /// and kept in `<data_dir>/account-id`.
     pub account_id: Option<String>,
@@ -98,8 +98,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Listen address.
     pub listen: SocketAddr,
-    /// Whether a non-loopback address was explicitly allowed.
-    pub allow_remote: bool,
+    /// Whether `/metrics` is readable unsigned.
+    pub public_metrics: bool,
     /// Configured account id (else the data directory's).
     pub account_id: Option<AccountId>,
     /// Default region.
@@ -149,15 +149,6 @@ impl RawConfig {
             field: "listen",
             reason: format!("{listen_text:?} is not an ip:port address: {e}"),
         })?;
-        let allow_remote = self.allow_remote.unwrap_or(false);
-        if !listen.ip().is_loopback() && !allow_remote {
-            return Err(ConfigError::Invalid {
-                field: "listen",
-                reason: format!(
-                    "{listen} is not a loopback address; the API is not authenticated yet, so binding elsewhere needs --allow-remote (allow_remote = true)"
-                ),
-            });
-        }
         let account_id =
             match self.account_id {
                 Some(text) => Some(text.parse().map_err(
@@ -220,7 +211,7 @@ impl RawConfig {
                 .data_dir
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             listen,
-            allow_remote,
+            public_metrics: self.public_metrics.unwrap_or(false),
             account_id,
             region,
             wal_segment_bytes: positive(
@@ -281,23 +272,16 @@ mod tests {
     }
 
     #[test]
-    fn remote_listen_needs_explicit_permission() {
+    fn any_address_may_be_bound_now_that_calls_are_signed() {
         let raw = RawConfig {
             listen: Some("0.0.0.0:7474".into()),
             ..RawConfig::default()
         };
-        assert!(matches!(
-            raw.clone().resolve(),
-            Err(ConfigError::Invalid {
-                field: "listen",
-                ..
-            })
-        ));
-        let allowed = RawConfig {
-            allow_remote: Some(true),
-            ..raw
-        };
-        assert!(allowed.resolve().is_ok());
+        assert!(raw.resolve().is_ok());
+        assert!(
+            toml::from_str::<RawConfig>("allow_remote = true").is_err(),
+            "gone"
+        );
     }
 
     #[test]

@@ -6,9 +6,11 @@
 //! requests, drains the indexer and closes the WAL.
 
 pub mod config;
+pub mod iam_service;
 pub mod indexer;
 pub mod ingest;
 pub mod metrics;
+pub mod security;
 pub mod trails;
 
 use cairn_api::{AppState, BoxFuture, EventQuery, Health};
@@ -184,6 +186,8 @@ pub struct Running {
     pub account_id: AccountId,
     /// Recovery report of the WAL.
     pub recovery: cairn_wal::RecoveryReport,
+    /// The administrator's credential file, when this start created it.
+    pub admin_credentials: Option<PathBuf>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     serve: tokio::task::JoinHandle<()>,
     stop_indexer: Arc<AtomicBool>,
@@ -324,6 +328,15 @@ pub async fn start_with_fs(
             .map_err(|e| StartError::Keys(format!("signing key file {}: {e}", file.display())))?;
         tracing::info!(region, fingerprint = %key.fingerprint, "operator signing key in use");
     }
+    let iam = Arc::new(
+        cairn_iam::Iam::open(&data_dir.join("iam.json"), &account_id.to_string())
+            .map_err(|e| StartError::Keys(format!("identity store: {e}")))?,
+    );
+    let admin_credentials = security::bootstrap(&iam, &data_dir, clock.now_millis())
+        .map_err(|e| StartError::Keys(format!("creating the administrator: {e}")))?;
+    if let Some(path) = &admin_credentials {
+        tracing::warn!(path = %path.display(), "first start: administrator credentials written (mode 0600); keep them safe");
+    }
     let consumers = Arc::new(std::sync::RwLock::new(vec![indexer::CONSUMER.to_owned()]));
     consumers
         .write()
@@ -377,6 +390,17 @@ pub async fn start_with_fs(
     let state = AppState {
         trails: trail_service.clone(),
         keys: trail_service.clone(),
+        auth: Arc::new(security::Security {
+            iam: iam.clone(),
+            ingest: ingest.clone(),
+            clock: clock.clone(),
+            public_metrics: config.public_metrics,
+        }),
+        iam: Arc::new(iam_service::IamService {
+            iam: iam.clone(),
+            ingest: ingest.clone(),
+            clock: clock.clone(),
+        }),
         ingest: ingest.clone(),
         query: Arc::new(HistoryQuery {
             history,
@@ -399,11 +423,7 @@ pub async fn start_with_fs(
         addr: config.listen,
         source,
     })?;
-    if local_addr.ip().is_loopback() {
-        tracing::info!(%local_addr, "listening on loopback only: the API is not authenticated yet");
-    } else {
-        tracing::warn!(%local_addr, "listening on a non-loopback address WITHOUT authentication (--allow-remote): anyone who can reach it can write and read events");
-    }
+    tracing::info!(%local_addr, "listening; every call but /healthz and /readyz must be signed (SigV4)");
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
     let router = cairn_api::app(state);
     let serve = tokio::spawn(async move {
@@ -423,6 +443,7 @@ pub async fn start_with_fs(
         local_addr,
         account_id,
         recovery,
+        admin_credentials,
         shutdown: Some(shutdown_tx),
         serve,
         stop_indexer,

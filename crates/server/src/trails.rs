@@ -5,18 +5,18 @@
 //! `cloudtrail.amazonaws.com` (`CreateTrail`, `UpdateTrail`, `DeleteTrail`, `StartLogging`,
 //! `StopLogging`, `PutEventSelectors`) with `requestParameters` and `responseElements`, made
 //! durable before the API answers. `StopLogging` is recorded *before* the trail stops, so the
-//! trail's own files end with the event that stopped it (as CloudTrail's do). The caller is
-//! `userIdentity.type` `Unknown` until the signed API identifies callers.
+//! trail's own files end with the event that stopped it (as CloudTrail's do). The caller is the
+//! signer the authentication layer identified.
 
 use crate::ingest::IngestService;
 use crate::metrics::Metrics;
 use cairn_api::trails::{catalog_error, Caller, FlushOut, TrailAdmin};
-use cairn_api::{ApiError, BoxFuture, Ingest, RecordOutcome};
+use cairn_api::{ApiError, BoxFuture, Ingest};
 use cairn_catalog::{Catalog, Trail, TrailSettings};
 use cairn_delivery::{
     DeliveryConfig, DeliveryHandle, DeliveryObserver, DigestConfig, FlushReport, TrailWorker,
 };
-use cairn_model::{prepare_event, Clock, PrepareContext};
+use cairn_model::Clock;
 use cairn_selectors::Selectors;
 use cairn_wal::Wal;
 use serde_json::{json, Value};
@@ -240,7 +240,7 @@ impl TrailService {
     }
 
     /// Records a control-plane call as a management event and waits until it is durable.
-    async fn audit(
+    pub(crate) async fn audit(
         &self,
         caller: &Caller,
         event_name: &str,
@@ -248,54 +248,21 @@ impl TrailService {
         response_elements: Value,
         resource: Option<&Trail>,
     ) -> Result<(), ApiError> {
-        let account = self.ingest.account_id().to_string();
-        let mut event = json!({
-            "eventVersion": "1.11",
-            "userIdentity": { "type": "Unknown", "principalId": "anonymous", "accountId": account },
-            "eventTime": cairn_model::time::format_utc_seconds(self.clock.now_millis()),
-            "eventSource": "cloudtrail.amazonaws.com",
-            "eventName": event_name,
-            "awsRegion": self.ingest.region(),
-            "sourceIPAddress": caller.source_ip,
-            "requestParameters": request_parameters,
-            "responseElements": response_elements,
-            "requestID": uuid::Uuid::new_v4().to_string(),
-            "eventID": uuid::Uuid::new_v4().to_string(),
-            "readOnly": false,
-            "eventType": "AwsApiCall",
-            "managementEvent": true,
-            "recipientAccountId": account,
-            "eventCategory": "Management",
-        });
-        if let Some(agent) = &caller.user_agent {
-            event["userAgent"] = Value::String(agent.clone());
-        }
-        if let Some(trail) = resource {
-            event["resources"] = json!([{ "ARN": trail.arn, "accountId": account, "type": "AWS::CloudTrail::Trail" }]);
-        }
-        let bytes = serde_json::to_vec(&event).expect("event serializes");
-        let prepared = {
-            let fresh = || uuid::Uuid::new_v4().to_string();
-            let ctx = PrepareContext {
-                account_id: self.ingest.account_id(),
-                fresh_event_id: &fresh,
-            };
-            prepare_event(&bytes, &ctx)
-                .map_err(|r| ApiError::internal(format!("self-audit event is invalid: {r}")))?
-        };
-        match self.ingest.record(vec![prepared]).await {
-            Ok(outcomes) if outcomes == [RecordOutcome::Accepted] => Ok(()),
-            Ok(outcomes) => Err(ApiError::internal(format!(
-                "self-audit event was not recorded: {outcomes:?}"
-            ))),
-            Err(e) => {
-                tracing::error!(event_name, error = %e, "recording a control-plane call failed");
-                Err(ApiError::unavailable(format!(
-                    "the change was not recorded in the audit trail: {}",
-                    e.message
-                )))
-            }
-        }
+        crate::security::record(
+            &self.ingest,
+            self.clock.as_ref(),
+            crate::security::AuditEvent {
+                caller,
+                source: "cloudtrail.amazonaws.com",
+                name: event_name,
+                read_only: false,
+                request: request_parameters,
+                response: response_elements,
+                error: None,
+                resource: resource.map(|t| (t.arn.clone(), "AWS::CloudTrail::Trail")),
+            },
+        )
+        .await
     }
 
     fn settings_json(settings: &TrailSettings) -> Value {

@@ -1,6 +1,7 @@
 """Drives Cairn's PutAuditEvents with the real boto3 `cloudtrail-data` client.
 
-Usage: put_audit_events.py ENDPOINT ACCOUNT_ID. Prints one JSON object with what boto3 parsed.
+Usage: put_audit_events.py ENDPOINT ACCOUNT_ID ACCESS_KEY_ID SECRET. Prints one JSON object with
+what boto3 parsed.
 """
 import datetime
 import json
@@ -8,13 +9,13 @@ import sys
 
 import boto3
 
-endpoint, account = sys.argv[1], sys.argv[2]
+endpoint, account, key_id, secret = sys.argv[1:5]
 client = boto3.client(
     "cloudtrail-data",
     endpoint_url=endpoint,
     region_name="us-east-1",
-    aws_access_key_id="AKIDEXAMPLE",
-    aws_secret_access_key="not-checked-yet",
+    aws_access_key_id=key_id,
+    aws_secret_access_key=secret,
 )
 now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 data = json.dumps(

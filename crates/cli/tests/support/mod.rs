@@ -17,11 +17,110 @@ pub fn samples_dir() -> PathBuf {
     repo_root().join("testdata/cloudtrail-samples")
 }
 
+/// An access key and its secret.
+#[derive(Debug, Clone)]
+pub struct Creds {
+    pub id: String,
+    pub secret: String,
+}
+
+impl Creds {
+    /// The administrator credential a server wrote into its data directory at first start.
+    pub fn admin(data_dir: &Path) -> Self {
+        let text = std::fs::read_to_string(data_dir.join("admin-credentials"))
+            .expect("admin-credentials written at first start");
+        let value = |key: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .map(|v| v.trim().trim_start_matches('=').trim().to_owned())
+                .expect("credential line")
+        };
+        Self {
+            id: value("aws_access_key_id"),
+            secret: value("aws_secret_access_key"),
+        }
+    }
+}
+
+/// Signs a request with SigV4 (service `cloudtrail`, or `cloudtrail-data` for
+/// `/PutAuditEvents`; region us-east-1) and sends it.
+pub async fn send(builder: reqwest::RequestBuilder, creds: &Creds) -> reqwest::Response {
+    let (client, request) = builder.build_split();
+    let mut request = request.expect("request");
+    sign(&mut request, creds, "us-east-1");
+    client.execute(request).await.expect("request")
+}
+
+/// [`send`], returning transport errors (a server being killed) instead of panicking.
+pub async fn try_send(
+    builder: reqwest::RequestBuilder,
+    creds: &Creds,
+) -> Result<reqwest::Response, reqwest::Error> {
+    let (client, request) = builder.build_split();
+    let mut request = request?;
+    sign(&mut request, creds, "us-east-1");
+    client.execute(request).await
+}
+
+/// Adds `host`, `x-amz-date` and `authorization` to `request`.
+pub fn sign(request: &mut reqwest::Request, creds: &Creds, region: &str) {
+    let url = request.url().clone();
+    let host = format!(
+        "{}:{}",
+        url.host_str().expect("host"),
+        url.port_or_known_default().expect("port")
+    );
+    let body = request
+        .body()
+        .and_then(|b| b.as_bytes())
+        .unwrap_or_default()
+        .to_vec();
+    let mut headers: Vec<(String, String)> = vec![("host".into(), host.clone())];
+    for (name, value) in request.headers() {
+        headers.push((
+            name.as_str().to_owned(),
+            value.to_str().expect("ascii").to_owned(),
+        ));
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("now")
+        .as_millis() as i64;
+    let service = if url.path() == "/PutAuditEvents" {
+        "cloudtrail-data"
+    } else {
+        "cloudtrail"
+    };
+    let hash = cairn_sigv4::sha256_hex(&body);
+    let (date, authorization) = cairn_sigv4::sign(
+        &cairn_sigv4::Request {
+            method: request.method().as_str(),
+            path: url.path(),
+            query: url.query().unwrap_or(""),
+            headers: &headers,
+            body_sha256: &hash,
+        },
+        &cairn_sigv4::Credentials {
+            access_key_id: &creds.id,
+            secret_access_key: &creds.secret,
+            region,
+            service,
+        },
+        now,
+    );
+    let h = request.headers_mut();
+    h.insert("host", host.parse().expect("host"));
+    h.insert("x-amz-date", date.parse().expect("date"));
+    h.insert("authorization", authorization.parse().expect("auth"));
+}
+
 /// A server running in this process on an ephemeral loopback port.
 pub struct TestServer {
     pub running: Option<cairn_server::Running>,
     pub base: String,
     pub client: reqwest::Client,
+    /// The administrator's credential.
+    pub creds: Creds,
 }
 
 impl TestServer {
@@ -44,7 +143,13 @@ impl TestServer {
             running: Some(running),
             base,
             client: reqwest::Client::new(),
+            creds: Creds::admin(data_dir),
         }
+    }
+
+    /// Sends a request signed as the administrator.
+    pub async fn send(&self, builder: reqwest::RequestBuilder) -> reqwest::Response {
+        send(builder, &self.creds).await
     }
 
     pub async fn post(
@@ -54,13 +159,13 @@ impl TestServer {
         body: impl Into<reqwest::Body>,
     ) -> (u16, serde_json::Value) {
         let response = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-            .await
-            .expect("request");
+            .send(
+                self.client
+                    .post(format!("{}{path}", self.base))
+                    .header("content-type", content_type)
+                    .body(body),
+            )
+            .await;
         let status = response.status().as_u16();
         let text = response.text().await.expect("body");
         (
@@ -71,11 +176,8 @@ impl TestServer {
 
     pub async fn get(&self, path_and_query: &str) -> (u16, serde_json::Value) {
         let response = self
-            .client
-            .get(format!("{}{path_and_query}", self.base))
-            .send()
-            .await
-            .expect("request");
+            .send(self.client.get(format!("{}{path_and_query}", self.base)))
+            .await;
         let status = response.status().as_u16();
         let text = response.text().await.expect("body");
         (
@@ -86,12 +188,15 @@ impl TestServer {
 
     /// A metric's value (sum over its series).
     pub async fn metric(&self, name: &str) -> f64 {
-        metric_value(&metrics_text(&self.client, &self.base).await, name)
+        metric_value(
+            &metrics_text(&self.client, &self.base, &self.creds).await,
+            name,
+        )
     }
 
     /// Waits until Event history has indexed every durable record.
     pub async fn wait_indexed(&self) {
-        wait_indexed(&self.client, &self.base).await;
+        wait_indexed(&self.client, &self.base, &self.creds).await;
     }
 
     pub async fn stop(mut self) {
@@ -325,12 +430,9 @@ pub fn delivered(root: &Path) -> std::collections::HashMap<String, Vec<(String, 
 }
 
 /// The server's `/metrics` text.
-pub async fn metrics_text(client: &reqwest::Client, base: &str) -> String {
-    client
-        .get(format!("{base}/metrics"))
-        .send()
+pub async fn metrics_text(client: &reqwest::Client, base: &str, creds: &Creds) -> String {
+    send(client.get(format!("{base}/metrics")), creds)
         .await
-        .expect("metrics")
         .text()
         .await
         .expect("text")
@@ -346,10 +448,10 @@ pub fn metric_value(text: &str, name: &str) -> f64 {
 
 /// Waits until Event history has indexed every durable record (it is eventually consistent,
 /// typically within milliseconds).
-pub async fn wait_indexed(client: &reqwest::Client, base: &str) {
+pub async fn wait_indexed(client: &reqwest::Client, base: &str, creds: &Creds) {
     let started = std::time::Instant::now();
     loop {
-        let text = metrics_text(client, base).await;
+        let text = metrics_text(client, base, creds).await;
         if metric_value(&text, "cairn_history_applied_seq")
             >= metric_value(&text, "cairn_wal_durable_seq")
         {

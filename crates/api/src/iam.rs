@@ -1,0 +1,152 @@
+//! Identities: users, access keys and their policies (IAM's operation names and shapes).
+//!
+//! | Route | Operation | Body / answer |
+//! |---|---|---|
+//! | `POST /v1/iam/users` | CreateUser | `{"UserName"}` → `{"User":{UserName, UserId, Arn, CreateDate}}` |
+//! | `GET /v1/iam/users` | ListUsers | `{"Users":[…]}` |
+//! | `POST /v1/iam/users/{user}/access-keys` | CreateAccessKey | → `{"AccessKey":{UserName, AccessKeyId, Status, SecretAccessKey, CreateDate}}` (the only time the secret is shown) |
+//! | `GET /v1/iam/users/{user}/access-keys` | ListAccessKeys | `{"AccessKeyMetadata":[…]}` (no secrets) |
+//! | `DELETE /v1/iam/users/{user}/access-keys/{id}` | DeleteAccessKey | `{}` |
+//! | `POST /v1/iam/users/{user}/attached-policies` | AttachUserPolicy | `{"PolicyArn"}`: `AdministratorAccess`, `CairnWriter`, `CairnReader`, `CairnAuditor` (name or `arn:aws:iam::aws:policy/<name>`) |
+//! | `PUT /v1/iam/users/{user}/policies/{name}` | PutUserPolicy | the policy document |
+
+use crate::error::ApiError;
+use crate::trails::Caller;
+use crate::{AppState, BoxFuture};
+use axum::extract::{Path, State};
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+/// Identity administration. Filled by the server, which records every change.
+pub trait IamAdmin: Send + Sync {
+    /// CreateUser.
+    fn create_user(&self, caller: Caller, name: String) -> BoxFuture<'_, Result<Value, ApiError>>;
+    /// ListUsers.
+    fn list_users(&self) -> Result<Value, ApiError>;
+    /// CreateAccessKey.
+    fn create_access_key(
+        &self,
+        caller: Caller,
+        user: String,
+    ) -> BoxFuture<'_, Result<Value, ApiError>>;
+    /// ListAccessKeys.
+    fn list_access_keys(&self, user: &str) -> Result<Value, ApiError>;
+    /// DeleteAccessKey.
+    fn delete_access_key(
+        &self,
+        caller: Caller,
+        user: String,
+        key_id: String,
+    ) -> BoxFuture<'_, Result<(), ApiError>>;
+    /// AttachUserPolicy.
+    fn attach_policy(
+        &self,
+        caller: Caller,
+        user: String,
+        policy: String,
+    ) -> BoxFuture<'_, Result<(), ApiError>>;
+    /// PutUserPolicy.
+    fn put_user_policy(
+        &self,
+        caller: Caller,
+        user: String,
+        name: String,
+        document: String,
+    ) -> BoxFuture<'_, Result<(), ApiError>>;
+}
+
+fn member(bytes: &[u8], name: &str) -> Result<String, ApiError> {
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request("ValidationError", format!("body must be JSON: {e}")))?;
+    value[name]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| ApiError::bad_request("ValidationError", format!("{name} is required")))
+}
+
+async fn create_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    bytes: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let name = member(&bytes, "UserName")?;
+    Ok(Json(state.iam.create_user(caller, name).await?))
+}
+
+async fn list_users(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(state.iam.list_users()?))
+}
+
+async fn create_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(user): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(state.iam.create_access_key(caller, user).await?))
+}
+
+async fn list_keys(
+    State(state): State<AppState>,
+    Path(user): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(state.iam.list_access_keys(&user)?))
+}
+
+async fn delete_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((user, key)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    state.iam.delete_access_key(caller, user, key).await?;
+    Ok(Json(json!({})))
+}
+
+async fn attach(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(user): Path<String>,
+    bytes: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let policy = member(&bytes, "PolicyArn")?;
+    state.iam.attach_policy(caller, user, policy).await?;
+    Ok(Json(json!({})))
+}
+
+async fn put_policy(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((user, name)): Path<(String, String)>,
+    bytes: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let document = String::from_utf8(bytes.to_vec()).map_err(|_| {
+        ApiError::bad_request("MalformedPolicyDocument", "the document is not UTF-8")
+    })?;
+    state
+        .iam
+        .put_user_policy(caller, user, name, document)
+        .await?;
+    Ok(Json(json!({})))
+}
+
+/// The identity routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/iam/users", post(create_user).get(list_users))
+        .route(
+            "/v1/iam/users/{user}/access-keys",
+            post(create_key).get(list_keys),
+        )
+        .route("/v1/iam/users/{user}/access-keys/{key}", delete(delete_key))
+        .route("/v1/iam/users/{user}/attached-policies", post(attach))
+        .route("/v1/iam/users/{user}/policies/{name}", put(put_policy))
+        .route("/v1/iam/whoami", get(whoami))
+}
+
+/// The caller's identity (like `sts get-caller-identity`); needs only a valid signature.
+async fn whoami(caller: Caller) -> Json<Value> {
+    Json(match caller.identity {
+        Some(p) => json!({ "UserId": p.principal_id, "Account": p.account_id, "Arn": p.arn }),
+        None => Value::Null,
+    })
+}
