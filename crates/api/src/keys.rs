@@ -17,8 +17,13 @@ use std::collections::HashMap;
 
 /// Signing-key administration. Filled by the server (rotations are audited).
 pub trait KeyAdmin: Send + Sync {
-    /// Keys of `region` overlapping `[start, end]` (epoch ms), oldest first.
-    fn list(&self, region: &str, start: i64, end: i64) -> Result<Vec<KeyInfo>, ApiError>;
+    /// Keys of `region` overlapping `[start, end]` (epoch ms; `None`: now), oldest first.
+    fn list(
+        &self,
+        region: &str,
+        start: Option<i64>,
+        end: Option<i64>,
+    ) -> Result<Vec<KeyInfo>, ApiError>;
     /// Rotates the region's key.
     fn rotate(&self, caller: Caller, region: String) -> BoxFuture<'_, Result<KeyInfo, ApiError>>;
     /// The deployment's region (the default).
@@ -66,19 +71,17 @@ pub fn list_public_keys(
     start: Option<i64>,
     end: Option<i64>,
 ) -> Result<Value, ApiError> {
-    let now = keys.now_millis();
-    let (start, end) = (start.unwrap_or(now), end.unwrap_or(now));
-    if start > end {
-        return Err(ApiError::bad_request(
-            "InvalidTimeRangeException",
-            "StartTime must not be after EndTime",
-        ));
+    if let (Some(start), Some(end)) = (start, end) {
+        if start > end {
+            return Err(ApiError::bad_request(
+                "InvalidTimeRangeException",
+                "StartTime must not be after EndTime",
+            ));
+        }
     }
-    let list: Vec<Value> = keys
-        .list(region, start, end)?
-        .iter()
-        .map(|k| public_key_out(k, now))
-        .collect();
+    let listed = keys.list(region, start, end)?;
+    let now = keys.now_millis();
+    let list: Vec<Value> = listed.iter().map(|k| public_key_out(k, now)).collect();
     Ok(json!({ "PublicKeyList": list }))
 }
 

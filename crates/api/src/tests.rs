@@ -243,9 +243,10 @@ impl keys::KeyAdmin for TwoKeys {
     fn list(
         &self,
         region: &str,
-        start: i64,
-        end: i64,
+        start: Option<i64>,
+        end: Option<i64>,
     ) -> Result<Vec<cairn_keys::KeyInfo>, ApiError> {
+        let (start, end) = (start.unwrap_or(3_000_000), end.unwrap_or(3_000_000));
         let key = |fingerprint: &str, valid_from, valid_until| cairn_keys::KeyInfo {
             region: "eu-west-1".into(),
             fingerprint: fingerprint.into(),

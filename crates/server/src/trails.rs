@@ -513,10 +513,21 @@ impl cairn_api::keys::KeyAdmin for TrailService {
     fn list(
         &self,
         region: &str,
-        start: i64,
-        end: i64,
+        start: Option<i64>,
+        end: Option<i64>,
     ) -> Result<Vec<cairn_keys::KeyInfo>, ApiError> {
-        Ok(self.config.keys.list(Some(region), start, end))
+        // A region always has a current key, as in AWS: the first listing creates it.
+        self.config.keys.signing_key(region).map_err(|e| match e {
+            cairn_keys::KeyError::InvalidRegion(_) => {
+                ApiError::bad_request("InvalidParameterException", e.to_string())
+            }
+            other => ApiError::internal(other.to_string()),
+        })?;
+        let now = self.clock.now_millis();
+        Ok(self
+            .config
+            .keys
+            .list(Some(region), start.unwrap_or(now), end.unwrap_or(now)))
     }
 
     fn rotate(
