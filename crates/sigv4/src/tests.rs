@@ -212,3 +212,38 @@ fn dates_round_trip() {
     assert_eq!(uri_encode("a b/c~", true), "a%20b/c~");
     assert_eq!(uri_encode("a:b/c", false), "a%3Ab%2Fc");
 }
+
+proptest::proptest! {
+    /// Whatever arrives — any header names and values, any query, any path — verification
+    /// answers an error (or, impossibly, success), never a panic.
+    #[test]
+    fn verification_never_panics(
+        auth in proptest::option::of(".{0,300}"),
+        auth_prefixed in ".{0,200}",
+        date in proptest::option::of("[0-9TZ]{0,20}"),
+        query in ".{0,200}",
+        path in "/.{0,100}",
+        extra in proptest::collection::vec(("[a-zA-Z-]{1,20}", ".{0,50}"), 0..5),
+    ) {
+        let mut headers: Vec<(String, String)> = vec![("host".into(), "h".into())];
+        if let Some(a) = auth {
+            headers.push(("authorization".into(), a));
+        }
+        headers.push(("authorization".into(), format!("AWS4-HMAC-SHA256 {auth_prefixed}")));
+        if let Some(d) = date {
+            headers.push(("x-amz-date".into(), d));
+        }
+        headers.extend(extra);
+        let request = Request {
+            method: "GET",
+            path: &path,
+            query: &query,
+            headers: &headers,
+            body_sha256: EMPTY,
+        };
+        let _ = verify(&request, 1_700_000_000_000, |_| Some(SECRET.to_owned()));
+        let presigned_query = format!("X-Amz-Algorithm=AWS4-HMAC-SHA256&{query}");
+        let presigned = Request { query: &presigned_query, headers: &headers[..1], ..request };
+        let _ = verify(&presigned, 1_700_000_000_000, |_| None);
+    }
+}

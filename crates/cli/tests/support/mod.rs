@@ -62,8 +62,23 @@ pub async fn try_send(
     client.execute(request).await
 }
 
+/// A GET of `url` signed `offset_ms` away from now; (status, `__type`).
+pub async fn sign_at(server: &TestServer, url: &str, offset_ms: i64) -> (u16, String) {
+    let mut request = server.client.get(url).build().expect("request");
+    sign_with_time(&mut request, &server.creds, "us-east-1", offset_ms);
+    let response = server.client.execute(request).await.expect("send");
+    let status = response.status().as_u16();
+    let body: serde_json::Value =
+        serde_json::from_str(&response.text().await.unwrap_or_default()).unwrap_or_default();
+    (status, body["__type"].as_str().unwrap_or("").to_owned())
+}
+
 /// Adds `host`, `x-amz-date` and `authorization` to `request`.
 pub fn sign(request: &mut reqwest::Request, creds: &Creds, region: &str) {
+    sign_with_time(request, creds, region, 0);
+}
+
+fn sign_with_time(request: &mut reqwest::Request, creds: &Creds, region: &str, offset_ms: i64) {
     let url = request.url().clone();
     let host = format!(
         "{}:{}",
@@ -85,7 +100,8 @@ pub fn sign(request: &mut reqwest::Request, creds: &Creds, region: &str) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("now")
-        .as_millis() as i64;
+        .as_millis() as i64
+        + offset_ms;
     let service = if url.path() == "/PutAuditEvents" {
         "cloudtrail-data"
     } else {

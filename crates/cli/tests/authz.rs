@@ -1,0 +1,293 @@
+//! The authorization matrix: every route × (no credentials, a bad signature, a valid signer
+//! without permission, an authorized signer). Nothing unauthenticated or unauthorized gets
+//! through, every denial is recorded with `errorCode` `AccessDenied`, and oversized or malformed
+//! requests are refused early with a precise 4xx.
+
+mod support;
+
+use serde_json::{json, Value};
+use support::{Creds, TestServer};
+
+/// (method, path, CloudTrail operation for `POST /`, body).
+fn routes() -> Vec<(&'static str, &'static str, Option<&'static str>, String)> {
+    let event = r#"[{"eventVersion":"1.11","userIdentity":{"type":"IAMUser"},"eventTime":"2026-12-01T00:00:00Z","eventSource":"iam.amazonaws.com","eventName":"CreateUser","awsRegion":"us-east-1"}]"#;
+    let audit = json!({"auditEvents":[{"id":"1","eventData":"{\"version\":\"1.0\",\"userIdentity\":{\"type\":\"x\",\"principalId\":\"p\"},\"eventSource\":\"s\",\"eventName\":\"n\",\"eventTime\":\"2026-12-01T00:00:00Z\",\"UID\":\"u1\"}"}]});
+    let mut out = vec![
+        ("POST", "/v1/events", None, event.to_owned()),
+        ("POST", "/PutAuditEvents?channelArn=c1", None, audit.to_string()),
+        ("GET", "/v1/event-history", None, String::new()),
+        ("GET", "/metrics", None, String::new()),
+        ("GET", "/v1/trails", None, String::new()),
+        ("POST", "/v1/trails", None, json!({"Name": "other", "LocalDirectory": "/tmp/cairn-authz-other"}).to_string()),
+        ("GET", "/v1/trails/main", None, String::new()),
+        ("PATCH", "/v1/trails/main", None, json!({"Name": "main"}).to_string()),
+        ("GET", "/v1/trails/main/status", None, String::new()),
+        ("POST", "/v1/trails/main/start-logging", None, String::new()),
+        ("POST", "/v1/trails/main/stop-logging", None, String::new()),
+        ("GET", "/v1/trails/main/event-selectors", None, String::new()),
+        ("PUT", "/v1/trails/main/event-selectors", None, json!({"EventSelectors":[{"ReadWriteType":"All"}]}).to_string()),
+        ("POST", "/v1/trails/main/flush", None, String::new()),
+        ("GET", "/v1/public-keys", None, String::new()),
+        ("POST", "/v1/keys/rotate", None, String::new()),
+        ("GET", "/v1/iam/users", None, String::new()),
+        ("POST", "/v1/iam/users", None, json!({"UserName": "made"}).to_string()),
+        ("GET", "/v1/iam/users/nobody/access-keys", None, String::new()),
+        ("POST", "/v1/iam/users/made/attached-policies", None, json!({"PolicyArn": "CairnReader"}).to_string()),
+        ("PUT", "/v1/iam/users/made/policies/p", None, r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"cloudtrail:Get*","Resource":"*"}]}"#.to_owned()),
+        ("POST", "/v1/iam/users/made/access-keys", None, String::new()),
+    ];
+    for (op, body) in [
+        ("DescribeTrails", "{}"),
+        ("GetTrail", r#"{"Name":"main"}"#),
+        ("GetTrailStatus", r#"{"Name":"main"}"#),
+        ("ListTrails", "{}"),
+        ("GetEventSelectors", r#"{"TrailName":"main"}"#),
+        (
+            "PutEventSelectors",
+            r#"{"TrailName":"main","EventSelectors":[{"ReadWriteType":"All"}]}"#,
+        ),
+        ("StartLogging", r#"{"Name":"main"}"#),
+        ("StopLogging", r#"{"Name":"main"}"#),
+        ("UpdateTrail", r#"{"Name":"main"}"#),
+        ("LookupEvents", "{}"),
+        ("ListPublicKeys", "{}"),
+        (
+            "CreateTrail",
+            r#"{"Name":"wire","LocalDirectory":"/tmp/cairn-authz-wire"}"#,
+        ),
+        ("DeleteTrail", r#"{"Name":"wire"}"#),
+    ] {
+        out.push(("POST", "/", Some(op), body.to_owned()));
+    }
+    out.push(("DELETE", "/v1/trails/other", None, String::new()));
+    out
+}
+
+fn request(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    op: Option<&str>,
+    body: &str,
+) -> reqwest::RequestBuilder {
+    let mut builder = server
+        .client
+        .request(
+            method.parse().expect("method"),
+            format!("{}{path}", server.base),
+        )
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    if let Some(op) = op {
+        builder = builder
+            .header(
+                "x-amz-target",
+                format!("com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.{op}"),
+            )
+            .header("content-type", "application/x-amz-json-1.1");
+    }
+    builder
+}
+
+async fn outcome(response: reqwest::Response) -> (u16, String) {
+    let status = response.status().as_u16();
+    let body: Value =
+        serde_json::from_str(&response.text().await.unwrap_or_default()).unwrap_or(Value::Null);
+    (status, body["__type"].as_str().unwrap_or("").to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_refuses_the_unauthenticated_and_the_unauthorized() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start(&dir.path().join("data"), |c| {
+        c.account_id = Some("111122223333".into());
+    })
+    .await;
+    let json_ct = "application/json";
+    let (status, _) = server
+        .post(
+            "/v1/trails",
+            json_ct,
+            json!({"Name": "main", "LocalDirectory": dir.path().join("b")}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 200);
+    // A user with no permission at all.
+    server
+        .post(
+            "/v1/iam/users",
+            json_ct,
+            json!({"UserName": "nobody"}).to_string(),
+        )
+        .await;
+    let (_, key) = server
+        .post("/v1/iam/users/nobody/access-keys", json_ct, "")
+        .await;
+    let nobody = Creds {
+        id: key["AccessKey"]["AccessKeyId"]
+            .as_str()
+            .expect("id")
+            .to_owned(),
+        secret: key["AccessKey"]["SecretAccessKey"]
+            .as_str()
+            .expect("secret")
+            .to_owned(),
+    };
+    let forger = Creds {
+        id: server.creds.id.clone(),
+        secret: "forged-secret-forged-secret-forged-secre".into(),
+    };
+    let routes = routes();
+    for (method, path, op, body) in &routes {
+        let what = format!("{method} {path} {op:?}");
+        // No credentials.
+        let (status, code) = outcome(
+            request(&server, method, path, *op, body)
+                .send()
+                .await
+                .expect("send"),
+        )
+        .await;
+        assert_eq!(
+            (status, code.as_str()),
+            (403, "MissingAuthenticationTokenException"),
+            "{what}"
+        );
+        // A signature made with the wrong secret.
+        let (status, code) =
+            outcome(support::send(request(&server, method, path, *op, body), &forger).await).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (400, "InvalidSignatureException"),
+            "{what}"
+        );
+        // Valid signature, no permission.
+        let (status, code) =
+            outcome(support::send(request(&server, method, path, *op, body), &nobody).await).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (403, "AccessDeniedException"),
+            "{what}"
+        );
+        // The administrator gets past authentication and authorization.
+        let (status, code) =
+            outcome(support::send(request(&server, method, path, *op, body), &server.creds).await)
+                .await;
+        assert!(
+            status < 400
+                || !matches!(
+                    code.as_str(),
+                    "AccessDeniedException"
+                        | "InvalidSignatureException"
+                        | "MissingAuthenticationTokenException"
+                        | "UnrecognizedClientException"
+                ),
+            "{what}: {status} {code}"
+        );
+        assert!(status < 500, "{what}: {status} {code}");
+    }
+    // Health and readiness need nothing.
+    for path in ["/healthz", "/readyz"] {
+        let response = server
+            .client
+            .get(format!("{}{path}", server.base))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status().as_u16(), 200, "{path}");
+    }
+    // Every denial of `nobody` is on record.
+    server.wait_indexed().await;
+    let mut denied = 0;
+    let mut token: Option<String> = None;
+    loop {
+        let mut path =
+            "/v1/event-history?lookup-attribute=Username%3Dnobody&max-results=50".to_owned();
+        if let Some(t) = &token {
+            path.push_str(&format!("&next-token={}", support::encode(t)));
+        }
+        let (_, page) = server.get(&path).await;
+        for event in page["Events"].as_array().expect("events") {
+            let record: Value =
+                serde_json::from_str(event["CloudTrailEvent"].as_str().expect("record"))
+                    .expect("json");
+            if record["errorCode"] == "AccessDenied" {
+                assert_eq!(record["userIdentity"]["userName"], "nobody");
+                denied += 1;
+            }
+        }
+        match page["NextToken"].as_str() {
+            Some(t) => token = Some(t.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(denied, routes.len(), "one recorded denial per route");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_oversized_requests_are_refused_early() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start(&dir.path().join("data"), |c| {
+        c.max_request_bytes = Some(64 * 1024);
+    })
+    .await;
+    let url = format!("{}/v1/trails", server.base);
+    let code_of = |r: reqwest::Response| outcome(r);
+    for (authorization, expected) in [
+        ("AWS4-HMAC-SHA256", "IncompleteSignature"),
+        ("AWS4-HMAC-SHA256 Credential=", "IncompleteSignature"),
+        ("AWS4-HMAC-SHA256 Credential=a/b/c/d/aws4_request, SignedHeaders=host, Signature=zz", "IncompleteSignature"),
+        ("Bearer abc", "IncompleteSignature"),
+        ("AWS4-HMAC-SHA256 Credential=AKIA/20261201/us-east-1/cloudtrail/aws4_request, SignedHeaders=host;x-amz-date, Signature=00", "IncompleteSignature"),
+    ] {
+        let response = server.client.get(&url).header("authorization", authorization).send().await.expect("send");
+        let (status, code) = code_of(response).await;
+        assert_eq!((status, code.as_str()), (400, expected), "{authorization}");
+    }
+    // An authorization header of 8 KB: refused by its length.
+    let long = format!("AWS4-HMAC-SHA256 Credential={}", "A".repeat(8192));
+    let (status, code) = outcome(
+        server
+            .client
+            .get(&url)
+            .header("authorization", long)
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!((status, code.as_str()), (400, "IncompleteSignature"));
+    // Headers beyond what the server reads at all: refused by the HTTP layer, no panic.
+    let huge = "x".repeat(200 * 1024);
+    let response = server.client.get(&url).header("x-huge", huge).send().await;
+    assert!(response
+        .map(|r| r.status().is_client_error())
+        .unwrap_or(true));
+    // A body over the largest route's limit: 413 before any signature work.
+    let body = vec![b'a'; 2 * 1024 * 1024];
+    let response = server
+        .client
+        .post(format!("{}/v1/events", server.base))
+        .body(body)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status().as_u16(), 413);
+    // A bad date, a date too old (15 minutes of skew at most).
+    let mut request = server.client.get(&url).build().expect("request");
+    support::sign(&mut request, &server.creds, "us-east-1");
+    request
+        .headers_mut()
+        .insert("x-amz-date", "20261301T000000Z".parse().expect("header"));
+    let (status, code) = outcome(server.client.execute(request).await.expect("send")).await;
+    assert_eq!((status, code.as_str()), (400, "IncompleteSignature"));
+    let old = support::sign_at(&server, &url, -20 * 60 * 1000).await;
+    assert_eq!(old, (400, "InvalidSignatureException".to_owned()));
+    let fine = support::sign_at(&server, &url, -5 * 60 * 1000).await;
+    assert_eq!(fine.0, 200, "{fine:?}");
+    // Still serving.
+    let (status, _) = server.get("/v1/trails").await;
+    assert_eq!(status, 200);
+    server.stop().await;
+}
