@@ -3,6 +3,7 @@
 mod bench;
 mod bench_validate;
 mod client;
+mod iam;
 mod input;
 mod sign;
 mod trails;
@@ -37,6 +38,9 @@ enum Command {
     ValidateLogs(validate::ValidateArgs),
     /// Digest signing keys: list (like ListPublicKeys) and rotate.
     Keys(validate::KeysArgs),
+    /// Identities: create-user, list-users, create-access-key, list-access-keys,
+    /// delete-access-key, attach-policy, put-user-policy, whoami.
+    Iam(iam::IamArgs),
     /// Measure Cairn against baselines measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -171,6 +175,10 @@ fn main() -> ExitCode {
             Command::ValidateLogs(args) => {
                 init_logging("warn", LogFormat::Text);
                 validate::validate_logs(args).await
+            }
+            Command::Iam(args) => {
+                init_logging("warn", LogFormat::Text);
+                iam::run(args).await.map(|()| ExitCode::SUCCESS)
             }
             Command::Keys(args) => {
                 init_logging("warn", LogFormat::Text);

@@ -291,3 +291,115 @@ async fn malformed_and_oversized_requests_are_refused_early() {
     assert_eq!(status, 200);
     server.stop().await;
 }
+
+/// `cairn iam ...` and the other commands signing with a profile's or the environment's keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_administers_identities_and_signs_as_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let server = TestServer::start(&data, |c| c.account_id = Some("111122223333".into())).await;
+    let base = server.base.clone();
+    let run = move |args: &[&str], key: Option<(&str, &str)>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"));
+        command
+            .args(args)
+            .env("CAIRN_ENDPOINT", &base)
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY");
+        match key {
+            Some((id, secret)) => {
+                command
+                    .env("AWS_ACCESS_KEY_ID", id)
+                    .env("AWS_SECRET_ACCESS_KEY", secret)
+                    .env("CAIRN_DATA_DIR", "/nonexistent");
+            }
+            None => {
+                command.env("CAIRN_DATA_DIR", &data);
+            }
+        }
+        let output = command.output().expect("run cairn");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let result = tokio::task::spawn_blocking(move || {
+        let (ok, out, err) = run(&["iam", "create-user", "--user-name", "bob"], None);
+        assert!(ok, "{out}{err}");
+        assert!(out.contains("arn:aws:iam::111122223333:user/bob"), "{out}");
+        let (ok, _, err) = run(
+            &[
+                "iam",
+                "attach-policy",
+                "--user-name",
+                "bob",
+                "--policy-arn",
+                "CairnReader",
+            ],
+            None,
+        );
+        assert!(ok, "{err}");
+        let (ok, out, err) = run(&["iam", "create-access-key", "--user-name", "bob"], None);
+        assert!(ok, "{err}");
+        let key: Value = serde_json::from_str(&out).expect("json");
+        let id = key["AccessKey"]["AccessKeyId"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+        let secret = key["AccessKey"]["SecretAccessKey"]
+            .as_str()
+            .expect("secret")
+            .to_owned();
+        let (ok, out, _) = run(&["iam", "list-access-keys", "--user-name", "bob"], None);
+        assert!(ok && out.contains(&id) && !out.contains(&secret), "{out}");
+        let (ok, out, _) = run(&["iam", "list-users"], None);
+        assert!(
+            ok && out.contains("\"bob\"") && out.contains("\"admin\""),
+            "{out}"
+        );
+        // As bob (the environment's keys): who am I, reads work, changes are denied.
+        let bob = Some((id.as_str(), secret.as_str()));
+        let (ok, out, err) = run(&["iam", "whoami"], bob);
+        assert!(ok && out.contains("user/bob"), "{out}{err}");
+        let (ok, out, err) = run(&["trails", "list"], bob);
+        assert!(ok, "{out}{err}");
+        let (ok, _, err) = run(
+            &[
+                "trails",
+                "create",
+                "--name",
+                "bobs",
+                "--local-directory",
+                "/tmp/bobs",
+            ],
+            bob,
+        );
+        assert!(!ok && err.contains("AccessDeniedException"), "{err}");
+        let (ok, _, err) = run(&["iam", "create-user", "--user-name", "eve"], bob);
+        assert!(!ok && err.contains("AccessDeniedException"), "{err}");
+        // Deleted key: unrecognized.
+        let (ok, _, err) = run(
+            &[
+                "iam",
+                "delete-access-key",
+                "--user-name",
+                "bob",
+                "--access-key-id",
+                &id,
+            ],
+            None,
+        );
+        assert!(ok, "{err}");
+        let (ok, _, err) = run(&["iam", "whoami"], bob);
+        assert!(!ok && err.contains("UnrecognizedClientException"), "{err}");
+        // No credentials anywhere: a clear error, nothing sent.
+        let (ok, _, err) = run(&["iam", "whoami"], Some(("", "")));
+        assert!(!ok && err.contains("no credentials"), "{err}");
+    })
+    .await;
+    result.expect("cli session");
+    server.stop().await;
+}
