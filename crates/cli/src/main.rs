@@ -66,6 +66,12 @@ struct ServeArgs {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's PEM private key.
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -106,15 +112,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.region.is_some() {
         raw.region = args.region;
     }
+    if args.tls_cert.is_some() {
+        raw.tls_cert = args.tls_cert;
+    }
+    if args.tls_key.is_some() {
+        raw.tls_key = args.tls_key;
+    }
     let mut config = raw.resolve()?;
     // Test failpoints come from the environment only, never from configuration files.
     config.failpoint_abort_after_upload =
         std::env::var("CAIRN_FAILPOINT").is_ok_and(|v| v == "abort_after_upload");
     let data_dir = config.data_dir.clone();
+    let tls = config.tls.is_some();
     let clock = std::sync::Arc::new(cairn_model::SystemClock);
     let mut running = cairn_server::start(config, clock).await?;
     eprintln!(
-        "cairn listening on http://{} (data directory {}, account {})",
+        "cairn listening on {}://{} (data directory {}, account {})",
+        if tls { "https" } else { "http" },
         running.local_addr,
         data_dir.display(),
         running.account_id

@@ -24,6 +24,10 @@ pub struct RawConfig {
     /// Serve `/metrics` without a signature (for Prometheus scrapers). Default `false`: it
     /// needs `cairn:GetMetrics`.
     pub public_metrics: Option<bool>,
+    /// PEM certificate chain for HTTPS (with `tls_key`). Default: plain HTTP.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for HTTPS (with `tls_cert`).
+    pub tls_key: Option<PathBuf>,
     /// The deployment's 12-digit account id. Default: a random one created at first start
     /// and kept in `<data_dir>/account-id`.
     pub account_id: Option<String>,
@@ -100,6 +104,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Whether `/metrics` is readable unsigned.
     pub public_metrics: bool,
+    /// HTTPS certificate chain and key.
+    pub tls: Option<(PathBuf, PathBuf)>,
     /// Configured account id (else the data directory's).
     pub account_id: Option<AccountId>,
     /// Default region.
@@ -212,6 +218,16 @@ impl RawConfig {
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             listen,
             public_metrics: self.public_metrics.unwrap_or(false),
+            tls: match (self.tls_cert, self.tls_key) {
+                (Some(cert), Some(key)) => Some((cert, key)),
+                (None, None) => None,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        field: "tls_cert",
+                        reason: "tls_cert and tls_key go together".to_owned(),
+                    })
+                }
+            },
             account_id,
             region,
             wal_segment_bytes: positive(

@@ -11,6 +11,7 @@ pub mod indexer;
 pub mod ingest;
 pub mod metrics;
 pub mod security;
+pub mod tls;
 pub mod trails;
 
 use cairn_api::{AppState, BoxFuture, EventQuery, Health};
@@ -54,6 +55,9 @@ pub enum StartError {
     /// The catalog could not be opened.
     #[error("opening the catalog failed: {0}")]
     Catalog(String),
+    /// The TLS certificate or key is unusable.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The signing keys could not be read or installed.
     #[error("digest signing keys: {0}")]
     Keys(String),
@@ -423,18 +427,39 @@ pub async fn start_with_fs(
         addr: config.listen,
         source,
     })?;
-    tracing::info!(%local_addr, "listening; every call but /healthz and /readyz must be signed (SigV4)");
+    let tls = match &config.tls {
+        Some((cert, key)) => Some(tls::server_config(cert, key).map_err(StartError::Tls)?),
+        None => None,
+    };
+    tracing::info!(%local_addr, tls = tls.is_some(), "listening; every call but /healthz and /readyz must be signed (SigV4)");
+    if tls.is_none() && !local_addr.ip().is_loopback() {
+        tracing::warn!(%local_addr, "serving plain HTTP beyond loopback: signatures protect integrity, not confidentiality; use --tls-cert and --tls-key");
+    }
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
     let router = cairn_api::app(state);
+    let shutdown = async move {
+        let _ = shutdown_rx.await;
+    };
     let serve = tokio::spawn(async move {
-        let result = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = shutdown_rx.await;
-        })
-        .await;
+        let result = match tls {
+            None => {
+                axum::serve(
+                    listener,
+                    router.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(shutdown)
+                .await
+            }
+            Some(config) => {
+                let router = router.layer(axum::middleware::map_request(tls::peer_as_socket_addr));
+                axum::serve(
+                    tls::TlsListener::new(listener, config),
+                    router.into_make_service_with_connect_info::<tls::TlsPeer>(),
+                )
+                .with_graceful_shutdown(shutdown)
+                .await
+            }
+        };
         if let Err(e) = result {
             tracing::error!(error = %e, "HTTP server failed");
         }
