@@ -111,14 +111,20 @@ async fn the_aws_cli_validates_cairns_digests() {
     .expect("aws");
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("digest files valid"), "{text}");
+    // The CLI walked the whole chain: every log file the trail delivered was checked.
+    let store = cairn_store::s3(&moto.s3_config(), "audit-logs").expect("store");
+    let logs = cairn_store::list(store.as_ref(), "cairn/AWSLogs/111122223333/CloudTrail/")
+        .await
+        .expect("list")
+        .len();
+    assert!(logs >= 3, "{logs} log files");
     assert!(
-        text.contains("3/3 log files valid") || text.contains("log files valid"),
+        text.contains(&format!("{logs}/{logs} log files valid")),
         "{text}"
     );
     assert!(!text.contains("INVALID"), "{text}");
 
     // Alter one log file in place (valid gzip, other content): the AWS CLI must fail.
-    let store = cairn_store::s3(&moto.s3_config(), "audit-logs").expect("store");
     let key = cairn_store::list(store.as_ref(), "cairn/AWSLogs/111122223333/CloudTrail/")
         .await
         .expect("list")
@@ -130,10 +136,9 @@ async fn the_aws_cli_validates_cairns_digests() {
         .expect("get")
         .expect("object");
     let json = cairn_logfile::body::decompress(&bytes, 1 << 20).expect("gzip");
-    let altered =
-        String::from_utf8(json)
-            .expect("utf8")
-            .replacen("RunInstances", "RunInstancez", 1);
+    let original = String::from_utf8(json).expect("utf8");
+    let altered = original.replacen("\"eventVersion\"", "\"eventVersioN\"", 1);
+    assert_ne!(altered, original, "the file was changed");
     store
         .put(
             &object_store::path::Path::from(key.as_str()),

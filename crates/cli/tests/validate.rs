@@ -351,6 +351,18 @@ async fn validate_logs_passes_cairns_chains_and_reports_every_tampering() {
         .find(|&i| i > 0 && i + 1 < home.len())
         .unwrap_or(1);
     let other_key = SigningKey::generate().expect("key");
+    // Deleting the newest digest shows once the period after it is due: wait for that.
+    let newest_end = d
+        .iter()
+        .filter_map(|k| k.parse::<DigestKey>().ok())
+        .map(|k| k.end_time)
+        .max()
+        .expect("digests");
+    let now = cairn_model::Clock::now_millis(&cairn_model::SystemClock);
+    let due = newest_end + 2 * PERIOD_SECONDS as i64 * 1000 + 1000;
+    if due > now {
+        tokio::time::sleep(std::time::Duration::from_millis((due - now) as u64)).await;
+    }
 
     type Tamper = Box<dyn Fn(&Path)>;
     let cases: Vec<(&str, Tamper, &str, String)> = vec![
