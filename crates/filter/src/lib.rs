@@ -6,11 +6,14 @@
 //! Pure: no I/O. Invalid patterns are refused at parse time with the position (in characters)
 //! and what was expected.
 
+pub mod cis;
 pub mod json;
 pub mod number;
 mod regex_term;
+pub mod set;
 
 pub use regex_term::Regex;
+pub use set::MatchSet;
 use std::collections::BTreeMap;
 
 /// Longest pattern (API limit).
@@ -855,7 +858,7 @@ fn eval_condition(root: &json::Value, condition: &Condition) -> bool {
     }
 }
 
-fn eval_expr(root: &json::Value, expr: &Expr) -> bool {
+pub(crate) fn eval_expr(root: &json::Value, expr: &Expr) -> bool {
     match expr {
         Expr::Cond(c) => eval_condition(root, c),
         Expr::And(a, b) => eval_expr(root, a) && eval_expr(root, b),

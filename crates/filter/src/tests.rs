@@ -85,6 +85,49 @@ fn every_vector_of_the_spec() {
     );
 }
 
+/// The lazy reader of a pattern set gives the same answers as the full one, on every vector.
+#[test]
+fn a_match_set_agrees_with_each_pattern() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/filter-vectors.jsonl");
+    let text = std::fs::read_to_string(&path).expect("vectors");
+    let vectors: Vec<(String, String)> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let vector: Vector<'_> = serde_json::from_str(line).expect("vector");
+            let raw = vector.event.get();
+            let message = if raw.starts_with('"') {
+                serde_json::from_str::<String>(raw).expect("string")
+            } else {
+                compact(raw)
+            };
+            (vector.pattern, message)
+        })
+        .collect();
+    let patterns: Vec<Pattern> = vectors
+        .iter()
+        .map(|(p, _)| parse(p).expect("valid"))
+        .collect();
+    let set = MatchSet::new(patterns.clone());
+    for (_, message) in &vectors {
+        let together = set.matches(message);
+        for (i, pattern) in patterns.iter().enumerate() {
+            assert_eq!(
+                together[i],
+                pattern.matches(message),
+                "{:?} on {message:?}",
+                vectors[i].0
+            );
+        }
+    }
+    // The CIS pack parses, verbatim.
+    for control in cis::CONTROLS {
+        parse(control.pattern).unwrap_or_else(|e| panic!("{}: {e}", control.id));
+    }
+    assert_eq!(cis::CONTROLS.len(), 15);
+}
+
 /// Section 10 of the spec: every pattern that MUST be rejected, with where and why.
 #[test]
 fn the_patterns_that_must_be_rejected() {
