@@ -3,6 +3,7 @@
 mod bench;
 mod bench_validate;
 mod client;
+mod filter;
 mod iam;
 mod input;
 mod sign;
@@ -41,6 +42,9 @@ enum Command {
     /// Identities: create-user, list-users, create-access-key, list-access-keys,
     /// delete-access-key, attach-policy, put-user-policy, whoami.
     Iam(iam::IamArgs),
+    /// The CloudWatch Logs filter pattern language: `cairn filter test --pattern P FILE...`.
+    #[command(subcommand)]
+    Filter(filter::FilterCommand),
     /// Measure Cairn against baselines measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -194,6 +198,7 @@ fn main() -> ExitCode {
                 init_logging("warn", LogFormat::Text);
                 iam::run(args).await.map(|()| ExitCode::SUCCESS)
             }
+            Command::Filter(command) => filter::run(command),
             Command::Keys(args) => {
                 init_logging("warn", LogFormat::Text);
                 validate::keys(args).await.map(|()| ExitCode::SUCCESS)
