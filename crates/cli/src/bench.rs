@@ -28,6 +28,8 @@ pub enum BenchCommand {
     /// validate-logs throughput over a generated tree of at least 1 GB, beside zcat | openssl
     /// and, optionally, the AWS CLI.
     Validate(crate::bench_validate::ValidateBenchArgs),
+    /// Filter throughput: the CIS pack over sample-shaped events, beside a full JSON parse.
+    Filter(crate::bench_filter::FilterBenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -75,6 +77,9 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Lookup(args) => tokio::task::spawn_blocking(move || lookup(args)).await?,
         BenchCommand::Delivery(args) => tokio::task::spawn_blocking(move || delivery(args)).await?,
         BenchCommand::Validate(args) => crate::bench_validate::validate(args).await,
+        BenchCommand::Filter(args) => {
+            tokio::task::spawn_blocking(move || crate::bench_filter::filter(args)).await?
+        }
     }
 }
 

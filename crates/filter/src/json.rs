@@ -213,3 +213,10 @@ pub fn parse(text: &str) -> Option<Value> {
     reader.ws();
     (reader.at == reader.bytes.len()).then_some(value)
 }
+
+/// Parses one value starting at byte `at`; the value and the offset after it.
+pub(crate) fn parse_at(bytes: &[u8], at: usize, depth: usize) -> Option<(Value, usize)> {
+    let mut reader = Reader { bytes, at, depth };
+    let value = reader.value()?;
+    Some((value, reader.at))
+}

@@ -843,7 +843,47 @@ pub fn resolve<'a>(root: &'a json::Value, steps: &[Step]) -> Vec<&'a json::Value
     current
 }
 
+/// The one candidate of a selector without wildcards (no allocation); `None` when the
+/// selector has a wildcard.
+fn resolve_one<'a>(root: &'a json::Value, steps: &[Step]) -> Option<Option<&'a json::Value>> {
+    let mut current = root;
+    for step in steps {
+        current = match (step, current) {
+            (Step::AnyMember | Step::AnyElement, _) => return None,
+            (Step::Key(k), json::Value::Object(_)) => match current.get(k) {
+                Some(v) => v,
+                None => return Some(None),
+            },
+            (Step::Index(i), json::Value::Array(items)) => match items.get(*i) {
+                Some(v) => v,
+                None => return Some(None),
+            },
+            _ => return Some(None),
+        };
+    }
+    Some(Some(current))
+}
+
 fn eval_condition(root: &json::Value, condition: &Condition) -> bool {
+    let steps = match condition {
+        Condition::Compare(s, ..)
+        | Condition::IsNull(s)
+        | Condition::IsBool(s, _)
+        | Condition::NotExists(s) => s,
+    };
+    if !steps
+        .iter()
+        .any(|s| matches!(s, Step::AnyMember | Step::AnyElement))
+    {
+        let found = resolve_one(root, steps).flatten();
+        return match (condition, found) {
+            (Condition::NotExists(_), found) => found.is_none(),
+            (_, None) => false,
+            (Condition::IsNull(_), Some(v)) => matches!(v, json::Value::Null),
+            (Condition::IsBool(_, b), Some(v)) => matches!(v, json::Value::Bool(x) if x == b),
+            (Condition::Compare(_, op, lit), Some(v)) => compare_json(v, *op, lit),
+        };
+    }
     match condition {
         Condition::NotExists(s) => resolve(root, s).is_empty(),
         Condition::IsNull(s) => resolve(root, s)

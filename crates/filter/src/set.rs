@@ -105,7 +105,7 @@ struct Lazy<'a> {
     depth: usize,
 }
 
-impl Lazy<'_> {
+impl<'a> Lazy<'a> {
     fn ws(&mut self) {
         while self.at < self.b.len() && matches!(self.b[self.at], b' ' | b'\t' | b'\n' | b'\r') {
             self.at += 1;
@@ -199,13 +199,14 @@ impl Lazy<'_> {
         }
     }
 
-    /// The raw text of a string member's key, when it needs no unescaping.
-    fn key(&mut self) -> Option<std::borrow::Cow<'_, str>> {
+    /// A member's key: borrowed from the message when it has no escapes.
+    fn key(&mut self) -> Option<std::borrow::Cow<'a, str>> {
         let start = self.at + 1;
         self.skip_string()?;
-        let raw = &self.b[start..self.at - 1];
+        let b: &'a [u8] = self.b;
+        let raw = &b[start..self.at - 1];
         if raw.contains(&b'\\') {
-            let text = std::str::from_utf8(&self.b[start - 1..self.at]).ok()?;
+            let text = std::str::from_utf8(&b[start - 1..self.at]).ok()?;
             crate::json::parse(text).and_then(|v| match v {
                 Value::String(s) => Some(std::borrow::Cow::Owned(s)),
                 _ => None,
@@ -220,11 +221,10 @@ impl Lazy<'_> {
     /// Builds the members `need` names; the rest is skipped.
     fn value(&mut self, need: &Need) -> Option<Value> {
         self.ws();
-        let start = self.at;
         if need.all || self.b.get(self.at) != Some(&b'{') {
-            self.skip()?;
-            let text = std::str::from_utf8(&self.b[start..self.at]).ok()?;
-            return crate::json::parse(text);
+            let (value, next) = crate::json::parse_at(self.b, self.at, self.depth)?;
+            self.at = next;
+            return Some(value);
         }
         self.depth += 1;
         if self.depth > 512 {
@@ -243,16 +243,16 @@ impl Lazy<'_> {
             if self.b.get(self.at) != Some(&b'"') {
                 return None;
             }
-            let key = self.key()?.into_owned();
+            let key = self.key()?;
             self.ws();
             if self.b.get(self.at) != Some(&b':') {
                 return None;
             }
             self.at += 1;
-            match need.children.get(&key) {
+            match need.children.get(key.as_ref()) {
                 Some(child) => {
                     let value = self.value(child)?;
-                    members.push((key, value));
+                    members.push((key.into_owned(), value));
                 }
                 None => self.skip()?,
             }
