@@ -717,6 +717,33 @@ impl Parser {
     }
 }
 
+/// Parses a JSON selector on its own (`$.latency`, `$.items[0].name`): what metric values and
+/// dimensions of JSON patterns reference.
+pub fn parse_selector(text: &str) -> Result<Vec<Step>, PatternError> {
+    let mut parser = Parser {
+        chars: text.chars().collect(),
+        at: 0,
+        regexes: 0,
+        wildcards: 0,
+    };
+    let steps = parser.selector()?;
+    if parser.at != parser.chars.len() {
+        return err(parser.at, "unexpected text after the selector");
+    }
+    if steps
+        .iter()
+        .any(|s| matches!(s, Step::AnyMember | Step::AnyElement))
+    {
+        return err(0, "a reference cannot contain a wildcard");
+    }
+    Ok(steps)
+}
+
+/// The value a wildcard-free selector names in `root`, if any.
+pub fn lookup<'a>(root: &'a json::Value, steps: &[Step]) -> Option<&'a json::Value> {
+    resolve_one(root, steps).flatten()
+}
+
 /// Parses a pattern.
 pub fn parse(pattern: &str) -> Result<Pattern, PatternError> {
     let chars: Vec<char> = pattern.chars().collect();
