@@ -81,7 +81,7 @@ pub struct AlarmError(pub String);
 impl AlarmSpec {
     /// Validates as PutMetricAlarm does.
     pub fn validate(&self) -> Result<(), AlarmError> {
-        if self.period_seconds == 0 || self.period_seconds % 60 != 0 {
+        if self.period_seconds == 0 || !self.period_seconds.is_multiple_of(60) {
             return Err(AlarmError("Period must be a multiple of 60 seconds".into()));
         }
         if self.evaluation_periods == 0 {
