@@ -16,6 +16,42 @@ pub struct FileBatch<'a> {
     pub records: Vec<&'a [u8]>,
 }
 
+/// The record's selection subject when `trail` logs the record at WAL position `seq` (its
+/// logging periods, region scope and selectors).
+fn selected<'a>(
+    trail: &Trail,
+    seq: u64,
+    record: &'a [u8],
+    fields: Option<&'a [u8]>,
+) -> Option<Subject<'a>> {
+    if !trail.logs_seq(seq) {
+        return None;
+    }
+    let from_fields = fields
+        .and_then(cairn_model::fields::FieldsRef::decode)
+        .map(Subject::from_fields);
+    let subject = match from_fields.map_or_else(|| Subject::from_record(record), Ok) {
+        Ok(subject) => subject,
+        Err(e) => {
+            tracing::error!(seq, error = %e, trail = %trail.name, "skipping unreadable record in delivery");
+            return None;
+        }
+    };
+    // Insights records are delivered by insight selectors, not event selectors.
+    if subject.category == "Insight"
+        || !trail.scope.covers(&subject.region, &subject.event_source)
+        || !trail.selectors.matches(&subject)
+    {
+        return None;
+    }
+    Some(subject)
+}
+
+/// Whether `trail` delivers the record at WAL position `seq` (what its log group receives).
+pub fn selects(trail: &Trail, seq: u64, record: &[u8], fields: Option<&[u8]>) -> bool {
+    selected(trail, seq, record, fields).is_some()
+}
+
 /// A held record: its WAL sequence number and bytes.
 type Held = (u64, Vec<u8>);
 
@@ -50,26 +86,9 @@ impl Batcher {
         record: &[u8],
         fields: Option<&[u8]>,
     ) -> bool {
-        if !trail.logs_seq(seq) {
+        let Some(subject) = selected(trail, seq, record, fields) else {
             return false;
-        }
-        let from_fields = fields
-            .and_then(cairn_model::fields::FieldsRef::decode)
-            .map(Subject::from_fields);
-        let subject = match from_fields.map_or_else(|| Subject::from_record(record), Ok) {
-            Ok(subject) => subject,
-            Err(e) => {
-                tracing::error!(seq, error = %e, trail = %trail.name, "skipping unreadable record in delivery");
-                return false;
-            }
         };
-        // Insights records are delivered by insight selectors, not event selectors.
-        if subject.category == "Insight"
-            || !trail.scope.covers(&subject.region, &subject.event_source)
-            || !trail.selectors.matches(&subject)
-        {
-            return false;
-        }
         let account = subject.account.as_deref().unwrap_or(default_account);
         self.bytes += record.len() + 1;
         // Look up by reference: no allocation per event once a group exists.

@@ -24,7 +24,7 @@ pub mod digests;
 mod journal;
 mod worker;
 
-pub use batch::{Batcher, FileBatch};
+pub use batch::{selects, Batcher, FileBatch};
 pub use journal::{Journal, JournalFile};
 pub use worker::{
     DeliveryConfig, DeliveryHandle, DeliveryObserver, DigestConfig, FlushReport, TrailWorker,
