@@ -458,7 +458,7 @@ impl Logs {
         end: i64,
         period_ms: i64,
     ) -> Result<Vec<(i64, Stats)>, LogsError> {
-        if period_ms <= 0 || !period_ms.is_multiple_of(60_000) {
+        if period_ms <= 0 || period_ms % 60_000 != 0 {
             return Err(LogsError::Invalid(
                 "Period must be a multiple of 60 seconds".into(),
             ));
