@@ -89,6 +89,8 @@ fn op(
             "cloudtrail" => "cloudtrail.amazonaws.com",
             "cloudtrail-data" => "cloudtrail-data.amazonaws.com",
             "iam" => "iam.amazonaws.com",
+            "logs" => "logs.amazonaws.com",
+            "cloudwatch" => "monitoring.amazonaws.com",
             _ => "cairn.amazonaws.com",
         },
         event_name: name.to_owned(),
@@ -126,6 +128,12 @@ pub fn operation(
 ) -> Option<Operation> {
     let trail = |name: &str| trail_arn(&percent_decode(name), region, account);
     let user = |name: &str| format!("arn:aws:iam::{account}:user/{}", percent_decode(name));
+    let group = |name: &str| {
+        format!(
+            "arn:aws:logs:{region}:{account}:log-group:{}",
+            percent_decode(name)
+        )
+    };
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let any = || "*".to_owned();
     Some(match (method.as_str(), segments.as_slice()) {
@@ -249,6 +257,26 @@ pub fn operation(
         }
         ("PUT", ["v1", "iam", "users", name, "policies", _]) => {
             op("iam:PutUserPolicy", user(name), false, true, false)
+        }
+        ("GET", ["v1", "log-groups"]) => op("logs:DescribeLogGroups", any(), true, false, false),
+        ("PUT", ["v1", "log-groups", name]) => {
+            op("logs:CreateLogGroup", group(name), false, true, false)
+        }
+        ("GET", ["v1", "log-groups", name, "events"]) => {
+            op("logs:FilterLogEvents", group(name), true, false, false)
+        }
+        ("GET", ["v1", "log-groups", name, "metric-filters"]) => op(
+            "logs:DescribeMetricFilters",
+            group(name),
+            true,
+            false,
+            false,
+        ),
+        ("PUT", ["v1", "log-groups", name, "metric-filters", _]) => {
+            op("logs:PutMetricFilter", group(name), false, true, false)
+        }
+        ("GET", ["v1", "metrics", "statistics"]) => {
+            op("cloudwatch:GetMetricStatistics", any(), true, false, false)
         }
         _ => return None,
     })

@@ -9,6 +9,7 @@
 //! * `/v1/trails...` — trail administration ([`trails`]).
 //! * `GET /v1/public-keys`, `POST /v1/keys/rotate` — digest signing keys ([`keys`]).
 //! * `/v1/iam/...` — users, access keys, policies ([`iam`]).
+//! * `/v1/log-groups...`, `/v1/metrics/statistics` — log groups, metric filters ([`logs`]).
 //! * `POST /` — CloudTrail's JSON 1.1 protocol, `DescribeTrails` and `ListPublicKeys` ([`wire`]).
 //! * `GET /healthz`, `GET /readyz`, `GET /metrics`.
 //!
@@ -25,6 +26,7 @@ pub mod history;
 pub mod iam;
 pub mod ingest;
 pub mod keys;
+pub mod logs;
 pub mod trails;
 pub mod wire;
 
@@ -119,6 +121,8 @@ pub struct AppState {
     pub auth: Arc<dyn auth::Authenticator>,
     /// Identity administration.
     pub iam: Arc<dyn iam::IamAdmin>,
+    /// Log groups, metric filters, statistics.
+    pub logs: Arc<dyn logs::LogsAdmin>,
     /// Limits.
     pub limits: Limits,
 }
@@ -136,6 +140,7 @@ pub fn app(state: AppState) -> Router {
         .merge(trails::routes())
         .merge(keys::routes())
         .merge(iam::routes())
+        .merge(logs::routes())
         .fallback(|| async {
             ApiError {
                 status: axum::http::StatusCode::NOT_FOUND,

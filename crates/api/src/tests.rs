@@ -181,6 +181,57 @@ impl auth::Authenticator for Everyone {
     }
 }
 
+/// Log groups are tested through the server.
+struct NoLogs;
+
+impl logs::LogsAdmin for NoLogs {
+    fn put_group(
+        &self,
+        _: trails::Caller,
+        name: String,
+        _: String,
+        _: u32,
+    ) -> BoxFuture<'_, Result<serde_json::Value, ApiError>> {
+        Box::pin(async move { Err(ApiError::bad_request("ResourceNotFoundException", name)) })
+    }
+    fn groups(&self) -> serde_json::Value {
+        serde_json::json!({ "logGroups": [] })
+    }
+    fn put_filter(
+        &self,
+        _: trails::Caller,
+        _: cairn_logs::FilterConfig,
+    ) -> BoxFuture<'_, Result<(), ApiError>> {
+        Box::pin(async { Err(ApiError::bad_request("ResourceNotFoundException", "none")) })
+    }
+    fn filters(&self, _: &str) -> serde_json::Value {
+        serde_json::json!({ "metricFilters": [] })
+    }
+    fn filter_events(
+        &self,
+        group: String,
+        _: String,
+        _: i64,
+        _: i64,
+        _: usize,
+        _: Option<String>,
+    ) -> BoxFuture<'_, Result<serde_json::Value, ApiError>> {
+        Box::pin(async move { Err(ApiError::bad_request("ResourceNotFoundException", group)) })
+    }
+    fn statistics(
+        &self,
+        _: String,
+        _: String,
+        _: std::collections::BTreeMap<String, String>,
+        _: i64,
+        _: i64,
+        _: i64,
+        _: Vec<cairn_monitor::stats::Statistic>,
+    ) -> Result<serde_json::Value, ApiError> {
+        Ok(serde_json::json!({ "Datapoints": [] }))
+    }
+}
+
 /// Identity administration is tested through the server.
 struct NoIam;
 
@@ -389,6 +440,7 @@ fn router_with(ingest: Arc<FakeIngest>) -> Router {
         keys: Arc::new(TwoKeys),
         auth: Arc::new(Everyone),
         iam: Arc::new(NoIam),
+        logs: Arc::new(NoLogs),
         limits: Limits {
             max_request_bytes: 512 * 1024,
             max_events_per_request: 50,

@@ -35,6 +35,12 @@ fn routes() -> Vec<(&'static str, &'static str, Option<&'static str>, String)> {
         ("POST", "/v1/iam/users/made/attached-policies", None, json!({"PolicyArn": "CairnReader"}).to_string()),
         ("PUT", "/v1/iam/users/made/policies/p", None, r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"cloudtrail:Get*","Resource":"*"}]}"#.to_owned()),
         ("POST", "/v1/iam/users/made/access-keys", None, String::new()),
+        ("PUT", "/v1/log-groups/audit", None, json!({"trailName": "main", "retentionInDays": 7}).to_string()),
+        ("GET", "/v1/log-groups", None, String::new()),
+        ("PUT", "/v1/log-groups/audit/metric-filters/roots", None, json!({"filterPattern": "{ $.userIdentity.type = \"Root\" }", "metricTransformations": [{"metricName": "Root", "metricNamespace": "LogMetrics", "metricValue": "1"}]}).to_string()),
+        ("GET", "/v1/log-groups/audit/metric-filters", None, String::new()),
+        ("GET", "/v1/log-groups/audit/events?filterPattern=ERROR", None, String::new()),
+        ("GET", "/v1/metrics/statistics?namespace=LogMetrics&metricName=Root&startTime=0&endTime=60000&period=60&statistics=Sum", None, String::new()),
     ];
     for (op, body) in [
         ("DescribeTrails", "{}"),

@@ -9,6 +9,7 @@ pub mod config;
 pub mod iam_service;
 pub mod indexer;
 pub mod ingest;
+pub mod logs;
 pub mod metrics;
 pub mod security;
 pub mod tls;
@@ -197,6 +198,7 @@ pub struct Running {
     stop_indexer: Arc<AtomicBool>,
     wakeup: Arc<Wakeup>,
     indexer: Option<std::thread::JoinHandle<()>>,
+    logs_worker: Option<std::thread::JoinHandle<()>>,
     wal: Arc<Wal>,
     trails: Arc<trails::TrailService>,
     /// Held for the server's lifetime: the data directory's lock.
@@ -213,6 +215,9 @@ impl Running {
         self.stop_indexer.store(true, Ordering::Release);
         self.wakeup.notify();
         if let Some(thread) = self.indexer.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        if let Some(thread) = self.logs_worker.take() {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
         let trails = self.trails.clone();
@@ -341,7 +346,10 @@ pub async fn start_with_fs(
     if let Some(path) = &admin_credentials {
         tracing::warn!(path = %path.display(), "first start: administrator credentials written (mode 0600); keep them safe");
     }
-    let consumers = Arc::new(std::sync::RwLock::new(vec![indexer::CONSUMER.to_owned()]));
+    let consumers = Arc::new(std::sync::RwLock::new(vec![
+        indexer::CONSUMER.to_owned(),
+        cairn_logs::CURSOR.to_owned(),
+    ]));
     consumers
         .write()
         .expect("fresh lock")
@@ -371,8 +379,28 @@ pub async fn start_with_fs(
             })?
     };
 
+    let log_store = Arc::new(
+        cairn_logs::Logs::open(&data_dir)
+            .map_err(|e| StartError::Keys(format!("log groups: {e}")))?,
+    );
+    let logs_thread = {
+        let (logs, wal, catalog, clock, stop) = (
+            log_store.clone(),
+            wal.clone(),
+            catalog.clone(),
+            clock.clone(),
+            stop_indexer.clone(),
+        );
+        std::thread::Builder::new()
+            .name("cairn-log-groups".to_owned())
+            .spawn(move || logs::run_worker(logs, wal, catalog, clock, stop))
+            .map_err(|source| StartError::DataDir {
+                path: data_dir.clone(),
+                source,
+            })?
+    };
     let trail_service = Arc::new(trails::TrailService::new(
-        catalog,
+        catalog.clone(),
         wal.clone(),
         ingest.clone(),
         metrics.clone(),
@@ -399,6 +427,12 @@ pub async fn start_with_fs(
             ingest: ingest.clone(),
             clock: clock.clone(),
             public_metrics: config.public_metrics,
+        }),
+        logs: Arc::new(logs::LogsService {
+            logs: log_store,
+            catalog,
+            ingest: ingest.clone(),
+            clock: clock.clone(),
         }),
         iam: Arc::new(iam_service::IamService {
             iam: iam.clone(),
@@ -474,6 +508,7 @@ pub async fn start_with_fs(
         stop_indexer,
         wakeup,
         indexer: Some(indexer_thread),
+        logs_worker: Some(logs_thread),
         wal,
         trails: trail_service,
         _lock: lock,

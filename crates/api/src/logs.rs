@@ -1,0 +1,257 @@
+//! Log groups, metric filters and statistics (CloudWatch Logs' and CloudWatch's member names).
+//!
+//! | Route | Operation |
+//! |---|---|
+//! | `PUT /v1/log-groups/{group}` | create a log group fed by a trail: `{"trailName", "retentionInDays"?}` (default 90) |
+//! | `GET /v1/log-groups` | DescribeLogGroups |
+//! | `GET /v1/log-groups/{group}/events?filterPattern=&startTime=&endTime=&limit=&nextToken=` | FilterLogEvents (times in epoch ms) |
+//! | `PUT /v1/log-groups/{group}/metric-filters/{name}` | PutMetricFilter: `{"filterPattern", "metricTransformations":[{metricName, metricNamespace, metricValue, defaultValue?, dimensions?, unit?}]}` |
+//! | `GET /v1/log-groups/{group}/metric-filters` | DescribeMetricFilters |
+//! | `GET /v1/metrics/statistics?namespace=&metricName=&startTime=&endTime=&period=&statistics=Sum,Maximum&dimension=Name=Value` | GetMetricStatistics (times in epoch ms, period in seconds) |
+
+use crate::error::ApiError;
+use crate::trails::Caller;
+use crate::{AppState, BoxFuture};
+use axum::extract::{Path, RawQuery, State};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use cairn_monitor::stats::Statistic;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// The log-group port. Filled by the server (changes are recorded).
+pub trait LogsAdmin: Send + Sync {
+    /// Creates or updates a group.
+    fn put_group(
+        &self,
+        caller: Caller,
+        name: String,
+        trail: String,
+        retention_days: u32,
+    ) -> BoxFuture<'_, Result<Value, ApiError>>;
+    /// DescribeLogGroups.
+    fn groups(&self) -> Value;
+    /// PutMetricFilter.
+    fn put_filter(
+        &self,
+        caller: Caller,
+        filter: cairn_logs::FilterConfig,
+    ) -> BoxFuture<'_, Result<(), ApiError>>;
+    /// DescribeMetricFilters.
+    fn filters(&self, group: &str) -> Value;
+    /// FilterLogEvents.
+    fn filter_events(
+        &self,
+        group: String,
+        pattern: String,
+        start: i64,
+        end: i64,
+        limit: usize,
+        token: Option<String>,
+    ) -> BoxFuture<'_, Result<Value, ApiError>>;
+    /// GetMetricStatistics.
+    #[allow(clippy::too_many_arguments)]
+    fn statistics(
+        &self,
+        namespace: String,
+        metric: String,
+        dimensions: BTreeMap<String, String>,
+        start: i64,
+        end: i64,
+        period_seconds: i64,
+        statistics: Vec<Statistic>,
+    ) -> Result<Value, ApiError>;
+}
+
+fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::bad_request("InvalidParameterException", message)
+}
+
+fn body(bytes: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| invalid(format!("body must be JSON: {e}")))
+}
+
+fn query(raw: Option<&str>) -> Vec<(String, String)> {
+    form_urlencoded::parse(raw.unwrap_or("").as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn number(params: &[(String, String)], name: &str) -> Result<Option<i64>, ApiError> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| {
+            v.parse::<i64>()
+                .map_err(|_| invalid(format!("{name} must be an integer, got {v:?}")))
+        })
+        .transpose()
+}
+
+async fn put_group(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    bytes: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let request = body(&bytes)?;
+    let trail = request["trailName"]
+        .as_str()
+        .ok_or_else(|| invalid("trailName is required"))?
+        .to_owned();
+    let retention = match &request["retentionInDays"] {
+        Value::Null => 90,
+        v => v
+            .as_u64()
+            .and_then(|d| u32::try_from(d).ok())
+            .ok_or_else(|| invalid("retentionInDays must be a number of days"))?,
+    };
+    Ok(Json(
+        state.logs.put_group(caller, name, trail, retention).await?,
+    ))
+}
+
+async fn groups(State(state): State<AppState>) -> Json<Value> {
+    Json(state.logs.groups())
+}
+
+async fn put_filter(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((group, name)): Path<(String, String)>,
+    bytes: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let request = body(&bytes)?;
+    let pattern = request["filterPattern"]
+        .as_str()
+        .ok_or_else(|| invalid("filterPattern is required"))?
+        .to_owned();
+    let transformations = request["metricTransformations"]
+        .as_array()
+        .filter(|t| t.len() == 1)
+        .ok_or_else(|| invalid("metricTransformations must hold exactly one transformation"))?;
+    let t = &transformations[0];
+    let text = |name: &str| -> Result<String, ApiError> {
+        t[name]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| invalid(format!("{name} is required")))
+    };
+    let dimensions: BTreeMap<String, String> = match &t["dimensions"] {
+        Value::Null => BTreeMap::new(),
+        v => serde_json::from_value(v.clone())
+            .map_err(|_| invalid("dimensions must map names to references"))?,
+    };
+    let filter = cairn_logs::FilterConfig {
+        group,
+        name,
+        pattern,
+        metric_name: text("metricName")?,
+        metric_namespace: text("metricNamespace")?,
+        metric_value: text("metricValue")?,
+        default_value: match &t["defaultValue"] {
+            Value::Null => None,
+            v => Some(
+                v.as_f64()
+                    .ok_or_else(|| invalid("defaultValue must be a number"))?,
+            ),
+        },
+        dimensions,
+        unit: t["unit"].as_str().map(str::to_owned),
+    };
+    state.logs.put_filter(caller, filter).await?;
+    Ok(Json(serde_json::json!({})))
+}
+
+async fn filters(State(state): State<AppState>, Path(group): Path<String>) -> Json<Value> {
+    Json(state.logs.filters(&group))
+}
+
+async fn events(
+    State(state): State<AppState>,
+    Path(group): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let params = query(raw.as_deref());
+    let pattern = params
+        .iter()
+        .find(|(k, _)| k == "filterPattern")
+        .map_or(String::new(), |(_, v)| v.clone());
+    let token = params
+        .iter()
+        .find(|(k, _)| k == "nextToken")
+        .map(|(_, v)| v.clone());
+    let limit = number(&params, "limit")?.unwrap_or(10_000);
+    if !(1..=10_000).contains(&limit) {
+        return Err(invalid("limit must be 1 to 10000"));
+    }
+    Ok(Json(
+        state
+            .logs
+            .filter_events(
+                group,
+                pattern,
+                number(&params, "startTime")?.unwrap_or(0),
+                number(&params, "endTime")?.unwrap_or(i64::MAX),
+                limit as usize,
+                token,
+            )
+            .await?,
+    ))
+}
+
+async fn statistics(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let params = query(raw.as_deref());
+    let text = |name: &str| -> Result<String, ApiError> {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .ok_or_else(|| invalid(format!("{name} is required")))
+    };
+    let mut dimensions = BTreeMap::new();
+    for (_, v) in params.iter().filter(|(k, _)| k == "dimension") {
+        let (name, value) = v
+            .split_once('=')
+            .ok_or_else(|| invalid("dimension must be Name=Value"))?;
+        dimensions.insert(name.to_owned(), value.to_owned());
+    }
+    let statistics = text("statistics")?
+        .split(',')
+        .map(|s| match s {
+            "Sum" => Ok(Statistic::Sum),
+            "Average" => Ok(Statistic::Average),
+            "Minimum" => Ok(Statistic::Minimum),
+            "Maximum" => Ok(Statistic::Maximum),
+            "SampleCount" => Ok(Statistic::SampleCount),
+            other => Err(invalid(format!("unknown statistic {other:?}"))),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let period = number(&params, "period")?.ok_or_else(|| invalid("period is required"))?;
+    Ok(Json(state.logs.statistics(
+        text("namespace")?,
+        text("metricName")?,
+        dimensions,
+        number(&params, "startTime")?.ok_or_else(|| invalid("startTime is required"))?,
+        number(&params, "endTime")?.ok_or_else(|| invalid("endTime is required"))?,
+        period,
+        statistics,
+    )?))
+}
+
+/// The routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/log-groups", get(groups))
+        .route("/v1/log-groups/{group}", put(put_group))
+        .route("/v1/log-groups/{group}/events", get(events))
+        .route("/v1/log-groups/{group}/metric-filters", get(filters))
+        .route(
+            "/v1/log-groups/{group}/metric-filters/{name}",
+            put(put_filter),
+        )
+        .route("/v1/metrics/statistics", get(statistics))
+}

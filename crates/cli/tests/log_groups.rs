@@ -1,0 +1,196 @@
+//! Log groups end to end: a trail streams into a log group, a CIS metric filter counts failed
+//! console sign-ins per minute, FilterLogEvents finds the events with the filter language, and
+//! GetMetricStatistics sums them over the CIS alarm's five-minute period.
+
+mod support;
+
+use serde_json::{json, Value};
+use support::TestServer;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("now")
+        .as_millis() as i64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trail_feeds_a_log_group_and_its_metric_filter() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start(&dir.path().join("data"), |c| {
+        c.account_id = Some("111122223333".into());
+    })
+    .await;
+    let json_ct = "application/json";
+    let settings = json!({"Name": "main", "LocalDirectory": dir.path().join("bucket"), "IsMultiRegionTrail": true});
+    assert_eq!(
+        server
+            .post("/v1/trails", json_ct, settings.to_string())
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        server
+            .post("/v1/trails/main/start-logging", json_ct, "")
+            .await
+            .0,
+        200
+    );
+    let put = |path: String, body: Value| {
+        let request = server
+            .client
+            .put(format!("{}{path}", server.base))
+            .header("content-type", json_ct)
+            .body(body.to_string());
+        server.send(request)
+    };
+    let response = put("/v1/log-groups/audit".into(), json!({"trailName": "nope"})).await;
+    assert_eq!(response.status().as_u16(), 404, "an unknown trail");
+    let response = put(
+        "/v1/log-groups/audit".into(),
+        json!({"trailName": "main", "retentionInDays": 30}),
+    )
+    .await;
+    assert_eq!(response.status().as_u16(), 200);
+    let failed_logins = cairn_filter::cis::CONTROLS
+        .iter()
+        .find(|c| c.id == "CloudWatch.6")
+        .expect("control");
+    let response = put(
+        "/v1/log-groups/audit/metric-filters/failed-logins".into(),
+        json!({"filterPattern": failed_logins.pattern, "metricTransformations": [{"metricName": failed_logins.metric, "metricNamespace": "LogMetrics", "metricValue": "1", "defaultValue": 0}]}),
+    )
+    .await;
+    assert_eq!(
+        response.status().as_u16(),
+        200,
+        "{}",
+        response.text().await.unwrap_or_default()
+    );
+    let bad = put(
+        "/v1/log-groups/audit/metric-filters/bad".into(),
+        json!({"filterPattern": "ERR*", "metricTransformations": [{"metricName": "M", "metricNamespace": "N", "metricValue": "1"}]}),
+    )
+    .await;
+    assert_eq!(bad.status().as_u16(), 400);
+    let error: Value = serde_json::from_str(&bad.text().await.unwrap_or_default()).expect("json");
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("position 3")),
+        "{error}"
+    );
+
+    let time = cairn_model::time::format_utc_seconds(now_ms());
+    let event = |id: &str, error: &str| {
+        format!(
+            r#"{{"eventVersion":"1.08","userIdentity":{{"type":"IAMUser","userName":"eve"}},"eventTime":"{time}","eventSource":"signin.amazonaws.com","eventName":"ConsoleLogin","awsRegion":"us-east-1","eventID":"{id}"{error},"responseElements":{{"ConsoleLogin":"Failure"}},"eventType":"AwsConsoleSignIn"}}"#
+        )
+    };
+    let failed = r#","errorMessage":"Failed authentication""#;
+    let body = format!(
+        "[{},{},{}]",
+        event("f1", failed),
+        event("f2", failed),
+        event("ok", "")
+    );
+    assert_eq!(server.post("/v1/events", json_ct, body).await.0, 200);
+
+    // The worker is asynchronous: wait until the group holds the three events.
+    let started = std::time::Instant::now();
+    let all = loop {
+        let (status, page) = server.get("/v1/log-groups/audit/events").await;
+        assert_eq!(status, 200, "{page}");
+        if page["events"].as_array().map_or(0, Vec::len) >= 3 {
+            break page;
+        }
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "the log group did not receive the events: {page}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let ids: Vec<String> = all["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| {
+            serde_json::from_str::<Value>(e["message"].as_str().expect("message")).expect("json")
+                ["eventID"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect();
+    for id in ["f1", "f2", "ok"] {
+        assert!(ids.contains(&id.to_owned()), "{ids:?}");
+    }
+    let pattern = support::encode(r#"{ $.errorMessage = "Failed*" }"#);
+    let (_, failures) = server
+        .get(&format!(
+            "/v1/log-groups/audit/events?filterPattern={pattern}&limit=1"
+        ))
+        .await;
+    assert_eq!(failures["events"].as_array().map(Vec::len), Some(1));
+    let token = failures["nextToken"]
+        .as_str()
+        .expect("a second page")
+        .to_owned();
+    let (_, second) = server
+        .get(&format!(
+            "/v1/log-groups/audit/events?filterPattern={pattern}&limit=1&nextToken={}",
+            support::encode(&token)
+        ))
+        .await;
+    assert_eq!(second["events"].as_array().map(Vec::len), Some(1));
+    assert_eq!(second["nextToken"], Value::Null);
+
+    // Five-minute statistics around now: the two failures.
+    let period = 300_000;
+    let start = now_ms().div_euclid(period) * period - period;
+    let (status, stats) = server
+        .get(&format!(
+            "/v1/metrics/statistics?namespace=LogMetrics&metricName={}&startTime={start}&endTime={}&period=300&statistics=Sum,SampleCount,Maximum",
+            failed_logins.metric,
+            start + 3 * period
+        ))
+        .await;
+    assert_eq!(status, 200, "{stats}");
+    let sum: f64 = stats["Datapoints"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .map(|p| p["Sum"].as_f64().unwrap_or(0.0))
+        .sum();
+    let count: f64 = stats["Datapoints"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .map(|p| p["SampleCount"].as_f64().unwrap_or(0.0))
+        .sum();
+    // Every other event of the trail (its own control-plane calls too) adds the default 0.
+    assert_eq!(sum, 2.0, "{stats}");
+    assert!(count >= 3.0, "{stats}");
+    let (_, filters) = server.get("/v1/log-groups/audit/metric-filters").await;
+    assert_eq!(
+        filters["metricFilters"][0]["filterPattern"],
+        failed_logins.pattern
+    );
+    // The changes are on record.
+    server.wait_indexed().await;
+    let (_, page) = server
+        .get("/v1/event-history?lookup-attribute=EventSource%3Dlogs.amazonaws.com")
+        .await;
+    let names: Vec<&str> = page["Events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["EventName"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"CreateLogGroup") && names.contains(&"PutMetricFilter"),
+        "{names:?}"
+    );
+    server.stop().await;
+}

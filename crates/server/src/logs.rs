@@ -1,0 +1,282 @@
+//! Log groups: the worker that feeds them from the WAL (its own cursor), and the API port, whose
+//! changes are recorded as `logs.amazonaws.com` management events.
+
+use crate::ingest::IngestService;
+use crate::security::{record, AuditEvent};
+use cairn_api::logs::LogsAdmin;
+use cairn_api::trails::Caller;
+use cairn_api::{ApiError, BoxFuture};
+use cairn_catalog::Catalog;
+use cairn_logs::{FilterConfig, LogGroup, Logs, LogsError};
+use cairn_model::Clock;
+use cairn_wal::Wal;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Feeds the log groups until `stop`.
+pub fn run_worker(
+    logs: Arc<Logs>,
+    wal: Arc<Wal>,
+    catalog: Arc<Catalog>,
+    clock: Arc<dyn Clock>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut applied = match logs.applied_seq() {
+        Ok(seq) => seq,
+        Err(e) => {
+            tracing::error!(error = %e, "log groups: cannot read the applied position; stopped");
+            return;
+        }
+    };
+    let mut reader = wal.reader(applied);
+    let mut last_expiry = 0i64;
+    while !stop.load(Ordering::Acquire) {
+        let records = match reader.read_batch(4096, 8 << 20) {
+            Ok(records) => records,
+            Err(e) => {
+                tracing::error!(error = %e, "log groups: reading the WAL failed");
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
+        };
+        if records.is_empty() {
+            let now = clock.now_millis();
+            if now - last_expiry > 60_000 {
+                if let Err(e) = logs.expire(now) {
+                    tracing::warn!(error = %e, "log groups: retention failed");
+                }
+                last_expiry = now;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        }
+        let batch: Vec<(u64, Vec<u8>)> = records
+            .into_iter()
+            .map(|r| (r.seq, r.payload.to_vec()))
+            .collect();
+        let last = batch.last().map_or(applied, |(s, _)| *s);
+        match logs.apply(&batch, &catalog.list()) {
+            Ok(_) => {
+                applied = last;
+                if let Err(e) = wal.commit_cursor(cairn_logs::CURSOR, applied) {
+                    tracing::warn!(error = %e, "log groups: committing the cursor failed");
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "log groups: applying events failed; retrying");
+                reader = wal.reader(applied);
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+/// The API port.
+pub struct LogsService {
+    /// Store.
+    pub logs: Arc<Logs>,
+    /// Trails (a group names one).
+    pub catalog: Arc<Catalog>,
+    /// For the record of changes.
+    pub ingest: Arc<IngestService>,
+    /// Clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+fn logs_error(e: LogsError) -> ApiError {
+    let status = match e {
+        LogsError::NotFound(_) => axum::http::StatusCode::NOT_FOUND,
+        LogsError::Store(_) => axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        _ => axum::http::StatusCode::BAD_REQUEST,
+    };
+    ApiError {
+        status,
+        code: e.code(),
+        message: e.to_string(),
+    }
+}
+
+impl LogsService {
+    async fn audit(
+        &self,
+        caller: &Caller,
+        name: &str,
+        group: &str,
+        request: Value,
+    ) -> Result<(), ApiError> {
+        let account = cairn_api::Ingest::account_id(self.ingest.as_ref()).to_string();
+        let region = cairn_api::Ingest::region(self.ingest.as_ref()).to_owned();
+        record(
+            &self.ingest,
+            self.clock.as_ref(),
+            AuditEvent {
+                caller,
+                source: "logs.amazonaws.com",
+                name,
+                read_only: false,
+                request,
+                response: Value::Null,
+                error: None,
+                resource: Some((
+                    format!("arn:aws:logs:{region}:{account}:log-group:{group}"),
+                    "AWS::Logs::LogGroup",
+                )),
+            },
+        )
+        .await
+    }
+}
+
+impl LogsAdmin for LogsService {
+    fn put_group(
+        &self,
+        caller: Caller,
+        name: String,
+        trail: String,
+        retention_days: u32,
+    ) -> BoxFuture<'_, Result<Value, ApiError>> {
+        Box::pin(async move {
+            self.catalog
+                .get(&trail)
+                .map_err(cairn_api::trails::catalog_error)?;
+            let group = self
+                .logs
+                .put_group(LogGroup {
+                    name: name.clone(),
+                    trail: trail.clone(),
+                    retention_days,
+                    created: self.clock.now_millis(),
+                })
+                .map_err(logs_error)?;
+            self.audit(
+                &caller,
+                "CreateLogGroup",
+                &name,
+                json!({ "logGroupName": name, "trailName": trail, "retentionInDays": retention_days }),
+            )
+            .await?;
+            Ok(group_out(&group))
+        })
+    }
+
+    fn groups(&self) -> Value {
+        json!({ "logGroups": self.logs.groups().iter().map(group_out).collect::<Vec<_>>() })
+    }
+
+    fn put_filter(
+        &self,
+        caller: Caller,
+        filter: FilterConfig,
+    ) -> BoxFuture<'_, Result<(), ApiError>> {
+        Box::pin(async move {
+            let request = filter_out(&filter);
+            let group = filter.group.clone();
+            self.logs.put_filter(filter).map_err(logs_error)?;
+            self.audit(&caller, "PutMetricFilter", &group, request)
+                .await
+        })
+    }
+
+    fn filters(&self, group: &str) -> Value {
+        json!({ "metricFilters": self.logs.filters(Some(group)).iter().map(filter_out).collect::<Vec<_>>() })
+    }
+
+    fn filter_events(
+        &self,
+        group: String,
+        pattern: String,
+        start: i64,
+        end: i64,
+        limit: usize,
+        token: Option<String>,
+    ) -> BoxFuture<'_, Result<Value, ApiError>> {
+        Box::pin(async move {
+            let after = match token {
+                None => None,
+                Some(t) => Some(
+                    t.split_once('-')
+                        .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+                        .ok_or_else(|| {
+                            ApiError::bad_request(
+                                "InvalidParameterException",
+                                "nextToken is not one this server gave",
+                            )
+                        })?,
+                ),
+            };
+            let logs = self.logs.clone();
+            let (events, next) = tokio::task::spawn_blocking(move || {
+                logs.filter_events(&group, &pattern, start, end, limit, after)
+            })
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .map_err(logs_error)?;
+            Ok(json!({
+                "events": events,
+                "nextToken": next.map(|(t, s)| format!("{t}-{s}")),
+            }))
+        })
+    }
+
+    fn statistics(
+        &self,
+        namespace: String,
+        metric: String,
+        dimensions: BTreeMap<String, String>,
+        start: i64,
+        end: i64,
+        period_seconds: i64,
+        statistics: Vec<cairn_monitor::stats::Statistic>,
+    ) -> Result<Value, ApiError> {
+        let points = self
+            .logs
+            .statistics(
+                &namespace,
+                &metric,
+                &dimensions,
+                start,
+                end,
+                period_seconds * 1000,
+            )
+            .map_err(logs_error)?;
+        let datapoints: Vec<Value> = points
+            .iter()
+            .map(|(t, s)| {
+                let mut point = json!({ "Timestamp": *t as f64 / 1000.0 });
+                for statistic in &statistics {
+                    point[format!("{statistic:?}")] = json!(s.get(*statistic));
+                }
+                point
+            })
+            .collect();
+        Ok(json!({ "Label": metric, "Datapoints": datapoints }))
+    }
+}
+
+fn group_out(group: &LogGroup) -> Value {
+    json!({
+        "logGroupName": group.name,
+        "trailName": group.trail,
+        "retentionInDays": group.retention_days,
+        "creationTime": group.created,
+    })
+}
+
+fn filter_out(filter: &FilterConfig) -> Value {
+    json!({
+        "logGroupName": filter.group,
+        "filterName": filter.name,
+        "filterPattern": filter.pattern,
+        "metricTransformations": [{
+            "metricName": filter.metric_name,
+            "metricNamespace": filter.metric_namespace,
+            "metricValue": filter.metric_value,
+            "defaultValue": filter.default_value,
+            "dimensions": filter.dimensions,
+            "unit": filter.unit,
+        }],
+    })
+}
