@@ -91,6 +91,7 @@ fn op(
             "iam" => "iam.amazonaws.com",
             "logs" => "logs.amazonaws.com",
             "cloudwatch" => "monitoring.amazonaws.com",
+            "sns" => "sns.amazonaws.com",
             _ => "cairn.amazonaws.com",
         },
         event_name: name.to_owned(),
@@ -275,6 +276,28 @@ pub fn operation(
         ("PUT", ["v1", "log-groups", name, "metric-filters", _]) => {
             op("logs:PutMetricFilter", group(name), false, true, false)
         }
+        ("GET", ["v1", "topics"]) => op("sns:ListTopics", any(), true, false, false),
+        ("PUT", ["v1", "topics", name]) => op(
+            "sns:CreateTopic",
+            format!("arn:aws:sns:{region}:{account}:{}", percent_decode(name)),
+            false,
+            true,
+            false,
+        ),
+        ("GET", ["v1", "alarms"]) => op("cloudwatch:DescribeAlarms", any(), true, false, false),
+        ("POST", ["v1", "alarms", "install-cis"]) => {
+            op("cairn:InstallCisPack", any(), false, true, false)
+        }
+        ("PUT", ["v1", "alarms", name]) => op(
+            "cloudwatch:PutMetricAlarm",
+            format!(
+                "arn:aws:cloudwatch:{region}:{account}:alarm:{}",
+                percent_decode(name)
+            ),
+            false,
+            true,
+            false,
+        ),
         ("GET", ["v1", "metrics", "statistics"]) => {
             op("cloudwatch:GetMetricStatistics", any(), true, false, false)
         }
@@ -316,7 +339,8 @@ pub async fn layer(
     next: Next,
 ) -> Response {
     let path = request.uri().path().to_owned();
-    if path == "/healthz" || path == "/readyz" {
+    // Health, readiness, and the public key receivers verify notifications with.
+    if path == "/healthz" || path == "/readyz" || path == "/v1/topics/signing-key" {
         return next.run(request).await;
     }
     if path == "/metrics" && state.auth.public_metrics() {

@@ -49,6 +49,31 @@ pub trait LogsAdmin: Send + Sync {
         limit: usize,
         token: Option<String>,
     ) -> BoxFuture<'_, Result<Value, ApiError>>;
+    /// CreateTopic (with its subscriptions).
+    fn put_topic(
+        &self,
+        caller: Caller,
+        topic: cairn_logs::Topic,
+    ) -> BoxFuture<'_, Result<Value, ApiError>>;
+    /// ListTopics, with each subscription's delivery status.
+    fn topics(&self) -> Value;
+    /// The public key notifications are signed with (PEM).
+    fn signing_key_pem(&self) -> Result<String, ApiError>;
+    /// PutMetricAlarm.
+    fn put_alarm(
+        &self,
+        caller: Caller,
+        alarm: cairn_logs::AlarmConfig,
+    ) -> BoxFuture<'_, Result<Value, ApiError>>;
+    /// DescribeAlarms.
+    fn alarms(&self) -> Value;
+    /// The CIS pack on a log group: its metric filters and alarms notifying a topic.
+    fn install_cis(
+        &self,
+        caller: Caller,
+        group: String,
+        topic: String,
+    ) -> BoxFuture<'_, Result<Value, ApiError>>;
     /// GetMetricStatistics.
     #[allow(clippy::too_many_arguments)]
     fn statistics(
@@ -242,6 +267,155 @@ async fn statistics(
     )?))
 }
 
+async fn put_topic(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    bytes: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let request = body(&bytes)?;
+    let subscriptions: Vec<cairn_logs::Subscription> = match &request["subscriptions"] {
+        Value::Null => Vec::new(),
+        Value::Array(list) => list
+            .iter()
+            .map(|s| {
+                Ok(cairn_logs::Subscription {
+                    protocol: s["protocol"]
+                        .as_str()
+                        .ok_or_else(|| invalid("protocol is required"))?
+                        .to_owned(),
+                    endpoint: s["endpoint"]
+                        .as_str()
+                        .ok_or_else(|| invalid("endpoint is required"))?
+                        .to_owned(),
+                })
+            })
+            .collect::<Result<_, ApiError>>()?,
+        _ => return Err(invalid("subscriptions must be a list")),
+    };
+    Ok(Json(
+        state
+            .logs
+            .put_topic(
+                caller,
+                cairn_logs::Topic {
+                    name,
+                    subscriptions,
+                },
+            )
+            .await?,
+    ))
+}
+
+async fn topics(State(state): State<AppState>) -> Json<Value> {
+    Json(state.logs.topics())
+}
+
+async fn signing_key(State(state): State<AppState>) -> Result<String, ApiError> {
+    state.logs.signing_key_pem()
+}
+
+async fn put_alarm(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    bytes: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    use cairn_monitor::alarm::{AlarmSpec, Comparison, State as AlarmState, TreatMissing};
+    let r = body(&bytes)?;
+    let text = |n: &str| -> Result<String, ApiError> {
+        r[n].as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| invalid(format!("{n} is required")))
+    };
+    let int = |n: &str| -> Result<u64, ApiError> {
+        r[n].as_u64()
+            .ok_or_else(|| invalid(format!("{n} must be a positive integer")))
+    };
+    let statistic = match text("statistic")?.as_str() {
+        "Sum" => Statistic::Sum,
+        "Average" => Statistic::Average,
+        "Minimum" => Statistic::Minimum,
+        "Maximum" => Statistic::Maximum,
+        "SampleCount" => Statistic::SampleCount,
+        other => return Err(invalid(format!("unknown statistic {other:?}"))),
+    };
+    let comparison = match text("comparisonOperator")?.as_str() {
+        "GreaterThanOrEqualToThreshold" => Comparison::GreaterThanOrEqualToThreshold,
+        "GreaterThanThreshold" => Comparison::GreaterThanThreshold,
+        "LessThanThreshold" => Comparison::LessThanThreshold,
+        "LessThanOrEqualToThreshold" => Comparison::LessThanOrEqualToThreshold,
+        other => return Err(invalid(format!("unknown comparisonOperator {other:?}"))),
+    };
+    let treat = match r["treatMissingData"].as_str().unwrap_or("missing") {
+        "missing" => TreatMissing::Missing,
+        "ignore" => TreatMissing::Ignore,
+        "breaching" => TreatMissing::Breaching,
+        "notBreaching" => TreatMissing::NotBreaching,
+        other => return Err(invalid(format!("unknown treatMissingData {other:?}"))),
+    };
+    let evaluation_periods = int("evaluationPeriods")? as u32;
+    let spec = AlarmSpec {
+        statistic,
+        period_seconds: int("period")?,
+        evaluation_periods,
+        datapoints_to_alarm: r["datapointsToAlarm"]
+            .as_u64()
+            .map_or(evaluation_periods, |v| v as u32),
+        threshold: r["threshold"]
+            .as_f64()
+            .ok_or_else(|| invalid("threshold must be a number"))?,
+        comparison,
+        treat_missing: treat,
+    };
+    let dimensions: BTreeMap<String, String> = match &r["dimensions"] {
+        Value::Null => BTreeMap::new(),
+        v => serde_json::from_value(v.clone())
+            .map_err(|_| invalid("dimensions must map names to values"))?,
+    };
+    let actions: Vec<String> = match &r["alarmActions"] {
+        Value::Null => Vec::new(),
+        v => serde_json::from_value(v.clone())
+            .map_err(|_| invalid("alarmActions must be topic names"))?,
+    };
+    let alarm = cairn_logs::AlarmConfig {
+        name,
+        namespace: text("namespace")?,
+        metric: text("metricName")?,
+        dimensions,
+        spec,
+        actions,
+        state: AlarmState::InsufficientData,
+        reason: String::new(),
+        history: Vec::new(),
+    };
+    Ok(Json(state.logs.put_alarm(caller, alarm).await?))
+}
+
+async fn alarms(State(state): State<AppState>) -> Json<Value> {
+    Json(state.logs.alarms())
+}
+
+async fn install_cis(
+    State(state): State<AppState>,
+    caller: Caller,
+    bytes: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let r = body(&bytes)?;
+    let group = r["logGroupName"]
+        .as_str()
+        .ok_or_else(|| invalid("logGroupName is required"))?;
+    let topic = r["topicName"]
+        .as_str()
+        .ok_or_else(|| invalid("topicName is required"))?;
+    Ok(Json(
+        state
+            .logs
+            .install_cis(caller, group.to_owned(), topic.to_owned())
+            .await?,
+    ))
+}
+
 /// The routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -254,4 +428,10 @@ pub fn routes() -> Router<AppState> {
             put(put_filter),
         )
         .route("/v1/metrics/statistics", get(statistics))
+        .route("/v1/topics", get(topics))
+        .route("/v1/topics/signing-key", get(signing_key))
+        .route("/v1/topics/{name}", put(put_topic))
+        .route("/v1/alarms", get(alarms))
+        .route("/v1/alarms/install-cis", axum::routing::post(install_cis))
+        .route("/v1/alarms/{name}", put(put_alarm))
 }

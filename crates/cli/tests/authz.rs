@@ -41,6 +41,11 @@ fn routes() -> Vec<(&'static str, &'static str, Option<&'static str>, String)> {
         ("GET", "/v1/log-groups/audit/metric-filters", None, String::new()),
         ("GET", "/v1/log-groups/audit/events?filterPattern=ERROR", None, String::new()),
         ("GET", "/v1/metrics/statistics?namespace=LogMetrics&metricName=Root&startTime=0&endTime=60000&period=60&statistics=Sum", None, String::new()),
+        ("PUT", "/v1/topics/ops", None, json!({"subscriptions": [{"protocol": "file", "endpoint": "/tmp/cairn-authz-notifications.ndjson"}]}).to_string()),
+        ("GET", "/v1/topics", None, String::new()),
+        ("PUT", "/v1/alarms/roots", None, json!({"namespace": "LogMetrics", "metricName": "Root", "statistic": "Sum", "period": 300, "evaluationPeriods": 1, "threshold": 1, "comparisonOperator": "GreaterThanOrEqualToThreshold", "alarmActions": ["ops"]}).to_string()),
+        ("GET", "/v1/alarms", None, String::new()),
+        ("POST", "/v1/alarms/install-cis", None, json!({"logGroupName": "audit", "topicName": "ops"}).to_string()),
     ];
     for (op, body) in [
         ("DescribeTrails", "{}"),
@@ -192,8 +197,8 @@ async fn every_route_refuses_the_unauthenticated_and_the_unauthorized() {
         );
         assert!(status < 500, "{what}: {status} {code}");
     }
-    // Health and readiness need nothing.
-    for path in ["/healthz", "/readyz"] {
+    // Health, readiness and the notification public key need nothing.
+    for path in ["/healthz", "/readyz", "/v1/topics/signing-key"] {
         let response = server
             .client
             .get(format!("{}{path}", server.base))

@@ -113,10 +113,77 @@ impl FilterConfig {
     }
 }
 
+/// A topic subscription.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subscription {
+    /// `http` (an SNS-shaped POST) or `file` (one JSON line appended per notification).
+    pub protocol: String,
+    /// URL or file path.
+    pub endpoint: String,
+}
+
+/// A topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Topic {
+    /// Name.
+    pub name: String,
+    /// Subscriptions.
+    pub subscriptions: Vec<Subscription>,
+}
+
+/// One state change of an alarm.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlarmChange {
+    /// When, epoch ms.
+    pub time: i64,
+    /// Old state.
+    pub old: cairn_monitor::alarm::State,
+    /// New state.
+    pub new: cairn_monitor::alarm::State,
+    /// Why.
+    pub reason: String,
+}
+
+/// An alarm on a metric, with its state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlarmConfig {
+    /// Name.
+    pub name: String,
+    /// Metric namespace.
+    pub namespace: String,
+    /// Metric name.
+    pub metric: String,
+    /// Dimensions of the series.
+    pub dimensions: BTreeMap<String, String>,
+    /// Evaluation.
+    pub spec: cairn_monitor::alarm::AlarmSpec,
+    /// Topics notified on every state change.
+    pub actions: Vec<String>,
+    /// Current state.
+    pub state: cairn_monitor::alarm::State,
+    /// Why it is in that state.
+    pub reason: String,
+    /// Recent changes, newest last (at most 100).
+    pub history: Vec<AlarmChange>,
+}
+
+/// A state change to notify.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notify {
+    /// The alarm after the change.
+    pub alarm: AlarmConfig,
+    /// The change.
+    pub change: AlarmChange,
+}
+
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 struct Config {
     groups: Vec<LogGroup>,
     filters: Vec<FilterConfig>,
+    #[serde(default)]
+    topics: Vec<Topic>,
+    #[serde(default)]
+    alarms: Vec<AlarmConfig>,
 }
 
 /// The key of a metric series: namespace, name, and dimensions sorted.
@@ -313,6 +380,154 @@ impl Logs {
             .filter(|f| group.is_none_or(|g| g == f.group))
             .cloned()
             .collect()
+    }
+
+    /// Creates or replaces a topic.
+    pub fn put_topic(&self, topic: Topic) -> Result<Topic, LogsError> {
+        let valid = (1..=256).contains(&topic.name.len())
+            && topic
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !valid {
+            return Err(LogsError::Invalid(
+                "topic names are 1-256 letters, digits, - and _".into(),
+            ));
+        }
+        for s in &topic.subscriptions {
+            match s.protocol.as_str() {
+                "http" if s.endpoint.starts_with("http://") => {}
+                "http" => {
+                    return Err(LogsError::Invalid(format!(
+                        "an http subscription needs an http:// endpoint, got {:?} (https endpoints are not supported yet)",
+                        s.endpoint
+                    )))
+                }
+                "file" if Path::new(&s.endpoint).is_absolute() => {}
+                "file" => {
+                    return Err(LogsError::Invalid(
+                        "a file subscription needs an absolute path".into(),
+                    ))
+                }
+                other => {
+                    return Err(LogsError::Invalid(format!(
+                        "protocol {other:?} is not supported (http, file)"
+                    )))
+                }
+            }
+        }
+        self.modify(|config| {
+            config.topics.retain(|t| t.name != topic.name);
+            config.topics.push(topic.clone());
+            Ok(topic.clone())
+        })
+    }
+
+    /// The topics.
+    pub fn topics(&self) -> Vec<Topic> {
+        self.config
+            .read()
+            .expect("logs lock poisoned")
+            .topics
+            .clone()
+    }
+
+    /// Creates or replaces an alarm (its state starts as INSUFFICIENT_DATA).
+    pub fn put_alarm(&self, mut alarm: AlarmConfig) -> Result<AlarmConfig, LogsError> {
+        alarm.spec.validate().map_err(|e| LogsError::Invalid(e.0))?;
+        if alarm.name.is_empty() || alarm.name.len() > 255 {
+            return Err(LogsError::Invalid(
+                "alarm names are 1-255 characters".into(),
+            ));
+        }
+        self.modify(|config| {
+            for action in &alarm.actions {
+                if !config.topics.iter().any(|t| t.name == *action) {
+                    return Err(LogsError::NotFound(format!("topic {action}")));
+                }
+            }
+            alarm.state = cairn_monitor::alarm::State::InsufficientData;
+            alarm.reason = "Unchecked: initial alarm creation".into();
+            alarm.history.clear();
+            config.alarms.retain(|a| a.name != alarm.name);
+            config.alarms.push(alarm.clone());
+            Ok(alarm.clone())
+        })
+    }
+
+    /// The alarms.
+    pub fn alarms(&self) -> Vec<AlarmConfig> {
+        self.config
+            .read()
+            .expect("logs lock poisoned")
+            .alarms
+            .clone()
+    }
+
+    fn modify<T>(
+        &self,
+        f: impl FnOnce(&mut Config) -> Result<T, LogsError>,
+    ) -> Result<T, LogsError> {
+        let _guard = self.write.lock().expect("logs lock poisoned");
+        let mut config = self.config.read().expect("logs lock poisoned").clone();
+        let out = f(&mut config)?;
+        self.save(&config)?;
+        *self.config.write().expect("logs lock poisoned") = config;
+        Ok(out)
+    }
+
+    /// Evaluates every alarm at `now`; returns the state changes (persisted).
+    pub fn evaluate_alarms(&self, now: i64) -> Result<Vec<Notify>, LogsError> {
+        let alarms = self.alarms();
+        let mut changes = Vec::new();
+        for alarm in &alarms {
+            let period = alarm.spec.period_seconds as i64 * 1000;
+            let lookup = |start: i64| {
+                self.statistics(
+                    &alarm.namespace,
+                    &alarm.metric,
+                    &alarm.dimensions,
+                    start,
+                    start + period,
+                    period,
+                )
+                .ok()
+                .and_then(|p| p.into_iter().next().map(|(_, s)| s))
+            };
+            let (state, reason) = alarm.spec.evaluate(now, alarm.state, true, lookup);
+            if state != alarm.state {
+                changes.push((
+                    alarm.name.clone(),
+                    AlarmChange {
+                        time: now,
+                        old: alarm.state,
+                        new: state,
+                        reason,
+                    },
+                ));
+            }
+        }
+        if changes.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.modify(|config| {
+            let mut out = Vec::new();
+            for (name, change) in &changes {
+                if let Some(alarm) = config.alarms.iter_mut().find(|a| a.name == *name) {
+                    alarm.state = change.new;
+                    alarm.reason = change.reason.clone();
+                    alarm.history.push(change.clone());
+                    if alarm.history.len() > 100 {
+                        alarm.history.remove(0);
+                    }
+                    out.push(Notify {
+                        alarm: alarm.clone(),
+                        change: change.clone(),
+                    });
+                }
+            }
+            Ok(out)
+        })
     }
 
     /// The WAL position applied last.

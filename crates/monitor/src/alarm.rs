@@ -112,17 +112,40 @@ impl AlarmSpec {
         }
     }
 
+    /// Whether more data in a period can only raise the statistic toward the threshold, so a
+    /// period still in progress that already breaches will breach when it ends (`Sum`,
+    /// `Maximum`, `SampleCount` with `>=` or `>`, values never negative — metric filters with a
+    /// non-negative value). Such alarms fire as soon as the datapoint arrives.
+    pub fn fires_early(&self) -> bool {
+        matches!(
+            self.statistic,
+            Statistic::Sum | Statistic::Maximum | Statistic::SampleCount
+        ) && matches!(
+            self.comparison,
+            Comparison::GreaterThanOrEqualToThreshold | Comparison::GreaterThanThreshold
+        )
+    }
+
     /// The state for the periods ending at `now` (epoch ms): `period_stats(start_ms)` gives the
     /// statistics of the period starting there, if it had data. `current` is kept when data is
-    /// missing and missing data is ignored. Also returns the reason.
+    /// missing and missing data is ignored. Also returns the reason. With `early`, a period in
+    /// progress that already breaches counts as the newest period (see [`Self::fires_early`]).
     pub fn evaluate(
         &self,
         now: i64,
         current: State,
+        early: bool,
         period_stats: impl Fn(i64) -> Option<Stats>,
     ) -> (State, String) {
         let period = self.period_seconds as i64 * 1000;
-        let last_end = now.div_euclid(period) * period;
+        let mut last_end = now.div_euclid(period) * period;
+        if early && self.fires_early() {
+            let in_progress = period_stats(last_end)
+                .is_some_and(|s| s.min >= 0.0 && self.breaches(s.get(self.statistic)));
+            if in_progress {
+                last_end += period;
+            }
+        }
         let mut breaching = 0u32;
         let mut present = 0u32;
         let mut values = Vec::new();
@@ -192,27 +215,30 @@ mod tests {
         let alarm = cis(TreatMissing::Missing);
         alarm.validate().expect("valid");
         // The period [10, 15) min ended at 15 min: one event → ALARM.
-        assert_eq!(alarm.evaluate(16 * MIN, State::Ok, lookup).0, State::Alarm);
+        assert_eq!(
+            alarm.evaluate(16 * MIN, State::Ok, false, lookup).0,
+            State::Alarm
+        );
         // Before it ended, the previous period has no data.
         assert_eq!(
-            alarm.evaluate(12 * MIN, State::Ok, lookup).0,
+            alarm.evaluate(12 * MIN, State::Ok, false, lookup).0,
             State::InsufficientData
         );
         assert_eq!(
             cis(TreatMissing::Ignore)
-                .evaluate(12 * MIN, State::Ok, lookup)
+                .evaluate(12 * MIN, State::Ok, false, lookup)
                 .0,
             State::Ok
         );
         assert_eq!(
             cis(TreatMissing::NotBreaching)
-                .evaluate(22 * MIN, State::Alarm, lookup)
+                .evaluate(22 * MIN, State::Alarm, false, lookup)
                 .0,
             State::Ok
         );
         assert_eq!(
             cis(TreatMissing::Breaching)
-                .evaluate(22 * MIN, State::Ok, lookup)
+                .evaluate(22 * MIN, State::Ok, false, lookup)
                 .0,
             State::Alarm
         );
@@ -233,11 +259,11 @@ mod tests {
         two.merge(&Stats::of(10.0));
         let data: BTreeMap<i64, Stats> =
             [(0, Stats::of(11.0)), (MIN, two), (2 * MIN, Stats::of(5.0))].into();
-        let (state, reason) = spec.evaluate(3 * MIN, State::Ok, |s| data.get(&s).copied());
+        let (state, reason) = spec.evaluate(3 * MIN, State::Ok, false, |s| data.get(&s).copied());
         assert_eq!(state, State::Alarm, "{reason}");
         let data: BTreeMap<i64, Stats> = [(MIN, Stats::of(11.0))].into();
         assert_eq!(
-            spec.evaluate(3 * MIN, State::Alarm, |s| data.get(&s).copied())
+            spec.evaluate(3 * MIN, State::Alarm, false, |s| data.get(&s).copied())
                 .0,
             State::Ok
         );

@@ -11,6 +11,7 @@ pub mod indexer;
 pub mod ingest;
 pub mod logs;
 pub mod metrics;
+pub mod notify;
 pub mod security;
 pub mod tls;
 pub mod trails;
@@ -383,17 +384,42 @@ pub async fn start_with_fs(
         cairn_logs::Logs::open(&data_dir)
             .map_err(|e| StartError::Keys(format!("log groups: {e}")))?,
     );
+    let notification_key = Arc::new(notify::NotificationKey::new(
+        data_dir.join("notifications-key.pem"),
+    ));
+    let signing_cert_url = format!(
+        "{}://{}/v1/topics/signing-key",
+        if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        },
+        config.listen
+    );
+    let notifier = notify::spawn(notify::NotifierConfig {
+        logs: log_store.clone(),
+        key: notification_key.clone(),
+        region: config.region.clone(),
+        account: account_id.to_string(),
+        signing_cert_url,
+        metrics: metrics.clone(),
+    })
+    .map_err(|source| StartError::DataDir {
+        path: data_dir.clone(),
+        source,
+    })?;
     let logs_thread = {
-        let (logs, wal, catalog, clock, stop) = (
+        let (logs, wal, catalog, clock, stop, notifier) = (
             log_store.clone(),
             wal.clone(),
             catalog.clone(),
             clock.clone(),
             stop_indexer.clone(),
+            notifier.clone(),
         );
         std::thread::Builder::new()
             .name("cairn-log-groups".to_owned())
-            .spawn(move || logs::run_worker(logs, wal, catalog, clock, stop))
+            .spawn(move || logs::run_worker(logs, wal, catalog, clock, stop, notifier))
             .map_err(|source| StartError::DataDir {
                 path: data_dir.clone(),
                 source,
@@ -429,6 +455,8 @@ pub async fn start_with_fs(
             public_metrics: config.public_metrics,
         }),
         logs: Arc::new(logs::LogsService {
+            notifier,
+            notification_key,
             logs: log_store,
             catalog,
             ingest: ingest.clone(),

@@ -16,14 +16,35 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Feeds the log groups until `stop`.
+/// Feeds the log groups until `stop`, and evaluates the alarms (about four times a second),
+/// handing state changes to `notifier`.
 pub fn run_worker(
     logs: Arc<Logs>,
     wal: Arc<Wal>,
     catalog: Arc<Catalog>,
     clock: Arc<dyn Clock>,
     stop: Arc<AtomicBool>,
+    notifier: crate::notify::Notifier,
 ) {
+    let mut last_evaluation = std::time::Instant::now();
+    let mut evaluate = |logs: &Logs, force: bool| {
+        if !force && last_evaluation.elapsed() < Duration::from_millis(250) {
+            return;
+        }
+        last_evaluation = std::time::Instant::now();
+        match logs.evaluate_alarms(clock.now_millis()) {
+            Ok(changes) => {
+                for change in changes {
+                    tracing::info!(alarm = %change.alarm.name, from = change.change.old.as_str(), to = change.change.new.as_str(), "alarm state changed");
+                    // AlarmActions: notified on entering ALARM.
+                    if change.change.new == cairn_monitor::alarm::State::Alarm {
+                        notifier.send(change);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "evaluating alarms failed"),
+        }
+    };
     let mut applied = match logs.applied_seq() {
         Ok(seq) => seq,
         Err(e) => {
@@ -43,6 +64,7 @@ pub fn run_worker(
             }
         };
         if records.is_empty() {
+            evaluate(&logs, false);
             let now = clock.now_millis();
             if now - last_expiry > 60_000 {
                 if let Err(e) = logs.expire(now) {
@@ -64,6 +86,8 @@ pub fn run_worker(
                 if let Err(e) = wal.commit_cursor(cairn_logs::CURSOR, applied) {
                     tracing::warn!(error = %e, "log groups: committing the cursor failed");
                 }
+                // New datapoints: an alarm may fire now, not at the next tick.
+                evaluate(&logs, true);
             }
             Err(e) => {
                 tracing::error!(error = %e, "log groups: applying events failed; retrying");
@@ -76,6 +100,10 @@ pub fn run_worker(
 
 /// The API port.
 pub struct LogsService {
+    /// Notifications (delivery status).
+    pub notifier: crate::notify::Notifier,
+    /// The notification signing key.
+    pub notification_key: Arc<crate::notify::NotificationKey>,
     /// Store.
     pub logs: Arc<Logs>,
     /// Trails (a group names one).
@@ -100,6 +128,38 @@ fn logs_error(e: LogsError) -> ApiError {
 }
 
 impl LogsService {
+    async fn audit_as(
+        &self,
+        caller: &Caller,
+        source: &str,
+        name: &str,
+        resource: String,
+        kind: &'static str,
+        request: Value,
+    ) -> Result<(), ApiError> {
+        record(
+            &self.ingest,
+            self.clock.as_ref(),
+            AuditEvent {
+                caller,
+                source,
+                name,
+                read_only: false,
+                request,
+                response: Value::Null,
+                error: None,
+                resource: Some((resource, kind)),
+            },
+        )
+        .await
+    }
+
+    fn arn(&self, service: &str, rest: &str) -> String {
+        let account = cairn_api::Ingest::account_id(self.ingest.as_ref()).to_string();
+        let region = cairn_api::Ingest::region(self.ingest.as_ref()).to_owned();
+        format!("arn:aws:{service}:{region}:{account}:{rest}")
+    }
+
     async fn audit(
         &self,
         caller: &Caller,
@@ -218,6 +278,145 @@ impl LogsAdmin for LogsService {
                 "events": events,
                 "nextToken": next.map(|(t, s)| format!("{t}-{s}")),
             }))
+        })
+    }
+
+    fn put_topic(
+        &self,
+        caller: Caller,
+        topic: cairn_logs::Topic,
+    ) -> BoxFuture<'_, Result<Value, ApiError>> {
+        Box::pin(async move {
+            let stored = self.logs.put_topic(topic).map_err(logs_error)?;
+            let request = serde_json::to_value(&stored).expect("topic serializes");
+            let arn = self.arn("sns", &stored.name);
+            self.audit_as(
+                &caller,
+                "sns.amazonaws.com",
+                "CreateTopic",
+                arn.clone(),
+                "AWS::SNS::Topic",
+                request.clone(),
+            )
+            .await?;
+            Ok(json!({ "TopicArn": arn, "topic": request }))
+        })
+    }
+
+    fn topics(&self) -> Value {
+        let status = self
+            .notifier
+            .status
+            .lock()
+            .expect("status lock poisoned")
+            .clone();
+        let topics: Vec<Value> = self
+            .logs
+            .topics()
+            .iter()
+            .map(|t| {
+                let subscriptions: Vec<Value> = t
+                    .subscriptions
+                    .iter()
+                    .map(|s| {
+                        json!({
+                            "protocol": s.protocol,
+                            "endpoint": s.endpoint,
+                            "status": status.get(&format!("{}/{}", t.name, s.endpoint)).cloned().unwrap_or_default(),
+                        })
+                    })
+                    .collect();
+                json!({ "name": t.name, "topicArn": self.arn("sns", &t.name), "subscriptions": subscriptions })
+            })
+            .collect();
+        json!({ "topics": topics })
+    }
+
+    fn signing_key_pem(&self) -> Result<String, ApiError> {
+        self.notification_key
+            .public_pem()
+            .map_err(ApiError::internal)
+    }
+
+    fn put_alarm(
+        &self,
+        caller: Caller,
+        alarm: cairn_logs::AlarmConfig,
+    ) -> BoxFuture<'_, Result<Value, ApiError>> {
+        Box::pin(async move {
+            let stored = self.logs.put_alarm(alarm).map_err(logs_error)?;
+            let request = serde_json::to_value(&stored).expect("alarm serializes");
+            let arn = self.arn("cloudwatch", &format!("alarm:{}", stored.name));
+            self.audit_as(
+                &caller,
+                "monitoring.amazonaws.com",
+                "PutMetricAlarm",
+                arn,
+                "AWS::CloudWatch::Alarm",
+                request.clone(),
+            )
+            .await?;
+            Ok(request)
+        })
+    }
+
+    fn alarms(&self) -> Value {
+        json!({ "MetricAlarms": self.logs.alarms() })
+    }
+
+    fn install_cis(
+        &self,
+        caller: Caller,
+        group: String,
+        topic: String,
+    ) -> BoxFuture<'_, Result<Value, ApiError>> {
+        Box::pin(async move {
+            use cairn_monitor::alarm::{AlarmSpec, Comparison, State, TreatMissing};
+            if !self.logs.topics().iter().any(|t| t.name == topic) {
+                return Err(logs_error(LogsError::NotFound(format!("topic {topic}"))));
+            }
+            let mut installed = Vec::new();
+            for control in cairn_filter::cis::CONTROLS {
+                self.logs
+                    .put_filter(FilterConfig {
+                        group: group.clone(),
+                        name: control.metric.to_owned(),
+                        pattern: control.pattern.to_owned(),
+                        metric_name: control.metric.to_owned(),
+                        metric_namespace: "LogMetrics".to_owned(),
+                        metric_value: "1".to_owned(),
+                        default_value: None,
+                        dimensions: BTreeMap::new(),
+                        unit: None,
+                    })
+                    .map_err(logs_error)?;
+                let alarm = format!("{}-{}", control.id, control.metric);
+                self.logs
+                    .put_alarm(cairn_logs::AlarmConfig {
+                        name: alarm.clone(),
+                        namespace: "LogMetrics".to_owned(),
+                        metric: control.metric.to_owned(),
+                        dimensions: BTreeMap::new(),
+                        spec: AlarmSpec {
+                            statistic: cairn_monitor::stats::Statistic::Sum,
+                            period_seconds: 300,
+                            evaluation_periods: 1,
+                            datapoints_to_alarm: 1,
+                            threshold: 1.0,
+                            comparison: Comparison::GreaterThanOrEqualToThreshold,
+                            treat_missing: TreatMissing::NotBreaching,
+                        },
+                        actions: vec![topic.clone()],
+                        state: State::InsufficientData,
+                        reason: String::new(),
+                        history: Vec::new(),
+                    })
+                    .map_err(logs_error)?;
+                installed.push(json!({ "control": control.id, "metricFilter": control.metric, "alarm": alarm }));
+            }
+            self.audit(&caller, "PutMetricFilter", &group, json!({ "installCisPack": { "logGroupName": group, "topicName": topic, "controls": installed.len() } }))
+                .await?;
+            Ok(json!({ "installed": installed }))
         })
     }
 

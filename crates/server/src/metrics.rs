@@ -55,6 +55,8 @@ pub struct Metrics {
     delivered_bytes: Family<TrailLabel, Counter>,
     delivery_failures: Family<TrailLabel, Counter>,
     digests_delivered: Family<TrailLabel, Counter>,
+    notifications_delivered: Counter,
+    notification_failures: Counter,
     digest_failures: Family<TrailLabel, Counter>,
 }
 
@@ -94,6 +96,8 @@ impl Metrics {
             delivered_bytes: Family::default(),
             delivery_failures: Family::default(),
             digests_delivered: Family::default(),
+            notifications_delivered: Counter::default(),
+            notification_failures: Counter::default(),
             digest_failures: Family::default(),
         };
         registry.register(
@@ -115,6 +119,16 @@ impl Metrics {
             "delivery_failures",
             "Failed delivery attempts (retried), by trail",
             metrics.delivery_failures.clone(),
+        );
+        registry.register(
+            "notifications_delivered",
+            "Alarm notifications delivered to subscriptions",
+            metrics.notifications_delivered.clone(),
+        );
+        registry.register(
+            "notification_failures",
+            "Failed notification delivery attempts (retried up to 8 times)",
+            metrics.notification_failures.clone(),
         );
         registry.register(
             "digest_files",
@@ -227,6 +241,15 @@ impl Metrics {
                 trail: trail.to_owned(),
             })
             .inc();
+    }
+
+    /// Counts a notification delivery (or a failed attempt).
+    pub fn notification(&self, delivered: bool) {
+        if delivered {
+            self.notifications_delivered.inc();
+        } else {
+            self.notification_failures.inc();
+        }
     }
 
     /// Counts a stored digest file.
