@@ -7,6 +7,7 @@ mod client;
 mod filter;
 mod iam;
 mod input;
+mod monitoring;
 mod sign;
 mod trails;
 mod validate;
@@ -43,6 +44,15 @@ enum Command {
     /// Identities: create-user, list-users, create-access-key, list-access-keys,
     /// delete-access-key, attach-policy, put-user-policy, whoami.
     Iam(iam::IamArgs),
+    /// Log groups fed by trails: create-log-group, describe-log-groups, filter-log-events,
+    /// put-metric-filter.
+    Logs(monitoring::LogsArgs),
+    /// Metric statistics: get-statistics.
+    Metrics(monitoring::MetricsArgs),
+    /// Alarms: install-cis, list.
+    Alarms(monitoring::AlarmsArgs),
+    /// Notification topics: create, list.
+    Topics(monitoring::TopicsArgs),
     /// The CloudWatch Logs filter pattern language: `cairn filter test --pattern P FILE...`.
     #[command(subcommand)]
     Filter(filter::FilterCommand),
@@ -200,6 +210,10 @@ fn main() -> ExitCode {
                 iam::run(args).await.map(|()| ExitCode::SUCCESS)
             }
             Command::Filter(command) => filter::run(command),
+            Command::Logs(args) => monitoring::logs(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Metrics(args) => monitoring::metrics(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Alarms(args) => monitoring::alarms(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Topics(args) => monitoring::topics(args).await.map(|()| ExitCode::SUCCESS),
             Command::Keys(args) => {
                 init_logging("warn", LogFormat::Text);
                 validate::keys(args).await.map(|()| ExitCode::SUCCESS)

@@ -192,5 +192,93 @@ async fn a_trail_feeds_a_log_group_and_its_metric_filter() {
         names.contains(&"CreateLogGroup") && names.contains(&"PutMetricFilter"),
         "{names:?}"
     );
+    // The same through the commands.
+    let (base, data) = (server.base.clone(), dir.path().join("data"));
+    let sink = dir.path().join("alerts.ndjson");
+    let start_text = cairn_model::time::format_utc_seconds(start);
+    let end_text = cairn_model::time::format_utc_seconds(start + 3 * period);
+    let metric = failed_logins.metric.to_owned();
+    let outputs = tokio::task::spawn_blocking(move || {
+        let run = |args: &[&str]| {
+            let output = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+                .args(args)
+                .env("CAIRN_ENDPOINT", &base)
+                .env("CAIRN_DATA_DIR", &data)
+                .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+                .env_remove("AWS_ACCESS_KEY_ID")
+                .env_remove("AWS_SECRET_ACCESS_KEY")
+                .output()
+                .expect("run cairn");
+            assert!(
+                output.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            String::from_utf8_lossy(&output.stdout).into_owned()
+        };
+        (
+            run(&[
+                "logs",
+                "filter-log-events",
+                "--log-group",
+                "audit",
+                "--filter-pattern",
+                r#"{ $.errorMessage = "Failed*" }"#,
+            ]),
+            run(&[
+                "metrics",
+                "get-statistics",
+                "--namespace",
+                "LogMetrics",
+                "--metric-name",
+                &metric,
+                "--start-time",
+                &start_text,
+                "--end-time",
+                &end_text,
+                "--period",
+                "300",
+            ]),
+            run(&[
+                "topics",
+                "create",
+                "--name",
+                "ops",
+                "--file",
+                sink.to_str().expect("utf8"),
+            ]),
+            run(&[
+                "alarms",
+                "install-cis",
+                "--log-group",
+                "audit",
+                "--topic",
+                "ops",
+            ]),
+            run(&["alarms", "list"]),
+            run(&["logs", "describe-log-groups"]),
+        )
+    })
+    .await
+    .expect("cli");
+    assert_eq!(outputs.0.lines().count(), 2, "{}", outputs.0);
+    let stats: Value = serde_json::from_str(&outputs.1).expect("json");
+    let sum: f64 = stats["Datapoints"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .map(|p| p["Sum"].as_f64().unwrap_or(0.0))
+        .sum();
+    assert_eq!(sum, 2.0);
+    assert!(
+        outputs.2.contains("arn:aws:sns:us-east-1:111122223333:ops"),
+        "{}",
+        outputs.2
+    );
+    let installed: Value = serde_json::from_str(&outputs.3).expect("json");
+    assert_eq!(installed["installed"].as_array().map(Vec::len), Some(15));
+    let alarms: Value = serde_json::from_str(&outputs.4).expect("json");
+    assert_eq!(alarms["MetricAlarms"].as_array().map(Vec::len), Some(15));
+    assert!(outputs.5.contains("\"audit\""), "{}", outputs.5);
     server.stop().await;
 }
