@@ -30,6 +30,8 @@ pub enum BenchCommand {
     Validate(crate::bench_validate::ValidateBenchArgs),
     /// Filter throughput: the CIS pack over sample-shaped events, beside a full JSON parse.
     Filter(crate::bench_filter::FilterBenchArgs),
+    /// Alert latency: ingest acknowledgement to webhook delivery.
+    Alert(crate::bench_alert::AlertBenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -77,6 +79,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Lookup(args) => tokio::task::spawn_blocking(move || lookup(args)).await?,
         BenchCommand::Delivery(args) => tokio::task::spawn_blocking(move || delivery(args)).await?,
         BenchCommand::Validate(args) => crate::bench_validate::validate(args).await,
+        BenchCommand::Alert(args) => crate::bench_alert::alert(args).await,
         BenchCommand::Filter(args) => {
             tokio::task::spawn_blocking(move || crate::bench_filter::filter(args)).await?
         }

@@ -1,6 +1,7 @@
 //! `cairn`: the one binary. `serve` runs the server; the other commands are its clients.
 
 mod bench;
+mod bench_alert;
 mod bench_filter;
 mod bench_validate;
 mod client;
