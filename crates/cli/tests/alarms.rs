@@ -18,8 +18,10 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-/// A webhook receiver on 127.0.0.1 collecting request bodies.
-async fn receiver() -> (String, Arc<Mutex<Vec<String>>>) {
+/// A webhook receiver on 127.0.0.1 collecting request bodies; over TLS with `tls`.
+async fn receiver(
+    tls: Option<(&std::path::Path, &std::path::Path)>,
+) -> (String, Arc<Mutex<Vec<String>>>) {
     let received: Arc<Mutex<Vec<String>>> = Arc::default();
     let store = received.clone();
     let app = axum::Router::new().route(
@@ -35,17 +37,52 @@ async fn receiver() -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
-    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (url, received)
+    let addr = listener.local_addr().expect("addr");
+    match tls {
+        None => {
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            });
+            (format!("http://{addr}/hook"), received)
+        }
+        Some((cert, key)) => {
+            let config = cairn_server::tls::server_config(cert, key).expect("tls");
+            tokio::spawn(async move {
+                let _ =
+                    axum::serve(cairn_server::tls::TlsListener::new(listener, config), app).await;
+            });
+            (format!("https://localhost:{}/hook", addr.port()), received)
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_root_sign_in_fires_the_cis_alarm_and_the_webhook_gets_a_signed_notification() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
+    // An https webhook with its own certificate, trusted through SSL_CERT_FILE (read when the
+    // server's notifier builds its HTTP client).
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(made.status.success());
+    std::env::set_var("SSL_CERT_FILE", &cert);
+    let (secure_hook, secure_received) = receiver(Some((&cert, &key))).await;
     let clock = Arc::new(cairn_model::ManualClock::new(now_ms()));
     let config = cairn_server::config::RawConfig {
         data_dir: Some(data.clone()),
@@ -64,7 +101,7 @@ async fn a_root_sign_in_fires_the_cis_alarm_and_the_webhook_gets_a_signed_notifi
         client: reqwest::Client::new(),
         creds: Creds::admin(&data),
     };
-    let (hook, received) = receiver().await;
+    let (hook, received) = receiver(None).await;
     let json_ct = "application/json";
     let put = |path: &str, body: Value| {
         server.send(
@@ -99,6 +136,7 @@ async fn a_root_sign_in_fires_the_cis_alarm_and_the_webhook_gets_a_signed_notifi
     let sink = dir.path().join("notifications.ndjson");
     let topic = json!({"subscriptions": [
         {"protocol": "http", "endpoint": hook},
+        {"protocol": "https", "endpoint": secure_hook},
         {"protocol": "file", "endpoint": sink},
         {"protocol": "http", "endpoint": "http://127.0.0.1:9/unreachable"},
     ]});
@@ -238,6 +276,15 @@ async fn a_root_sign_in_fires_the_cis_alarm_and_the_webhook_gets_a_signed_notifi
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    // The https webhook got both notifications too.
+    let started = std::time::Instant::now();
+    while secure_received.lock().expect("lock").len() < 2 {
+        if started.elapsed().as_secs() > 30 {
+            let (_, topics) = server.get("/v1/topics").await;
+            panic!("the https webhook got nothing: {topics}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     // The unreachable endpoint: failures in the status and the metrics.
     let started = std::time::Instant::now();
     loop {
@@ -257,7 +304,14 @@ async fn a_root_sign_in_fires_the_cis_alarm_and_the_webhook_gets_a_signed_notifi
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(server.metric("cairn_notification_failures_total").await >= 1.0);
-    assert!(server.metric("cairn_notifications_delivered_total").await >= 4.0);
+    let started = std::time::Instant::now();
+    while server.metric("cairn_notifications_delivered_total").await < 6.0 {
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "two notifications x three working subscriptions"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 
     // Ten quiet minutes later the alarm is OK again, with both changes in its history.
     clock.advance(10 * 60_000);

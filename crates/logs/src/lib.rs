@@ -116,7 +116,8 @@ impl FilterConfig {
 /// A topic subscription.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Subscription {
-    /// `http` (an SNS-shaped POST) or `file` (one JSON line appended per notification).
+    /// `http`/`https` (an SNS-shaped POST; https verified against the system's roots, or
+    /// `SSL_CERT_FILE`) or `file` (one JSON line appended per notification).
     pub protocol: String,
     /// URL or file path.
     pub endpoint: String,
@@ -396,10 +397,11 @@ impl Logs {
         }
         for s in &topic.subscriptions {
             match s.protocol.as_str() {
-                "http" if s.endpoint.starts_with("http://") => {}
-                "http" => {
+                "http" | "https"
+                    if s.endpoint.starts_with("http://") || s.endpoint.starts_with("https://") => {}
+                "http" | "https" => {
                     return Err(LogsError::Invalid(format!(
-                        "an http subscription needs an http:// endpoint, got {:?} (https endpoints are not supported yet)",
+                        "an http(s) subscription needs an http:// or https:// endpoint, got {:?}",
                         s.endpoint
                     )))
                 }
@@ -411,7 +413,7 @@ impl Logs {
                 }
                 other => {
                     return Err(LogsError::Invalid(format!(
-                        "protocol {other:?} is not supported (http, file)"
+                        "protocol {other:?} is not supported (http, https, file)"
                     )))
                 }
             }
