@@ -9,6 +9,7 @@ mod filter;
 mod iam;
 mod input;
 mod monitoring;
+mod query;
 mod sign;
 mod trails;
 mod validate;
@@ -45,6 +46,8 @@ enum Command {
     /// Identities: create-user, list-users, create-access-key, list-access-keys,
     /// delete-access-key, attach-policy, put-user-policy, whoami.
     Iam(iam::IamArgs),
+    /// SQL over a CloudTrail tree (raw mode): `cairn query --source DIR "SQL"` (table `events`).
+    Query(query::QueryArgs),
     /// Log groups fed by trails: create-log-group, describe-log-groups, filter-log-events,
     /// put-metric-filter.
     Logs(monitoring::LogsArgs),
@@ -211,6 +214,10 @@ fn main() -> ExitCode {
                 iam::run(args).await.map(|()| ExitCode::SUCCESS)
             }
             Command::Filter(command) => filter::run(command),
+            Command::Query(args) => {
+                init_logging("warn", LogFormat::Text);
+                query::run(args).await.map(|()| ExitCode::SUCCESS)
+            }
             Command::Logs(args) => monitoring::logs(args).await.map(|()| ExitCode::SUCCESS),
             Command::Metrics(args) => monitoring::metrics(args).await.map(|()| ExitCode::SUCCESS),
             Command::Alarms(args) => monitoring::alarms(args).await.map(|()| ExitCode::SUCCESS),
