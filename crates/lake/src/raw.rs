@@ -42,8 +42,11 @@ fn files(dir: &Path) -> Result<(Vec<PathBuf>, usize), LakeError> {
     Ok((out, skipped))
 }
 
+/// The records of one file and its compressed size, or why it could not be read.
+type FileRead = Result<(Vec<Value>, u64), String>;
+
 /// Records of one file: `(records, compressed bytes)` or why it could not be read.
-fn read_file(path: &Path) -> Result<(Vec<Value>, u64), String> {
+fn read_file(path: &Path) -> FileRead {
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
     let json = cairn_logfile::body::decompress(&bytes, 1 << 30).map_err(|e| e.to_string())?;
     #[derive(serde::Deserialize)]
@@ -65,7 +68,7 @@ pub fn load(dir: &Path) -> Result<(RecordBatch, ScanReport), LakeError> {
     let chunks: Vec<Vec<PathBuf>> = (0..threads)
         .map(|i| paths.iter().skip(i).step_by(threads).cloned().collect())
         .collect();
-    let results: Vec<Vec<(PathBuf, Result<(Vec<Value>, u64), String>)>> = std::thread::scope(|s| {
+    let results: Vec<Vec<(PathBuf, FileRead)>> = std::thread::scope(|s| {
         let handles: Vec<_> = chunks
             .iter()
             .map(|chunk| s.spawn(move || chunk.iter().map(|p| (p.clone(), read_file(p))).collect()))
