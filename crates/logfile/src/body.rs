@@ -36,15 +36,7 @@ pub fn encode<R: AsRef<[u8]>>(records: &[R]) -> Vec<u8> {
 pub fn encode_hashed<R: AsRef<[u8]>>(records: &[R]) -> (Vec<u8>, String) {
     let mut hasher = Sha256::new();
     let file = encode_inner(records, Some(&mut hasher));
-    (file, hex_lower(&hasher.finalize()))
-}
-
-fn hex_lower(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    (file, hex::encode(&hasher.finalize()))
 }
 
 fn encode_inner<R: AsRef<[u8]>>(records: &[R], mut hasher: Option<&mut Sha256>) -> Vec<u8> {
@@ -143,7 +135,7 @@ pub fn hash_file(file: &[u8]) -> Result<String, ReadError> {
     if !decoder.into_inner().is_empty() {
         return Err(ReadError::TrailingData);
     }
-    Ok(hex_lower(&hasher.finalize()))
+    Ok(hex::encode(&hasher.finalize()))
 }
 
 #[derive(serde::Deserialize)]
@@ -202,7 +194,7 @@ mod tests {
         let (file, hash) = encode_hashed(&[A, B]);
         assert_eq!(file, encode(&[A, B]), "hashing changes no byte");
         let json = records_json(&[A, B]);
-        assert_eq!(hash, hex_lower(&Sha256::digest(&json)));
+        assert_eq!(hash, hex::encode(&Sha256::digest(&json)));
         assert_eq!(hash_file(&file).expect("hash"), hash);
         let empty: [&[u8]; 0] = [];
         assert_eq!(

@@ -33,7 +33,7 @@ impl Notification {
     /// The JSON body, signed with `key`; `signing_cert_url` says where the public key is.
     pub fn to_json(&self, key: &SigningKey, signing_cert_url: &str) -> Value {
         let signature = base64::engine::general_purpose::STANDARD
-            .encode(hex_to_bytes(&key.sign(&self.string_to_sign())));
+            .encode(hex::decode(key.sign(&self.string_to_sign())).expect("signatures are hex"));
         json!({
             "Type": "Notification",
             "MessageId": self.message_id,
@@ -46,12 +46,6 @@ impl Notification {
             "SigningCertURL": signing_cert_url,
         })
     }
-}
-
-fn hex_to_bytes(hex: &str) -> Vec<u8> {
-    (0..hex.len() / 2)
-        .filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
-        .collect()
 }
 
 /// Verifies a received notification body with the topic's public key.
@@ -79,8 +73,10 @@ pub fn verify(body: &Value, key: &PublicKey) -> bool {
         message,
         timestamp,
     };
-    let hex: String = signature.iter().map(|b| format!("{b:02x}")).collect();
-    body["Type"] == "Notification" && key.verify(&notification.string_to_sign(), &hex).is_ok()
+    body["Type"] == "Notification"
+        && key
+            .verify(&notification.string_to_sign(), &hex::encode(signature))
+            .is_ok()
 }
 
 #[cfg(test)]
