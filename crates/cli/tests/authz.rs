@@ -414,3 +414,37 @@ async fn the_cli_administers_identities_and_signs_as_them() {
     result.expect("cli session");
     server.stop().await;
 }
+
+/// `public_metrics = true` opens `/metrics` (only it) to unsigned scrapers, and an operator's
+/// key in `signing_key_files` is the region's current digest signing key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_metrics_and_operator_signing_keys() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = cairn_digest::SigningKey::generate().expect("key");
+    let pem = dir.path().join("operator.pem");
+    std::fs::write(&pem, key.to_pem().expect("pem")).expect("write");
+    let server = TestServer::start(&dir.path().join("data"), |c| {
+        c.public_metrics = Some(true);
+        c.signing_key_files = Some([("us-east-1".to_owned(), pem.clone())].into());
+    })
+    .await;
+    let unsigned = |path: &str| server.client.get(format!("{}{path}", server.base)).send();
+    assert_eq!(
+        unsigned("/metrics").await.expect("send").status().as_u16(),
+        200
+    );
+    assert_eq!(
+        unsigned("/v1/trails")
+            .await
+            .expect("send")
+            .status()
+            .as_u16(),
+        403
+    );
+    let (_, keys) = server.get("/v1/public-keys?Region=us-east-1").await;
+    assert_eq!(
+        keys["PublicKeyList"][0]["Fingerprint"].as_str(),
+        Some(key.public_key().fingerprint().as_str())
+    );
+    server.stop().await;
+}
