@@ -36,7 +36,7 @@ pub fn encode<R: AsRef<[u8]>>(records: &[R]) -> Vec<u8> {
 pub fn encode_hashed<R: AsRef<[u8]>>(records: &[R]) -> (Vec<u8>, String) {
     let mut hasher = Sha256::new();
     let file = encode_inner(records, Some(&mut hasher));
-    (file, hex::encode(&hasher.finalize()))
+    (file, hex::encode(hasher.finalize()))
 }
 
 fn encode_inner<R: AsRef<[u8]>>(records: &[R], mut hasher: Option<&mut Sha256>) -> Vec<u8> {
@@ -135,7 +135,7 @@ pub fn hash_file(file: &[u8]) -> Result<String, ReadError> {
     if !decoder.into_inner().is_empty() {
         return Err(ReadError::TrailingData);
     }
-    Ok(hex::encode(&hasher.finalize()))
+    Ok(hex::encode(hasher.finalize()))
 }
 
 #[derive(serde::Deserialize)]
