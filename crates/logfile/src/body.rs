@@ -194,7 +194,7 @@ mod tests {
         let (file, hash) = encode_hashed(&[A, B]);
         assert_eq!(file, encode(&[A, B]), "hashing changes no byte");
         let json = records_json(&[A, B]);
-        assert_eq!(hash, hex::encode(&Sha256::digest(&json)));
+        assert_eq!(hash, hex::encode(Sha256::digest(&json)));
         assert_eq!(hash_file(&file).expect("hash"), hash);
         let empty: [&[u8]; 0] = [];
         assert_eq!(
