@@ -127,7 +127,7 @@ fn env_first(names: &[&str]) -> Option<String> {
 }
 
 /// A bucket of an S3-compatible store, configured from the AWS environment variables.
-fn s3_from_env(bucket: &str) -> anyhow::Result<Arc<dyn object_store::ObjectStore>> {
+pub(crate) fn s3_from_env(bucket: &str) -> anyhow::Result<Arc<dyn object_store::ObjectStore>> {
     let region = env_first(&["AWS_REGION", "AWS_DEFAULT_REGION"]).unwrap_or("us-east-1".into());
     let endpoint = env_first(&["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"])
         .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));

@@ -1,26 +1,30 @@
-//! SQL over CloudTrail events with Apache DataFusion. DataFusion, Arrow and Parquet are
+//! The Lake: SQL over CloudTrail events with Apache DataFusion. DataFusion, Arrow and Parquet are
 //! dependencies of this crate only, so the rest of the workspace builds without them.
 //!
-//! This first part is **raw mode**: `cairn query --source DIR "SQL"` over a tree of CloudTrail
-//! `{"Records":[...]}` `.json.gz` files (Cairn's or AWS's `AWSLogs/...` layout; digest files are
-//! skipped), as the table `events` with CloudTrail Lake's column names. Files are read and parsed
-//! on every core; the events are held in memory for the query (a tree larger than memory is not
-//! supported yet). Event data stores, Parquet, retention, import and the query routes are not
-//! built yet (issue 7).
+//! * [`columns`] — the `events` schema (CloudTrail Lake's column names) and a one-pass record
+//!   parser that builds only the columns a query reads.
+//! * [`raw`] — raw mode: a CloudTrail `.json.gz` tree (directory or S3 prefix) as a streaming
+//!   table, pruned by account, region and time from the file keys.
+//! * [`store`] — event data stores: zstd Parquet partitioned by date, retention, termination
+//!   protection.
+//! * [`query`] — sessions, statistics, the StartQuery / GetQueryResults bookkeeping.
+//! * [`udf`] — `json_extract_scalar` / `json_extract`.
 
+pub mod columns;
+pub mod query;
 pub mod raw;
-pub mod schema;
+pub mod store;
+pub mod udf;
 
 pub use datafusion;
 
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::prelude::SessionContext;
-use std::path::Path;
+use std::sync::Arc;
 
-/// Why a query failed.
+/// Why a lake operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LakeError {
-    /// Reading the tree failed.
+    /// Reading or writing a file failed.
     #[error("reading {path}: {message}")]
     Read {
         /// The file or directory.
@@ -28,42 +32,95 @@ pub enum LakeError {
         /// What failed.
         message: String,
     },
+    /// The SQL is not a valid read-only query over the tables there are.
+    #[error("{0}")]
+    InvalidQuery(String),
+    /// A parameter is out of range.
+    #[error("{0}")]
+    Invalid(String),
+    /// The advanced event selectors are not valid.
+    #[error("{0}")]
+    InvalidSelectors(String),
+    /// No such event data store.
+    #[error("event data store {0} not found")]
+    NotFound(String),
+    /// The name is taken.
+    #[error("an event data store named {0} already exists")]
+    AlreadyExists(String),
+    /// A limit was reached.
+    #[error("{0}")]
+    Limit(String),
+    /// Deleting a protected store.
+    #[error("event data store {0} has termination protection enabled; disable it before deleting the store")]
+    TerminationProtected(String),
+    /// No such query.
+    #[error("query {0} not found")]
+    QueryNotFound(String),
+    /// The query cannot do that now.
+    #[error("{0}")]
+    InactiveQuery(String),
+    /// A `NextToken` Cairn did not hand out.
+    #[error("NextToken {0:?} is not valid")]
+    InvalidToken(String),
+    /// Ten queries are running already.
+    #[error("at most {} queries may run at once", query::MAX_CONCURRENT)]
+    TooManyQueries,
     /// DataFusion refused or failed the query.
     #[error(transparent)]
     Query(#[from] datafusion::error::DataFusionError),
     /// Arrow failed.
     #[error(transparent)]
     Arrow(#[from] datafusion::arrow::error::ArrowError),
+    /// Parquet failed.
+    #[error(transparent)]
+    Parquet(#[from] datafusion::parquet::errors::ParquetError),
 }
 
-/// What a raw-mode query read.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ScanReport {
-    /// Log files read.
-    pub files: usize,
-    /// Digest and other non-log files skipped.
-    pub skipped: usize,
-    /// Records loaded.
-    pub records: usize,
-    /// Compressed bytes read.
-    pub bytes: u64,
-    /// Files that could not be read, with why (reported, not fatal).
-    pub malformed: Vec<(String, String)>,
+impl LakeError {
+    /// The CloudTrail error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidQuery(_) | Self::Query(_) | Self::Arrow(_) => {
+                "InvalidQueryStatementException"
+            }
+            Self::Invalid(_) => "InvalidParameterException",
+            Self::InvalidSelectors(_) => "InvalidEventSelectorsException",
+            Self::NotFound(_) => "EventDataStoreNotFoundException",
+            Self::AlreadyExists(_) => "EventDataStoreAlreadyExistsException",
+            Self::Limit(_) => "EventDataStoreMaxLimitExceededException",
+            Self::TerminationProtected(_) => "EventDataStoreTerminationProtectedException",
+            Self::QueryNotFound(_) => "QueryIdNotFoundException",
+            Self::InactiveQuery(_) => "InactiveQueryException",
+            Self::InvalidToken(_) => "InvalidNextTokenException",
+            Self::TooManyQueries => "MaxConcurrentQueriesException",
+            Self::Read { .. } | Self::Parquet(_) => "InternalFailure",
+        }
+    }
+
+    /// Whether the caller is at fault (a 4xx).
+    pub fn is_client_error(&self) -> bool {
+        !matches!(self, Self::Read { .. } | Self::Parquet(_))
+    }
 }
 
-/// Runs `sql` over the tree at `dir` (table `events`).
+/// The cores to read with.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Runs `sql` over a tree (table `events`); the result, the statistics and what was read.
 pub async fn query_tree(
-    dir: &Path,
+    source: raw::TreeSource,
     sql: &str,
-) -> Result<(Vec<RecordBatch>, ScanReport), LakeError> {
-    let (batch, report) = raw::load(dir)?;
-    // CloudTrail Lake's column names are camelCase and its queries write them unquoted.
-    let config = datafusion::prelude::SessionConfig::new()
-        .set_bool("datafusion.sql_parser.enable_ident_normalization", false);
-    let ctx = SessionContext::new_with_config(config);
-    ctx.register_batch("events", batch)?;
-    let frame = ctx.sql(sql).await?;
-    Ok((frame.collect().await?, report))
+    delivery_bound: Option<i64>,
+) -> Result<(Vec<RecordBatch>, query::QueryStatistics, raw::ScanReport), LakeError> {
+    let table = Arc::new(raw::TreeTable::open(source, delivery_bound).await?);
+    let ctx = query::session();
+    ctx.register_table("events", table.clone())?;
+    let (batches, mut stats) = query::run(&ctx, sql).await?;
+    let report = table.report();
+    stats.bytes_scanned = report.bytes;
+    Ok((batches, stats, report))
 }
 
 /// Formats batches as a text table.

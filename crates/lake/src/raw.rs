@@ -1,22 +1,322 @@
-//! Reading a CloudTrail tree into one Arrow batch: every `*.json.gz` log file under the
-//! directory (digest files skipped), decompressed and parsed on every core.
+//! Raw mode: a CloudTrail tree (`AWSLogs/...` of `{"Records":[...]}` `.json.gz` files, Cairn's
+//! or AWS's layout, in a directory or under an S3 prefix) as the table `events`, with no import.
+//!
+//! Files are listed once; each query prunes them by account, region and time from their keys
+//! (`<account>_CloudTrail_<region>_<YYYYMMDDTHHmmZ>_<unique>.json.gz`), using the predicates
+//! DataFusion hands the scan, then reads the rest as a stream: one partition per core (more for
+//! object stores), each decompressing and parsing its files in turn into batches of at most
+//! [`BATCH_ROWS`] rows, with at most two batches in flight per partition — memory stays bounded
+//! whatever the size of the tree. Digest files are skipped; a file that cannot be read or parsed
+//! is reported and the query goes on.
 
-use crate::schema::{self, IDENTITY_FIELDS, JSON_COLUMNS, TEXT_COLUMNS};
-use crate::{LakeError, ScanReport};
-use datafusion::arrow::array::{
-    ArrayRef, BooleanBuilder, StringBuilder, StructArray, TimestampMillisecondBuilder,
-};
-use datafusion::arrow::record_batch::RecordBatch;
-use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use crate::columns::{self, Added, EventsBuilder};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::ScalarValue;
+use datafusion::datasource::TableType;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
+use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
+use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
+use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
-fn files(dir: &Path) -> Result<(Vec<PathBuf>, usize), LakeError> {
+/// Rows per batch a partition emits.
+pub const BATCH_ROWS: usize = 8192;
+
+/// Largest uncompressed log file accepted (AWS's are far smaller).
+const MAX_FILE_BYTES: usize = 1 << 30;
+
+/// Where the tree is.
+#[derive(Clone)]
+pub enum TreeSource {
+    /// A local directory.
+    Dir(PathBuf),
+    /// An object store (S3-compatible) and a key prefix.
+    Objects {
+        /// The bucket.
+        store: Arc<dyn object_store::ObjectStore>,
+        /// Key prefix (may be empty).
+        prefix: String,
+    },
+}
+
+impl std::fmt::Debug for TreeSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Dir(d) => write!(f, "Dir({})", d.display()),
+            Self::Objects { prefix, .. } => write!(f, "Objects({prefix})"),
+        }
+    }
+}
+
+/// One log file of the tree and what its key says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogFile {
+    /// Path (directory source) or key (object store).
+    pub location: String,
+    /// Account from the file name.
+    pub account: Option<String>,
+    /// Region from the file name.
+    pub region: Option<String>,
+    /// Delivery minute from the file name (epoch ms).
+    pub minute: Option<i64>,
+}
+
+/// What the key of a file says: `None` if it is not a log file (digests, anything else).
+pub fn classify(location: &str) -> Option<LogFile> {
+    let name = location.rsplit('/').next().unwrap_or(location);
+    if !name.ends_with(".json.gz")
+        || name.contains("_CloudTrail-Digest_")
+        || location.contains("/CloudTrail-Digest/")
+    {
+        return None;
+    }
+    // <account>_CloudTrail[-Insight]_<region>_<YYYYMMDDTHHmmZ>_<unique>.json.gz
+    let parts: Vec<&str> = name.split('_').collect();
+    let (account, region, stamp) = if parts.len() >= 5 && parts[1].starts_with("CloudTrail") {
+        (Some(parts[0]), Some(parts[2]), Some(parts[3]))
+    } else {
+        (None, None, None)
+    };
+    let minute = stamp.and_then(|s| {
+        // 20261201T0005Z → 2026-12-01T00:05:00Z
+        let b = s.as_bytes();
+        (s.len() == 14 && b[8] == b'T' && b[13] == b'Z').then(|| {
+            format!(
+                "{}-{}-{}T{}:{}:00Z",
+                &s[0..4],
+                &s[4..6],
+                &s[6..8],
+                &s[9..11],
+                &s[11..13]
+            )
+        })
+    });
+    Some(LogFile {
+        location: location.to_owned(),
+        account: account
+            .filter(|a| a.len() == 12 && a.bytes().all(|c| c.is_ascii_digit()))
+            .map(str::to_owned),
+        region: region.map(str::to_owned),
+        minute: minute.and_then(|m| cairn_model::time::parse_utc(&m).ok()),
+    })
+}
+
+/// What a query read from a tree.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanReport {
+    /// Log files in the tree.
+    pub files_listed: usize,
+    /// Log files left out by account, region or time from their keys.
+    pub files_pruned: usize,
+    /// Log files read.
+    pub files_read: usize,
+    /// Digest and other non-log files skipped.
+    pub skipped: usize,
+    /// Compressed bytes read.
+    pub bytes: u64,
+    /// Records, foreign (`aws:*`) and malformed records.
+    pub added: Added,
+    /// Files that could not be read, with why (reported, not fatal).
+    pub malformed_files: Vec<(String, String)>,
+}
+
+/// How far after its events a file may be delivered, for pruning by `eventTime < T`; `None`:
+/// never prune on an upper time bound.
+pub const DEFAULT_DELIVERY_BOUND_MS: Option<i64> = Some(24 * 3600 * 1000);
+
+/// How far an event time may be after its file's delivery minute (producer clock skew).
+const SKEW_MS: i64 = 15 * 60 * 1000 + 60 * 1000;
+
+/// What the predicates allow: account and region sets, event-time bounds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pruning {
+    /// `recipientAccountId` in this set.
+    pub accounts: Option<BTreeSet<String>>,
+    /// `awsRegion` in this set.
+    pub regions: Option<BTreeSet<String>>,
+    /// `eventTime >= from` (ms).
+    pub from: Option<i64>,
+    /// `eventTime <= to` (ms).
+    pub to: Option<i64>,
+}
+
+fn literal_text(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Literal(ScalarValue::Utf8(Some(s)), _)
+        | Expr::Literal(ScalarValue::LargeUtf8(Some(s)), _)
+        | Expr::Literal(ScalarValue::Utf8View(Some(s)), _) => Some(s.clone()),
+        Expr::Cast(c) => literal_text(&c.expr),
+        _ => None,
+    }
+}
+
+fn literal_time(e: &Expr) -> Option<i64> {
+    match e {
+        Expr::Literal(v, _) => match v {
+            ScalarValue::TimestampMillisecond(Some(t), _) => Some(*t),
+            ScalarValue::TimestampMicrosecond(Some(t), _) => Some(t / 1000),
+            ScalarValue::TimestampNanosecond(Some(t), _) => Some(t / 1_000_000),
+            ScalarValue::TimestampSecond(Some(t), _) => Some(t * 1000),
+            _ => literal_text(e).and_then(|s| parse_time_literal(&s)),
+        },
+        Expr::Cast(c) => literal_time(&c.expr),
+        Expr::TryCast(c) => literal_time(&c.expr),
+        _ => None,
+    }
+}
+
+/// `2026-12-01`, `2026-12-01 10:00:00`, `2026-12-01T10:00:00Z` and the like.
+fn parse_time_literal(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let iso = match s.len() {
+        10 => format!("{s}T00:00:00Z"),
+        19 => format!("{}Z", s.replace(' ', "T")),
+        _ => s.replace(' ', "T"),
+    };
+    cairn_model::time::parse_utc(&iso).ok()
+}
+
+fn column_name(e: &Expr) -> Option<&str> {
+    match e {
+        Expr::Column(c) => Some(c.name.as_str()),
+        Expr::Cast(c) => column_name(&c.expr),
+        _ => None,
+    }
+}
+
+impl Pruning {
+    /// Collects what `filters` (ANDed) allow.
+    pub fn from_filters(filters: &[Expr]) -> Self {
+        let mut p = Pruning::default();
+        for f in filters {
+            p.add(f);
+        }
+        p
+    }
+
+    fn restrict(set: &mut Option<BTreeSet<String>>, values: BTreeSet<String>) {
+        *set = Some(match set.take() {
+            None => values,
+            Some(old) => old.intersection(&values).cloned().collect(),
+        });
+    }
+
+    fn add(&mut self, e: &Expr) {
+        match e {
+            Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+                if *op == Operator::And {
+                    self.add(left);
+                    self.add(right);
+                    return;
+                }
+                // Normalise to `column op literal`.
+                let (col, op, lit) = match (column_name(left), column_name(right)) {
+                    (Some(c), None) => (c, *op, right.as_ref()),
+                    (None, Some(c)) => match op.swap() {
+                        Some(swapped) => (c, swapped, left.as_ref()),
+                        None => return,
+                    },
+                    _ => return,
+                };
+                match (col, op) {
+                    ("recipientAccountId", Operator::Eq) => {
+                        if let Some(v) = literal_text(lit) {
+                            Self::restrict(&mut self.accounts, BTreeSet::from([v]));
+                        }
+                    }
+                    ("awsRegion", Operator::Eq) => {
+                        if let Some(v) = literal_text(lit) {
+                            Self::restrict(&mut self.regions, BTreeSet::from([v]));
+                        }
+                    }
+                    ("eventTime", Operator::GtEq | Operator::Gt | Operator::Eq) => {
+                        if let Some(t) = literal_time(lit) {
+                            self.from = Some(self.from.map_or(t, |f| f.max(t)));
+                        }
+                        if op == Operator::Eq {
+                            if let Some(t) = literal_time(lit) {
+                                self.to = Some(self.to.map_or(t, |f| f.min(t)));
+                            }
+                        }
+                    }
+                    ("eventTime", Operator::LtEq | Operator::Lt) => {
+                        if let Some(t) = literal_time(lit) {
+                            self.to = Some(self.to.map_or(t, |f| f.min(t)));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Expr::InList(list) if !list.negated => {
+                let values: Option<BTreeSet<String>> = list.list.iter().map(literal_text).collect();
+                match (column_name(&list.expr), values) {
+                    (Some("recipientAccountId"), Some(v)) => Self::restrict(&mut self.accounts, v),
+                    (Some("awsRegion"), Some(v)) => Self::restrict(&mut self.regions, v),
+                    _ => {}
+                }
+            }
+            Expr::Between(b) if !b.negated && column_name(&b.expr) == Some("eventTime") => {
+                if let Some(t) = literal_time(&b.low) {
+                    self.from = Some(self.from.map_or(t, |f| f.max(t)));
+                }
+                if let Some(t) = literal_time(&b.high) {
+                    self.to = Some(self.to.map_or(t, |f| f.min(t)));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether `file` may hold matching events. `bound`: the longest delivery delay assumed.
+    pub fn keeps(&self, file: &LogFile, bound: Option<i64>) -> bool {
+        if let (Some(set), Some(a)) = (&self.accounts, &file.account) {
+            if !set.contains(a) {
+                return false;
+            }
+        }
+        if let (Some(set), Some(r)) = (&self.regions, &file.region) {
+            if !set.contains(r) {
+                return false;
+            }
+        }
+        if let Some(minute) = file.minute {
+            // A file holds events from before its delivery (up to `bound` before), never from
+            // after it (beyond producer clock skew).
+            if self.from.is_some_and(|from| minute + SKEW_MS < from) {
+                return false;
+            }
+            if let (Some(to), Some(bound)) = (self.to, bound) {
+                if minute - bound > to {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+}
+
+/// The tree as a DataFusion table.
+#[derive(Debug)]
+pub struct TreeTable {
+    source: TreeSource,
+    files: Vec<LogFile>,
+    skipped: usize,
+    delivery_bound: Option<i64>,
+    partitions: usize,
+    report: Arc<Mutex<ScanReport>>,
+}
+
+/// Lists every file under `dir` (sorted).
+fn walk(dir: &std::path::Path) -> Result<Vec<String>, crate::LakeError> {
     let mut out = Vec::new();
-    let mut skipped = 0;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let entries = std::fs::read_dir(&d).map_err(|e| LakeError::Read {
+        let entries = std::fs::read_dir(&d).map_err(|e| crate::LakeError::Read {
             path: d.display().to_string(),
             message: e.to_string(),
         })?;
@@ -25,142 +325,200 @@ fn files(dir: &Path) -> Result<(Vec<PathBuf>, usize), LakeError> {
             if path.is_dir() {
                 stack.push(path);
             } else {
-                let name = path
-                    .file_name()
-                    .unwrap_or_default()
-                    .to_string_lossy()
-                    .into_owned();
-                if name.ends_with(".json.gz") && !name.contains("_CloudTrail-Digest_") {
-                    out.push(path);
-                } else {
-                    skipped += 1;
-                }
+                out.push(path.display().to_string());
             }
         }
     }
     out.sort();
-    Ok((out, skipped))
+    Ok(out)
 }
 
-/// The records of one file and its compressed size, or why it could not be read.
-type FileRead = Result<(Vec<Value>, u64), String>;
-
-/// Records of one file: `(records, compressed bytes)` or why it could not be read.
-fn read_file(path: &Path) -> FileRead {
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    let json = cairn_logfile::body::decompress(&bytes, 1 << 30).map_err(|e| e.to_string())?;
-    #[derive(serde::Deserialize)]
-    struct File {
-        #[serde(rename = "Records")]
-        records: Vec<Value>,
-    }
-    let file: File =
-        serde_json::from_slice(&json).map_err(|e| format!("not a Records file: {e}"))?;
-    Ok((file.records, bytes.len() as u64))
-}
-
-/// Loads the tree under `dir`.
-pub fn load(dir: &Path) -> Result<(RecordBatch, ScanReport), LakeError> {
-    let (paths, skipped) = files(dir)?;
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .max(1);
-    let chunks: Vec<Vec<PathBuf>> = (0..threads)
-        .map(|i| paths.iter().skip(i).step_by(threads).cloned().collect())
-        .collect();
-    let results: Vec<Vec<(PathBuf, FileRead)>> = std::thread::scope(|s| {
-        let handles: Vec<_> = chunks
-            .iter()
-            .map(|chunk| s.spawn(move || chunk.iter().map(|p| (p.clone(), read_file(p))).collect()))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_default())
-            .collect()
-    });
-    let mut report = ScanReport {
-        skipped,
-        ..ScanReport::default()
-    };
-    let mut records: Vec<Value> = Vec::new();
-    for (path, result) in results.into_iter().flatten() {
-        match result {
-            Ok((mut r, bytes)) => {
-                report.files += 1;
-                report.bytes += bytes;
-                records.append(&mut r);
+impl TreeTable {
+    /// Lists the tree. `delivery_bound`: see [`DEFAULT_DELIVERY_BOUND_MS`].
+    pub async fn open(
+        source: TreeSource,
+        delivery_bound: Option<i64>,
+    ) -> Result<Self, crate::LakeError> {
+        let (locations, partitions) = match &source {
+            TreeSource::Dir(dir) => {
+                let dir = dir.clone();
+                let listed = tokio::task::spawn_blocking(move || walk(&dir))
+                    .await
+                    .map_err(|e| crate::LakeError::Read {
+                        path: "tree".into(),
+                        message: e.to_string(),
+                    })??;
+                (listed, crate::cores())
             }
-            Err(e) => report.malformed.push((path.display().to_string(), e)),
-        }
-    }
-    report.records = records.len();
-    Ok((to_batch(&records)?, report))
-}
-
-fn text(v: &Value) -> Option<String> {
-    match v {
-        Value::Null => None,
-        Value::String(s) => Some(s.clone()),
-        other => Some(other.to_string()),
-    }
-}
-
-/// Builds the batch of `records` in the schema of [`schema::schema`].
-pub fn to_batch(records: &[Value]) -> Result<RecordBatch, LakeError> {
-    let mut time = TimestampMillisecondBuilder::with_capacity(records.len()).with_timezone("UTC");
-    let mut identity: Vec<StringBuilder> = IDENTITY_FIELDS
-        .iter()
-        .map(|_| StringBuilder::new())
-        .collect();
-    let mut texts: Vec<StringBuilder> = TEXT_COLUMNS.iter().map(|_| StringBuilder::new()).collect();
-    let mut jsons: Vec<StringBuilder> = JSON_COLUMNS.iter().map(|_| StringBuilder::new()).collect();
-    let mut read_only = BooleanBuilder::new();
-    let mut management = BooleanBuilder::new();
-    for record in records {
-        time.append_option(
-            record["eventTime"]
-                .as_str()
-                .and_then(|t| cairn_model::time::parse_utc(t).ok()),
-        );
-        for (i, f) in IDENTITY_FIELDS.iter().enumerate() {
-            identity[i].append_option(record["userIdentity"].get(*f).and_then(text));
-        }
-        for (i, c) in TEXT_COLUMNS.iter().enumerate() {
-            texts[i].append_option(record.get(*c).and_then(text));
-        }
-        for (i, c) in JSON_COLUMNS.iter().enumerate() {
-            jsons[i].append_option(
-                record
-                    .get(*c)
-                    .filter(|v| !v.is_null())
-                    .map(Value::to_string),
-            );
-        }
-        let boolean = |v: &Value| match v {
-            Value::Bool(b) => Some(*b),
-            Value::String(s) if s == "true" => Some(true),
-            Value::String(s) if s == "false" => Some(false),
-            _ => None,
+            TreeSource::Objects { store, prefix } => {
+                let listed = cairn_store::list(store.as_ref(), prefix)
+                    .await
+                    .map_err(|e| crate::LakeError::Read {
+                        path: prefix.clone(),
+                        message: e.to_string(),
+                    })?;
+                // Object reads wait on the network: more of them in flight than cores.
+                (listed, crate::cores() * 8)
+            }
         };
-        read_only.append_option(boolean(&record["readOnly"]));
-        management.append_option(boolean(&record["managementEvent"]));
+        let total = locations.len();
+        let files: Vec<LogFile> = locations.iter().filter_map(|l| classify(l)).collect();
+        Ok(Self {
+            source,
+            skipped: total - files.len(),
+            files,
+            delivery_bound,
+            partitions,
+            report: Arc::new(Mutex::new(ScanReport::default())),
+        })
     }
-    let identity_fields = match schema::identity_type() {
-        datafusion::arrow::datatypes::DataType::Struct(fields) => fields,
-        _ => unreachable!("identity is a struct"),
-    };
-    let identity_array = StructArray::new(
-        identity_fields,
-        identity
-            .iter_mut()
-            .map(|b| Arc::new(b.finish()) as ArrayRef)
-            .collect(),
-        None,
-    );
-    let mut columns: Vec<ArrayRef> = vec![Arc::new(time.finish()), Arc::new(identity_array)];
-    columns.extend(texts.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
-    columns.extend(jsons.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
-    columns.push(Arc::new(read_only.finish()));
-    columns.push(Arc::new(management.finish()));
-    Ok(RecordBatch::try_new(schema::schema(), columns)?)
+
+    /// What the scans so far read.
+    pub fn report(&self) -> ScanReport {
+        self.report.lock().expect("report lock").clone()
+    }
+
+    /// The log files listed.
+    pub fn files(&self) -> &[LogFile] {
+        &self.files
+    }
+}
+
+#[async_trait::async_trait]
+impl TableProvider for TreeTable {
+    fn schema(&self) -> SchemaRef {
+        columns::schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        // Used to prune files; DataFusion still applies every filter to the rows.
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let pruning = Pruning::from_filters(filters);
+        let kept: Vec<LogFile> = self
+            .files
+            .iter()
+            .filter(|f| pruning.keeps(f, self.delivery_bound))
+            .cloned()
+            .collect();
+        {
+            let mut report = self.report.lock().expect("report lock");
+            report.files_listed = self.files.len();
+            report.skipped = self.skipped;
+            report.files_pruned += self.files.len() - kept.len();
+        }
+        let projection: Option<Vec<usize>> = projection.cloned();
+        let schema = EventsBuilder::new(projection.as_deref()).schema();
+        let n = self.partitions.clamp(1, kept.len().max(1));
+        let partitions: Vec<Arc<dyn PartitionStream>> = (0..n)
+            .map(|i| {
+                Arc::new(TreePartition {
+                    source: self.source.clone(),
+                    files: kept.iter().skip(i).step_by(n).cloned().collect(),
+                    projection: projection.clone(),
+                    schema: schema.clone(),
+                    report: self.report.clone(),
+                }) as Arc<dyn PartitionStream>
+            })
+            .collect();
+        Ok(Arc::new(StreamingTableExec::try_new(
+            schema,
+            partitions,
+            None,
+            Vec::new(),
+            false,
+            None,
+        )?))
+    }
+}
+
+/// One partition's share of the files.
+#[derive(Debug)]
+struct TreePartition {
+    source: TreeSource,
+    files: Vec<LogFile>,
+    projection: Option<Vec<usize>>,
+    schema: SchemaRef,
+    report: Arc<Mutex<ScanReport>>,
+}
+
+/// Reads one file's bytes.
+fn fetch(
+    source: &TreeSource,
+    location: &str,
+    handle: &tokio::runtime::Handle,
+) -> Result<Vec<u8>, String> {
+    match source {
+        TreeSource::Dir(_) => std::fs::read(location).map_err(|e| e.to_string()),
+        TreeSource::Objects { store, .. } => handle
+            .block_on(cairn_store::get(store.as_ref(), location))
+            .map_err(|e| e.to_string())?
+            .map(|b| b.to_vec())
+            .ok_or_else(|| "the object disappeared".to_owned()),
+    }
+}
+
+impl PartitionStream for TreePartition {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let mut builder = RecordBatchReceiverStreamBuilder::new(self.schema.clone(), 2);
+        let tx = builder.tx();
+        let source = self.source.clone();
+        let files = self.files.clone();
+        let projection = self.projection.clone();
+        let report = self.report.clone();
+        let handle = tokio::runtime::Handle::current();
+        builder.spawn_blocking(move || {
+            let mut events = EventsBuilder::new(projection.as_deref());
+            let mut local = ScanReport::default();
+            for file in &files {
+                let outcome = fetch(&source, &file.location, &handle).and_then(|bytes| {
+                    local.bytes += bytes.len() as u64;
+                    let json = cairn_logfile::body::decompress(&bytes, MAX_FILE_BYTES)
+                        .map_err(|e| e.to_string())?;
+                    events.append_file(&json)
+                });
+                match outcome {
+                    Ok(added) => {
+                        local.files_read += 1;
+                        local.added += added;
+                    }
+                    Err(e) => local.malformed_files.push((file.location.clone(), e)),
+                }
+                if events.rows() >= BATCH_ROWS && tx.blocking_send(Ok(events.finish())).is_err() {
+                    break; // the query was cancelled
+                }
+            }
+            if events.rows() > 0 {
+                let _ = tx.blocking_send(Ok(events.finish()));
+            }
+            let mut shared = report
+                .lock()
+                .map_err(|e| DataFusionError::Execution(e.to_string()))?;
+            shared.files_read += local.files_read;
+            shared.bytes += local.bytes;
+            shared.added += local.added;
+            shared.malformed_files.append(&mut local.malformed_files);
+            Ok(())
+        });
+        builder.build()
+    }
 }

@@ -1,189 +1,635 @@
-use super::*;
+//! Golden investigation queries over the sample corpus: every answer is computed independently
+//! from the records with serde_json, and the same queries run in raw mode (a CloudTrail tree)
+//! and in store mode (Parquet written by [`store::Stores`]) must give the same rows.
 
-fn samples_tree() -> tempfile::TempDir {
-    // The sample corpus as a CloudTrail tree: one .json.gz per source, plus a digest to skip and
-    // a damaged file to report.
-    let dir = tempfile::tempdir().expect("tempdir");
+use super::*;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Every record of the sample corpus (CloudTrail records only).
+fn sample_records() -> Vec<Value> {
     let root =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/cloudtrail-samples");
-    let tree = dir
-        .path()
-        .join("AWSLogs/111122223333/CloudTrail/us-east-1/2026/12/01");
-    std::fs::create_dir_all(&tree).expect("mkdir");
-    for entry in std::fs::read_dir(root.join("_normalized")).expect("samples") {
-        let path = entry.expect("entry").path();
-        let name = path
-            .file_name()
-            .expect("name")
-            .to_string_lossy()
-            .into_owned();
+    let mut out = Vec::new();
+    let mut names: Vec<_> = std::fs::read_dir(root.join("_normalized"))
+        .expect("samples")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    names.sort();
+    for path in names {
+        let name = path.to_string_lossy().into_owned();
         if !name.ends_with(".ndjson") || name.contains("digests") {
             continue;
         }
-        let records: Vec<String> = std::fs::read_to_string(&path)
-            .expect("read")
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(str::to_owned)
-            .collect();
-        std::fs::write(
-            tree.join(format!(
-                "111122223333_CloudTrail_us-east-1_20261201T0000Z_{}.json.gz",
-                &format!("{name:X<16}")[..16]
-            )),
-            cairn_logfile::body::encode(&records),
-        )
-        .expect("write");
-    }
-    let trailscraper = root.join("trailscraper");
-    for entry in std::fs::read_dir(&trailscraper).expect("trailscraper") {
-        let path = entry.expect("entry").path();
-        if path.to_string_lossy().ends_with(".json.gz") {
-            std::fs::copy(&path, tree.join(path.file_name().expect("name"))).expect("copy");
-        }
-    }
-    std::fs::write(
-        tree.join("111122223333_CloudTrail_us-east-1_20261201T0000Z_BROKENBROKENBROK.json.gz"),
-        b"not gzip",
-    )
-    .expect("write");
-    std::fs::write(
-        dir.path()
-            .join("111122223333_CloudTrail-Digest_us-east-1_t_us-east-1_20261201T000000Z.json.gz"),
-        b"{}",
-    )
-    .expect("write");
-    dir
-}
-
-/// Every record of the tree, read independently with serde_json.
-fn oracle(dir: &std::path::Path) -> Vec<serde_json::Value> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).expect("dir") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                stack.push(path);
-                continue;
+        for line in std::fs::read_to_string(&path).expect("read").lines() {
+            if !line.trim().is_empty() {
+                out.push(serde_json::from_str(line).expect("sample json"));
             }
-            let name = path.to_string_lossy().into_owned();
-            if !name.ends_with(".json.gz") || name.contains("Digest") {
-                continue;
-            }
-            let Ok(json) =
-                cairn_logfile::body::decompress(&std::fs::read(&path).expect("read"), 1 << 30)
-            else {
-                continue;
-            };
-            let value: serde_json::Value = serde_json::from_slice(&json).expect("json");
-            out.extend(
-                value["Records"]
-                    .as_array()
-                    .expect("records")
-                    .iter()
-                    .cloned(),
-            );
         }
     }
     out
 }
 
-fn column_u64(batches: &[RecordBatch], column: usize) -> Vec<u64> {
-    use datafusion::arrow::array::{AsArray, Int64Array};
-    batches
-        .iter()
-        .flat_map(|b| {
-            let array = b.column(column);
-            let ints: &Int64Array = array.as_primitive();
-            ints.values().iter().map(|v| *v as u64).collect::<Vec<_>>()
+fn account_of(r: &Value) -> String {
+    r["recipientAccountId"]
+        .as_str()
+        .unwrap_or("111122223333")
+        .to_owned()
+}
+
+fn time_of(r: &Value) -> Option<i64> {
+    // ISO-8601 or the `2024-01-01 00:00:00.000` form of Lake/Athena exports (UTC).
+    let t = r["eventTime"].as_str()?;
+    let iso = if t.as_bytes().get(10) == Some(&b' ') {
+        format!("{}Z", t.replacen(' ', "T", 1))
+    } else {
+        t.to_owned()
+    };
+    cairn_model::time::parse_utc(&iso).ok()
+}
+
+/// Writes `records` as a CloudTrail tree: per (account, region, hour) files of at most five records,
+/// keyed as AWS keys them (the delivery minute just after the newest event), plus a digest to
+/// skip and a damaged file to report.
+fn write_tree(dir: &std::path::Path, records: &[Value]) {
+    // As CloudTrail delivers: a file holds one account's and region's events of a few minutes.
+    let mut groups: BTreeMap<(String, String, i64), Vec<&Value>> = BTreeMap::new();
+    for r in records {
+        let region = r["awsRegion"].as_str().unwrap_or("us-east-1").to_owned();
+        let hour = time_of(r).unwrap_or(0).div_euclid(3_600_000);
+        groups
+            .entry((account_of(r), region, hour))
+            .or_default()
+            .push(r);
+    }
+    for ((account, region, hour), group) in groups {
+        for (n, chunk) in group.chunks(5).enumerate() {
+            let newest = chunk.iter().filter_map(|r| time_of(r)).max().unwrap_or(0);
+            let stamp = cairn_model::time::format_utc_seconds(newest + 60_000);
+            let day = &stamp[..10];
+            let minute = format!(
+                "{}{}{}T{}{}Z",
+                &stamp[0..4],
+                &stamp[5..7],
+                &stamp[8..10],
+                &stamp[11..13],
+                &stamp[14..16]
+            );
+            let dir = dir.join(format!(
+                "AWSLogs/{account}/CloudTrail/{region}/{}",
+                day.replace('-', "/")
+            ));
+            std::fs::create_dir_all(&dir).expect("mkdir");
+            let lines: Vec<String> = chunk.iter().map(|r| r.to_string()).collect();
+            std::fs::write(
+                dir.join(format!(
+                    "{account}_CloudTrail_{region}_{minute}_{hour:08}{n:08}.json.gz"
+                )),
+                cairn_logfile::body::encode(&lines),
+            )
+            .expect("write");
+        }
+    }
+    let odd = dir.join("AWSLogs/111122223333/CloudTrail/us-east-1/2026/12/01");
+    std::fs::create_dir_all(&odd).expect("mkdir");
+    std::fs::write(
+        odd.join("111122223333_CloudTrail_us-east-1_20261201T0000Z_BROKENBROKENBROK.json.gz"),
+        b"not gzip",
+    )
+    .expect("write");
+    let digests = dir.join("AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2026/12/01");
+    std::fs::create_dir_all(&digests).expect("mkdir");
+    std::fs::write(
+        digests
+            .join("111122223333_CloudTrail-Digest_us-east-1_t_us-east-1_20261201T000000Z.json.gz"),
+        cairn_logfile::body::encode(&["{}".to_owned()]),
+    )
+    .expect("write");
+}
+
+type Rows = Vec<Vec<String>>;
+
+fn text_rows(batches: &[RecordBatch]) -> Rows {
+    query::rows_as_text(batches)
+        .expect("render")
+        .into_iter()
+        .map(|row| {
+            row.into_iter()
+                .map(|(_, v)| v.unwrap_or_else(|| "NULL".into()))
+                .collect()
         })
         .collect()
 }
 
-#[tokio::test]
-async fn raw_mode_answers_investigation_queries_over_the_sample_tree() {
-    let dir = samples_tree();
-    let records = oracle(dir.path());
-    assert!(records.len() > 500);
-    // Count.
-    let (batches, report) = query_tree(dir.path(), "SELECT count(*) FROM events")
-        .await
-        .expect("query");
-    assert_eq!(column_u64(&batches, 0), vec![records.len() as u64]);
-    assert_eq!(report.records, records.len());
-    assert_eq!(
-        report.malformed.len(),
-        1,
-        "the damaged file is reported, not fatal"
-    );
-    assert!(report.skipped >= 1, "the digest is skipped");
-    // Root activity.
-    let roots = records
-        .iter()
-        .filter(|r| r["userIdentity"]["type"] == "Root")
-        .count() as u64;
-    let (batches, _) = query_tree(
-        dir.path(),
-        "SELECT count(*) FROM events WHERE userIdentity.type = 'Root'",
-    )
-    .await
-    .expect("query");
-    assert_eq!(column_u64(&batches, 0), vec![roots]);
-    // Errors by code: the top one.
-    let mut counts = std::collections::BTreeMap::<String, u64>::new();
-    for r in &records {
-        if let Some(code) = r["errorCode"].as_str() {
-            *counts.entry(code.to_owned()).or_default() += 1;
-        }
-    }
-    let (top_code, top_count) = counts
-        .iter()
-        .max_by_key(|(c, n)| (**n, std::cmp::Reverse((*c).clone())))
-        .expect("errors");
-    let (batches, _) = query_tree(
-        dir.path(),
-        "SELECT errorCode, count(*) AS n FROM events WHERE errorCode IS NOT NULL GROUP BY errorCode ORDER BY n DESC, errorCode ASC LIMIT 1",
-    )
-    .await
-    .expect("query");
-    let table = to_table(&batches).expect("table");
-    assert!(
-        table.contains(top_code.as_str()) && table.contains(&top_count.to_string()),
-        "{table}"
-    );
-    // Console logins without MFA (JSON text column).
-    let no_mfa = records
-        .iter()
-        .filter(|r| r["eventName"] == "ConsoleLogin" && r["additionalEventData"]["MFAUsed"] == "No")
-        .count() as u64;
-    let (batches, _) = query_tree(
-        dir.path(),
-        "SELECT count(*) FROM events WHERE eventName = 'ConsoleLogin' AND additionalEventData LIKE '%\"MFAUsed\":\"No\"%'",
-    )
-    .await
-    .expect("query");
-    assert_eq!(column_u64(&batches, 0), vec![no_mfa]);
-    // Time predicates on the timestamp column.
-    let since = cairn_model::time::parse_utc("2020-01-01T00:00:00Z").expect("time");
-    let recent = records
+fn s(v: &Value) -> Option<&str> {
+    v.as_str()
+}
+
+fn count_rows(n: usize) -> Rows {
+    vec![vec![n.to_string()]]
+}
+
+/// Sorted `(key, count)` rows: count descending, key ascending, at most `limit`.
+fn top(counts: BTreeMap<String, usize>, limit: usize) -> Rows {
+    let mut v: Vec<(String, usize)> = counts.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    v.into_iter()
+        .take(limit)
+        .map(|(k, n)| vec![k, n.to_string()])
+        .collect()
+}
+
+fn json_member<'a>(r: &'a Value, column: &str, member: &str) -> Option<&'a str> {
+    r.get(column)?.get(member)?.as_str()
+}
+
+struct Golden {
+    name: &'static str,
+    sql: String,
+    expected: Rows,
+}
+
+/// The investigation queries and their answers, computed from the records.
+fn goldens(records: &[Value]) -> Vec<Golden> {
+    let mut g = Vec::new();
+    g.push(Golden {
+        name: "every event",
+        sql: "SELECT count(*) FROM events".into(),
+        expected: count_rows(records.len()),
+    });
+    g.push(Golden {
+        name: "root activity",
+        sql: "SELECT eventName, count(*) AS n FROM events WHERE userIdentity.type = 'Root' GROUP BY eventName ORDER BY n DESC, eventName".into(),
+        expected: top(
+            records
+                .iter()
+                .filter(|r| r["userIdentity"]["type"] == "Root")
+                .fold(BTreeMap::new(), |mut m, r| {
+                    *m.entry(s(&r["eventName"]).unwrap_or("").to_owned()).or_default() += 1;
+                    m
+                }),
+            usize::MAX,
+        ),
+    });
+    g.push(Golden {
+        name: "top API calls by error code",
+        sql: "SELECT errorCode, count(*) AS n FROM events WHERE errorCode IS NOT NULL GROUP BY errorCode ORDER BY n DESC, errorCode LIMIT 5".into(),
+        expected: top(
+            records.iter().filter_map(|r| s(&r["errorCode"])).fold(
+                BTreeMap::new(),
+                |mut m, c| {
+                    *m.entry(c.to_owned()).or_default() += 1;
+                    m
+                },
+            ),
+            5,
+        ),
+    });
+    let mut no_mfa: Vec<String> = records
         .iter()
         .filter(|r| {
-            r["eventTime"]
-                .as_str()
-                .and_then(|t| cairn_model::time::parse_utc(t).ok())
-                .is_some_and(|t| t >= since)
+            r["eventName"] == "ConsoleLogin"
+                && json_member(r, "additionalEventData", "MFAUsed") == Some("No")
         })
-        .count() as u64;
-    let (batches, _) = query_tree(
-        dir.path(),
-        "SELECT count(*) FROM events WHERE eventTime >= TIMESTAMP '2020-01-01T00:00:00Z'",
+        .filter_map(|r| s(&r["eventID"]).map(str::to_owned))
+        .collect();
+    no_mfa.sort();
+    g.push(Golden {
+        name: "console logins without MFA",
+        sql: "SELECT eventID FROM events WHERE eventName = 'ConsoleLogin' AND json_extract_scalar(additionalEventData, '$.MFAUsed') = 'No' AND eventID IS NOT NULL ORDER BY eventID".into(),
+        expected: no_mfa.into_iter().map(|id| vec![id]).collect(),
+    });
+    g.push(Golden {
+        name: "failed console logins",
+        sql: "SELECT count(*) FROM events WHERE eventName = 'ConsoleLogin' AND json_extract_scalar(responseElements, '$.ConsoleLogin') = 'Failure'".into(),
+        expected: count_rows(
+            records
+                .iter()
+                .filter(|r| {
+                    r["eventName"] == "ConsoleLogin"
+                        && json_member(r, "responseElements", "ConsoleLogin") == Some("Failure")
+                })
+                .count(),
+        ),
+    });
+    // The busiest access key, and everything it did.
+    let keys = records
+        .iter()
+        .filter_map(|r| s(&r["userIdentity"]["accessKeyId"]))
+        .fold(BTreeMap::<String, usize>::new(), |mut m, k| {
+            *m.entry(k.to_owned()).or_default() += 1;
+            m
+        });
+    let key = top(keys, 1)[0][0].clone();
+    g.push(Golden {
+        name: "everything one access key did",
+        sql: format!("SELECT eventSource, eventName, count(*) AS n FROM events WHERE userIdentity.accessKeyId = '{key}' GROUP BY eventSource, eventName ORDER BY n DESC, eventSource, eventName"),
+        expected: {
+            let mut m: BTreeMap<(String, String), usize> = BTreeMap::new();
+            for r in records
+                .iter()
+                .filter(|r| s(&r["userIdentity"]["accessKeyId"]) == Some(key.as_str()))
+            {
+                *m.entry((
+                    s(&r["eventSource"]).unwrap_or("").to_owned(),
+                    s(&r["eventName"]).unwrap_or("").to_owned(),
+                ))
+                .or_default() += 1;
+            }
+            let mut v: Vec<_> = m.into_iter().collect();
+            v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            v.into_iter()
+                .map(|((src, name), n)| vec![src, name, n.to_string()])
+                .collect()
+        },
+    });
+    const SG: &[&str] = &[
+        "AuthorizeSecurityGroupIngress",
+        "AuthorizeSecurityGroupEgress",
+        "RevokeSecurityGroupIngress",
+        "RevokeSecurityGroupEgress",
+        "CreateSecurityGroup",
+        "DeleteSecurityGroup",
+    ];
+    g.push(Golden {
+        name: "security group changes per region",
+        sql: format!(
+            "SELECT awsRegion, count(*) AS n FROM events WHERE eventName IN ({}) GROUP BY awsRegion ORDER BY n DESC, awsRegion",
+            SG.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ")
+        ),
+        expected: top(
+            records
+                .iter()
+                .filter(|r| s(&r["eventName"]).is_some_and(|n| SG.contains(&n)))
+                .fold(BTreeMap::new(), |mut m, r| {
+                    *m.entry(s(&r["awsRegion"]).unwrap_or("").to_owned()).or_default() += 1;
+                    m
+                }),
+            usize::MAX,
+        ),
+    });
+    g.push(Golden {
+        name: "distinct source IPs per user",
+        sql: "SELECT userIdentity.arn AS who, count(DISTINCT sourceIPAddress) AS ips FROM events WHERE userIdentity.arn IS NOT NULL GROUP BY userIdentity.arn ORDER BY ips DESC, who LIMIT 10".into(),
+        expected: {
+            let mut m: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+            for r in records {
+                if let Some(arn) = s(&r["userIdentity"]["arn"]) {
+                    let set = m.entry(arn.to_owned()).or_default();
+                    if let Some(ip) = s(&r["sourceIPAddress"]) {
+                        set.insert(ip.to_owned());
+                    }
+                }
+            }
+            top(m.into_iter().map(|(k, v)| (k, v.len())).collect(), 10)
+        },
+    });
+    const TAMPER: &[&str] = &[
+        "StopLogging",
+        "DeleteTrail",
+        "UpdateTrail",
+        "PutEventSelectors",
+    ];
+    g.push(Golden {
+        name: "trail tampering",
+        sql: "SELECT count(*) FROM events WHERE eventSource = 'cloudtrail.amazonaws.com' AND eventName IN ('StopLogging', 'DeleteTrail', 'UpdateTrail', 'PutEventSelectors')".into(),
+        expected: count_rows(
+            records
+                .iter()
+                .filter(|r| {
+                    r["eventSource"] == "cloudtrail.amazonaws.com"
+                        && s(&r["eventName"]).is_some_and(|n| TAMPER.contains(&n))
+                })
+                .count(),
+        ),
+    });
+    g.push(Golden {
+        name: "buckets touched",
+        sql: "SELECT json_extract_scalar(requestParameters, '$.bucketName') AS bucket, count(*) AS n FROM events WHERE json_extract_scalar(requestParameters, '$.bucketName') IS NOT NULL GROUP BY json_extract_scalar(requestParameters, '$.bucketName') ORDER BY n DESC, bucket LIMIT 5".into(),
+        expected: top(
+            records
+                .iter()
+                .filter_map(|r| json_member(r, "requestParameters", "bucketName"))
+                .fold(BTreeMap::new(), |mut m, b| {
+                    *m.entry(b.to_owned()).or_default() += 1;
+                    m
+                }),
+            5,
+        ),
+    });
+    g.push(Golden {
+        name: "resources by type",
+        sql: "SELECT r['type'] AS t, count(*) AS n FROM (SELECT unnest(resources) AS r FROM events) WHERE r['type'] IS NOT NULL GROUP BY r['type'] ORDER BY n DESC, t LIMIT 5".into(),
+        expected: top(
+            records
+                .iter()
+                .flat_map(|r| r["resources"].as_array().cloned().unwrap_or_default())
+                .filter_map(|res| res["type"].as_str().map(str::to_owned))
+                .fold(BTreeMap::new(), |mut m, t| {
+                    *m.entry(t).or_default() += 1;
+                    m
+                }),
+            5,
+        ),
+    });
+    let since = cairn_model::time::parse_utc("2021-01-01T00:00:00Z").expect("time");
+    let until = cairn_model::time::parse_utc("2024-01-01T00:00:00Z").expect("time");
+    g.push(Golden {
+        name: "events in a time window per account",
+        sql: "SELECT recipientAccountId, count(*) AS n FROM events WHERE eventTime >= TIMESTAMP '2021-01-01T00:00:00Z' AND eventTime < TIMESTAMP '2024-01-01T00:00:00Z' AND recipientAccountId IS NOT NULL GROUP BY recipientAccountId ORDER BY n DESC, recipientAccountId".into(),
+        expected: top(
+            records
+                .iter()
+                .filter(|r| time_of(r).is_some_and(|t| t >= since && t < until))
+                .filter_map(|r| s(&r["recipientAccountId"]))
+                .fold(BTreeMap::new(), |mut m, a| {
+                    *m.entry(a.to_owned()).or_default() += 1;
+                    m
+                }),
+            usize::MAX,
+        ),
+    });
+    let denied = [
+        "AccessDenied",
+        "AccessDeniedException",
+        "UnauthorizedOperation",
+    ];
+    g.push(Golden {
+        name: "access denied per principal",
+        sql: "SELECT coalesce(userIdentity.arn, userIdentity.type) AS who, count(*) AS n FROM events WHERE errorCode IN ('AccessDenied', 'AccessDeniedException', 'UnauthorizedOperation') GROUP BY coalesce(userIdentity.arn, userIdentity.type) ORDER BY n DESC, who".into(),
+        expected: top(
+            records
+                .iter()
+                .filter(|r| s(&r["errorCode"]).is_some_and(|c| denied.contains(&c)))
+                .fold(BTreeMap::new(), |mut m, r| {
+                    let who = s(&r["userIdentity"]["arn"])
+                        .or(s(&r["userIdentity"]["type"]))
+                        .unwrap_or("NULL");
+                    *m.entry(who.to_owned()).or_default() += 1;
+                    m
+                }),
+            usize::MAX,
+        ),
+    });
+    g
+}
+
+async fn run_raw(
+    dir: &std::path::Path,
+    sql: &str,
+) -> (Rows, query::QueryStatistics, raw::ScanReport) {
+    let (batches, stats, report) = query_tree(
+        raw::TreeSource::Dir(dir.to_path_buf()),
+        sql,
+        raw::DEFAULT_DELIVERY_BOUND_MS,
     )
     .await
-    .expect("query");
-    assert_eq!(column_u64(&batches, 0), vec![recent]);
-    // A bad query is a clear error.
-    assert!(query_tree(dir.path(), "SELECT nope FROM events")
+    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    (text_rows(&batches), stats, report)
+}
+
+#[tokio::test]
+async fn golden_queries_agree_with_the_records_in_raw_and_store_mode() {
+    // Records without an event time cannot enter a store (they are reported by import); the
+    // comparison is over the rest.
+    let records: Vec<Value> = sample_records()
+        .into_iter()
+        .filter(|r| time_of(r).is_some())
+        .collect();
+    assert!(records.len() > 500, "{}", records.len());
+    let tree = tempfile::tempdir().expect("tempdir");
+    write_tree(tree.path(), &records);
+
+    // The store: the same records, written as Parquet.
+    let data = tempfile::tempdir().expect("tempdir");
+    let stores = store::Stores::open(data.path(), "us-east-1", "111122223333").expect("stores");
+    let eds = stores
+        .create("golden", store::StoreChanges::default(), 0, 0)
+        .expect("create");
+    let raws: Vec<Box<serde_json::value::RawValue>> = records
+        .iter()
+        .map(|r| serde_json::value::to_raw_value(r).expect("raw"))
+        .collect();
+    let refs: Vec<&serde_json::value::RawValue> = raws.iter().map(AsRef::as_ref).collect();
+    let (written, added) = stores.write(&eds, &refs, "golden").expect("write");
+    assert_eq!((written.events, added.malformed), (records.len(), 0));
+    // Retention long enough for the oldest sample (2014) at "now" (2016).
+    let eds = stores
+        .update(
+            "golden",
+            store::StoreChanges {
+                retention_period: Some(store::MAX_RETENTION_DAYS),
+                ..Default::default()
+            },
+            0,
+        )
+        .expect("update");
+    let now = cairn_model::time::parse_utc("2016-01-01T00:00:00Z").expect("now");
+    let ctx = query::session();
+    query::register_store(&ctx, &stores, &eds, now)
         .await
-        .is_err());
+        .expect("register");
+
+    let goldens = goldens(&records);
+    assert!(goldens.len() >= 10);
+    for golden in goldens {
+        assert!(
+            !golden.expected.is_empty() && golden.expected != count_rows(0),
+            "{}: the corpus must exercise the query",
+            golden.name
+        );
+        let (raw_rows, _, report) = run_raw(tree.path(), &golden.sql).await;
+        assert_eq!(raw_rows, golden.expected, "raw mode: {}", golden.name);
+        assert!(
+            report.malformed_files.len() <= 1,
+            "only the damaged file fails"
+        );
+        let store_sql = golden.sql.replace("FROM events", "FROM golden");
+        let (batches, stats) = query::run(&ctx, &store_sql)
+            .await
+            .unwrap_or_else(|e| panic!("{store_sql}: {e}"));
+        assert_eq!(
+            text_rows(&batches),
+            golden.expected,
+            "store mode: {}",
+            golden.name
+        );
+        assert!(
+            stats.events_matched <= stats.events_scanned,
+            "{}",
+            golden.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn raw_mode_reports_damage_skips_digests_and_prunes_by_key() {
+    let records = sample_records();
+    let tree = tempfile::tempdir().expect("tempdir");
+    write_tree(tree.path(), &records);
+    let (rows, stats, report) = run_raw(tree.path(), "SELECT count(*) FROM events").await;
+    assert_eq!(rows, count_rows(records.len()));
+    assert_eq!(report.added.records, records.len());
+    assert_eq!(report.malformed_files.len(), 1);
+    assert!(report.malformed_files[0].0.contains("BROKEN"));
+    assert_eq!(report.skipped, 1, "the digest is skipped");
+    assert!(stats.bytes_scanned > 0);
+    assert_eq!(report.files_pruned, 0);
+
+    // Account and region predicates read only that account's and region's files.
+    let (account, region) = ("777788889999", "us-east-1");
+    let expected = records
+        .iter()
+        .filter(|r| r["recipientAccountId"] == account && r["awsRegion"] == region)
+        .count();
+    let (rows, _, report) = run_raw(
+        tree.path(),
+        &format!("SELECT count(*) FROM events WHERE recipientAccountId = '{account}' AND awsRegion = '{region}'"),
+    )
+    .await;
+    assert_eq!(rows, count_rows(expected));
+    assert!(report.files_pruned > 0 && report.files_read < report.files_listed);
+
+    // A time window reads only the files delivered in it.
+    let since = cairn_model::time::parse_utc("2023-01-01T00:00:00Z").expect("time");
+    let expected = records
+        .iter()
+        .filter(|r| time_of(r).is_some_and(|t| t >= since))
+        .count();
+    let (rows, _, report) = run_raw(
+        tree.path(),
+        "SELECT count(*) FROM events WHERE eventTime >= TIMESTAMP '2023-01-01 00:00:00'",
+    )
+    .await;
+    assert_eq!(rows, count_rows(expected));
+    assert!(report.files_pruned > 0);
+
+    // A bad query is an error naming the problem.
+    let err = query_tree(
+        raw::TreeSource::Dir(tree.path().to_path_buf()),
+        "SELECT nope FROM events",
+        None,
+    )
+    .await
+    .expect_err("no such column");
+    assert!(err.to_string().contains("nope"), "{err}");
+    // Only queries.
+    let err = query_tree(
+        raw::TreeSource::Dir(tree.path().to_path_buf()),
+        "CREATE TABLE x AS SELECT 1",
+        None,
+    )
+    .await
+    .expect_err("read-only");
+    assert_eq!(err.code(), "InvalidQueryStatementException");
+}
+
+#[test]
+fn notification_records_and_non_objects_are_not_taken() {
+    let mut b = columns::EventsBuilder::new(None);
+    let added = b
+        .append_file(
+            br#"{"Records":[{"eventVersion":"2.1","eventSource":"aws:s3","eventName":"ObjectCreated:Put"},
+            {"eventSource":"s3.amazonaws.com","eventName":"GetObject","eventTime":"2026-12-01T00:00:00Z","requestParameters":{"policy":"{\"aws:SourceIp\":1}"}},
+            7]}"#,
+        )
+        .expect("file");
+    assert_eq!(
+        added,
+        columns::Added {
+            records: 1,
+            foreign: 1,
+            malformed: 1
+        }
+    );
+    assert_eq!(b.finish().num_rows(), 1);
+    assert!(b.append_file(b"[1,2]").is_err());
+}
+
+#[test]
+fn retention_deletes_exactly_the_expired_days() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let stores = store::Stores::open(data.path(), "us-east-1", "111122223333").expect("stores");
+    let err = stores
+        .create(
+            "short",
+            store::StoreChanges {
+                retention_period: Some(6),
+                ..Default::default()
+            },
+            0,
+            0,
+        )
+        .expect_err("below 7 days");
+    assert_eq!(err.code(), "InvalidParameterException");
+    let eds = stores
+        .create(
+            "week",
+            store::StoreChanges {
+                retention_period: Some(7),
+                ..Default::default()
+            },
+            0,
+            0,
+        )
+        .expect("create");
+    let day = 86_400_000i64;
+    let now = cairn_model::time::parse_utc("2026-12-20T12:00:00Z").expect("now");
+    // Events 10, 8, 7.5 (same day as the cutoff), 6 and 1 days old.
+    let ages = [10 * day, 8 * day, 7 * day + day / 2, 6 * day, day];
+    let records: Vec<Box<serde_json::value::RawValue>> = ages
+        .iter()
+        .map(|age| {
+            serde_json::value::to_raw_value(&serde_json::json!({
+                "eventTime": cairn_model::time::format_utc_seconds(now - age),
+                "eventName": format!("age{}", age / 3_600_000),
+                "eventSource": "ec2.amazonaws.com",
+            }))
+            .expect("raw")
+        })
+        .collect();
+    let refs: Vec<_> = records.iter().map(AsRef::as_ref).collect();
+    stores.write(&eds, &refs, "r").expect("write");
+    assert_eq!(stores.files(&eds).expect("files").len(), 5);
+    // The two whole days before the cutoff go; the cutoff's own day stays on disk.
+    assert_eq!(stores.expire(now).expect("expire"), 2);
+    assert_eq!(stores.files(&eds).expect("files").len(), 3);
+    // …but queries never show an expired event, even from the cutoff's day.
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let rows = rt.block_on(async {
+        let ctx = query::session();
+        query::register_store(&ctx, &stores, &eds, now)
+            .await
+            .expect("register");
+        let (batches, _) = query::run(&ctx, "SELECT eventName FROM week ORDER BY eventTime")
+            .await
+            .expect("query");
+        text_rows(&batches)
+    });
+    assert_eq!(
+        rows,
+        vec![vec!["age144".to_owned()], vec!["age24".to_owned()]]
+    );
+
+    // Termination protection (on by default) refuses deletion until turned off.
+    assert_eq!(
+        stores.delete("week").expect_err("protected").code(),
+        "EventDataStoreTerminationProtectedException"
+    );
+    stores
+        .update(
+            "week",
+            store::StoreChanges {
+                termination_protection_enabled: Some(false),
+                ..Default::default()
+            },
+            1,
+        )
+        .expect("update");
+    stores.delete("week").expect("delete");
+    assert!(!data.path().join(&eds.id).exists());
+    assert_eq!(
+        stores.get("week").expect_err("gone").code(),
+        "EventDataStoreNotFoundException"
+    );
 }

@@ -1,0 +1,625 @@
+//! The `events` table's columns (CloudTrail Lake's names) and a builder that parses CloudTrail
+//! records straight into Arrow arrays: one pass over each record, only the wanted top-level
+//! columns built, everything else skipped without allocating.
+//!
+//! Parsing is lenient by design: a field of an unexpected JSON type becomes null (text columns
+//! keep the JSON text of numbers, booleans, objects) instead of failing the record. A record that
+//! is not a JSON object is malformed; a record whose `eventSource` starts with `aws:` is an S3 /
+//! SES notification that landed in a tree, not a CloudTrail record ("foreign").
+
+use datafusion::arrow::array::{
+    ArrayBuilder, ArrayRef, BooleanBuilder, ListBuilder, RecordBatch, RecordBatchOptions,
+    StringBuilder, StructArray, StructBuilder, TimestampMillisecondBuilder,
+};
+use datafusion::arrow::buffer::NullBuffer;
+use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use serde::Deserializer as _;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::sync::Arc;
+
+/// How a column is read from the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Text: strings as they are, other scalars and objects as their JSON text.
+    Text,
+    /// JSON text of the member (objects stay objects; reach inside with `json_extract_scalar`).
+    Json,
+    /// `true`/`false` (also the strings `"true"`/`"false"`).
+    Bool,
+    /// An ISO-8601 UTC time, as a millisecond timestamp.
+    Time,
+    /// A nested object.
+    Struct(&'static [Node]),
+    /// `resources[]`: a list of `{accountId, type, ARN}`.
+    Resources,
+}
+
+/// One column or struct member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Node {
+    /// The JSON member name, which is also the column name.
+    pub name: &'static str,
+    /// Its type.
+    pub kind: Kind,
+}
+
+const fn text(name: &'static str) -> Node {
+    Node {
+        name,
+        kind: Kind::Text,
+    }
+}
+
+const fn json(name: &'static str) -> Node {
+    Node {
+        name,
+        kind: Kind::Json,
+    }
+}
+
+const fn object(name: &'static str, members: &'static [Node]) -> Node {
+    Node {
+        name,
+        kind: Kind::Struct(members),
+    }
+}
+
+const ATTRIBUTES: &[Node] = &[text("creationDate"), text("mfaAuthenticated")];
+const ISSUER: &[Node] = &[
+    text("type"),
+    text("principalId"),
+    text("arn"),
+    text("accountId"),
+    text("userName"),
+];
+const SESSION: &[Node] = &[
+    object("attributes", ATTRIBUTES),
+    object("sessionIssuer", ISSUER),
+    text("sourceIdentity"),
+    text("ec2RoleDelivery"),
+];
+const IDENTITY: &[Node] = &[
+    text("type"),
+    text("principalId"),
+    text("arn"),
+    text("accountId"),
+    text("accessKeyId"),
+    text("userName"),
+    text("invokedBy"),
+    text("identityProvider"),
+    text("credentialId"),
+    object("sessionContext", SESSION),
+];
+const TLS: &[Node] = &[
+    text("tlsVersion"),
+    text("cipherSuite"),
+    text("clientProvidedHostHeader"),
+];
+
+/// The table's columns, in order (CloudTrail Lake's names and record order).
+pub const COLUMNS: &[Node] = &[
+    text("eventVersion"),
+    object("userIdentity", IDENTITY),
+    Node {
+        name: "eventTime",
+        kind: Kind::Time,
+    },
+    text("eventSource"),
+    text("eventName"),
+    text("awsRegion"),
+    text("sourceIPAddress"),
+    text("userAgent"),
+    text("errorCode"),
+    text("errorMessage"),
+    json("requestParameters"),
+    json("responseElements"),
+    json("additionalEventData"),
+    text("requestID"),
+    text("eventID"),
+    Node {
+        name: "readOnly",
+        kind: Kind::Bool,
+    },
+    Node {
+        name: "resources",
+        kind: Kind::Resources,
+    },
+    text("eventType"),
+    text("apiVersion"),
+    Node {
+        name: "managementEvent",
+        kind: Kind::Bool,
+    },
+    text("recipientAccountId"),
+    text("sharedEventID"),
+    text("vpcEndpointId"),
+    text("vpcEndpointAccountId"),
+    json("serviceEventDetails"),
+    text("eventCategory"),
+    object("tlsDetails", TLS),
+    text("sessionCredentialFromConsole"),
+    json("insightDetails"),
+];
+
+/// Index of a column by name.
+pub fn column_index(name: &str) -> Option<usize> {
+    COLUMNS.iter().position(|c| c.name == name)
+}
+
+fn resource_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("accountId", DataType::Utf8, true),
+        Field::new("type", DataType::Utf8, true),
+        Field::new("ARN", DataType::Utf8, true),
+    ])
+}
+
+fn struct_fields(members: &[Node]) -> Fields {
+    Fields::from(
+        members
+            .iter()
+            .map(|m| Field::new(m.name, data_type(m.kind), true))
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// The Arrow type of a column kind.
+pub fn data_type(kind: Kind) -> DataType {
+    match kind {
+        Kind::Text | Kind::Json => DataType::Utf8,
+        Kind::Bool => DataType::Boolean,
+        Kind::Time => DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+        Kind::Struct(members) => DataType::Struct(struct_fields(members)),
+        Kind::Resources => DataType::List(Arc::new(Field::new(
+            "item",
+            DataType::Struct(resource_fields()),
+            true,
+        ))),
+    }
+}
+
+/// The full schema of the `events` table.
+pub fn schema() -> SchemaRef {
+    Arc::new(Schema::new(
+        COLUMNS
+            .iter()
+            .map(|c| Field::new(c.name, data_type(c.kind), true))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// One column under construction.
+enum Col {
+    Text(StringBuilder),
+    Bool(BooleanBuilder),
+    Time(TimestampMillisecondBuilder),
+    Struct {
+        members: &'static [Node],
+        children: Vec<Col>,
+        valid: Vec<bool>,
+    },
+    Resources(ListBuilder<StructBuilder>),
+}
+
+impl Col {
+    fn new(kind: Kind) -> Self {
+        match kind {
+            Kind::Text | Kind::Json => Col::Text(StringBuilder::new()),
+            Kind::Bool => Col::Bool(BooleanBuilder::new()),
+            Kind::Time => Col::Time(TimestampMillisecondBuilder::new().with_timezone("UTC")),
+            Kind::Struct(members) => Col::Struct {
+                members,
+                children: members.iter().map(|m| Col::new(m.kind)).collect(),
+                valid: Vec::new(),
+            },
+            Kind::Resources => Col::Resources(
+                ListBuilder::new(StructBuilder::from_fields(resource_fields(), 0)).with_field(
+                    Arc::new(Field::new(
+                        "item",
+                        DataType::Struct(resource_fields()),
+                        true,
+                    )),
+                ),
+            ),
+        }
+    }
+
+    fn append_null(&mut self) {
+        match self {
+            Col::Text(b) => b.append_null(),
+            Col::Bool(b) => b.append_null(),
+            Col::Time(b) => b.append_null(),
+            Col::Struct {
+                children, valid, ..
+            } => {
+                for c in children.iter_mut() {
+                    c.append_null();
+                }
+                valid.push(false);
+            }
+            Col::Resources(b) => b.append_null(),
+        }
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            Col::Text(b) => Arc::new(b.finish()),
+            Col::Bool(b) => Arc::new(b.finish()),
+            Col::Time(b) => Arc::new(b.finish()),
+            Col::Struct {
+                members,
+                children,
+                valid,
+            } => {
+                let arrays = children.iter_mut().map(Col::finish).collect();
+                let nulls = NullBuffer::from(std::mem::take(valid));
+                Arc::new(StructArray::new(
+                    struct_fields(members),
+                    arrays,
+                    Some(nulls),
+                ))
+            }
+            Col::Resources(b) => Arc::new(b.finish()),
+        }
+    }
+
+    /// Appends the value `raw` (one JSON value) for a column of `kind`.
+    fn append_raw(&mut self, kind: Kind, raw: &RawValue) {
+        let t = raw.get();
+        match (self, kind) {
+            (Col::Text(b), Kind::Json) => {
+                if t == "null" {
+                    b.append_null()
+                } else {
+                    b.append_value(t)
+                }
+            }
+            (Col::Text(b), _) => match scalar_text(t) {
+                Some(s) => b.append_value(s),
+                None => b.append_null(),
+            },
+            (Col::Bool(b), _) => b.append_option(match t {
+                "true" | "\"true\"" => Some(true),
+                "false" | "\"false\"" => Some(false),
+                _ => None,
+            }),
+            (Col::Time(b), _) => b.append_option(scalar_text(t).and_then(|s| parse_time(&s))),
+            (col @ Col::Struct { .. }, _) => {
+                if !t.starts_with('{') {
+                    col.append_null();
+                    return;
+                }
+                let mut de = serde_json::Deserializer::from_str(t);
+                if DeserializeSeed::deserialize(&mut *col, &mut de).is_err() {
+                    // Unreachable for syntactically valid JSON (every member is lenient), but
+                    // keep the columns aligned if it ever happens.
+                    pad_struct(col);
+                }
+            }
+            (Col::Resources(b), _) => append_resources(b, t),
+        }
+    }
+}
+
+/// Pads a struct whose members were partly appended (see [`Col::append_raw`]).
+fn pad_struct(col: &mut Col) {
+    if let Col::Struct {
+        children, valid, ..
+    } = col
+    {
+        let rows = valid.len() + 1;
+        for c in children.iter_mut() {
+            while c.len() < rows {
+                c.append_null();
+            }
+        }
+        valid.push(true);
+    }
+}
+
+impl Col {
+    fn len(&self) -> usize {
+        match self {
+            Col::Text(b) => b.len(),
+            Col::Bool(b) => b.len(),
+            Col::Time(b) => b.len(),
+            Col::Struct { valid, .. } => valid.len(),
+            Col::Resources(b) => b.len(),
+        }
+    }
+}
+
+/// An event time: ISO-8601 UTC as CloudTrail writes it, or the `YYYY-MM-DD HH:MM:SS[.fff]` form
+/// (UTC) of Lake and Athena exports.
+pub fn parse_time(s: &str) -> Option<i64> {
+    if s.len() >= 19 && s.as_bytes()[10] == b' ' {
+        let mut iso = s.replacen(' ', "T", 1);
+        if !iso.ends_with('Z') && !iso[19..].contains(['+', '-']) {
+            iso.push('Z');
+        }
+        return cairn_model::time::parse_utc(&iso).ok();
+    }
+    cairn_model::time::parse_utc(s).ok()
+}
+
+/// The text of a scalar JSON value: strings unescaped, other values as written, `null` as none.
+fn scalar_text(t: &str) -> Option<Cow<'_, str>> {
+    if t == "null" {
+        None
+    } else if let Some(inner) = t.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+        if inner.contains('\\') {
+            serde_json::from_str::<String>(t).ok().map(Cow::Owned)
+        } else {
+            Some(Cow::Borrowed(inner))
+        }
+    } else {
+        Some(Cow::Borrowed(t))
+    }
+}
+
+fn append_resources(b: &mut ListBuilder<StructBuilder>, t: &str) {
+    #[derive(serde::Deserialize)]
+    struct Resource<'a> {
+        #[serde(rename = "accountId", borrow, default)]
+        account: Option<&'a RawValue>,
+        #[serde(rename = "type", borrow, default)]
+        kind: Option<&'a RawValue>,
+        #[serde(rename = "ARN", borrow, default)]
+        arn: Option<&'a RawValue>,
+    }
+    let Ok(list) = serde_json::from_str::<Vec<Resource<'_>>>(t) else {
+        b.append_null();
+        return;
+    };
+    let values = b.values();
+    for r in &list {
+        for (i, v) in [r.account, r.kind, r.arn].into_iter().enumerate() {
+            let s = v.and_then(|v| scalar_text(v.get()));
+            if let Some(f) = values.field_builder::<StringBuilder>(i) {
+                f.append_option(s);
+            }
+        }
+        values.append(true);
+    }
+    b.append(true);
+}
+
+/// A member name, borrowed when it has no escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Fills one struct row (all members wanted) from a JSON object.
+impl<'de> DeserializeSeed<'de> for &mut Col {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(StructVisitor(self))
+    }
+}
+
+struct StructVisitor<'c>(&'c mut Col);
+
+impl<'de> Visitor<'de> for StructVisitor<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let Col::Struct {
+            members,
+            children,
+            valid,
+        } = self.0
+        else {
+            return Err(serde::de::Error::custom("not a struct column"));
+        };
+        let mut seen = 0u64;
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            match members.iter().position(|m| m.name == key.0) {
+                Some(i) if seen & (1 << i) == 0 => {
+                    seen |= 1 << i;
+                    let raw: &RawValue = map.next_value()?;
+                    children[i].append_raw(members[i].kind, raw);
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        for (i, c) in children.iter_mut().enumerate() {
+            if seen & (1 << i) == 0 {
+                c.append_null();
+            }
+        }
+        valid.push(true);
+        Ok(())
+    }
+}
+
+/// What one file or record added.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Added {
+    /// Records appended.
+    pub records: usize,
+    /// `aws:*` notification records skipped.
+    pub foreign: usize,
+    /// Records that are not JSON objects, skipped.
+    pub malformed: usize,
+}
+
+impl std::ops::AddAssign for Added {
+    fn add_assign(&mut self, o: Self) {
+        self.records += o.records;
+        self.foreign += o.foreign;
+        self.malformed += o.malformed;
+    }
+}
+
+/// Builds batches of the table (or of a projection of it) from CloudTrail records.
+pub struct EventsBuilder {
+    /// Per table column: its builder, if the column is wanted.
+    cols: Vec<Option<Col>>,
+    schema: SchemaRef,
+    rows: usize,
+}
+
+impl EventsBuilder {
+    /// A builder of the columns `projection` (indexes into [`COLUMNS`]; `None` for all).
+    pub fn new(projection: Option<&[usize]>) -> Self {
+        let full = schema();
+        let wanted: Vec<usize> =
+            projection.map_or_else(|| (0..COLUMNS.len()).collect(), <[usize]>::to_vec);
+        let cols = COLUMNS
+            .iter()
+            .enumerate()
+            .map(|(i, c)| wanted.contains(&i).then(|| Col::new(c.kind)))
+            .collect();
+        let schema = Arc::new(full.project(&wanted).expect("projection within the schema"));
+        Self {
+            cols,
+            schema,
+            rows: 0,
+        }
+    }
+
+    /// The schema of the batches this builder makes.
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    /// Rows appended since the last [`Self::finish`].
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Appends one record (a JSON value).
+    pub fn append_record(&mut self, raw: &RawValue) -> Added {
+        let t = raw.get();
+        if !t.starts_with('{') {
+            return Added {
+                malformed: 1,
+                ..Added::default()
+            };
+        }
+        if t.contains("\"aws:") && is_foreign(t) {
+            return Added {
+                foreign: 1,
+                ..Added::default()
+            };
+        }
+        let mut de = serde_json::Deserializer::from_str(t);
+        let outcome = de.deserialize_map(RecordVisitor(&mut self.cols));
+        if outcome.is_err() {
+            // Every member is read leniently, so a syntactically valid object cannot fail;
+            // should it, the row is completed with nulls to keep the columns aligned.
+            for c in self.cols.iter_mut().flatten() {
+                if c.len() <= self.rows {
+                    c.append_null();
+                }
+            }
+        }
+        self.rows += 1;
+        Added {
+            records: 1,
+            ..Added::default()
+        }
+    }
+
+    /// Appends the records of one log file (`{"Records":[...]}`, uncompressed).
+    pub fn append_file(&mut self, json: &[u8]) -> Result<Added, String> {
+        #[derive(serde::Deserialize)]
+        struct File<'a> {
+            #[serde(rename = "Records", borrow)]
+            records: Vec<&'a RawValue>,
+        }
+        let file: File<'_> =
+            serde_json::from_slice(json).map_err(|e| format!("not a CloudTrail log file: {e}"))?;
+        let mut added = Added::default();
+        for raw in file.records {
+            added += self.append_record(raw);
+        }
+        Ok(added)
+    }
+
+    /// The batch of everything appended since the last call.
+    pub fn finish(&mut self) -> RecordBatch {
+        let rows = std::mem::take(&mut self.rows);
+        let arrays: Vec<ArrayRef> = self.cols.iter_mut().flatten().map(Col::finish).collect();
+        RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            arrays,
+            &RecordBatchOptions::new().with_row_count(Some(rows)),
+        )
+        .expect("columns built to the schema")
+    }
+}
+
+/// Whether the record's top-level `eventSource` starts with `aws:` (S3/SES notifications).
+fn is_foreign(t: &str) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Peek<'a> {
+        #[serde(rename = "eventSource", borrow, default)]
+        source: Option<Cow<'a, str>>,
+    }
+    serde_json::from_str::<Peek<'_>>(t)
+        .ok()
+        .and_then(|p| p.source)
+        .is_some_and(|s| s.starts_with("aws:"))
+}
+
+struct RecordVisitor<'c>(&'c mut Vec<Option<Col>>);
+
+impl<'de> Visitor<'de> for RecordVisitor<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a CloudTrail record")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = 0u64;
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            let wanted = COLUMNS
+                .iter()
+                .position(|c| c.name == key.0)
+                .filter(|&i| seen & (1 << i) == 0 && self.0[i].is_some());
+            match wanted {
+                Some(i) => {
+                    seen |= 1 << i;
+                    let raw: &RawValue = map.next_value()?;
+                    if let Some(col) = self.0[i].as_mut() {
+                        col.append_raw(COLUMNS[i].kind, raw);
+                    }
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        for (i, c) in self.0.iter_mut().enumerate() {
+            if let Some(c) = c {
+                if seen & (1 << i) == 0 {
+                    c.append_null();
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,499 @@
+//! Running queries: the session (CloudTrail Lake's unquoted camelCase names, the JSON
+//! functions, read-only SQL), statistics taken from the executed plan, and the
+//! StartQuery / DescribeQuery / GetQueryResults bookkeeping.
+
+use crate::store::{EventDataStore, Stores};
+use crate::LakeError;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::common::ScalarValue;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::execution::context::SQLOptions;
+use datafusion::physical_plan::{collect, ExecutionPlan};
+use datafusion::prelude::{ident, lit, SessionConfig, SessionContext};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// A session as Cairn runs queries: identifiers case-sensitive (Lake's camelCase names written
+/// unquoted), string columns as `Utf8`, the JSON functions registered.
+pub fn session() -> SessionContext {
+    let config = SessionConfig::new()
+        .set_bool("datafusion.sql_parser.enable_ident_normalization", false)
+        .set_bool(
+            "datafusion.execution.parquet.schema_force_view_types",
+            false,
+        )
+        .set_bool("datafusion.execution.parquet.pushdown_filters", true)
+        .set_bool("datafusion.execution.parquet.reorder_filters", true);
+    let ctx = SessionContext::new_with_config(config);
+    crate::udf::register(&ctx);
+    ctx
+}
+
+/// Only queries: no DDL, no DML, no `SET`.
+pub fn read_only() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
+
+/// Registers `store` on `ctx` under its name and its id, showing only events inside its
+/// retention at `now_ms`.
+pub async fn register_store(
+    ctx: &SessionContext,
+    stores: &Stores,
+    store: &EventDataStore,
+    now_ms: i64,
+) -> Result<(), LakeError> {
+    let dir = stores.dir(store);
+    std::fs::create_dir_all(&dir).map_err(|e| LakeError::Read {
+        path: dir.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let url = ListingTableUrl::parse(format!("{}/", dir.display()))?;
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .with_schema(crate::columns::schema());
+    let table = Arc::new(ListingTable::try_new(config)?);
+    let cutoff = Stores::cutoff(store, now_ms);
+    let view = ctx
+        .read_table(table)?
+        .filter(
+            ident("eventTime").gt_eq(lit(ScalarValue::TimestampMillisecond(
+                Some(cutoff),
+                Some("UTC".into()),
+            ))),
+        )?
+        .into_view();
+    ctx.register_table(store.name.as_str(), view.clone())?;
+    if store.id != store.name {
+        ctx.register_table(store.id.as_str(), view)?;
+    }
+    Ok(())
+}
+
+/// What a query read and matched.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueryStatistics {
+    /// Events that passed the query's filter on the scan (or every scanned event if none).
+    pub events_matched: u64,
+    /// Events read from storage.
+    pub events_scanned: u64,
+    /// Bytes read from storage (Parquet bytes fetched; compressed log bytes in raw mode).
+    pub bytes_scanned: u64,
+    /// Wall time.
+    pub execution_ms: u64,
+}
+
+fn is_scan(plan: &dyn ExecutionPlan) -> bool {
+    matches!(plan.name(), "DataSourceExec" | "StreamingTableExec")
+}
+
+fn output_rows(plan: &dyn ExecutionPlan) -> u64 {
+    plan.metrics().and_then(|m| m.output_rows()).unwrap_or(0) as u64
+}
+
+/// The scan below `plan` through pass-through operators, if any.
+fn scan_below(plan: &Arc<dyn ExecutionPlan>) -> Option<Arc<dyn ExecutionPlan>> {
+    let mut node = plan.clone();
+    loop {
+        if is_scan(node.as_ref()) {
+            return Some(node);
+        }
+        let children = node.children();
+        if children.len() != 1
+            || !matches!(
+                node.name(),
+                "CoalesceBatchesExec" | "RepartitionExec" | "ProjectionExec" | "CooperativeExec"
+            )
+        {
+            return None;
+        }
+        node = children[0].clone();
+    }
+}
+
+/// Statistics of an executed plan.
+pub fn plan_statistics(plan: &Arc<dyn ExecutionPlan>) -> QueryStatistics {
+    let mut stats = QueryStatistics::default();
+    let mut filtered_scans: Vec<*const ()> = Vec::new();
+    let mut stack = vec![plan.clone()];
+    let mut scans = Vec::new();
+    while let Some(node) = stack.pop() {
+        if node.name() == "FilterExec" {
+            if let Some(scan) = node.children().first().and_then(|c| scan_below(c)) {
+                stats.events_matched += output_rows(node.as_ref());
+                filtered_scans.push(Arc::as_ptr(&scan) as *const ());
+            }
+        }
+        if is_scan(node.as_ref()) {
+            scans.push(node.clone());
+        }
+        stack.extend(node.children().into_iter().cloned());
+    }
+    for scan in scans {
+        let rows = output_rows(scan.as_ref());
+        stats.events_scanned += rows;
+        if !filtered_scans.contains(&(Arc::as_ptr(&scan) as *const ())) {
+            stats.events_matched += rows;
+        }
+        if let Some(metrics) = scan.metrics() {
+            stats.bytes_scanned += metrics
+                .sum_by_name("bytes_scanned")
+                .map_or(0, |v| v.as_usize() as u64);
+        }
+    }
+    stats
+}
+
+/// Runs `sql` on `ctx`: the result and what it read.
+pub async fn run(
+    ctx: &SessionContext,
+    sql: &str,
+) -> Result<(Vec<RecordBatch>, QueryStatistics), LakeError> {
+    let started = std::time::Instant::now();
+    let frame = ctx
+        .sql_with_options(sql, read_only())
+        .await
+        .map_err(|e| LakeError::InvalidQuery(e.to_string()))?;
+    let plan = frame.create_physical_plan().await?;
+    let batches = collect(plan.clone(), ctx.task_ctx()).await?;
+    let mut stats = plan_statistics(&plan);
+    stats.execution_ms = started.elapsed().as_millis() as u64;
+    Ok((batches, stats))
+}
+
+/// The column names of a result.
+pub fn column_names(batches: &[RecordBatch]) -> Vec<String> {
+    batches
+        .first()
+        .map(|b| {
+            b.schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A result row: `(column, value as text)` pairs, nulls as `None`.
+pub type TextRow = Vec<(String, Option<String>)>;
+
+/// Each row as `(column, value as text)` pairs (nulls as `None`); timestamps as
+/// `YYYY-MM-DD HH:MM:SS.mmm` (CloudTrail Lake's rendering).
+pub fn rows_as_text(
+    batches: &[RecordBatch],
+) -> Result<Vec<TextRow>, LakeError> {
+    let options = FormatOptions::default()
+        .with_timestamp_tz_format(Some("%Y-%m-%d %H:%M:%S%.3f"))
+        .with_timestamp_format(Some("%Y-%m-%d %H:%M:%S%.3f"));
+    let mut out = Vec::new();
+    for batch in batches {
+        let schema = batch.schema();
+        let formatters = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<Result<Vec<_>, _>>()?;
+        for row in 0..batch.num_rows() {
+            out.push(
+                schema
+                    .fields()
+                    .iter()
+                    .zip(&formatters)
+                    .zip(batch.columns())
+                    .map(|((field, f), column)| {
+                        let value = (!column.is_null(row)).then(|| match field.data_type() {
+                            DataType::Struct(_) | DataType::List(_) => {
+                                json_value(column.as_ref(), row).to_string()
+                            }
+                            _ => f.value(row).to_string(),
+                        });
+                        (field.name().clone(), value)
+                    })
+                    .collect(),
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// A nested value as JSON (structs as objects, lists as arrays).
+fn json_value(array: &dyn datafusion::arrow::array::Array, row: usize) -> Value {
+    use datafusion::arrow::array::{Array, AsArray};
+    if array.is_null(row) {
+        return Value::Null;
+    }
+    match array.data_type() {
+        DataType::Struct(fields) => {
+            let s = array.as_struct();
+            Value::Object(
+                fields
+                    .iter()
+                    .zip(s.columns())
+                    .map(|(f, c)| (f.name().clone(), json_value(c.as_ref(), row)))
+                    .filter(|(_, v)| !v.is_null())
+                    .collect(),
+            )
+        }
+        DataType::List(_) => {
+            let list = array.as_list::<i32>();
+            let values = list.value(row);
+            Value::Array(
+                (0..values.len())
+                    .map(|i| json_value(values.as_ref(), i))
+                    .collect(),
+            )
+        }
+        DataType::Utf8 => Value::String(array.as_string::<i32>().value(row).to_owned()),
+        DataType::Boolean => Value::Bool(array.as_boolean().value(row)),
+        _ => ArrayFormatter::try_new(array, &FormatOptions::default())
+            .map(|f| Value::String(f.value(row).to_string()))
+            .unwrap_or(Value::Null),
+    }
+}
+
+/// A query's state (`QueryStatus`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Accepted, not started.
+    Queued,
+    /// Executing.
+    Running,
+    /// Done; results kept.
+    Finished,
+    /// Failed; `error` says why.
+    Failed,
+    /// Cancelled by CancelQuery.
+    Cancelled,
+}
+
+impl Status {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "QUEUED",
+            Self::Running => "RUNNING",
+            Self::Finished => "FINISHED",
+            Self::Failed => "FAILED",
+            Self::Cancelled => "CANCELLED",
+        }
+    }
+}
+
+/// One query as DescribeQuery shows it.
+#[derive(Debug, Clone)]
+pub struct QueryRecord {
+    /// UUID.
+    pub id: String,
+    /// The SQL.
+    pub statement: String,
+    /// State.
+    pub status: Status,
+    /// Statistics (when finished).
+    pub statistics: QueryStatistics,
+    /// Epoch ms.
+    pub created: i64,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Result rows.
+    pub rows: Arc<Vec<TextRow>>,
+}
+
+/// Most queries running at once (CloudTrail Lake's limit).
+pub const MAX_CONCURRENT: usize = 10;
+/// Finished queries kept for DescribeQuery / GetQueryResults (oldest forgotten first).
+pub const KEPT_QUERIES: usize = 200;
+/// Most result rows kept per query; beyond it the query fails and says so.
+pub const MAX_RESULT_ROWS: usize = 1_000_000;
+
+/// The queries of a server (in memory: results are not kept across restarts).
+#[derive(Debug, Default)]
+pub struct Queries {
+    state: Mutex<BTreeMap<String, QueryRecord>>,
+    order: Mutex<Vec<String>>,
+}
+
+impl Queries {
+    /// Accepts a query: `Err` at once if there are too many running.
+    pub fn accept(&self, statement: &str, now_ms: i64) -> Result<String, LakeError> {
+        let mut state = self.state.lock().expect("queries lock");
+        let running = state
+            .values()
+            .filter(|q| matches!(q.status, Status::Queued | Status::Running))
+            .count();
+        if running >= MAX_CONCURRENT {
+            return Err(LakeError::TooManyQueries);
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        state.insert(
+            id.clone(),
+            QueryRecord {
+                id: id.clone(),
+                statement: statement.to_owned(),
+                status: Status::Queued,
+                statistics: QueryStatistics::default(),
+                created: now_ms,
+                error: None,
+                rows: Arc::new(Vec::new()),
+            },
+        );
+        let mut order = self.order.lock().expect("queries lock");
+        order.push(id.clone());
+        while order.len() > KEPT_QUERIES {
+            let old = order.remove(0);
+            state.remove(&old);
+        }
+        Ok(id)
+    }
+
+    /// Marks a query running; false if it was cancelled meanwhile.
+    pub fn running(&self, id: &str) -> bool {
+        let mut state = self.state.lock().expect("queries lock");
+        match state.get_mut(id) {
+            Some(q) if q.status == Status::Queued => {
+                q.status = Status::Running;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Records the outcome (ignored if the query was cancelled).
+    pub fn finish(
+        &self,
+        id: &str,
+        outcome: Result<(Vec<RecordBatch>, QueryStatistics), LakeError>,
+    ) {
+        let rendered = outcome.and_then(|(batches, stats)| {
+            let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
+            if total > MAX_RESULT_ROWS {
+                return Err(LakeError::InvalidQuery(format!(
+                    "the result has {total} rows; at most {MAX_RESULT_ROWS} are kept — add a LIMIT or aggregate"
+                )));
+            }
+            Ok((rows_as_text(&batches)?, stats))
+        });
+        let mut state = self.state.lock().expect("queries lock");
+        let Some(q) = state.get_mut(id) else {
+            return;
+        };
+        if q.status == Status::Cancelled {
+            return;
+        }
+        match rendered {
+            Ok((rows, stats)) => {
+                q.status = Status::Finished;
+                q.statistics = stats;
+                q.rows = Arc::new(rows);
+            }
+            Err(e) => {
+                q.status = Status::Failed;
+                q.error = Some(e.to_string());
+            }
+        }
+    }
+
+    /// CancelQuery: only a queued or running query.
+    pub fn cancel(&self, id: &str) -> Result<QueryRecord, LakeError> {
+        let mut state = self.state.lock().expect("queries lock");
+        let q = state
+            .get_mut(id)
+            .ok_or_else(|| LakeError::QueryNotFound(id.to_owned()))?;
+        if !matches!(q.status, Status::Queued | Status::Running) {
+            return Err(LakeError::InactiveQuery(format!(
+                "query {id} is {} and cannot be cancelled",
+                q.status.as_str()
+            )));
+        }
+        q.status = Status::Cancelled;
+        Ok(q.clone())
+    }
+
+    /// A query.
+    pub fn get(&self, id: &str) -> Result<QueryRecord, LakeError> {
+        self.state
+            .lock()
+            .expect("queries lock")
+            .get(id)
+            .cloned()
+            .ok_or_else(|| LakeError::QueryNotFound(id.to_owned()))
+    }
+
+    /// Every kept query, newest first.
+    pub fn list(&self) -> Vec<QueryRecord> {
+        let state = self.state.lock().expect("queries lock");
+        let order = self.order.lock().expect("queries lock");
+        order
+            .iter()
+            .rev()
+            .filter_map(|id| state.get(id).cloned())
+            .collect()
+    }
+}
+
+/// DescribeQuery's answer.
+pub fn describe(q: &QueryRecord) -> Value {
+    json!({
+        "QueryId": q.id,
+        "QueryString": q.statement,
+        "QueryStatus": q.status.as_str(),
+        "QueryStatistics": {
+            "EventsMatched": q.statistics.events_matched,
+            "EventsScanned": q.statistics.events_scanned,
+            "BytesScanned": q.statistics.bytes_scanned,
+            "ExecutionTimeInMillis": q.statistics.execution_ms,
+            "CreationTime": q.created as f64 / 1000.0,
+        },
+        "ErrorMessage": q.error,
+    })
+}
+
+/// GetQueryResults' answer for rows `[offset, offset + max)`.
+pub fn results_page(q: &QueryRecord, offset: usize, max: usize) -> Value {
+    let total = q.rows.len();
+    let end = (offset + max).min(total);
+    let rows: Vec<Value> = q.rows[offset.min(total)..end]
+        .iter()
+        .map(|row| {
+            Value::Array(
+                row.iter()
+                    .map(|(name, value)| json!({ name: value }))
+                    .collect(),
+            )
+        })
+        .collect();
+    let mut out = json!({
+        "QueryStatus": q.status.as_str(),
+        "QueryStatistics": {
+            "ResultsCount": rows.len(),
+            "TotalResultsCount": total,
+            "BytesScanned": q.statistics.bytes_scanned,
+        },
+        "QueryResultRows": rows,
+    });
+    if end < total {
+        out["NextToken"] = Value::String(format!("rows-{end}"));
+    }
+    if let Some(e) = &q.error {
+        out["ErrorMessage"] = Value::String(e.clone());
+    }
+    out
+}
+
+/// The row offset a `NextToken` stands for.
+pub fn parse_token(token: &str) -> Result<usize, LakeError> {
+    token
+        .strip_prefix("rows-")
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| LakeError::InvalidToken(token.to_owned()))
+}

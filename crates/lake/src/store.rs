@@ -1,0 +1,471 @@
+//! Event data stores: named sets of events, chosen by advanced event selectors, kept as
+//! zstd-compressed Parquet files partitioned by event date (`<id>/date=YYYY-MM-DD/*.parquet`)
+//! for a retention period of 7 days to 10 years, optionally protected against deletion.
+//!
+//! Files are written whole, durably (temporary file, fsync, rename, directory fsync), rows sorted
+//! by `eventTime` so that the row-group statistics let a scan skip what a time predicate excludes.
+//! Retention is exact for queries (a store's table never shows an event older than the cutoff)
+//! and whole-day for storage (a day's directory is deleted once the whole day has expired).
+
+use crate::columns::{self, EventsBuilder};
+use crate::LakeError;
+use cairn_selectors::{AdvancedEventSelector, FieldSelector, Selectors, Subject};
+use datafusion::arrow::array::{Array, RecordBatch, TimestampMillisecondArray, UInt32Array};
+use datafusion::arrow::compute::{sort_to_indices, take_record_batch};
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::properties::WriterProperties;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Shortest retention (days).
+pub const MIN_RETENTION_DAYS: u32 = 7;
+/// Longest retention (days): ten years.
+pub const MAX_RETENTION_DAYS: u32 = 3653;
+/// Rows per Parquet row group.
+pub const ROW_GROUP_ROWS: usize = 128 * 1024;
+/// Most stores.
+pub const MAX_STORES: usize = 10;
+
+const DAY_MS: i64 = 86_400_000;
+
+/// One event data store's configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EventDataStore {
+    /// Name (3–128 of `[A-Za-z0-9._-]`).
+    pub name: String,
+    /// Its id (the last part of the ARN; also a table name).
+    pub id: String,
+    /// `arn:aws:cloudtrail:<region>:<account>:eventdatastore/<id>`.
+    pub event_data_store_arn: String,
+    /// What enters.
+    pub advanced_event_selectors: Vec<AdvancedEventSelector>,
+    /// Days events are kept.
+    pub retention_period: u32,
+    /// Deletion refused while set.
+    pub termination_protection_enabled: bool,
+    /// Events of every region (Cairn's stores always are).
+    pub multi_region_enabled: bool,
+    /// Organization store.
+    pub organization_enabled: bool,
+    /// `ENABLED` (Cairn deletes at once, so there is no `PENDING_DELETION`).
+    pub status: String,
+    /// Epoch ms.
+    pub created_timestamp: i64,
+    /// Epoch ms.
+    pub updated_timestamp: i64,
+    /// Events after this WAL position enter (those before the store existed do not).
+    pub start_seq: u64,
+}
+
+impl EventDataStore {
+    /// Whether the store takes `subject` (never Insights unless selected by category).
+    pub fn selects(&self, subject: &Subject<'_>) -> bool {
+        Selectors::Advanced(self.advanced_event_selectors.clone()).matches(subject)
+    }
+
+    /// The WAL cursor that feeds this store.
+    pub fn cursor(&self) -> String {
+        format!("lake-{}", self.id)
+    }
+}
+
+/// The selectors a store gets when none are given: every management event (AWS's default).
+pub fn default_selectors() -> Vec<AdvancedEventSelector> {
+    vec![AdvancedEventSelector {
+        name: Some("Default management events".into()),
+        field_selectors: vec![FieldSelector {
+            field: "eventCategory".into(),
+            equals: vec!["Management".into()],
+            ..FieldSelector::default()
+        }],
+    }]
+}
+
+/// What a create or update asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreChanges {
+    /// Selectors.
+    pub advanced_event_selectors: Option<Vec<AdvancedEventSelector>>,
+    /// Retention (days).
+    pub retention_period: Option<u32>,
+    /// Termination protection.
+    pub termination_protection_enabled: Option<bool>,
+    /// Organization store.
+    pub organization_enabled: Option<bool>,
+}
+
+fn invalid(message: impl Into<String>) -> LakeError {
+    LakeError::Invalid(message.into())
+}
+
+fn check_name(name: &str) -> Result<(), LakeError> {
+    let ok = (3..=128).contains(&name.len())
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+        && name.as_bytes()[0].is_ascii_alphanumeric();
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "Name {name:?} must be 3 to 128 characters of letters, digits, '.', '_' and '-', starting with a letter or digit"
+        )))
+    }
+}
+
+fn apply(store: &mut EventDataStore, changes: StoreChanges) -> Result<(), LakeError> {
+    if let Some(days) = changes.retention_period {
+        if !(MIN_RETENTION_DAYS..=MAX_RETENTION_DAYS).contains(&days) {
+            return Err(invalid(format!(
+                "RetentionPeriod must be {MIN_RETENTION_DAYS} to {MAX_RETENTION_DAYS} days, got {days}"
+            )));
+        }
+        store.retention_period = days;
+    }
+    if let Some(selectors) = changes.advanced_event_selectors {
+        let wrapped = Selectors::Advanced(selectors);
+        wrapped
+            .validate()
+            .map_err(|e| LakeError::InvalidSelectors(e.0))?;
+        let Selectors::Advanced(selectors) = wrapped else {
+            unreachable!("wrapped above")
+        };
+        store.advanced_event_selectors = selectors;
+    }
+    if let Some(p) = changes.termination_protection_enabled {
+        store.termination_protection_enabled = p;
+    }
+    if let Some(o) = changes.organization_enabled {
+        store.organization_enabled = o;
+    }
+    Ok(())
+}
+
+/// What a write put on disk.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Written {
+    /// Events written.
+    pub events: usize,
+    /// Files written.
+    pub files: usize,
+    /// Parquet bytes written.
+    pub bytes: u64,
+}
+
+/// The stores of a data directory (`<data>/lake`).
+#[derive(Debug)]
+pub struct Stores {
+    root: PathBuf,
+    arn_prefix: String,
+    state: Mutex<Vec<EventDataStore>>,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LakeError + '_ {
+    move |e| LakeError::Read {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+impl Stores {
+    /// Opens (or starts) the stores under `root`; ARNs are `arn:aws:cloudtrail:<region>:<account>:…`.
+    pub fn open(root: &Path, region: &str, account: &str) -> Result<Self, LakeError> {
+        std::fs::create_dir_all(root).map_err(io(root))?;
+        let file = root.join("stores.json");
+        let state = match std::fs::read(&file) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| LakeError::Read {
+                path: file.display().to_string(),
+                message: format!("damaged: {e}"),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io(&file)(e)),
+        };
+        Ok(Self {
+            root: root.to_path_buf(),
+            arn_prefix: format!("arn:aws:cloudtrail:{region}:{account}:eventdatastore/"),
+            state: Mutex::new(state),
+        })
+    }
+
+    fn persist(&self, state: &[EventDataStore]) -> Result<(), LakeError> {
+        let path = self.root.join("stores.json");
+        let bytes = serde_json::to_vec_pretty(state).expect("stores serialize");
+        cairn_store::write_durable(&path, &bytes).map_err(io(&path))
+    }
+
+    /// The directory of a store's files.
+    pub fn dir(&self, store: &EventDataStore) -> PathBuf {
+        self.root.join(&store.id)
+    }
+
+    /// Every store.
+    pub fn list(&self) -> Vec<EventDataStore> {
+        self.state.lock().expect("stores lock").clone()
+    }
+
+    /// The store named `key` (name, id or ARN).
+    pub fn get(&self, key: &str) -> Result<EventDataStore, LakeError> {
+        self.list()
+            .into_iter()
+            .find(|s| s.name == key || s.id == key || s.event_data_store_arn == key)
+            .ok_or_else(|| LakeError::NotFound(key.to_owned()))
+    }
+
+    /// CreateEventDataStore. Events after WAL position `start_seq` enter it.
+    pub fn create(
+        &self,
+        name: &str,
+        changes: StoreChanges,
+        now_ms: i64,
+        start_seq: u64,
+    ) -> Result<EventDataStore, LakeError> {
+        check_name(name)?;
+        let mut state = self.state.lock().expect("stores lock");
+        if state.iter().any(|s| s.name == name) {
+            return Err(LakeError::AlreadyExists(name.to_owned()));
+        }
+        if state.len() >= MAX_STORES {
+            return Err(LakeError::Limit(format!(
+                "at most {MAX_STORES} event data stores"
+            )));
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let mut store = EventDataStore {
+            name: name.to_owned(),
+            event_data_store_arn: format!("{}{id}", self.arn_prefix),
+            id,
+            advanced_event_selectors: default_selectors(),
+            retention_period: 2557,
+            termination_protection_enabled: true,
+            multi_region_enabled: true,
+            organization_enabled: false,
+            status: "ENABLED".into(),
+            created_timestamp: now_ms,
+            updated_timestamp: now_ms,
+            start_seq,
+        };
+        apply(&mut store, changes)?;
+        let dir = self.dir(&store);
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        state.push(store.clone());
+        if let Err(e) = self.persist(&state) {
+            state.pop();
+            return Err(e);
+        }
+        Ok(store)
+    }
+
+    /// UpdateEventDataStore.
+    pub fn update(
+        &self,
+        key: &str,
+        changes: StoreChanges,
+        now_ms: i64,
+    ) -> Result<EventDataStore, LakeError> {
+        let mut state = self.state.lock().expect("stores lock");
+        let i = state
+            .iter()
+            .position(|s| s.name == key || s.id == key || s.event_data_store_arn == key)
+            .ok_or_else(|| LakeError::NotFound(key.to_owned()))?;
+        let mut store = state[i].clone();
+        apply(&mut store, changes)?;
+        store.updated_timestamp = now_ms;
+        let previous = std::mem::replace(&mut state[i], store.clone());
+        if let Err(e) = self.persist(&state) {
+            state[i] = previous;
+            return Err(e);
+        }
+        Ok(store)
+    }
+
+    /// DeleteEventDataStore: refused while termination protection is on; removes the files.
+    pub fn delete(&self, key: &str) -> Result<EventDataStore, LakeError> {
+        let mut state = self.state.lock().expect("stores lock");
+        let i = state
+            .iter()
+            .position(|s| s.name == key || s.id == key || s.event_data_store_arn == key)
+            .ok_or_else(|| LakeError::NotFound(key.to_owned()))?;
+        if state[i].termination_protection_enabled {
+            return Err(LakeError::TerminationProtected(state[i].name.clone()));
+        }
+        let store = state.remove(i);
+        if let Err(e) = self.persist(&state) {
+            state.insert(i, store);
+            return Err(e);
+        }
+        let dir = self.dir(&store);
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(io(&dir)(e));
+            }
+        }
+        Ok(store)
+    }
+
+    /// Writes `records` (CloudTrail JSON records) into `store` as Parquet, one file per event date
+    /// named `<stem>.parquet`. Records without a valid `eventTime` are left out and counted as
+    /// malformed in the returned [`columns::Added`].
+    pub fn write(
+        &self,
+        store: &EventDataStore,
+        records: &[&RawValue],
+        stem: &str,
+    ) -> Result<(Written, columns::Added), LakeError> {
+        let mut builder = EventsBuilder::new(None);
+        let mut added = columns::Added::default();
+        for r in records {
+            added += builder.append_record(r);
+        }
+        let batch = builder.finish();
+        let (written, untimed) = self.write_batch(store, &batch, stem)?;
+        added.records -= untimed;
+        added.malformed += untimed;
+        Ok((written, added))
+    }
+
+    /// Writes a batch of the full schema; returns what was written and how many rows had no
+    /// event time (not written).
+    pub fn write_batch(
+        &self,
+        store: &EventDataStore,
+        batch: &RecordBatch,
+        stem: &str,
+    ) -> Result<(Written, usize), LakeError> {
+        let time_index = columns::column_index("eventTime").expect("eventTime column");
+        let times = batch
+            .column(time_index)
+            .as_any()
+            .downcast_ref::<TimestampMillisecondArray>()
+            .expect("eventTime is a millisecond timestamp");
+        let mut days: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
+        let mut untimed = 0;
+        for row in 0..batch.num_rows() {
+            if times.is_null(row) {
+                untimed += 1;
+            } else {
+                days.entry(times.value(row).div_euclid(DAY_MS))
+                    .or_default()
+                    .push(row as u32);
+            }
+        }
+        let mut written = Written::default();
+        for (day, rows) in days {
+            let part = take_record_batch(batch, &UInt32Array::from(rows))?;
+            let order = sort_to_indices(part.column(time_index), None, None)?;
+            let part = take_record_batch(&part, &order)?;
+            let bytes = encode_parquet(&part)?;
+            let date = cairn_model::time::format_utc_seconds(day * DAY_MS);
+            let dir = self.dir(store).join(format!("date={}", &date[..10]));
+            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+            let path = dir.join(format!("{stem}.parquet"));
+            cairn_store::write_durable(&path, &bytes).map_err(io(&path))?;
+            written.events += part.num_rows();
+            written.files += 1;
+            written.bytes += bytes.len() as u64;
+        }
+        Ok((written, untimed))
+    }
+
+    /// Removes the files a crash left behind: WAL files (`wal-<from>-<to>.parquet`) holding
+    /// events after `cursor`, which the feeder will write again.
+    pub fn remove_uncommitted(
+        &self,
+        store: &EventDataStore,
+        cursor: u64,
+    ) -> Result<usize, LakeError> {
+        let mut removed = 0;
+        for path in self.files(store)? {
+            let name = path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            let from = name
+                .strip_prefix("wal-")
+                .and_then(|r| r.split('-').next())
+                .and_then(|f| f.parse::<u64>().ok());
+            if from.is_some_and(|f| f > cursor) {
+                std::fs::remove_file(&path).map_err(io(&path))?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Every Parquet file of `store`.
+    pub fn files(&self, store: &EventDataStore) -> Result<Vec<PathBuf>, LakeError> {
+        let mut out = Vec::new();
+        let dir = self.dir(store);
+        let days = match std::fs::read_dir(&dir) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(io(&dir)(e)),
+        };
+        for day in days.flatten() {
+            if let Ok(files) = std::fs::read_dir(day.path()) {
+                for f in files.flatten() {
+                    if f.path().extension().is_some_and(|e| e == "parquet") {
+                        out.push(f.path());
+                    }
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// The oldest event time a store still shows at `now_ms`.
+    pub fn cutoff(store: &EventDataStore, now_ms: i64) -> i64 {
+        now_ms - i64::from(store.retention_period) * DAY_MS
+    }
+
+    /// Deletes every day directory whose whole day is older than the retention cutoff; returns
+    /// the files removed.
+    pub fn expire(&self, now_ms: i64) -> Result<usize, LakeError> {
+        let mut removed = 0;
+        for store in self.list() {
+            let cutoff = Self::cutoff(&store, now_ms);
+            let dir = self.dir(&store);
+            let Ok(days) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for day in days.flatten() {
+                let name = day.file_name().to_string_lossy().into_owned();
+                let Some(date) = name.strip_prefix("date=") else {
+                    continue;
+                };
+                let Ok(start) = cairn_model::time::parse_utc(&format!("{date}T00:00:00Z")) else {
+                    continue;
+                };
+                if start + DAY_MS <= cutoff {
+                    let count = std::fs::read_dir(day.path())
+                        .map(|d| d.count())
+                        .unwrap_or(0);
+                    std::fs::remove_dir_all(day.path()).map_err(io(&day.path()))?;
+                    removed += count;
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// A batch as a zstd Parquet file.
+pub fn encode_parquet(batch: &RecordBatch) -> Result<Vec<u8>, LakeError> {
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(3).expect("zstd level 3 exists"),
+        ))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .build();
+    let mut out = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut out, batch.schema(), Some(props))?;
+    writer.write(batch)?;
+    writer.close()?;
+    Ok(out)
+}

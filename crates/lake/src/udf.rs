@@ -1,0 +1,183 @@
+//! Functions to reach inside the JSON text columns (`requestParameters`, `responseElements`,
+//! `additionalEventData`, `serviceEventDetails`, `insightDetails`), with the names and
+//! semantics saved CloudTrail Lake / Athena queries use:
+//!
+//! * `json_extract_scalar(json, path)` — the scalar at `path` as text (strings unquoted,
+//!   numbers and booleans as written); null for objects, arrays, missing members, bad JSON.
+//! * `json_extract(json, path)` — the JSON text at `path` (any type); null when missing.
+//!
+//! Paths: `$`, `.member`, `["member"]`, `[index]`, e.g. `$.ConsoleLogin`,
+//! `$.ipPermissions.items[0].ipRanges`, `$["bucketName"]`.
+
+use datafusion::arrow::array::{Array, ArrayRef, StringArray, StringBuilder};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::cast::as_string_array;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::{create_udf, ColumnarValue, ScalarUDF, Volatility};
+use datafusion::prelude::SessionContext;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// One step of a path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// `.name` or `["name"]`.
+    Member(String),
+    /// `[n]`.
+    Index(usize),
+}
+
+/// Parses a JSON path (`$.a.b[0]["c d"]`).
+pub fn parse_path(path: &str) -> std::result::Result<Vec<Step>, String> {
+    let rest = path
+        .trim()
+        .strip_prefix('$')
+        .ok_or_else(|| format!("JSON path {path:?} must start with $"))?;
+    let b = rest.as_bytes();
+    let mut steps = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'.' => {
+                let start = i + 1;
+                let mut end = start;
+                while end < b.len() && b[end] != b'.' && b[end] != b'[' {
+                    end += 1;
+                }
+                if end == start {
+                    return Err(format!("JSON path {path:?}: empty member name"));
+                }
+                steps.push(Step::Member(rest[start..end].to_owned()));
+                i = end;
+            }
+            b'[' => {
+                let close = rest[i..]
+                    .find(']')
+                    .map(|c| c + i)
+                    .ok_or_else(|| format!("JSON path {path:?}: unclosed ["))?;
+                let inner = rest[i + 1..close].trim();
+                if let Some(name) = inner
+                    .strip_prefix('"')
+                    .and_then(|s| s.strip_suffix('"'))
+                    .or_else(|| inner.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')))
+                {
+                    steps.push(Step::Member(name.to_owned()));
+                } else {
+                    let n = inner
+                        .parse::<usize>()
+                        .map_err(|_| format!("JSON path {path:?}: bad subscript [{inner}]"))?;
+                    steps.push(Step::Index(n));
+                }
+                i = close + 1;
+            }
+            _ => return Err(format!("JSON path {path:?}: unexpected {:?}", b[i] as char)),
+        }
+    }
+    Ok(steps)
+}
+
+fn walk<'v>(mut value: &'v Value, steps: &[Step]) -> Option<&'v Value> {
+    for step in steps {
+        value = match step {
+            Step::Member(m) => value.as_object()?.get(m)?,
+            Step::Index(n) => value.as_array()?.get(*n)?,
+        };
+    }
+    Some(value)
+}
+
+/// `json_extract_scalar` on one value.
+pub fn extract_scalar(json: &str, steps: &[Step]) -> Option<String> {
+    let value: Value = serde_json::from_str(json).ok()?;
+    match walk(&value, steps)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// `json_extract` on one value.
+pub fn extract(json: &str, steps: &[Step]) -> Option<String> {
+    let value: Value = serde_json::from_str(json).ok()?;
+    walk(&value, steps)
+        .filter(|v| !v.is_null())
+        .map(Value::to_string)
+}
+
+fn apply(
+    args: &[ColumnarValue],
+    f: fn(&str, &[Step]) -> Option<String>,
+    name: &str,
+) -> Result<ColumnarValue> {
+    let [json, path] = args else {
+        return Err(DataFusionError::Plan(format!(
+            "{name}(json, path) takes two arguments"
+        )));
+    };
+    let rows = match json {
+        ColumnarValue::Array(a) => a.len(),
+        ColumnarValue::Scalar(_) => 1,
+    };
+    let json = json.to_array(rows)?;
+    let path = path.to_array(rows)?;
+    let json = as_string_array(&json)?;
+    let path: &StringArray = as_string_array(&path)?;
+    let mut out = StringBuilder::with_capacity(rows, rows * 8);
+    let mut cached: Option<(String, Vec<Step>)> = None;
+    for i in 0..rows {
+        if json.is_null(i) || path.is_null(i) {
+            out.append_null();
+            continue;
+        }
+        let p = path.value(i);
+        if cached.as_ref().is_none_or(|(text, _)| text != p) {
+            let steps = parse_path(p).map_err(DataFusionError::Execution)?;
+            cached = Some((p.to_owned(), steps));
+        }
+        let steps = cached.as_ref().map(|(_, s)| s.as_slice()).unwrap_or(&[]);
+        out.append_option(f(json.value(i), steps));
+    }
+    let array: ArrayRef = Arc::new(out.finish());
+    Ok(ColumnarValue::Array(array))
+}
+
+fn udf(name: &'static str, f: fn(&str, &[Step]) -> Option<String>) -> ScalarUDF {
+    create_udf(
+        name,
+        vec![DataType::Utf8, DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(move |args: &[ColumnarValue]| apply(args, f, name)),
+    )
+}
+
+/// Registers the functions on `ctx`.
+pub fn register(ctx: &SessionContext) {
+    ctx.register_udf(udf("json_extract_scalar", extract_scalar));
+    ctx.register_udf(udf("json_extract", extract));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_and_values() {
+        let doc = r#"{"a":{"b":[{"c":"x"},{"c":2}]},"d e":true,"n":null}"#;
+        let at = |p: &str| extract_scalar(doc, &parse_path(p).expect("path"));
+        assert_eq!(at("$.a.b[0].c").as_deref(), Some("x"));
+        assert_eq!(at("$.a.b[1].c").as_deref(), Some("2"));
+        assert_eq!(at("$[\"d e\"]").as_deref(), Some("true"));
+        assert_eq!(at("$.a"), None);
+        assert_eq!(at("$.n"), None);
+        assert_eq!(at("$.missing"), None);
+        assert_eq!(
+            extract(doc, &parse_path("$.a.b[0]").expect("path")).as_deref(),
+            Some(r#"{"c":"x"}"#)
+        );
+        assert!(parse_path("a.b").is_err());
+        assert!(parse_path("$.a[").is_err());
+        assert_eq!(extract_scalar("not json", &[]), None);
+    }
+}
