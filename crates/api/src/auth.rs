@@ -118,6 +118,15 @@ pub fn trail_arn(name: &str, region: &str, account: &str) -> String {
     }
 }
 
+/// The event data store ARN a name, id (or ARN) refers to.
+pub fn store_arn(name: &str, region: &str, account: &str) -> String {
+    if name.starts_with("arn:") {
+        name.to_owned()
+    } else {
+        format!("arn:aws:cloudtrail:{region}:{account}:eventdatastore/{name}")
+    }
+}
+
 /// Maps a request to its operation; `None` for routes that do not exist (answered 404 later).
 pub fn operation(
     method: &Method,
@@ -141,11 +150,20 @@ pub fn operation(
         ("POST", [""]) => {
             let name = target?.strip_prefix(TARGET_PREFIX)?;
             let request: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-            let named = request
-                .get("Name")
-                .or_else(|| request.get("TrailName"))
-                .and_then(Value::as_str)
-                .map(|n| trail_arn(n, region, account));
+            let lake_op = name.contains("EventDataStore");
+            let named = if lake_op {
+                request
+                    .get("EventDataStore")
+                    .or_else(|| request.get("Name"))
+                    .and_then(Value::as_str)
+                    .map(|n| store_arn(n, region, account))
+            } else {
+                request
+                    .get("Name")
+                    .or_else(|| request.get("TrailName"))
+                    .and_then(Value::as_str)
+                    .map(|n| trail_arn(n, region, account))
+            };
             let read_only = matches!(
                 name,
                 "DescribeTrails"
@@ -155,6 +173,12 @@ pub fn operation(
                     | "GetEventSelectors"
                     | "LookupEvents"
                     | "ListPublicKeys"
+                    | "GetEventDataStore"
+                    | "ListEventDataStores"
+                    | "StartQuery"
+                    | "DescribeQuery"
+                    | "GetQueryResults"
+                    | "ListQueries"
             );
             let writes = matches!(
                 name,
@@ -164,6 +188,9 @@ pub fn operation(
                     | "StartLogging"
                     | "StopLogging"
                     | "PutEventSelectors"
+                    | "CreateEventDataStore"
+                    | "UpdateEventDataStore"
+                    | "DeleteEventDataStore"
             );
             op(
                 &format!("cloudtrail:{name}"),
@@ -298,6 +325,57 @@ pub fn operation(
             true,
             false,
         ),
+        ("POST", ["v1", "event-data-stores"]) => {
+            let request: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            let name = request.get("Name").and_then(Value::as_str).unwrap_or("*");
+            op(
+                "cloudtrail:CreateEventDataStore",
+                store_arn(name, region, account),
+                false,
+                true,
+                false,
+            )
+        }
+        ("GET", ["v1", "event-data-stores"]) => {
+            op("cloudtrail:ListEventDataStores", any(), true, false, false)
+        }
+        ("GET", ["v1", "event-data-stores", name]) => op(
+            "cloudtrail:GetEventDataStore",
+            store_arn(&percent_decode(name), region, account),
+            true,
+            false,
+            false,
+        ),
+        ("PATCH", ["v1", "event-data-stores", name]) => op(
+            "cloudtrail:UpdateEventDataStore",
+            store_arn(&percent_decode(name), region, account),
+            false,
+            true,
+            false,
+        ),
+        ("DELETE", ["v1", "event-data-stores", name]) => op(
+            "cloudtrail:DeleteEventDataStore",
+            store_arn(&percent_decode(name), region, account),
+            false,
+            true,
+            false,
+        ),
+        ("POST", ["v1", "event-data-stores", name, "import"]) => op(
+            "cloudtrail:StartImport",
+            store_arn(&percent_decode(name), region, account),
+            false,
+            true,
+            false,
+        ),
+        ("POST", ["v1", "queries"]) => op("cloudtrail:StartQuery", any(), true, false, false),
+        ("GET", ["v1", "queries"]) => op("cloudtrail:ListQueries", any(), true, false, false),
+        ("GET", ["v1", "queries", _]) => op("cloudtrail:DescribeQuery", any(), true, false, false),
+        ("GET", ["v1", "queries", _, "results"]) => {
+            op("cloudtrail:GetQueryResults", any(), true, false, false)
+        }
+        ("POST", ["v1", "queries", _, "cancel"]) => {
+            op("cloudtrail:CancelQuery", any(), false, false, false)
+        }
         ("GET", ["v1", "metrics", "statistics"]) => {
             op("cloudwatch:GetMetricStatistics", any(), true, false, false)
         }

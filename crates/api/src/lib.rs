@@ -10,6 +10,7 @@
 //! * `GET /v1/public-keys`, `POST /v1/keys/rotate` — digest signing keys ([`keys`]).
 //! * `/v1/iam/...` — users, access keys, policies ([`iam`]).
 //! * `/v1/log-groups...`, `/v1/metrics/statistics` — log groups, metric filters ([`logs`]).
+//! * `/v1/event-data-stores...`, `/v1/queries...` — the Lake ([`lake`]).
 //! * `POST /` — CloudTrail's JSON 1.1 protocol, `DescribeTrails` and `ListPublicKeys` ([`wire`]).
 //! * `GET /healthz`, `GET /readyz`, `GET /metrics`.
 //!
@@ -26,6 +27,7 @@ pub mod history;
 pub mod iam;
 pub mod ingest;
 pub mod keys;
+pub mod lake;
 pub mod logs;
 pub mod trails;
 pub mod wire;
@@ -123,6 +125,8 @@ pub struct AppState {
     pub iam: Arc<dyn iam::IamAdmin>,
     /// Log groups, metric filters, statistics.
     pub logs: Arc<dyn logs::LogsAdmin>,
+    /// Event data stores and queries.
+    pub lake: Arc<dyn lake::LakeAdmin>,
     /// Limits.
     pub limits: Limits,
 }
@@ -141,6 +145,7 @@ pub fn app(state: AppState) -> Router {
         .merge(keys::routes())
         .merge(iam::routes())
         .merge(logs::routes())
+        .merge(lake::routes())
         .fallback(|| async {
             ApiError {
                 status: axum::http::StatusCode::NOT_FOUND,

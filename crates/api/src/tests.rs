@@ -181,6 +181,61 @@ impl auth::Authenticator for Everyone {
     }
 }
 
+use serde_json::Value;
+
+/// The Lake is tested through the server.
+struct NoLake;
+
+fn no_lake() -> ApiError {
+    ApiError::bad_request("EventDataStoreNotFoundException", "no stores here")
+}
+
+impl lake::LakeAdmin for NoLake {
+    fn create_store(&self, _: trails::Caller, _: Value) -> BoxFuture<'_, Result<Value, ApiError>> {
+        Box::pin(async { Err(no_lake()) })
+    }
+    fn get_store(&self, _: &str) -> Result<Value, ApiError> {
+        Err(no_lake())
+    }
+    fn list_stores(&self) -> Value {
+        serde_json::json!({ "EventDataStores": [] })
+    }
+    fn update_store(
+        &self,
+        _: trails::Caller,
+        _: String,
+        _: Value,
+    ) -> BoxFuture<'_, Result<Value, ApiError>> {
+        Box::pin(async { Err(no_lake()) })
+    }
+    fn delete_store(&self, _: trails::Caller, _: String) -> BoxFuture<'_, Result<Value, ApiError>> {
+        Box::pin(async { Err(no_lake()) })
+    }
+    fn import(
+        &self,
+        _: trails::Caller,
+        _: String,
+        _: axum::body::Bytes,
+    ) -> BoxFuture<'_, Result<Value, ApiError>> {
+        Box::pin(async { Err(no_lake()) })
+    }
+    fn start_query(&self, _: String) -> BoxFuture<'_, Result<Value, ApiError>> {
+        Box::pin(async { Err(no_lake()) })
+    }
+    fn describe_query(&self, _: &str) -> Result<Value, ApiError> {
+        Err(no_lake())
+    }
+    fn query_results(&self, _: &str, _: Option<&str>, _: Option<i64>) -> Result<Value, ApiError> {
+        Err(no_lake())
+    }
+    fn cancel_query(&self, _: &str) -> Result<Value, ApiError> {
+        Err(no_lake())
+    }
+    fn list_queries(&self) -> Value {
+        serde_json::json!({ "Queries": [] })
+    }
+}
+
 /// Log groups are tested through the server.
 struct NoLogs;
 
@@ -421,7 +476,11 @@ async fn public_keys_by_window_on_the_native_route_and_the_cloudtrail_protocol()
         (status, body["trailList"].clone()),
         (StatusCode::OK, serde_json::json!([]))
     );
-    let (status, body) = call(router.clone(), wire("CreateEventDataStore", "{}")).await;
+    let (status, body) = call(
+        router.clone(),
+        wire("RegisterOrganizationDelegatedAdmin", "{}"),
+    )
+    .await;
     assert_eq!(
         (status, body["__type"].as_str()),
         (StatusCode::BAD_REQUEST, Some("UnknownOperationException"))
@@ -472,6 +531,7 @@ fn router_with(ingest: Arc<FakeIngest>) -> Router {
         auth: Arc::new(Everyone),
         iam: Arc::new(NoIam),
         logs: Arc::new(NoLogs),
+        lake: Arc::new(NoLake),
         limits: Limits {
             max_request_bytes: 512 * 1024,
             max_events_per_request: 50,

@@ -318,11 +318,66 @@ async fn dispatch(
                 time("EndTime")?,
             )
         }
+        "CreateEventDataStore" => state.lake.create_store(caller, request).await,
+        "GetEventDataStore" => state.lake.get_store(&store_field(&request)?),
+        "ListEventDataStores" => Ok(state.lake.list_stores()),
+        "UpdateEventDataStore" => {
+            let store = store_field(&request)?;
+            state.lake.update_store(caller, store, request).await
+        }
+        "DeleteEventDataStore" => {
+            let store = store_field(&request)?;
+            state.lake.delete_store(caller, store).await
+        }
+        "StartQuery" => {
+            let statement = crate::lake::statement(&request)?;
+            state.lake.start_query(statement).await
+        }
+        "DescribeQuery" => state.lake.describe_query(&query_id(&request)?),
+        "GetQueryResults" => {
+            let max = match request.get("MaxQueryResults") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(v.as_i64().ok_or_else(|| {
+                    ApiError::bad_request(
+                        "InvalidMaxResultsException",
+                        "MaxQueryResults must be 1 to 1000",
+                    )
+                })?),
+            };
+            state.lake.query_results(
+                &query_id(&request)?,
+                request.get("NextToken").and_then(Value::as_str),
+                max,
+            )
+        }
+        "CancelQuery" => state.lake.cancel_query(&query_id(&request)?),
+        "ListQueries" => Ok(state.lake.list_queries()),
         other => Err(ApiError::bad_request(
             "UnknownOperationException",
-            format!("CloudTrail operation {other} is not served by Cairn (served: CreateTrail, UpdateTrail, DeleteTrail, DescribeTrails, GetTrail, GetTrailStatus, ListTrails, StartLogging, StopLogging, PutEventSelectors, GetEventSelectors, LookupEvents, ListPublicKeys)"),
+            format!("CloudTrail operation {other} is not served by Cairn (served: CreateTrail, UpdateTrail, DeleteTrail, DescribeTrails, GetTrail, GetTrailStatus, ListTrails, StartLogging, StopLogging, PutEventSelectors, GetEventSelectors, LookupEvents, ListPublicKeys, CreateEventDataStore, GetEventDataStore, ListEventDataStores, UpdateEventDataStore, DeleteEventDataStore, StartQuery, DescribeQuery, GetQueryResults, CancelQuery, ListQueries)"),
         )),
     }
+}
+
+fn store_field(request: &Value) -> Result<String, ApiError> {
+    request
+        .get("EventDataStore")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "InvalidParameterException",
+                "EventDataStore (its ARN, id or name) is required",
+            )
+        })
+}
+
+fn query_id(request: &Value) -> Result<String, ApiError> {
+    request
+        .get("QueryId")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| ApiError::bad_request("InvalidParameterException", "QueryId is required"))
 }
 
 /// `POST /`.

@@ -8,6 +8,7 @@ mod client;
 mod filter;
 mod iam;
 mod input;
+mod lake;
 mod monitoring;
 mod query;
 mod sign;
@@ -46,8 +47,14 @@ enum Command {
     /// Identities: create-user, list-users, create-access-key, list-access-keys,
     /// delete-access-key, attach-policy, put-user-policy, whoami.
     Iam(iam::IamArgs),
-    /// SQL over a CloudTrail tree (raw mode): `cairn query --source DIR "SQL"` (table `events`).
+    /// SQL over the event data stores (`cairn query "SELECT ... FROM store"`), or over a
+    /// CloudTrail tree in place: `cairn query --source DIR|s3://bucket/prefix "SQL"` (table `events`).
     Query(query::QueryArgs),
+    /// Event data stores (the Lake): create, list, get, update, delete.
+    Stores(lake::StoresArgs),
+    /// Load a CloudTrail tree (directory or s3://bucket/prefix) into an event data store,
+    /// reporting what it did not take and why.
+    Import(lake::ImportArgs),
     /// Log groups fed by trails: create-log-group, describe-log-groups, filter-log-events,
     /// put-metric-filter.
     Logs(monitoring::LogsArgs),
@@ -217,6 +224,14 @@ fn main() -> ExitCode {
             Command::Query(args) => {
                 init_logging("warn", LogFormat::Text);
                 query::run(args).await.map(|()| ExitCode::SUCCESS)
+            }
+            Command::Stores(args) => {
+                init_logging("warn", LogFormat::Text);
+                lake::stores(args).await.map(|()| ExitCode::SUCCESS)
+            }
+            Command::Import(args) => {
+                init_logging("warn", LogFormat::Text);
+                lake::import(args).await.map(|()| ExitCode::SUCCESS)
             }
             Command::Logs(args) => monitoring::logs(args).await.map(|()| ExitCode::SUCCESS),
             Command::Metrics(args) => monitoring::metrics(args).await.map(|()| ExitCode::SUCCESS),

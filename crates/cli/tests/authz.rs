@@ -46,6 +46,16 @@ fn routes() -> Vec<(&'static str, &'static str, Option<&'static str>, String)> {
         ("PUT", "/v1/alarms/roots", None, json!({"namespace": "LogMetrics", "metricName": "Root", "statistic": "Sum", "period": 300, "evaluationPeriods": 1, "threshold": 1, "comparisonOperator": "GreaterThanOrEqualToThreshold", "alarmActions": ["ops"]}).to_string()),
         ("GET", "/v1/alarms", None, String::new()),
         ("POST", "/v1/alarms/install-cis", None, json!({"logGroupName": "audit", "topicName": "ops"}).to_string()),
+        ("POST", "/v1/event-data-stores", None, json!({"Name": "eds", "TerminationProtectionEnabled": false}).to_string()),
+        ("GET", "/v1/event-data-stores", None, String::new()),
+        ("GET", "/v1/event-data-stores/eds", None, String::new()),
+        ("PATCH", "/v1/event-data-stores/eds", None, json!({"RetentionPeriod": 30}).to_string()),
+        ("POST", "/v1/event-data-stores/eds/import", None, json!({"Records": []}).to_string()),
+        ("POST", "/v1/queries", None, json!({"QueryStatement": "SELECT count(*) FROM eds"}).to_string()),
+        ("GET", "/v1/queries", None, String::new()),
+        ("GET", "/v1/queries/00000000-0000-0000-0000-000000000000", None, String::new()),
+        ("GET", "/v1/queries/00000000-0000-0000-0000-000000000000/results", None, String::new()),
+        ("POST", "/v1/queries/00000000-0000-0000-0000-000000000000/cancel", None, String::new()),
     ];
     for (op, body) in [
         ("DescribeTrails", "{}"),
@@ -67,10 +77,36 @@ fn routes() -> Vec<(&'static str, &'static str, Option<&'static str>, String)> {
             r#"{"Name":"wire","LocalDirectory":"/tmp/cairn-authz-wire"}"#,
         ),
         ("DeleteTrail", r#"{"Name":"wire"}"#),
+        (
+            "CreateEventDataStore",
+            r#"{"Name":"wire-eds","TerminationProtectionEnabled":false}"#,
+        ),
+        ("ListEventDataStores", "{}"),
+        ("GetEventDataStore", r#"{"EventDataStore":"wire-eds"}"#),
+        (
+            "UpdateEventDataStore",
+            r#"{"EventDataStore":"wire-eds","RetentionPeriod":30}"#,
+        ),
+        ("StartQuery", r#"{"QueryStatement":"SELECT 1"}"#),
+        (
+            "DescribeQuery",
+            r#"{"QueryId":"00000000-0000-0000-0000-000000000000"}"#,
+        ),
+        (
+            "GetQueryResults",
+            r#"{"QueryId":"00000000-0000-0000-0000-000000000000"}"#,
+        ),
+        (
+            "CancelQuery",
+            r#"{"QueryId":"00000000-0000-0000-0000-000000000000"}"#,
+        ),
+        ("ListQueries", "{}"),
+        ("DeleteEventDataStore", r#"{"EventDataStore":"wire-eds"}"#),
     ] {
         out.push(("POST", "/", Some(op), body.to_owned()));
     }
     out.push(("DELETE", "/v1/trails/other", None, String::new()));
+    out.push(("DELETE", "/v1/event-data-stores/eds", None, String::new()));
     out
 }
 

@@ -240,10 +240,10 @@ pub fn builtin(name: &str) -> Option<Policy> {
             r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["cloudtrail-data:PutAuditEvents","cairn:PutEvents"],"Resource":"*"}]}"#
         }
         "CairnReader" => {
-            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["cloudtrail:LookupEvents","cloudtrail:Describe*","cloudtrail:Get*","cloudtrail:List*"],"Resource":"*"}]}"#
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["cloudtrail:LookupEvents","cloudtrail:Describe*","cloudtrail:Get*","cloudtrail:List*","cloudtrail:StartQuery","cloudtrail:CancelQuery"],"Resource":"*"}]}"#
         }
         "CairnAuditor" => {
-            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["cloudtrail:LookupEvents","cloudtrail:Describe*","cloudtrail:Get*","cloudtrail:List*","iam:List*","iam:Get*","cairn:GetMetrics"],"Resource":"*"}]}"#
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["cloudtrail:LookupEvents","cloudtrail:Describe*","cloudtrail:Get*","cloudtrail:List*","cloudtrail:StartQuery","cloudtrail:CancelQuery","iam:List*","iam:Get*","cairn:GetMetrics"],"Resource":"*"}]}"#
         }
         _ => return None,
     };

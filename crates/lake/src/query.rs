@@ -190,9 +190,7 @@ pub type TextRow = Vec<(String, Option<String>)>;
 
 /// Each row as `(column, value as text)` pairs (nulls as `None`); timestamps as
 /// `YYYY-MM-DD HH:MM:SS.mmm` (CloudTrail Lake's rendering).
-pub fn rows_as_text(
-    batches: &[RecordBatch],
-) -> Result<Vec<TextRow>, LakeError> {
+pub fn rows_as_text(batches: &[RecordBatch]) -> Result<Vec<TextRow>, LakeError> {
     let options = FormatOptions::default()
         .with_timestamp_tz_format(Some("%Y-%m-%d %H:%M:%S%.3f"))
         .with_timestamp_format(Some("%Y-%m-%d %H:%M:%S%.3f"));

@@ -62,6 +62,10 @@ pub struct RawConfig {
     /// At start each becomes its region's current key (a rotation) unless it already is.
     /// Regions not named get a generated key at first use. Default: none.
     pub signing_key_files: Option<std::collections::BTreeMap<String, PathBuf>>,
+    /// Seconds an event data store gathers events before writing a Parquet file (sooner at
+    /// 200,000 events). Default 60; from 1 to 3600. Events become queryable in a store when
+    /// their file is written.
+    pub lake_flush_seconds: Option<u64>,
 }
 
 /// Why a configuration is unusable.
@@ -128,6 +132,8 @@ pub struct Config {
     pub s3: Option<cairn_store::S3Config>,
     /// Digest period.
     pub digest_period: std::time::Duration,
+    /// How long an event data store gathers events before writing a file.
+    pub lake_flush: std::time::Duration,
     /// Operator signing keys by region.
     pub signing_key_files: std::collections::BTreeMap<String, PathBuf>,
     /// Test failpoint (from the `CAIRN_FAILPOINT` environment variable, never from files):
@@ -199,6 +205,13 @@ impl RawConfig {
                 reason: "must be 1 to 86400".to_owned(),
             });
         }
+        let lake_flush_seconds = self.lake_flush_seconds.unwrap_or(60);
+        if !(1..=3600).contains(&lake_flush_seconds) {
+            return Err(ConfigError::Invalid {
+                field: "lake_flush_seconds",
+                reason: "must be 1 to 3600".to_owned(),
+            });
+        }
         if let Some(org) = &self.organization_id {
             let valid = org.len() > 2
                 && org.starts_with("o-")
@@ -268,6 +281,7 @@ impl RawConfig {
             organization_id: self.organization_id,
             s3: self.s3,
             digest_period: std::time::Duration::from_secs(digest_period_seconds),
+            lake_flush: std::time::Duration::from_secs(lake_flush_seconds),
             signing_key_files: self.signing_key_files.unwrap_or_default(),
             failpoint_abort_after_upload: false,
         })

@@ -9,6 +9,7 @@ pub mod config;
 pub mod iam_service;
 pub mod indexer;
 pub mod ingest;
+pub mod lake;
 pub mod logs;
 pub mod metrics;
 pub mod notify;
@@ -200,6 +201,7 @@ pub struct Running {
     wakeup: Arc<Wakeup>,
     indexer: Option<std::thread::JoinHandle<()>>,
     logs_worker: Option<std::thread::JoinHandle<()>>,
+    lake_feeder: Option<std::thread::JoinHandle<()>>,
     wal: Arc<Wal>,
     trails: Arc<trails::TrailService>,
     /// Held for the server's lifetime: the data directory's lock.
@@ -219,6 +221,9 @@ impl Running {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
         if let Some(thread) = self.logs_worker.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        if let Some(thread) = self.lake_feeder.take() {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
         let trails = self.trails.clone();
@@ -355,6 +360,21 @@ pub async fn start_with_fs(
         .write()
         .expect("fresh lock")
         .extend(catalog.list().iter().map(cairn_catalog::Trail::cursor_name));
+    let stores = Arc::new(
+        cairn_lake::store::Stores::open(
+            &data_dir.join("lake"),
+            &config.region,
+            &account_id.to_string(),
+        )
+        .map_err(|e| StartError::Keys(format!("event data stores: {e}")))?,
+    );
+    consumers.write().expect("fresh lock").extend(
+        stores
+            .list()
+            .iter()
+            .map(cairn_lake::store::EventDataStore::cursor),
+    );
+    let lake_consumers = consumers.clone();
     let mut indexer = Indexer::new(
         wal.clone(),
         history.clone(),
@@ -425,6 +445,22 @@ pub async fn start_with_fs(
                 source,
             })?
     };
+    let lake_thread = {
+        let (stores, wal, clock, stop, every) = (
+            stores.clone(),
+            wal.clone(),
+            clock.clone(),
+            stop_indexer.clone(),
+            config.lake_flush,
+        );
+        std::thread::Builder::new()
+            .name("cairn-lake".to_owned())
+            .spawn(move || lake::run_feeder(stores, wal, clock, every, stop))
+            .map_err(|source| StartError::DataDir {
+                path: data_dir.clone(),
+                source,
+            })?
+    };
     let trail_service = Arc::new(trails::TrailService::new(
         catalog.clone(),
         wal.clone(),
@@ -459,6 +495,14 @@ pub async fn start_with_fs(
             notification_key,
             logs: log_store,
             catalog,
+            ingest: ingest.clone(),
+            clock: clock.clone(),
+        }),
+        lake: Arc::new(lake::LakeService {
+            stores,
+            queries: Arc::new(cairn_lake::query::Queries::default()),
+            wal: wal.clone(),
+            consumers: lake_consumers,
             ingest: ingest.clone(),
             clock: clock.clone(),
         }),
@@ -537,6 +581,7 @@ pub async fn start_with_fs(
         wakeup,
         indexer: Some(indexer_thread),
         logs_worker: Some(logs_thread),
+        lake_feeder: Some(lake_thread),
         wal,
         trails: trail_service,
         _lock: lock,

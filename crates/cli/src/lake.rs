@@ -1,0 +1,318 @@
+//! `cairn stores ...` (event data stores) and `cairn import SOURCE --store NAME` (a CloudTrail
+//! tree into a store) through the API.
+
+use crate::client::{error_text, http, percent_encode, DEFAULT_ENDPOINT};
+use crate::sign::SendSigned;
+use anyhow::{bail, Context};
+use serde_json::{json, Value};
+use std::io::IsTerminal;
+
+#[derive(Debug, clap::Args)]
+pub struct StoresArgs {
+    /// Server endpoint.
+    #[arg(long, env = "CAIRN_ENDPOINT", default_value = DEFAULT_ENDPOINT, global = true)]
+    endpoint: String,
+    #[command(subcommand)]
+    command: StoresCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum StoresCommand {
+    /// CreateEventDataStore. Without selectors it takes every management event.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Days events are kept: 7 to 3653. Default 2557 (seven years).
+        #[arg(long)]
+        retention_days: Option<u32>,
+        /// Create without termination protection (it is on by default).
+        #[arg(long)]
+        no_termination_protection: bool,
+        /// Advanced event selectors, as JSON (a list).
+        #[arg(long)]
+        advanced_event_selectors: Option<String>,
+    },
+    /// ListEventDataStores.
+    List,
+    /// GetEventDataStore.
+    Get {
+        /// Name, id or ARN.
+        #[arg(long)]
+        store: String,
+    },
+    /// UpdateEventDataStore.
+    Update {
+        #[arg(long)]
+        store: String,
+        #[arg(long)]
+        retention_days: Option<u32>,
+        /// `true` or `false`.
+        #[arg(long)]
+        termination_protection: Option<bool>,
+        #[arg(long)]
+        advanced_event_selectors: Option<String>,
+    },
+    /// DeleteEventDataStore (refused while termination protection is on).
+    Delete {
+        #[arg(long)]
+        store: String,
+    },
+}
+
+async fn call(request: reqwest::RequestBuilder, endpoint: &str) -> anyhow::Result<Value> {
+    let response = request
+        .header("content-type", "application/json")
+        .send_signed()
+        .await
+        .with_context(|| format!("connecting to {endpoint}"))?;
+    if !response.status().is_success() {
+        bail!("{}", error_text(response).await);
+    }
+    Ok(serde_json::from_slice(&response.bytes().await?)?)
+}
+
+fn selectors(text: Option<String>) -> anyhow::Result<Value> {
+    text.map(|t| {
+        serde_json::from_str::<Value>(&t).context("--advanced-event-selectors must be JSON")
+    })
+    .transpose()
+    .map(|v| v.unwrap_or(Value::Null))
+}
+
+/// `cairn stores ...`.
+pub async fn stores(args: StoresArgs) -> anyhow::Result<()> {
+    let base = args.endpoint.trim_end_matches('/').to_owned();
+    let client = http()?;
+    let one = |s: &str| format!("{base}/v1/event-data-stores/{}", percent_encode(s));
+    let out = match args.command {
+        StoresCommand::Create {
+            name,
+            retention_days,
+            no_termination_protection,
+            advanced_event_selectors,
+        } => {
+            let body = json!({
+                "Name": name,
+                "RetentionPeriod": retention_days,
+                "TerminationProtectionEnabled": !no_termination_protection,
+                "AdvancedEventSelectors": selectors(advanced_event_selectors)?,
+            });
+            call(
+                client
+                    .post(format!("{base}/v1/event-data-stores"))
+                    .body(body.to_string()),
+                &base,
+            )
+            .await?
+        }
+        StoresCommand::List => {
+            call(client.get(format!("{base}/v1/event-data-stores")), &base).await?
+        }
+        StoresCommand::Get { store } => call(client.get(one(&store)), &base).await?,
+        StoresCommand::Update {
+            store,
+            retention_days,
+            termination_protection,
+            advanced_event_selectors,
+        } => {
+            let body = json!({
+                "RetentionPeriod": retention_days,
+                "TerminationProtectionEnabled": termination_protection,
+                "AdvancedEventSelectors": selectors(advanced_event_selectors)?,
+            });
+            call(client.patch(one(&store)).body(body.to_string()), &base).await?
+        }
+        StoresCommand::Delete { store } => call(client.delete(one(&store)), &base).await?,
+    };
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// The tree: a directory or `s3://bucket/prefix` (AWS_* environment variables) of CloudTrail
+    /// `.json.gz` log files, Cairn's or AWS's layout.
+    source: String,
+    /// The event data store (name, id or ARN).
+    #[arg(long)]
+    store: String,
+    /// Server endpoint.
+    #[arg(long, env = "CAIRN_ENDPOINT", default_value = DEFAULT_ENDPOINT)]
+    endpoint: String,
+    /// Largest request sent (bytes of records); must stay under the server's request limit.
+    #[arg(long, default_value_t = 4 << 20)]
+    batch_bytes: usize,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What an import did and did not take.
+#[derive(Debug, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ImportReport {
+    log_files: usize,
+    events_imported: u64,
+    digest_files_skipped: usize,
+    other_files_skipped: usize,
+    damaged_files: Vec<(String, String)>,
+    notification_records_skipped: u64,
+    malformed_records_skipped: u64,
+    parquet_files_written: u64,
+}
+
+async fn send(
+    client: &reqwest::Client,
+    url: &str,
+    endpoint: &str,
+    records: &mut Vec<String>,
+    report: &mut ImportReport,
+) -> anyhow::Result<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let body = format!("{{\"Records\":[{}]}}", records.join(","));
+    records.clear();
+    let out = call(client.post(url).body(body), endpoint).await?;
+    let n = |k: &str| out[k].as_u64().unwrap_or(0);
+    report.events_imported += n("EventsImported");
+    report.notification_records_skipped += n("NotificationRecordsSkipped");
+    report.malformed_records_skipped += n("MalformedRecordsSkipped");
+    report.parquet_files_written += n("FilesWritten");
+    Ok(())
+}
+
+/// `cairn import`.
+pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
+    let source = crate::query::tree_source(&args.source)?;
+    let base = args.endpoint.trim_end_matches('/').to_owned();
+    let client = http()?;
+    // The store must exist before anything is read.
+    call(
+        client.get(format!(
+            "{base}/v1/event-data-stores/{}",
+            percent_encode(&args.store)
+        )),
+        &base,
+    )
+    .await?;
+    let url = format!(
+        "{base}/v1/event-data-stores/{}/import",
+        percent_encode(&args.store)
+    );
+    let listed: Vec<String> = match &source {
+        cairn_lake::raw::TreeSource::Dir(dir) => {
+            let mut out = Vec::new();
+            let mut stack = vec![dir.clone()];
+            while let Some(d) = stack.pop() {
+                for entry in
+                    std::fs::read_dir(&d).with_context(|| format!("reading {}", d.display()))?
+                {
+                    let path = entry?.path();
+                    if path.is_dir() {
+                        stack.push(path);
+                    } else {
+                        out.push(path.display().to_string());
+                    }
+                }
+            }
+            out.sort();
+            out
+        }
+        cairn_lake::raw::TreeSource::Objects { store, prefix } => {
+            cairn_store::list(store.as_ref(), prefix).await?
+        }
+    };
+    let mut report = ImportReport::default();
+    let mut files = Vec::new();
+    for location in listed {
+        if cairn_lake::raw::classify(&location).is_some() {
+            files.push(location);
+        } else if location.contains("CloudTrail-Digest") {
+            report.digest_files_skipped += 1;
+        } else {
+            report.other_files_skipped += 1;
+        }
+    }
+    let bar = (std::io::stderr().is_terminal() && !args.json).then(|| {
+        let bar = indicatif::ProgressBar::new(files.len() as u64);
+        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} files · {msg} · {elapsed} (eta {eta})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let mut pending: Vec<String> = Vec::new();
+    let mut pending_bytes = 0usize;
+    for location in &files {
+        let bytes = match &source {
+            cairn_lake::raw::TreeSource::Dir(_) => {
+                std::fs::read(location).map_err(|e| e.to_string())
+            }
+            cairn_lake::raw::TreeSource::Objects { store, .. } => {
+                match cairn_store::get(store.as_ref(), location).await {
+                    Ok(Some(b)) => Ok(b.to_vec()),
+                    Ok(None) => Err("the object disappeared".to_owned()),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+        };
+        let records = bytes.and_then(|b| {
+            let json = cairn_logfile::body::decompress(&b, 1 << 30).map_err(|e| e.to_string())?;
+            #[derive(serde::Deserialize)]
+            struct File {
+                #[serde(rename = "Records")]
+                records: Vec<Box<serde_json::value::RawValue>>,
+            }
+            serde_json::from_slice::<File>(&json)
+                .map(|f| f.records)
+                .map_err(|e| format!("not a CloudTrail log file: {e}"))
+        });
+        match records {
+            Ok(records) => {
+                report.log_files += 1;
+                for r in records {
+                    let text = r.get().to_owned();
+                    if pending_bytes + text.len() > args.batch_bytes && !pending.is_empty() {
+                        send(&client, &url, &base, &mut pending, &mut report).await?;
+                        pending_bytes = 0;
+                    }
+                    pending_bytes += text.len() + 1;
+                    pending.push(text);
+                }
+            }
+            Err(e) => report.damaged_files.push((location.clone(), e)),
+        }
+        if let Some(bar) = &bar {
+            bar.inc(1);
+            bar.set_message(format!("{} events imported", report.events_imported));
+        }
+    }
+    send(&client, &url, &base, &mut pending, &mut report).await?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for (file, why) in &report.damaged_files {
+            eprintln!("damaged {file}: {why}");
+        }
+        println!(
+            "imported {} events from {} log files into {} ({} Parquet files)\nnot taken: {} digest files, {} other files, {} damaged files, {} S3/SES notification records (eventSource aws:*), {} malformed records",
+            report.events_imported,
+            report.log_files,
+            args.store,
+            report.parquet_files_written,
+            report.digest_files_skipped,
+            report.other_files_skipped,
+            report.damaged_files.len(),
+            report.notification_records_skipped,
+            report.malformed_records_skipped,
+        );
+    }
+    Ok(())
+}

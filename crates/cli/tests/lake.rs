@@ -1,0 +1,545 @@
+//! The Lake end to end: events flow from ingestion through the WAL into event data stores
+//! chosen by advanced selectors (Parquet files), `cairn query` and the real boto3 client run
+//! StartQuery / DescribeQuery / GetQueryResults over them, `cairn import` loads a CloudTrail tree
+//! and reports what it did not take, termination protection holds, and a restart neither loses
+//! nor duplicates a stored event.
+
+mod support;
+
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use support::{python_with, TestServer};
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("now")
+        .as_millis() as i64
+}
+
+/// Sample records that say their own category and id (the first of each id: Cairn, like
+/// CloudTrail, keeps one event per eventID), re-timed to the hour before `base` (one second
+/// apart), so that Cairn's own control-plane records (timed now) stay apart.
+fn sample_events(base: i64) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut ids = std::collections::BTreeSet::new();
+    let dir = support::samples_dir().join("_normalized");
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("samples")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    names.sort();
+    for path in names {
+        let name = path.to_string_lossy().into_owned();
+        if !name.ends_with(".ndjson") || name.contains("digests") {
+            continue;
+        }
+        for line in std::fs::read_to_string(&path).expect("read").lines() {
+            let Ok(mut r) = serde_json::from_str::<Value>(line) else {
+                continue;
+            };
+            let ok = r["eventID"].is_string()
+                && matches!(r["eventCategory"].as_str(), Some("Management" | "Data"))
+                && r["eventSource"].is_string()
+                && r["eventName"].is_string()
+                && r["awsRegion"].is_string()
+                && ids.insert(r["eventID"].to_string());
+            if !ok {
+                continue;
+            }
+            let t = base - 3_600_000 + out.len() as i64 * 1000;
+            r["eventTime"] = json!(cairn_model::time::format_utc_seconds(t));
+            out.push(r);
+        }
+    }
+    out
+}
+
+fn cairn() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_cairn"))
+}
+
+fn run_cairn(server: &TestServer, args: &[&str]) -> (bool, String, String) {
+    let output = std::process::Command::new(cairn())
+        .args(args)
+        .env("CAIRN_ENDPOINT", &server.base)
+        .env("AWS_ACCESS_KEY_ID", &server.creds.id)
+        .env("AWS_SECRET_ACCESS_KEY", &server.creds.secret)
+        .env_remove("AWS_PROFILE")
+        .output()
+        .expect("run cairn");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// `cairn query --output json` rows.
+fn json_rows(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("json row"))
+        .collect()
+}
+
+/// Per-eventSource counts, ordered as the queries order them.
+fn by_source<'a>(records: impl Iterator<Item = &'a Value>) -> Vec<(String, u64)> {
+    let mut m: BTreeMap<String, u64> = BTreeMap::new();
+    for r in records {
+        *m.entry(r["eventSource"].as_str().unwrap_or("").to_owned())
+            .or_default() += 1;
+    }
+    let mut v: Vec<_> = m.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    v
+}
+
+async fn count(server: &TestServer, sql: &str) -> u64 {
+    let (ok, stdout, stderr) = {
+        let sql = sql.to_owned();
+        let args = ["query", "--output", "json", sql.as_str()];
+        run_cairn(server, &args)
+    };
+    assert!(ok, "{sql}: {stderr}");
+    let rows = json_rows(&stdout);
+    rows[0]["n"].as_str().expect("n").parse().expect("number")
+}
+
+/// Waits until `sql` (a `count(*) AS n` query) answers `want`.
+async fn wait_count(server: &TestServer, sql: &str, want: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let n = count(server, sql).await;
+        if n == want {
+            return;
+        }
+        assert!(n < want, "{sql}: {n} > {want}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{sql}: still {n}, want {want}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+}
+
+/// The records as a tree keyed as CloudTrail keys files: delivered five minutes after the newest.
+fn write_tree(dir: &Path, records: &[Value]) {
+    let newest = records
+        .iter()
+        .filter_map(|r| r["eventTime"].as_str())
+        .filter_map(|t| cairn_model::time::parse_utc(t).ok())
+        .max()
+        .expect("times");
+    let stamp = cairn_model::time::format_utc_seconds(newest + 300_000);
+    let minute = format!(
+        "{}{}{}T{}{}Z",
+        &stamp[0..4],
+        &stamp[5..7],
+        &stamp[8..10],
+        &stamp[11..13],
+        &stamp[14..16]
+    );
+    let day = dir.join(format!(
+        "AWSLogs/111122223333/CloudTrail/us-east-1/{}",
+        stamp[..10].replace('-', "/")
+    ));
+    std::fs::create_dir_all(&day).expect("mkdir");
+    for (i, chunk) in records.chunks(7).enumerate() {
+        let lines: Vec<String> = chunk.iter().map(Value::to_string).collect();
+        std::fs::write(
+            day.join(format!(
+                "111122223333_CloudTrail_us-east-1_{minute}_{i:016}.json.gz"
+            )),
+            cairn_logfile::body::encode(&lines),
+        )
+        .expect("write");
+    }
+    // An S3 event notification that landed in the bucket, a damaged file, a digest.
+    let notification = json!({"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+        "eventTime": "2026-11-30T23:50:00.000Z", "eventName": "ObjectCreated:Put"});
+    std::fs::write(
+        day.join(format!(
+            "111122223333_CloudTrail_us-east-1_{minute}_NOTIFICATION0000.json.gz"
+        )),
+        cairn_logfile::body::encode(&[notification.to_string()]),
+    )
+    .expect("write");
+    std::fs::write(
+        day.join(format!(
+            "111122223333_CloudTrail_us-east-1_{minute}_DAMAGED000000000.json.gz"
+        )),
+        b"\x1f\x8b not really gzip",
+    )
+    .expect("write");
+    let digests = dir.join("AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2026/11/30");
+    std::fs::create_dir_all(&digests).expect("mkdir");
+    std::fs::write(
+        digests
+            .join("111122223333_CloudTrail-Digest_us-east-1_t_us-east-1_20261130T235959Z.json.gz"),
+        cairn_logfile::body::encode(&["{}".to_owned()]),
+    )
+    .expect("write");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_flow_into_stores_and_answer_queries() {
+    let python = python_with(&["boto3"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let tweak = |c: &mut cairn_server::config::RawConfig| {
+        c.account_id = Some("111122223333".into());
+        c.lake_flush_seconds = Some(1);
+    };
+    let server = TestServer::start(&data, tweak).await;
+    let json_ct = "application/json";
+    let create = |body: Value| {
+        let server = &server;
+        async move {
+            server
+                .post("/v1/event-data-stores", json_ct, body.to_string())
+                .await
+        }
+    };
+    let (status, audit) = create(json!({"Name": "audit", "RetentionPeriod": 3653})).await;
+    assert_eq!(status, 200, "{audit}");
+    assert_eq!(audit["TerminationProtectionEnabled"], true);
+    assert_eq!(
+        audit["AdvancedEventSelectors"][0]["FieldSelectors"][0]["Equals"][0],
+        "Management"
+    );
+    let (status, s3data) = create(
+        json!({"Name": "s3data", "TerminationProtectionEnabled": false,
+        "AdvancedEventSelectors": [{"Name": "objects", "FieldSelectors": [
+            {"Field": "eventCategory", "Equals": ["Data"]},
+            {"Field": "resources.type", "Equals": ["AWS::S3::Object"]}]}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{s3data}");
+    // Bad input gets a precise 4xx.
+    let (status, err) = create(json!({"Name": "audit"})).await;
+    assert_eq!(
+        (
+            status,
+            err["__type"].as_str().or(err["code"].as_str()).is_some()
+        ),
+        (409, true),
+        "{err}"
+    );
+    let (status, err) = create(json!({"Name": "short", "RetentionPeriod": 6})).await;
+    assert_eq!(status, 400, "{err}");
+    let (status, err) = create(json!({"Name": "x"})).await;
+    assert_eq!(status, 400, "{err}");
+
+    // Ingest the samples.
+    let base = now_ms();
+    let events = sample_events(base);
+    assert!(events.len() > 100, "{}", events.len());
+    let body: String = events.iter().map(|e| format!("{e}\n")).collect();
+    let (status, put) = server
+        .post("/v1/events", "application/x-ndjson", body)
+        .await;
+    assert_eq!(status, 200, "{put}");
+    // Ingestion refuses some sample records (wrong member types, bad account ids); the stores
+    // hold what it accepted.
+    let accepted: Vec<bool> = put["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| r["status"] == "accepted")
+        .collect();
+    assert_eq!(accepted.len(), events.len());
+    let events: Vec<Value> = events
+        .into_iter()
+        .zip(accepted)
+        .filter_map(|(e, ok)| ok.then_some(e))
+        .collect();
+    let since = cairn_model::time::format_utc_seconds(base - 3_600_000);
+    let until = cairn_model::time::format_utc_seconds(base - 60_000);
+    let window = format!("eventTime >= TIMESTAMP '{since}' AND eventTime < TIMESTAMP '{until}'");
+    let management: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["eventCategory"] == "Management")
+        .collect();
+    let objects = events
+        .iter()
+        .filter(|e| {
+            e["eventCategory"] == "Data"
+                && e["resources"]
+                    .as_array()
+                    .is_some_and(|rs| rs.iter().any(|r| r["type"] == "AWS::S3::Object"))
+        })
+        .count() as u64;
+    assert!(objects > 0);
+    wait_count(
+        &server,
+        &format!("SELECT count(*) AS n FROM audit WHERE {window}"),
+        management.len() as u64,
+    )
+    .await;
+    wait_count(&server, "SELECT count(*) AS n FROM s3data", objects).await;
+
+    // `cairn query`, grouped, against counts computed from the records.
+    let sql = format!("SELECT eventSource, count(*) AS n FROM audit WHERE {window} GROUP BY eventSource ORDER BY n DESC, eventSource");
+    let (ok, stdout, stderr) = run_cairn(&server, &["query", "--output", "json", &sql]);
+    assert!(ok, "{stderr}");
+    let got: Vec<(String, u64)> = json_rows(&stdout)
+        .iter()
+        .map(|r| {
+            (
+                r["eventSource"].as_str().expect("source").to_owned(),
+                r["n"].as_str().expect("n").parse().expect("number"),
+            )
+        })
+        .collect();
+    let expected = by_source(management.iter().copied());
+    assert_eq!(got, expected);
+    assert!(stderr.contains("events scanned"), "{stderr}");
+    // Cairn's own calls are in the store too (CreateEventDataStore, recorded as management).
+    assert!(
+        count(
+            &server,
+            "SELECT count(*) AS n FROM audit WHERE eventName = 'CreateEventDataStore'"
+        )
+        .await
+            >= 2
+    );
+    // Table and CSV output.
+    let (ok, stdout, _) = run_cairn(
+        &server,
+        &[
+            "query",
+            "--output",
+            "csv",
+            "SELECT count(*) AS n FROM s3data",
+        ],
+    );
+    assert!(ok);
+    assert_eq!(stdout, format!("n\n{objects}\n"));
+    let (ok, stdout, _) = run_cairn(&server, &["query", "SELECT count(*) AS n FROM s3data"]);
+    assert!(ok && stdout.contains(&format!("| {objects}")), "{stdout}");
+    // A bad query fails with the reason.
+    let (ok, _, stderr) = run_cairn(&server, &["query", "SELECT nope FROM audit"]);
+    assert!(
+        !ok && stderr.contains("InvalidQueryStatementException"),
+        "{stderr}"
+    );
+
+    // The real boto3 client, as a reader.
+    let json_ct = "application/json";
+    server
+        .post(
+            "/v1/iam/users",
+            json_ct,
+            json!({"UserName": "analyst"}).to_string(),
+        )
+        .await;
+    server
+        .post(
+            "/v1/iam/users/analyst/attached-policies",
+            json_ct,
+            json!({"PolicyArn": "arn:aws:iam::aws:policy/CairnReader"}).to_string(),
+        )
+        .await;
+    let (_, key) = server
+        .post("/v1/iam/users/analyst/access-keys", json_ct, "")
+        .await;
+    let rid = key["AccessKey"]["AccessKeyId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let rsecret = key["AccessKey"]["SecretAccessKey"]
+        .as_str()
+        .expect("secret")
+        .to_owned();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/lake_api.py");
+    let (endpoint, creds) = (server.base.clone(), server.creds.clone());
+    let (since_arg, until_arg) = (
+        since.replace('T', " ").replace('Z', ""),
+        until.replace('T', " ").replace('Z', ""),
+    );
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python)
+            .arg(script)
+            .args([
+                &endpoint,
+                &creds.id,
+                &creds.secret,
+                &rid,
+                &rsecret,
+                &since_arg,
+                &until_arg,
+            ])
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("python");
+    assert!(
+        output.status.success(),
+        "boto3 script failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let out: Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(out["create"]["Name"], "boto-store");
+    assert!(out["create"]["Arn"]
+        .as_str()
+        .expect("arn")
+        .starts_with("arn:aws:cloudtrail:us-east-1:111122223333:eventdatastore/"));
+    assert_eq!(out["list"], json!(["audit", "boto-store", "s3data"]));
+    assert_eq!(out["get_by_arn"], "boto-store");
+    assert_eq!(out["update_retention"], 90);
+    assert_eq!(out["bad_retention"]["code"], "InvalidParameterException");
+    assert_eq!(
+        out["missing_store"]["code"],
+        "EventDataStoreNotFoundException"
+    );
+    assert_eq!(out["describe"]["QueryStatus"], "FINISHED");
+    let scanned = out["describe"]["EventsScanned"].as_u64().expect("scanned");
+    let matched = out["describe"]["EventsMatched"].as_u64().expect("matched");
+    assert_eq!(matched, management.len() as u64);
+    assert!(scanned >= matched, "{scanned} < {matched}");
+    assert!(out["describe"]["BytesScanned"].as_u64().expect("bytes") > 0);
+    assert_eq!(out["describe"]["HasTime"], true);
+    let boto_rows: Vec<(String, u64)> = out["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|row| {
+            (
+                row[0]["eventSource"].as_str().expect("source").to_owned(),
+                row[1]["n"].as_str().expect("n").parse().expect("number"),
+            )
+        })
+        .collect();
+    assert_eq!(boto_rows, expected);
+    assert_eq!(
+        out["pages"].as_u64(),
+        Some(expected.len().div_ceil(2) as u64)
+    );
+    for case in ["bad_sql", "unknown_table", "ddl"] {
+        assert_eq!(
+            out[case]["code"], "InvalidQueryStatementException",
+            "{case}: {out}"
+        );
+        assert_eq!(out[case]["status"], 400, "{case}");
+    }
+    assert_eq!(out["unknown_query"]["code"], "QueryIdNotFoundException");
+    assert_eq!(out["reader_cannot_create"]["code"], "AccessDeniedException");
+    assert_eq!(
+        out["protected"]["code"],
+        "EventDataStoreTerminationProtectedException"
+    );
+    assert_eq!(out["after_delete"], json!(["audit", "s3data"]));
+
+    // Import a tree into a store of its own: what is not taken is counted by reason.
+    let (status, _) = create(json!({"Name": "imported", "RetentionPeriod": 3653})).await;
+    assert_eq!(status, 200);
+    let tree = dir.path().join("tree");
+    write_tree(&tree, &events);
+    let (ok, stdout, stderr) = run_cairn(
+        &server,
+        &[
+            "import",
+            tree.to_str().expect("path"),
+            "--store",
+            "imported",
+            "--json",
+            "--batch-bytes",
+            "20000",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).expect("report");
+    assert_eq!(report["eventsImported"], events.len() as u64, "{report}");
+    assert_eq!(report["digestFilesSkipped"], 1);
+    assert_eq!(report["damagedFiles"].as_array().map(Vec::len), Some(1));
+    assert_eq!(report["notificationRecordsSkipped"], 1);
+    assert_eq!(report["malformedRecordsSkipped"], 0);
+    assert_eq!(
+        count(&server, "SELECT count(*) AS n FROM imported").await,
+        events.len() as u64
+    );
+    // The same events in raw mode over the tree and in the store: the same answer.
+    let raw_sql = format!("SELECT eventSource, count(*) AS n FROM events WHERE eventCategory = 'Management' AND {window} GROUP BY eventSource ORDER BY n DESC, eventSource");
+    let (ok, raw_out, stderr) = run_cairn(
+        &server,
+        &[
+            "query",
+            "--source",
+            tree.to_str().expect("path"),
+            "--output",
+            "json",
+            &raw_sql,
+        ],
+    );
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("1 damaged files"), "{stderr}");
+    let (ok, store_out, _) = run_cairn(
+        &server,
+        &[
+            "query",
+            "--output",
+            "json",
+            &raw_sql.replace("FROM events", "FROM imported"),
+        ],
+    );
+    assert!(ok);
+    assert_eq!(json_rows(&raw_out), json_rows(&store_out));
+
+    // A restart: the stores, their files and cursors survive; nothing is stored twice.
+    let before = count(
+        &server,
+        &format!("SELECT count(*) AS n FROM audit WHERE {window}"),
+    )
+    .await;
+    server.stop().await;
+    let server = TestServer::start(&data, tweak).await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(
+        count(
+            &server,
+            &format!("SELECT count(*) AS n FROM audit WHERE {window}")
+        )
+        .await,
+        before
+    );
+    assert_eq!(
+        count(&server, "SELECT count(*) AS n FROM s3data").await,
+        objects
+    );
+    // Termination protection, then deletion.
+    let response = server
+        .send(
+            server
+                .client
+                .delete(format!("{}/v1/event-data-stores/audit", server.base)),
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 409);
+    let err: Value = response.json().await.expect("json");
+    assert!(
+        err.to_string()
+            .contains("EventDataStoreTerminationProtectedException"),
+        "{err}"
+    );
+    let (ok, _, stderr) = run_cairn(
+        &server,
+        &[
+            "stores",
+            "update",
+            "--store",
+            "audit",
+            "--termination-protection",
+            "false",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    let (ok, _, stderr) = run_cairn(&server, &["stores", "delete", "--store", "audit"]);
+    assert!(ok, "{stderr}");
+    let (ok, stdout, _) = run_cairn(&server, &["stores", "list"]);
+    assert!(ok && !stdout.contains("\"audit\""), "{stdout}");
+    server.stop().await;
+}

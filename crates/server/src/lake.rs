@@ -1,0 +1,517 @@
+//! The Lake in the server: the feeder that moves selected events from the WAL into each event
+//! data store (its own cursor, one Parquet file per flush and event date), retention, and the
+//! API port (store changes recorded as `cloudtrail.amazonaws.com` management events).
+//!
+//! Durability: a flush writes its files (fsynced) before the store's cursor moves past their
+//! events; a file is named by the WAL positions it holds (`wal-<from>-<to>.parquet`), and at start
+//! every file from beyond the cursor is removed, so a crash between the two neither loses nor
+//! duplicates an event.
+
+use crate::ingest::IngestService;
+use crate::security::{record, AuditEvent};
+use cairn_api::lake::LakeAdmin;
+use cairn_api::trails::Caller;
+use cairn_api::{ApiError, BoxFuture};
+use cairn_lake::query::{self, Queries};
+use cairn_lake::store::{EventDataStore, StoreChanges, Stores};
+use cairn_lake::LakeError;
+use cairn_model::Clock;
+use cairn_wal::Wal;
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// Events a store holds in memory before it writes a file regardless of time.
+const FLUSH_EVENTS: usize = 200_000;
+
+fn lake_error(e: LakeError) -> ApiError {
+    let status = match &e {
+        LakeError::NotFound(_) | LakeError::QueryNotFound(_) => axum::http::StatusCode::NOT_FOUND,
+        LakeError::AlreadyExists(_) | LakeError::TerminationProtected(_) => {
+            axum::http::StatusCode::CONFLICT
+        }
+        e if e.is_client_error() => axum::http::StatusCode::BAD_REQUEST,
+        _ => axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    ApiError {
+        status,
+        code: e.code(),
+        message: e.to_string(),
+    }
+}
+
+fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::bad_request("InvalidParameterException", message)
+}
+
+/// The store as the API shows it (times in epoch seconds, as the CloudTrail protocol does).
+pub fn store_out(s: &EventDataStore) -> Value {
+    json!({
+        "EventDataStoreArn": s.event_data_store_arn,
+        "Name": s.name,
+        "Status": s.status,
+        "AdvancedEventSelectors": s.advanced_event_selectors,
+        "MultiRegionEnabled": s.multi_region_enabled,
+        "OrganizationEnabled": s.organization_enabled,
+        "RetentionPeriod": s.retention_period,
+        "TerminationProtectionEnabled": s.termination_protection_enabled,
+        "CreatedTimestamp": s.created_timestamp as f64 / 1000.0,
+        "UpdatedTimestamp": s.updated_timestamp as f64 / 1000.0,
+        "BillingMode": "EXTENDABLE_RETENTION_PRICING",
+    })
+}
+
+/// Parses the changes of a CreateEventDataStore / UpdateEventDataStore body.
+fn changes(request: &Value) -> Result<StoreChanges, ApiError> {
+    let flag = |name: &str| -> Result<Option<bool>, ApiError> {
+        match request.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(invalid(format!("{name} must be true or false"))),
+        }
+    };
+    if flag("MultiRegionEnabled")? == Some(false) {
+        return Err(invalid(
+            "MultiRegionEnabled=false is not supported: Cairn's stores take events of every region (select by awsRegion in queries)",
+        ));
+    }
+    let retention_period = match request.get("RetentionPeriod") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_u64()
+                .and_then(|d| u32::try_from(d).ok())
+                .ok_or_else(|| invalid("RetentionPeriod must be a number of days"))?,
+        ),
+    };
+    let advanced_event_selectors = match request.get("AdvancedEventSelectors") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(serde_json::from_value(v.clone()).map_err(|e| {
+            ApiError::bad_request(
+                "InvalidEventSelectorsException",
+                format!("AdvancedEventSelectors: {e}"),
+            )
+        })?),
+    };
+    Ok(StoreChanges {
+        advanced_event_selectors,
+        retention_period,
+        termination_protection_enabled: flag("TerminationProtectionEnabled")?,
+        organization_enabled: flag("OrganizationEnabled")?,
+    })
+}
+
+/// The API port.
+pub struct LakeService {
+    /// The stores.
+    pub stores: Arc<Stores>,
+    /// Queries and their results.
+    pub queries: Arc<Queries>,
+    /// For the WAL position a new store starts from.
+    pub wal: Arc<Wal>,
+    /// WAL consumers (a store's cursor holds segments until it has read them).
+    pub consumers: Arc<RwLock<Vec<String>>>,
+    /// For the record of changes.
+    pub ingest: Arc<IngestService>,
+    /// Clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl LakeService {
+    async fn audit(
+        &self,
+        caller: &Caller,
+        name: &str,
+        arn: &str,
+        request: Value,
+        response: Value,
+    ) -> Result<(), ApiError> {
+        record(
+            &self.ingest,
+            self.clock.as_ref(),
+            AuditEvent {
+                caller,
+                source: "cloudtrail.amazonaws.com",
+                name,
+                read_only: false,
+                request,
+                response,
+                error: None,
+                resource: Some((arn.to_owned(), "AWS::CloudTrail::EventDataStore")),
+            },
+        )
+        .await
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Stores) -> Result<T, LakeError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let stores = self.stores.clone();
+        tokio::task::spawn_blocking(move || f(&stores))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .map_err(lake_error)
+    }
+}
+
+impl LakeAdmin for LakeService {
+    fn create_store(
+        &self,
+        caller: Caller,
+        request: Value,
+    ) -> BoxFuture<'_, Result<Value, ApiError>> {
+        Box::pin(async move {
+            let name = request
+                .get("Name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| invalid("Name is required"))?
+                .to_owned();
+            let changes = changes(&request)?;
+            let now = self.clock.now_millis();
+            // Events from here on enter the store; commit its cursor before it exists so the
+            // WAL keeps them.
+            let start = self.wal.durable_seq();
+            let store = self
+                .blocking(move |s| s.create(&name, changes, now, start))
+                .await?;
+            if let Err(e) = self.wal.commit_cursor(&store.cursor(), start) {
+                tracing::warn!(error = %e, store = %store.name, "committing the new store's cursor failed");
+            }
+            self.consumers
+                .write()
+                .expect("consumers lock")
+                .push(store.cursor());
+            let out = store_out(&store);
+            self.audit(
+                &caller,
+                "CreateEventDataStore",
+                &store.event_data_store_arn,
+                request,
+                out.clone(),
+            )
+            .await?;
+            Ok(out)
+        })
+    }
+
+    fn get_store(&self, key: &str) -> Result<Value, ApiError> {
+        self.stores
+            .get(key)
+            .map(|s| store_out(&s))
+            .map_err(lake_error)
+    }
+
+    fn list_stores(&self) -> Value {
+        json!({ "EventDataStores": self.stores.list().iter().map(store_out).collect::<Vec<_>>() })
+    }
+
+    fn update_store(
+        &self,
+        caller: Caller,
+        key: String,
+        request: Value,
+    ) -> BoxFuture<'_, Result<Value, ApiError>> {
+        Box::pin(async move {
+            let changes = changes(&request)?;
+            let now = self.clock.now_millis();
+            let store = self.blocking(move |s| s.update(&key, changes, now)).await?;
+            let out = store_out(&store);
+            self.audit(
+                &caller,
+                "UpdateEventDataStore",
+                &store.event_data_store_arn,
+                request,
+                out.clone(),
+            )
+            .await?;
+            Ok(out)
+        })
+    }
+
+    fn delete_store(&self, caller: Caller, key: String) -> BoxFuture<'_, Result<Value, ApiError>> {
+        Box::pin(async move {
+            let request = json!({ "EventDataStore": key });
+            let store = self.blocking(move |s| s.delete(&key)).await?;
+            self.consumers
+                .write()
+                .expect("consumers lock")
+                .retain(|c| *c != store.cursor());
+            self.audit(
+                &caller,
+                "DeleteEventDataStore",
+                &store.event_data_store_arn,
+                request,
+                Value::Null,
+            )
+            .await?;
+            Ok(json!({}))
+        })
+    }
+
+    fn import(
+        &self,
+        caller: Caller,
+        key: String,
+        body: axum::body::Bytes,
+    ) -> BoxFuture<'_, Result<Value, ApiError>> {
+        Box::pin(async move {
+            let store = self.stores.get(&key).map_err(lake_error)?;
+            let stem = format!("import-{}", uuid::Uuid::new_v4());
+            let target = store.clone();
+            let (written, added) = self
+                .blocking(move |s| {
+                    #[derive(serde::Deserialize)]
+                    struct Batch<'a> {
+                        #[serde(rename = "Records", borrow)]
+                        records: Vec<&'a RawValue>,
+                    }
+                    let batch: Batch<'_> = serde_json::from_slice(&body).map_err(|e| {
+                        LakeError::Invalid(format!("the body must be {{\"Records\":[...]}}: {e}"))
+                    })?;
+                    s.write(&target, &batch.records, &stem)
+                })
+                .await?;
+            let out = json!({
+                "EventsImported": written.events,
+                "FilesWritten": written.files,
+                "BytesWritten": written.bytes,
+                "NotificationRecordsSkipped": added.foreign,
+                "MalformedRecordsSkipped": added.malformed,
+            });
+            self.audit(
+                &caller,
+                "StartImport",
+                &store.event_data_store_arn,
+                json!({ "EventDataStore": store.name }),
+                out.clone(),
+            )
+            .await?;
+            Ok(out)
+        })
+    }
+
+    fn start_query(&self, statement: String) -> BoxFuture<'_, Result<Value, ApiError>> {
+        Box::pin(async move {
+            let now = self.clock.now_millis();
+            let ctx = query::session();
+            for store in self.stores.list() {
+                query::register_store(&ctx, &self.stores, &store, now)
+                    .await
+                    .map_err(lake_error)?;
+            }
+            // Plan now: a statement that does not parse or names what does not exist is refused
+            // here, with InvalidQueryStatementException, as StartQuery refuses it.
+            let frame = ctx
+                .sql_with_options(&statement, query::read_only())
+                .await
+                .map_err(|e| lake_error(LakeError::InvalidQuery(e.to_string())))?;
+            let id = self.queries.accept(&statement, now).map_err(lake_error)?;
+            let queries = self.queries.clone();
+            let query_id = id.clone();
+            tokio::spawn(async move {
+                if !queries.running(&query_id) {
+                    return;
+                }
+                let started = Instant::now();
+                let outcome = async {
+                    let plan = frame.create_physical_plan().await?;
+                    let batches = cairn_lake::datafusion::physical_plan::collect(
+                        plan.clone(),
+                        ctx.task_ctx(),
+                    )
+                    .await?;
+                    let mut stats = query::plan_statistics(&plan);
+                    stats.execution_ms = started.elapsed().as_millis() as u64;
+                    Ok::<_, LakeError>((batches, stats))
+                }
+                .await;
+                queries.finish(&query_id, outcome);
+            });
+            Ok(json!({ "QueryId": id }))
+        })
+    }
+
+    fn describe_query(&self, id: &str) -> Result<Value, ApiError> {
+        self.queries
+            .get(id)
+            .map(|q| query::describe(&q))
+            .map_err(lake_error)
+    }
+
+    fn query_results(
+        &self,
+        id: &str,
+        token: Option<&str>,
+        max: Option<i64>,
+    ) -> Result<Value, ApiError> {
+        let max = match max {
+            None => 1000,
+            Some(m) if (1..=1000).contains(&m) => m as usize,
+            Some(m) => {
+                return Err(ApiError::bad_request(
+                    "InvalidMaxResultsException",
+                    format!("MaxQueryResults must be 1 to 1000, got {m}"),
+                ))
+            }
+        };
+        let offset = token
+            .map(query::parse_token)
+            .transpose()
+            .map_err(lake_error)?
+            .unwrap_or(0);
+        let q = self.queries.get(id).map_err(lake_error)?;
+        Ok(query::results_page(&q, offset, max))
+    }
+
+    fn cancel_query(&self, id: &str) -> Result<Value, ApiError> {
+        let q = self.queries.cancel(id).map_err(lake_error)?;
+        Ok(json!({ "QueryId": q.id, "QueryStatus": q.status.as_str() }))
+    }
+
+    fn list_queries(&self) -> Value {
+        json!({
+            "Queries": self.queries.list().iter().map(|q| json!({
+                "QueryId": q.id,
+                "QueryStatus": q.status.as_str(),
+                "CreationTime": q.created as f64 / 1000.0,
+            })).collect::<Vec<_>>()
+        })
+    }
+}
+
+/// One store's feed.
+struct Feed {
+    reader: cairn_wal::WalReader,
+    /// Events through this WAL position are in files (the committed cursor).
+    committed: u64,
+    /// The last WAL position read.
+    read: u64,
+    held: Vec<Vec<u8>>,
+    since: Instant,
+}
+
+/// Feeds every store from the WAL until `stop`; expires old days once a minute.
+pub fn run_feeder(
+    stores: Arc<Stores>,
+    wal: Arc<Wal>,
+    clock: Arc<dyn Clock>,
+    flush_every: Duration,
+    stop: Arc<AtomicBool>,
+) {
+    let mut feeds: BTreeMap<String, Feed> = BTreeMap::new();
+    let mut last_expiry = 0i64;
+    while !stop.load(Ordering::Acquire) {
+        let list = stores.list();
+        feeds.retain(|id, _| list.iter().any(|s| &s.id == id));
+        let mut busy = false;
+        for store in &list {
+            let feed = match feeds.get_mut(&store.id) {
+                Some(f) => f,
+                None => {
+                    let cursor = wal
+                        .load_cursor(&store.cursor())
+                        .unwrap_or(0)
+                        .max(store.start_seq);
+                    match stores.remove_uncommitted(store, cursor) {
+                        Ok(0) => {}
+                        Ok(n) => {
+                            tracing::info!(store = %store.name, files = n, "removed files written after the store's cursor (they are written again)")
+                        }
+                        Err(e) => {
+                            tracing::error!(store = %store.name, error = %e, "cannot clean the store's uncommitted files; not feeding it");
+                            continue;
+                        }
+                    }
+                    feeds.entry(store.id.clone()).or_insert(Feed {
+                        reader: wal.reader(cursor),
+                        committed: cursor,
+                        read: cursor,
+                        held: Vec::new(),
+                        since: Instant::now(),
+                    })
+                }
+            };
+            match feed.reader.read_batch(4096, 8 << 20) {
+                Ok(records) if !records.is_empty() => {
+                    busy = true;
+                    for r in records {
+                        feed.read = r.seq;
+                        if select(store, &r.payload) {
+                            if let Some(decoded) = cairn_model::payload::decode(&r.payload) {
+                                feed.held.push(decoded.record.to_vec());
+                            }
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(store = %store.name, error = %e, "reading the WAL for the store failed");
+                    continue;
+                }
+            }
+            let due = feed.read > feed.committed
+                && (feed.held.len() >= FLUSH_EVENTS || feed.since.elapsed() >= flush_every);
+            if due {
+                match flush(&stores, store, feed) {
+                    Ok(()) => {
+                        if let Err(e) = wal.commit_cursor(&store.cursor(), feed.committed) {
+                            tracing::warn!(store = %store.name, error = %e, "committing the store's cursor failed");
+                        }
+                    }
+                    Err(e) => {
+                        // Nothing acknowledged is lost: the events stay in the WAL; read again.
+                        tracing::error!(store = %store.name, error = %e, "writing the store's files failed; retrying");
+                        feed.reader = wal.reader(feed.committed);
+                        feed.read = feed.committed;
+                        feed.held.clear();
+                        feed.since = Instant::now();
+                    }
+                }
+            }
+        }
+        let now = clock.now_millis();
+        if now - last_expiry > 60_000 {
+            match stores.expire(now) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(files = n, "lake retention removed expired days"),
+                Err(e) => tracing::warn!(error = %e, "lake retention failed"),
+            }
+            last_expiry = now;
+        }
+        if !busy {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn select(store: &EventDataStore, payload: &[u8]) -> bool {
+    let Some(decoded) = cairn_model::payload::decode(payload) else {
+        return false;
+    };
+    let subject = decoded
+        .fields
+        .and_then(cairn_model::fields::FieldsRef::decode)
+        .map(cairn_selectors::Subject::from_fields)
+        .map_or_else(|| cairn_selectors::Subject::from_record(decoded.record), Ok);
+    subject.is_ok_and(|s| store.selects(&s))
+}
+
+fn flush(stores: &Stores, store: &EventDataStore, feed: &mut Feed) -> Result<(), LakeError> {
+    let from = feed.committed + 1;
+    let to = feed.read;
+    if !feed.held.is_empty() {
+        let raws: Vec<&RawValue> = feed
+            .held
+            .iter()
+            .filter_map(|r| serde_json::from_slice::<&RawValue>(r).ok())
+            .collect();
+        stores.write(store, &raws, &format!("wal-{from:020}-{to:020}"))?;
+    }
+    feed.committed = to;
+    feed.held.clear();
+    feed.since = Instant::now();
+    Ok(())
+}
