@@ -32,6 +32,9 @@ pub enum BenchCommand {
     Filter(crate::bench_filter::FilterBenchArgs),
     /// Alert latency: ingest acknowledgement to webhook delivery.
     Alert(crate::bench_alert::AlertBenchArgs),
+    /// Lake: six investigation queries by Cairn and DuckDB over the same Parquet files and
+    /// the same .json.gz trees.
+    Lake(crate::bench_lake::LakeBenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -80,6 +83,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Delivery(args) => tokio::task::spawn_blocking(move || delivery(args)).await?,
         BenchCommand::Validate(args) => crate::bench_validate::validate(args).await,
         BenchCommand::Alert(args) => crate::bench_alert::alert(args).await,
+        BenchCommand::Lake(args) => crate::bench_lake::lake(args).await,
         BenchCommand::Filter(args) => {
             tokio::task::spawn_blocking(move || crate::bench_filter::filter(args)).await?
         }

@@ -3,6 +3,7 @@
 mod bench;
 mod bench_alert;
 mod bench_filter;
+mod bench_lake;
 mod bench_validate;
 mod client;
 mod filter;

@@ -543,3 +543,114 @@ async fn events_flow_into_stores_and_answer_queries() {
     assert!(ok && !stdout.contains("\"audit\""), "{stdout}");
     server.stop().await;
 }
+
+/// Raw mode and import read a tree on a real S3-compatible server (moto) as they read a
+/// directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_mode_and_import_read_an_s3_tree() {
+    use object_store::ObjectStore;
+    let moto = support::Moto::start();
+    moto.create_bucket("trail-copy").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start(&dir.path().join("data"), |c| {
+        c.account_id = Some("111122223333".into());
+    })
+    .await;
+    let events = sample_events(now_ms());
+    let tree = dir.path().join("tree");
+    write_tree(&tree, &events);
+    let bucket = cairn_store::s3(&moto.s3_config(), "trail-copy").expect("bucket");
+    let mut stack = vec![tree.clone()];
+    let mut uploaded = 0;
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let key = format!(
+                "copy/{}",
+                path.strip_prefix(&tree).expect("inside").display()
+            );
+            bucket
+                .put(
+                    &object_store::path::Path::from(key),
+                    std::fs::read(&path).expect("read").into(),
+                )
+                .await
+                .expect("upload");
+            uploaded += 1;
+        }
+    }
+    assert!(uploaded > 3);
+    let with_s3 = |args: &[&str]| {
+        let output = std::process::Command::new(cairn())
+            .args(args)
+            .env("CAIRN_ENDPOINT", &server.base)
+            // moto accepts any credentials; Cairn needs its own.
+            .env("AWS_ACCESS_KEY_ID", &server.creds.id)
+            .env("AWS_SECRET_ACCESS_KEY", &server.creds.secret)
+            .env("AWS_ENDPOINT_URL", &moto.endpoint)
+            .env("AWS_REGION", "us-east-1")
+            .output()
+            .expect("run cairn");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let sql = "SELECT eventSource, count(*) AS n FROM events GROUP BY eventSource ORDER BY n DESC, eventSource";
+    let (ok, from_s3, stderr) = with_s3(&[
+        "query",
+        "--source",
+        "s3://trail-copy/copy",
+        "--output",
+        "json",
+        sql,
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("1 damaged files"), "{stderr}");
+    let (ok, from_dir, stderr) = with_s3(&[
+        "query",
+        "--source",
+        tree.to_str().expect("path"),
+        "--output",
+        "json",
+        sql,
+    ]);
+    assert!(ok, "{stderr}");
+    assert_eq!(json_rows(&from_s3), json_rows(&from_dir));
+    let total: u64 = json_rows(&from_s3)
+        .iter()
+        .map(|r| r["n"].as_str().expect("n").parse::<u64>().expect("number"))
+        .sum();
+    assert_eq!(total, events.len() as u64);
+
+    let (status, _) = server
+        .post(
+            "/v1/event-data-stores",
+            "application/json",
+            json!({"Name": "from-s3", "RetentionPeriod": 3653}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (ok, stdout, stderr) = with_s3(&[
+        "import",
+        "s3://trail-copy/copy",
+        "--store",
+        "from-s3",
+        "--json",
+    ]);
+    assert!(ok, "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).expect("report");
+    assert_eq!(report["eventsImported"], events.len() as u64, "{report}");
+    assert_eq!(report["digestFilesSkipped"], 1);
+    assert_eq!(report["notificationRecordsSkipped"], 1);
+    assert_eq!(
+        count(&server, "SELECT count(*) AS n FROM \"from-s3\"").await,
+        events.len() as u64
+    );
+    server.stop().await;
+}

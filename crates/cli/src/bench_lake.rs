@@ -1,0 +1,667 @@
+//! `cairn bench lake`: six investigation queries over generated, sample-shaped events, by Cairn
+//! and by DuckDB in the same run —
+//! (a) Cairn on its event data store vs DuckDB on the same Parquet files;
+//! (b) Cairn's raw mode vs DuckDB's JSON reader (`read_json_objects` + `json_transform`) on the
+//! same `.json.gz` trees: one of busy-account files (every account and region's events of five
+//! minutes in one file) and one of many small files.
+
+use anyhow::{bail, Context};
+use cairn_lake::columns::EventsBuilder;
+use cairn_lake::store::{StoreChanges, Stores};
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Debug, clap::Args)]
+pub struct LakeBenchArgs {
+    /// Working directory (trees, store and results are kept there for re-runs).
+    #[arg(long)]
+    dir: PathBuf,
+    /// Events in the store and the busy-file tree.
+    #[arg(long, default_value_t = 5_000_000)]
+    events: usize,
+    /// Events in the small-file tree (two to three per file, as a quiet account's trail writes).
+    #[arg(long, default_value_t = 1_000_000)]
+    small_events: usize,
+    /// Python with the `duckdb` module (PyPI).
+    #[arg(long, default_value = "python3")]
+    python: PathBuf,
+    /// DuckDB threads (the machine's cores by default, as Cairn uses).
+    #[arg(long)]
+    duckdb_threads: Option<usize>,
+    /// Runs per Parquet query (the median is reported); JSON queries run once.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+}
+
+const ACCOUNTS: usize = 40;
+const REGIONS: &[&str] = &[
+    "us-east-1",
+    "us-east-2",
+    "us-west-2",
+    "eu-west-1",
+    "eu-central-1",
+    "ap-southeast-2",
+    "ap-northeast-1",
+    "sa-east-1",
+];
+const DAYS: i64 = 7;
+const ERRORS: &[&str] = &[
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnauthorizedOperation",
+    "ThrottlingException",
+    "NoSuchBucket",
+    "ResourceNotFoundException",
+    "ValidationException",
+    "InvalidParameterValue",
+];
+const SG: &[&str] = &[
+    "AuthorizeSecurityGroupIngress",
+    "AuthorizeSecurityGroupEgress",
+    "RevokeSecurityGroupIngress",
+    "RevokeSecurityGroupEgress",
+    "CreateSecurityGroup",
+    "DeleteSecurityGroup",
+];
+
+fn templates() -> anyhow::Result<Vec<Value>> {
+    let dir = std::env::var_os("CAIRN_SAMPLES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("testdata/cloudtrail-samples/_normalized"));
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&dir).with_context(|| {
+        format!(
+            "reading the sample corpus at {} (run from the repository or set CAIRN_SAMPLES)",
+            dir.display()
+        )
+    })? {
+        let path = entry?.path();
+        let name = path.to_string_lossy().into_owned();
+        if !name.ends_with(".ndjson") || name.contains("digests") {
+            continue;
+        }
+        for line in std::fs::read_to_string(&path)?.lines() {
+            if let Ok(v) = serde_json::from_str::<Value>(line) {
+                if v["eventSource"].is_string() && v["eventName"].is_string() {
+                    out.push(v);
+                }
+            }
+        }
+    }
+    if out.is_empty() {
+        bail!("no sample records in {}", dir.display());
+    }
+    Ok(out)
+}
+
+fn account(i: usize) -> String {
+    format!("{:012}", 100_000_000_000u64 + i as u64 * 7_919)
+}
+
+/// Generated events, shaped like the samples: a sample's members, with the who, where and when
+/// varied (accounts, regions, users, keys, addresses, error codes), in time order.
+struct Generator {
+    templates: Vec<Value>,
+    rng: rand::rngs::StdRng,
+    start: i64,
+    step: f64,
+    n: usize,
+}
+
+impl Generator {
+    fn new(templates: Vec<Value>, start: i64, events: usize) -> Self {
+        Self {
+            templates,
+            rng: rand::rngs::StdRng::seed_from_u64(7),
+            start,
+            step: (DAYS * 86_400_000) as f64 / events as f64,
+            n: 0,
+        }
+    }
+
+    /// The next event and its (account, region).
+    fn next(&mut self) -> (Value, usize, usize) {
+        let r = &mut self.rng;
+        let mut e = self.templates[r.gen_range(0..self.templates.len())].clone();
+        let time = self.start + (self.n as f64 * self.step) as i64;
+        self.n += 1;
+        // Traffic is skewed as in real organizations: half of it in one busy account, most of
+        // it in one or two regions; the rest spread thin.
+        let mut acct = 0;
+        while acct + 1 < ACCOUNTS && r.gen_bool(0.5) {
+            acct += 1;
+        }
+        let mut region = 0;
+        while region + 1 < REGIONS.len() && r.gen_bool(0.4) {
+            region += 1;
+        }
+        let user = r.gen_range(0..400);
+        let key = user * 3 + r.gen_range(0..3);
+        let kind = r.gen_range(0..1000);
+        let account_id = account(acct);
+        let (type_, arn, name) = if kind < 3 {
+            ("Root", format!("arn:aws:iam::{account_id}:root"), None)
+        } else if kind < 600 {
+            (
+                "AssumedRole",
+                format!(
+                    "arn:aws:sts::{account_id}:assumed-role/Role{}/user{user}",
+                    user % 25
+                ),
+                None,
+            )
+        } else {
+            (
+                "IAMUser",
+                format!("arn:aws:iam::{account_id}:user/user{user}"),
+                Some(format!("user{user}")),
+            )
+        };
+        let mut identity = json!({
+            "type": type_,
+            "principalId": format!("AIDA{user:016}"),
+            "arn": arn,
+            "accountId": account_id,
+            "accessKeyId": format!("AKIA{key:016}"),
+        });
+        if let Some(n) = name {
+            identity["userName"] = json!(n);
+        }
+        e["userIdentity"] = identity;
+        e["eventTime"] = json!(cairn_model::time::format_utc_seconds(time));
+        e["awsRegion"] = json!(REGIONS[region]);
+        e["recipientAccountId"] = json!(account_id);
+        e["sourceIPAddress"] = json!(format!(
+            "203.0.{}.{}",
+            (user * 7 + r.gen_range(0..4)) % 256,
+            r.gen_range(1..255)
+        ));
+        e["eventID"] = json!(format!(
+            "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+            r.gen::<u32>(),
+            r.gen::<u16>(),
+            r.gen_range(0..0xfff),
+            r.gen_range(0..0xfff),
+            r.gen::<u64>() & 0xffff_ffff_ffff
+        ));
+        if let Some(map) = e.as_object_mut() {
+            map.remove("errorCode");
+            map.remove("errorMessage");
+        }
+        let roll = r.gen_range(0..1000);
+        if roll < 60 {
+            let code = ERRORS[r.gen_range(0..ERRORS.len())];
+            e["errorCode"] = json!(code);
+            e["errorMessage"] = json!(format!("{code} for user{user}"));
+        } else if roll < 66 {
+            e["eventName"] = json!(SG[r.gen_range(0..SG.len())]);
+            e["eventSource"] = json!("ec2.amazonaws.com");
+        } else if roll < 70 {
+            e["eventName"] = json!("ConsoleLogin");
+            e["eventSource"] = json!("signin.amazonaws.com");
+            e["eventType"] = json!("AwsConsoleSignIn");
+            e["additionalEventData"] = json!({
+                "LoginTo": "https://console.aws.amazon.com/console/home",
+                "MobileVersion": "No",
+                "MFAUsed": if r.gen_bool(0.3) { "No" } else { "Yes" },
+            });
+            e["responseElements"] = json!({"ConsoleLogin": "Success"});
+        }
+        (e, acct, region)
+    }
+}
+
+fn minute_stamp(ms: i64) -> (String, String) {
+    let s = cairn_model::time::format_utc_seconds(ms);
+    (
+        s[..10].replace('-', "/"),
+        format!(
+            "{}{}{}T{}{}Z",
+            &s[0..4],
+            &s[5..7],
+            &s[8..10],
+            &s[11..13],
+            &s[14..16]
+        ),
+    )
+}
+
+/// Writes one log file of the tree.
+fn write_log(
+    root: &Path,
+    acct: usize,
+    region: usize,
+    minute: i64,
+    unique: &str,
+    lines: &[String],
+) -> anyhow::Result<u64> {
+    let account_id = account(acct);
+    let region = REGIONS[region];
+    let (day, stamp) = minute_stamp(minute);
+    let dir = root.join(format!("AWSLogs/{account_id}/CloudTrail/{region}/{day}"));
+    std::fs::create_dir_all(&dir)?;
+    let bytes = cairn_logfile::body::encode(lines);
+    std::fs::write(
+        dir.join(format!(
+            "{account_id}_CloudTrail_{region}_{stamp}_{unique}.json.gz"
+        )),
+        &bytes,
+    )?;
+    Ok(bytes.len() as u64)
+}
+
+struct Generated {
+    store_files: usize,
+    parquet_bytes: u64,
+    busy_files: usize,
+    busy_bytes: u64,
+    small_files: usize,
+    small_bytes: u64,
+}
+
+fn generate(args: &LakeBenchArgs, start: i64) -> anyhow::Result<Generated> {
+    let templates = templates()?;
+    let busy = args.dir.join("tree-busy");
+    let small = args.dir.join("tree-small");
+    let stores = Stores::open(&args.dir.join("lake"), "us-east-1", "111122223333")?;
+    let store = match stores.get("bench") {
+        Ok(s) => s,
+        Err(_) => stores.create(
+            "bench",
+            StoreChanges {
+                retention_period: Some(3653),
+                ..Default::default()
+            },
+            start,
+            0,
+        )?,
+    };
+    let mut g = Generated {
+        store_files: 0,
+        parquet_bytes: 0,
+        busy_files: 0,
+        busy_bytes: 0,
+        small_files: 0,
+        small_bytes: 0,
+    };
+    // Busy tree: five-minute files per (account, region); the store: batches of 1M events.
+    let mut generator = Generator::new(templates.clone(), start, args.events);
+    let mut window: BTreeMap<(usize, usize), Vec<String>> = BTreeMap::new();
+    let mut window_end = start + 300_000;
+    let mut builder = EventsBuilder::new(None);
+    let mut batch_no = 0;
+    let flush_window = |window: &mut BTreeMap<(usize, usize), Vec<String>>,
+                        end: i64,
+                        g: &mut Generated|
+     -> anyhow::Result<()> {
+        for ((a, r), lines) in std::mem::take(window) {
+            g.busy_bytes += write_log(&busy, a, r, end, &format!("{:016}", end / 1000), &lines)?;
+            g.busy_files += 1;
+        }
+        Ok(())
+    };
+    for i in 0..args.events {
+        let (e, a, r) = generator.next();
+        let time = cairn_model::time::parse_utc(e["eventTime"].as_str().unwrap_or_default())
+            .unwrap_or(start);
+        if time >= window_end {
+            flush_window(&mut window, window_end, &mut g)?;
+            window_end += 300_000;
+        }
+        let text = e.to_string();
+        let raw = serde_json::value::RawValue::from_string(text.clone())?;
+        builder.append_record(&raw);
+        window.entry((a, r)).or_default().push(text);
+        if builder.rows() >= 1_000_000 || i + 1 == args.events {
+            let batch = builder.finish();
+            let (written, _) =
+                stores.write_batch(&store, &batch, &format!("bench-{batch_no:04}"))?;
+            batch_no += 1;
+            g.store_files += written.files;
+            g.parquet_bytes += written.bytes;
+            eprintln!("  generated {} events", i + 1);
+        }
+    }
+    flush_window(&mut window, window_end, &mut g)?;
+    // Small-file tree: each account/region's events a few at a time.
+    let mut generator = Generator::new(templates, start, args.small_events);
+    let mut pending: BTreeMap<(usize, usize), Vec<String>> = BTreeMap::new();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    for i in 0..args.small_events {
+        let (e, a, r) = generator.next();
+        let time = cairn_model::time::parse_utc(e["eventTime"].as_str().unwrap_or_default())
+            .unwrap_or(start);
+        let lines = pending.entry((a, r)).or_default();
+        lines.push(e.to_string());
+        if lines.len() >= rng.gen_range(1..=4) {
+            let lines = pending.remove(&(a, r)).unwrap_or_default();
+            g.small_bytes += write_log(&small, a, r, time + 120_000, &format!("{i:016}"), &lines)?;
+            g.small_files += 1;
+        }
+    }
+    for ((a, r), lines) in pending {
+        g.small_bytes += write_log(
+            &small,
+            a,
+            r,
+            start + DAYS * 86_400_000,
+            &format!("END{a:05}{r:08}"),
+            &lines,
+        )?;
+        g.small_files += 1;
+    }
+    Ok(g)
+}
+
+/// The six queries: (name, Cairn SQL over `events`, DuckDB SQL over `events`).
+fn queries(start: i64) -> Vec<(&'static str, String, String)> {
+    let day = cairn_model::time::format_utc_seconds(start + 2 * 86_400_000);
+    let next = cairn_model::time::format_utc_seconds(start + 3 * 86_400_000);
+    let (day, next) = (
+        day.replace(['T', 'Z'], " ").trim().to_owned(),
+        next.replace(['T', 'Z'], " ").trim().to_owned(),
+    );
+    let key = format!("AKIA{:016}", 123 * 3 + 1);
+    let sg = SG
+        .iter()
+        .map(|s| format!("'{s}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    vec![
+        (
+            "top API calls by error code over a day",
+            format!("SELECT errorCode, eventName, count(*) AS n FROM events WHERE eventTime >= TIMESTAMP '{day}' AND eventTime < TIMESTAMP '{next}' AND errorCode IS NOT NULL GROUP BY errorCode, eventName ORDER BY n DESC, errorCode, eventName LIMIT 20"),
+            format!("SELECT errorCode, eventName, count(*) AS n FROM events WHERE eventTime >= TIMESTAMPTZ '{day}+00' AND eventTime < TIMESTAMPTZ '{next}+00' AND errorCode IS NOT NULL GROUP BY errorCode, eventName ORDER BY n DESC, errorCode, eventName LIMIT 20"),
+        ),
+        (
+            "everything one access key did",
+            format!("SELECT eventTime, eventSource, eventName, sourceIPAddress FROM events WHERE userIdentity.accessKeyId = '{key}' ORDER BY eventTime, eventName"),
+            format!("SELECT eventTime, eventSource, eventName, sourceIPAddress FROM events WHERE userIdentity.accessKeyId = '{key}' ORDER BY eventTime, eventName"),
+        ),
+        (
+            "root activity",
+            "SELECT recipientAccountId, eventName, count(*) AS n FROM events WHERE userIdentity.type = 'Root' GROUP BY recipientAccountId, eventName ORDER BY n DESC, recipientAccountId, eventName LIMIT 50".to_owned(),
+            "SELECT recipientAccountId, eventName, count(*) AS n FROM events WHERE userIdentity.type = 'Root' GROUP BY recipientAccountId, eventName ORDER BY n DESC, recipientAccountId, eventName LIMIT 50".to_owned(),
+        ),
+        (
+            "console logins without MFA",
+            "SELECT userIdentity.arn AS who, count(*) AS n FROM events WHERE eventName = 'ConsoleLogin' AND json_extract_scalar(additionalEventData, '$.MFAUsed') = 'No' GROUP BY userIdentity.arn ORDER BY n DESC, who LIMIT 20".to_owned(),
+            "SELECT userIdentity.arn AS who, count(*) AS n FROM events WHERE eventName = 'ConsoleLogin' AND json_extract_string(additionalEventData, '$.MFAUsed') = 'No' GROUP BY userIdentity.arn ORDER BY n DESC, who LIMIT 20".to_owned(),
+        ),
+        (
+            "security group changes in a region",
+            format!("SELECT eventName, count(*) AS n FROM events WHERE awsRegion = 'eu-west-1' AND eventName IN ({sg}) GROUP BY eventName ORDER BY n DESC, eventName"),
+            format!("SELECT eventName, count(*) AS n FROM events WHERE awsRegion = 'eu-west-1' AND eventName IN ({sg}) GROUP BY eventName ORDER BY n DESC, eventName"),
+        ),
+        (
+            "distinct source IPs per user",
+            "SELECT userIdentity.arn AS who, count(DISTINCT sourceIPAddress) AS ips FROM events GROUP BY userIdentity.arn ORDER BY ips DESC, who LIMIT 20".to_owned(),
+            "SELECT userIdentity.arn AS who, count(DISTINCT sourceIPAddress) AS ips FROM events GROUP BY userIdentity.arn ORDER BY ips DESC, who LIMIT 20".to_owned(),
+        ),
+    ]
+}
+
+const DUCKDB_SCRIPT: &str = r#"
+import json, sys, time, duckdb
+spec = json.load(open(sys.argv[1]))
+con = duckdb.connect()
+con.execute(f"SET threads={spec['threads']}")
+con.execute("SET TimeZone='UTC'")
+con.execute(spec["view"])
+out = []
+for sql in spec["queries"]:
+    times = []
+    rows = None
+    for _ in range(spec["runs"]):
+        t = time.perf_counter()
+        rows = con.execute(sql).fetchall()
+        times.append(time.perf_counter() - t)
+    times.sort()
+    out.append({"seconds": times[len(times) // 2], "rows": len(rows), "first": [str(c) for c in rows[0]] if rows else []})
+print(json.dumps(out))
+"#;
+
+fn duckdb(
+    args: &LakeBenchArgs,
+    view: &str,
+    sqls: &[String],
+    runs: usize,
+) -> anyhow::Result<Vec<Value>> {
+    let spec = json!({
+        "threads": args.duckdb_threads.unwrap_or_else(cairn_lake::cores),
+        "view": view,
+        "queries": sqls,
+        "runs": runs,
+    });
+    let spec_path = args.dir.join("duckdb-spec.json");
+    std::fs::write(&spec_path, spec.to_string())?;
+    let script = args.dir.join("duckdb-bench.py");
+    std::fs::write(&script, DUCKDB_SCRIPT)?;
+    let output = std::process::Command::new(&args.python)
+        .arg(&script)
+        .arg(&spec_path)
+        .output()
+        .with_context(|| format!("running {}", args.python.display()))?;
+    if !output.status.success() {
+        bail!(
+            "DuckDB failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(serde_json::from_slice(&output.stdout)?)
+}
+
+async fn cairn_store(
+    stores: &Stores,
+    now: i64,
+    sql: &str,
+    runs: usize,
+) -> anyhow::Result<(f64, usize, u64)> {
+    let store = stores.get("bench")?;
+    let mut times = Vec::new();
+    let mut rows = 0;
+    let mut bytes = 0;
+    for _ in 0..runs {
+        let ctx = cairn_lake::query::session();
+        cairn_lake::query::register_store(&ctx, stores, &store, now).await?;
+        let t = Instant::now();
+        let (batches, stats) =
+            cairn_lake::query::run(&ctx, &sql.replace("FROM events", "FROM bench")).await?;
+        times.push(t.elapsed().as_secs_f64());
+        rows = batches.iter().map(|b| b.num_rows()).sum();
+        bytes = stats.bytes_scanned;
+    }
+    times.sort_by(f64::total_cmp);
+    Ok((times[times.len() / 2], rows, bytes))
+}
+
+async fn cairn_raw(
+    tree: &Path,
+    sql: &str,
+) -> anyhow::Result<(f64, usize, cairn_lake::raw::ScanReport)> {
+    let t = Instant::now();
+    let (batches, _, report) = cairn_lake::query_tree(
+        cairn_lake::raw::TreeSource::Dir(tree.to_path_buf()),
+        sql,
+        cairn_lake::raw::DEFAULT_DELIVERY_BOUND_MS,
+    )
+    .await?;
+    Ok((
+        t.elapsed().as_secs_f64(),
+        batches.iter().map(|b| b.num_rows()).sum(),
+        report,
+    ))
+}
+
+/// DuckDB's fastest JSON form here: objects read whole, then `json_transform` to the members
+/// the queries use.
+fn json_view(tree: &Path) -> String {
+    let shape = r#"{"Records":[{"eventTime":"VARCHAR","eventSource":"VARCHAR","eventName":"VARCHAR","awsRegion":"VARCHAR","sourceIPAddress":"VARCHAR","errorCode":"VARCHAR","recipientAccountId":"VARCHAR","additionalEventData":"JSON","userIdentity":{"type":"VARCHAR","arn":"VARCHAR","accessKeyId":"VARCHAR"}}]}"#;
+    format!(
+        "CREATE VIEW events AS SELECT e.eventTime::TIMESTAMPTZ AS eventTime, e.eventSource AS eventSource, e.eventName AS eventName, e.awsRegion AS awsRegion, e.sourceIPAddress AS sourceIPAddress, e.errorCode AS errorCode, e.recipientAccountId AS recipientAccountId, e.additionalEventData AS additionalEventData, e.userIdentity AS userIdentity FROM (SELECT unnest(json_transform(json, '{shape}').Records) AS e FROM read_json_objects('{}/AWSLogs/*/CloudTrail/*/*/*/*/*.json.gz', format='auto', compression='gzip'))",
+        tree.display()
+    )
+}
+
+/// `cairn bench lake`.
+pub async fn lake(args: LakeBenchArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.dir)?;
+    let marker = args.dir.join("generated.json");
+    let start = cairn_model::time::parse_utc("2026-11-01T00:00:00Z").expect("start");
+    let now = start + (DAYS + 1) * 86_400_000;
+    let generated: Value = if marker.exists() {
+        serde_json::from_slice(&std::fs::read(&marker)?)?
+    } else {
+        eprintln!(
+            "generating {} events (busy tree + store) and {} (small-file tree) in {}",
+            args.events,
+            args.small_events,
+            args.dir.display()
+        );
+        let t = Instant::now();
+        let a = args.dir.clone();
+        let events = args.events;
+        let small_events = args.small_events;
+        let g = tokio::task::spawn_blocking(move || {
+            generate(
+                &LakeBenchArgs {
+                    dir: a,
+                    events,
+                    small_events,
+                    python: PathBuf::new(),
+                    duckdb_threads: None,
+                    runs: 1,
+                },
+                start,
+            )
+        })
+        .await??;
+        let v = json!({
+            "events": args.events, "small_events": args.small_events,
+            "store_files": g.store_files, "parquet_bytes": g.parquet_bytes,
+            "busy_files": g.busy_files, "busy_bytes": g.busy_bytes,
+            "small_files": g.small_files, "small_bytes": g.small_bytes,
+            "seconds": t.elapsed().as_secs_f64(),
+        });
+        std::fs::write(&marker, v.to_string())?;
+        v
+    };
+    eprintln!("data: {generated}");
+    let stores = Stores::open(&args.dir.join("lake"), "us-east-1", "111122223333")?;
+    let store = stores.get("bench")?;
+    let qs = queries(start);
+    let mut report = String::new();
+    let mut line = |s: String| {
+        println!("{s}");
+        report.push_str(&s);
+        report.push('\n');
+    };
+    line(format!(
+        "cairn bench lake: {} events; DuckDB {} with {} threads; Cairn on {} cores",
+        generated["events"],
+        duckdb_version(&args.python),
+        args.duckdb_threads.unwrap_or_else(cairn_lake::cores),
+        cairn_lake::cores()
+    ));
+
+    // (a) Parquet.
+    let parquet_glob = format!("{}/**/*.parquet", stores.dir(&store).display());
+    let view = format!("CREATE VIEW events AS SELECT * FROM read_parquet('{parquet_glob}')");
+    let duck = duckdb(
+        &args,
+        &view,
+        &qs.iter().map(|q| q.2.clone()).collect::<Vec<_>>(),
+        args.runs,
+    )?;
+    line(format!(
+        "\n(a) store: {} Parquet files, {:.1} MB (zstd); median of {} runs",
+        generated["store_files"],
+        generated["parquet_bytes"].as_f64().unwrap_or(0.0) / 1e6,
+        args.runs
+    ));
+    line("| query | Cairn (store) | DuckDB (Parquet) | Cairn / DuckDB | rows |".into());
+    line("|---|---|---|---|---|".into());
+    for (i, (name, sql, _)) in qs.iter().enumerate() {
+        let (secs, rows, _) = cairn_store(&stores, now, sql, args.runs).await?;
+        let d = duck[i]["seconds"].as_f64().unwrap_or(f64::NAN);
+        let drows = duck[i]["rows"].as_u64().unwrap_or(0) as usize;
+        if rows != drows {
+            line(format!(
+                "WARNING: {name}: Cairn {rows} rows, DuckDB {drows}"
+            ));
+        }
+        line(format!(
+            "| {name} | {:.0} ms | {:.0} ms | {:.2}× | {rows} |",
+            secs * 1e3,
+            d * 1e3,
+            secs / d
+        ));
+    }
+
+    // (b) JSON trees.
+    for (label, tree, files_key, bytes_key, events_key) in [
+        (
+            "busy-account files",
+            args.dir.join("tree-busy"),
+            "busy_files",
+            "busy_bytes",
+            "events",
+        ),
+        (
+            "small files",
+            args.dir.join("tree-small"),
+            "small_files",
+            "small_bytes",
+            "small_events",
+        ),
+    ] {
+        let duck = duckdb(
+            &args,
+            &json_view(&tree),
+            &qs.iter().map(|q| q.2.clone()).collect::<Vec<_>>(),
+            1,
+        )?;
+        line(format!(
+            "\n(b) raw mode, {label}: {} events in {} files, {:.1} MB gzip; one run each",
+            generated[events_key],
+            generated[files_key],
+            generated[bytes_key].as_f64().unwrap_or(0.0) / 1e6
+        ));
+        line("| query | Cairn (raw) | DuckDB (read_json_objects + json_transform) | DuckDB / Cairn | files read | rows |".into());
+        line("|---|---|---|---|---|---|".into());
+        for (i, (name, sql, _)) in qs.iter().enumerate() {
+            let (secs, rows, scan) = cairn_raw(&tree, sql).await?;
+            let d = duck[i]["seconds"].as_f64().unwrap_or(f64::NAN);
+            let drows = duck[i]["rows"].as_u64().unwrap_or(0) as usize;
+            if rows != drows {
+                line(format!(
+                    "WARNING: {name}: Cairn {rows} rows, DuckDB {drows}"
+                ));
+            }
+            line(format!(
+                "| {name} | {:.2} s | {:.2} s | {:.1}× | {} of {} | {rows} |",
+                secs,
+                d,
+                d / secs,
+                scan.files_read,
+                scan.files_listed
+            ));
+        }
+    }
+    let mut f = std::fs::File::create(args.dir.join("report.md"))?;
+    f.write_all(report.as_bytes())?;
+    Ok(())
+}
+
+fn duckdb_version(python: &Path) -> String {
+    std::process::Command::new(python)
+        .args(["-c", "import duckdb; print(duckdb.__version__)"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "?".into())
+}
