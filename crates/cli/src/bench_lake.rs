@@ -35,6 +35,13 @@ pub struct LakeBenchArgs {
     /// Runs per Parquet query (the median is reported); JSON queries run once.
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// Only generate the data (run again to measure, so that the peak memory reported is the
+    /// queries', not the generator's).
+    #[arg(long)]
+    generate_only: bool,
+    /// Measure only `parquet` (a) or `json` (b).
+    #[arg(long)]
+    only: Option<String>,
 }
 
 const ACCOUNTS: usize = 40;
@@ -465,9 +472,11 @@ async fn cairn_store(
     let mut times = Vec::new();
     let mut rows = 0;
     let mut bytes = 0;
+    // One session for the runs, as DuckDB keeps one connection (the server keeps its session
+    // too, rebuilding it when stores change).
+    let ctx = cairn_lake::query::session();
+    cairn_lake::query::register_store(&ctx, stores, &store, now).await?;
     for _ in 0..runs {
-        let ctx = cairn_lake::query::session();
-        cairn_lake::query::register_store(&ctx, stores, &store, now).await?;
         let t = Instant::now();
         let (batches, stats) =
             cairn_lake::query::run(&ctx, &sql.replace("FROM events", "FROM bench")).await?;
@@ -535,6 +544,8 @@ pub async fn lake(args: LakeBenchArgs) -> anyhow::Result<()> {
                     python: PathBuf::new(),
                     duckdb_threads: None,
                     runs: 1,
+                    generate_only: true,
+                    only: None,
                 },
                 start,
             )
@@ -551,6 +562,9 @@ pub async fn lake(args: LakeBenchArgs) -> anyhow::Result<()> {
         v
     };
     eprintln!("data: {generated}");
+    if args.generate_only {
+        return Ok(());
+    }
     let stores = Stores::open(&args.dir.join("lake"), "us-east-1", "111122223333")?;
     let store = stores.get("bench")?;
     let qs = queries(start);
@@ -568,40 +582,42 @@ pub async fn lake(args: LakeBenchArgs) -> anyhow::Result<()> {
         cairn_lake::cores()
     ));
 
+    let part = |name: &str| args.only.as_deref().is_none_or(|o| o == name);
     // (a) Parquet.
-    let parquet_glob = format!("{}/**/*.parquet", stores.dir(&store).display());
-    let view = format!("CREATE VIEW events AS SELECT * FROM read_parquet('{parquet_glob}')");
-    let duck = duckdb(
-        &args,
-        &view,
-        &qs.iter().map(|q| q.2.clone()).collect::<Vec<_>>(),
-        args.runs,
-    )?;
-    line(format!(
-        "\n(a) store: {} Parquet files, {:.1} MB (zstd); median of {} runs",
-        generated["store_files"],
-        generated["parquet_bytes"].as_f64().unwrap_or(0.0) / 1e6,
-        args.runs
-    ));
-    line("| query | Cairn (store) | DuckDB (Parquet) | Cairn / DuckDB | rows |".into());
-    line("|---|---|---|---|---|".into());
-    for (i, (name, sql, _)) in qs.iter().enumerate() {
-        let (secs, rows, _) = cairn_store(&stores, now, sql, args.runs).await?;
-        let d = duck[i]["seconds"].as_f64().unwrap_or(f64::NAN);
-        let drows = duck[i]["rows"].as_u64().unwrap_or(0) as usize;
-        if rows != drows {
+    if part("parquet") {
+        let parquet_glob = format!("{}/**/*.parquet", stores.dir(&store).display());
+        let view = format!("CREATE VIEW events AS SELECT * FROM read_parquet('{parquet_glob}')");
+        let duck = duckdb(
+            &args,
+            &view,
+            &qs.iter().map(|q| q.2.clone()).collect::<Vec<_>>(),
+            args.runs,
+        )?;
+        line(format!(
+            "\n(a) store: {} Parquet files, {:.1} MB (zstd); median of {} runs",
+            generated["store_files"],
+            generated["parquet_bytes"].as_f64().unwrap_or(0.0) / 1e6,
+            args.runs
+        ));
+        line("| query | Cairn (store) | DuckDB (Parquet) | Cairn / DuckDB | rows |".into());
+        line("|---|---|---|---|---|".into());
+        for (i, (name, sql, _)) in qs.iter().enumerate() {
+            let (secs, rows, _) = cairn_store(&stores, now, sql, args.runs).await?;
+            let d = duck[i]["seconds"].as_f64().unwrap_or(f64::NAN);
+            let drows = duck[i]["rows"].as_u64().unwrap_or(0) as usize;
+            if rows != drows {
+                line(format!(
+                    "WARNING: {name}: Cairn {rows} rows, DuckDB {drows}"
+                ));
+            }
             line(format!(
-                "WARNING: {name}: Cairn {rows} rows, DuckDB {drows}"
+                "| {name} | {:.0} ms | {:.0} ms | {:.2}× | {rows} |",
+                secs * 1e3,
+                d * 1e3,
+                secs / d
             ));
         }
-        line(format!(
-            "| {name} | {:.0} ms | {:.0} ms | {:.2}× | {rows} |",
-            secs * 1e3,
-            d * 1e3,
-            secs / d
-        ));
     }
-
     // (b) JSON trees.
     for (label, tree, files_key, bytes_key, events_key) in [
         (
@@ -619,6 +635,9 @@ pub async fn lake(args: LakeBenchArgs) -> anyhow::Result<()> {
             "small_events",
         ),
     ] {
+        if !part("json") {
+            continue;
+        }
         let duck = duckdb(
             &args,
             &json_view(&tree),
@@ -652,9 +671,26 @@ pub async fn lake(args: LakeBenchArgs) -> anyhow::Result<()> {
             ));
         }
     }
+    line(format!(
+        "\nCairn's peak resident memory over the whole run: {:.0} MB",
+        peak_rss_mb()
+    ));
     let mut f = std::fs::File::create(args.dir.join("report.md"))?;
     f.write_all(report.as_bytes())?;
     Ok(())
+}
+
+/// This process's peak resident set (Linux `VmHWM`), MB.
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
 fn duckdb_version(python: &Path) -> String {

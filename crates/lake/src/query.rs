@@ -30,9 +30,24 @@ pub fn session() -> SessionContext {
         )
         .set_bool("datafusion.execution.parquet.pushdown_filters", true)
         .set_bool("datafusion.execution.parquet.reorder_filters", true);
-    let ctx = SessionContext::new_with_config(config);
+    let ctx = SessionContext::new_with_config_rt(config, runtime());
     crate::udf::register(&ctx);
     ctx
+}
+
+/// The process's runtime: one memory pool and one cache of Parquet footers and file listings
+/// for every query, so a store's files are not re-read for their metadata at each query
+/// (Cairn's files are written once and never changed in place).
+fn runtime() -> Arc<datafusion::execution::runtime_env::RuntimeEnv> {
+    static RUNTIME: std::sync::OnceLock<Arc<datafusion::execution::runtime_env::RuntimeEnv>> =
+        std::sync::OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+                .build_arc()
+                .expect("the default runtime builds")
+        })
+        .clone()
 }
 
 /// Only queries: no DDL, no DML, no `SET`.

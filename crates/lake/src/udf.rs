@@ -15,6 +15,8 @@ use datafusion::common::cast::as_string_array;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{create_udf, ColumnarValue, ScalarUDF, Volatility};
 use datafusion::prelude::SessionContext;
+use serde::de::{Deserializer as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -76,33 +78,135 @@ pub fn parse_path(path: &str) -> std::result::Result<Vec<Step>, String> {
     Ok(steps)
 }
 
-fn walk<'v>(mut value: &'v Value, steps: &[Step]) -> Option<&'v Value> {
+/// The raw JSON text at `steps`, found without building the document: at each level only the
+/// named member (or the indexed element) is kept, everything else is skipped.
+fn locate<'a>(json: &'a str, steps: &[Step]) -> Option<&'a RawValue> {
+    let mut current: &'a RawValue = serde_json::from_str(json).ok()?;
     for step in steps {
-        value = match step {
-            Step::Member(m) => value.as_object()?.get(m)?,
-            Step::Index(n) => value.as_array()?.get(*n)?,
+        let text = current.get();
+        current = match step {
+            Step::Member(name) => {
+                // Cheap refusal: the name cannot be a member if it is not in the text at all
+                // (names with escapes are looked up the slow way).
+                if !name.contains(['\\', '"']) && !text.contains(name.as_str()) {
+                    return None;
+                }
+                let mut de = serde_json::Deserializer::from_str(text);
+                de.deserialize_any(MemberVisitor(name)).ok()??
+            }
+            Step::Index(n) => {
+                let mut de = serde_json::Deserializer::from_str(text);
+                de.deserialize_any(IndexVisitor(*n)).ok()??
+            }
         };
     }
-    Some(value)
+    Some(current)
+}
+
+struct MemberVisitor<'n>(&'n str);
+
+impl<'de> Visitor<'de> for MemberVisitor<'_> {
+    type Value = Option<&'de RawValue>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if found.is_none() && key == self.0 {
+                found = Some(map.next_value::<&'de RawValue>()?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+}
+
+struct IndexVisitor(usize);
+
+impl<'de> Visitor<'de> for IndexVisitor {
+    type Value = Option<&'de RawValue>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        let mut i = 0;
+        loop {
+            if i == self.0 {
+                match seq.next_element::<&'de RawValue>()? {
+                    Some(v) => found = Some(v),
+                    None => break,
+                }
+            } else if seq.next_element::<IgnoredAny>()?.is_none() {
+                break;
+            }
+            i += 1;
+        }
+        Ok(found)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
 }
 
 /// `json_extract_scalar` on one value.
 pub fn extract_scalar(json: &str, steps: &[Step]) -> Option<String> {
-    let value: Value = serde_json::from_str(json).ok()?;
-    match walk(&value, steps)? {
-        Value::String(s) => Some(s.clone()),
+    let raw = locate(json, steps)?;
+    match serde_json::from_str::<Value>(raw.get()).ok()? {
+        Value::String(s) => Some(s),
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(b.to_string()),
         _ => None,
     }
 }
 
-/// `json_extract` on one value.
+/// `json_extract` on one value (the JSON text as written, compact input stays compact).
 pub fn extract(json: &str, steps: &[Step]) -> Option<String> {
-    let value: Value = serde_json::from_str(json).ok()?;
-    walk(&value, steps)
-        .filter(|v| !v.is_null())
-        .map(Value::to_string)
+    let raw = locate(json, steps)?;
+    (raw.get() != "null").then(|| raw.get().to_owned())
 }
 
 fn apply(
