@@ -173,11 +173,13 @@ async fn raw(args: &QueryArgs, source: &str) -> anyhow::Result<()> {
         eprintln!("skipped {file}: {why}");
     }
     eprintln!(
-        "{} of {} log files read ({} pruned by key, {} other files skipped), {:.1} MB, {} events scanned, {} matched, {} aws:* and {} malformed records left out, {} damaged files, {:.2} s",
+        "{} of {} log files read ({} pruned by key, {} other files skipped, {} files and {} records ruled out by text search), {:.1} MB, {} events scanned, {} matched, {} aws:* and {} malformed records left out, {} damaged files, {:.2} s",
         report.files_read,
         report.files_listed,
         report.files_pruned,
         report.skipped,
+        report.files_ruled_out,
+        report.records_ruled_out,
         report.bytes as f64 / 1e6,
         stats.events_scanned,
         stats.events_matched,

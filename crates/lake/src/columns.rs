@@ -143,6 +143,56 @@ pub const COLUMNS: &[Node] = &[
     json("insightDetails"),
 ];
 
+/// Top-level text columns with few distinct values, stored dictionary-encoded in event data
+/// stores: filters and groupings on them compare dictionary codes instead of strings.
+pub const DICTIONARY_COLUMNS: &[&str] = &[
+    "eventVersion",
+    "eventSource",
+    "eventName",
+    "awsRegion",
+    "errorCode",
+    "eventType",
+    "apiVersion",
+    "recipientAccountId",
+    "eventCategory",
+];
+
+/// The schema of event data stores: [`schema`] with [`DICTIONARY_COLUMNS`] as
+/// `Dictionary(Int32, Utf8)` (the same values; SQL sees no difference).
+pub fn store_schema() -> SchemaRef {
+    Arc::new(Schema::new(
+        schema()
+            .fields()
+            .iter()
+            .map(|f| {
+                if DICTIONARY_COLUMNS.contains(&f.name().as_str()) {
+                    Field::new(
+                        f.name(),
+                        DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+                        true,
+                    )
+                } else {
+                    f.as_ref().clone()
+                }
+            })
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// A batch of [`schema`] in [`store_schema`].
+pub fn to_store_batch(
+    batch: &RecordBatch,
+) -> Result<RecordBatch, datafusion::arrow::error::ArrowError> {
+    let schema = store_schema();
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| datafusion::arrow::compute::cast(c, f.data_type()))
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(schema, columns)
+}
+
 /// Index of a column by name.
 pub fn column_index(name: &str) -> Option<usize> {
     COLUMNS.iter().position(|c| c.name == name)
@@ -480,6 +530,8 @@ pub struct EventsBuilder {
     cols: Vec<Option<Col>>,
     schema: SchemaRef,
     rows: usize,
+    /// Rows kept from before a file that failed half-way (see [`Self::append_file_where`]).
+    carried: Option<RecordBatch>,
 }
 
 impl EventsBuilder {
@@ -498,6 +550,7 @@ impl EventsBuilder {
             cols,
             schema,
             rows: 0,
+            carried: None,
         }
     }
 
@@ -508,7 +561,7 @@ impl EventsBuilder {
 
     /// Rows appended since the last [`Self::finish`].
     pub fn rows(&self) -> usize {
-        self.rows
+        self.rows + self.carried.as_ref().map_or(0, RecordBatch::num_rows)
     }
 
     /// Appends one record (a JSON value).
@@ -546,22 +599,75 @@ impl EventsBuilder {
 
     /// Appends the records of one log file (`{"Records":[...]}`, uncompressed).
     pub fn append_file(&mut self, json: &[u8]) -> Result<Added, String> {
+        self.append_file_where(json, None).map(|(added, _)| added)
+    }
+
+    /// Appends the records of one log file whose text `admits` (the others are not parsed;
+    /// `None`: every record): what was added, and how many records `admits` left out.
+    pub fn append_file_where(
+        &mut self,
+        json: &[u8],
+        admits: Option<&dyn Fn(&[u8]) -> bool>,
+    ) -> Result<(Added, usize), String> {
         #[derive(serde::Deserialize)]
         struct File<'a> {
             #[serde(rename = "Records", borrow)]
             records: Vec<&'a RawValue>,
         }
+        // Records are split out first only when each must be looked at as text.
+        if admits.is_none() && memchr::memmem::find(json, b"\"aws:").is_none() {
+            return self.append_file_direct(json).map(|added| (added, 0));
+        }
         let file: File<'_> =
             serde_json::from_slice(json).map_err(|e| format!("not a CloudTrail log file: {e}"))?;
         let mut added = Added::default();
+        let mut left_out = 0;
         for raw in file.records {
-            added += self.append_record(raw);
+            if admits.is_none_or(|admits| admits(raw.get().as_bytes())) {
+                added += self.append_record(raw);
+            } else {
+                left_out += 1;
+            }
         }
-        Ok(added)
+        Ok((added, left_out))
     }
 
-    /// The batch of everything appended since the last call.
-    pub fn finish(&mut self) -> RecordBatch {
+    /// Appends every record of a file in one pass over its text (nothing to search for, no
+    /// `aws:` source in it). A file that turns out not to be valid JSON half-way adds nothing:
+    /// the rows it added are cut off again.
+    fn append_file_direct(&mut self, json: &[u8]) -> Result<Added, String> {
+        let before = self.rows;
+        let mut added = Added::default();
+        let mut de = serde_json::Deserializer::from_slice(json);
+        let outcome = FileSeed {
+            builder: self,
+            added: &mut added,
+        }
+        .deserialize(&mut de)
+        .and_then(|()| de.end());
+        match outcome {
+            Ok(()) => Ok(added),
+            Err(e) => {
+                // Complete the record that failed, then keep only the rows from before the file.
+                let rows = self.rows;
+                for c in self.cols.iter_mut().flatten() {
+                    while c.len() <= rows {
+                        c.append_null();
+                    }
+                }
+                self.rows += 1;
+                let batch = self.finish_own();
+                let kept = batch.slice(0, before);
+                self.carried = Some(match self.carried.take() {
+                    Some(old) => concat(&self.schema, &old, &kept),
+                    None => kept,
+                });
+                Err(format!("not a CloudTrail log file: {e}"))
+            }
+        }
+    }
+
+    fn finish_own(&mut self) -> RecordBatch {
         let rows = std::mem::take(&mut self.rows);
         let arrays: Vec<ArrayRef> = self.cols.iter_mut().flatten().map(Col::finish).collect();
         RecordBatch::try_new_with_options(
@@ -570,6 +676,142 @@ impl EventsBuilder {
             &RecordBatchOptions::new().with_row_count(Some(rows)),
         )
         .expect("columns built to the schema")
+    }
+
+    /// The batch of everything appended since the last call.
+    pub fn finish(&mut self) -> RecordBatch {
+        let batch = self.finish_own();
+        match self.carried.take() {
+            Some(carried) => concat(&self.schema, &carried, &batch),
+            None => batch,
+        }
+    }
+}
+
+fn concat(schema: &SchemaRef, a: &RecordBatch, b: &RecordBatch) -> RecordBatch {
+    datafusion::arrow::compute::concat_batches(schema, [a, b]).expect("batches of one schema")
+}
+
+/// `{"Records":[...]}` read straight into the builder.
+struct FileSeed<'b> {
+    builder: &'b mut EventsBuilder,
+    added: &'b mut Added,
+}
+
+impl<'de> DeserializeSeed<'de> for FileSeed<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FileSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a CloudTrail log file")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut found = false;
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            if key.0 == "Records" {
+                if found {
+                    return Err(serde::de::Error::duplicate_field("Records"));
+                }
+                found = true;
+                map.next_value_seed(RecordsSeed {
+                    builder: &mut *self.builder,
+                    added: &mut *self.added,
+                })?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        if found {
+            Ok(())
+        } else {
+            Err(serde::de::Error::missing_field("Records"))
+        }
+    }
+}
+
+struct RecordsSeed<'b> {
+    builder: &'b mut EventsBuilder,
+    added: &'b mut Added,
+}
+
+impl<'de> DeserializeSeed<'de> for RecordsSeed<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RecordsSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array of records")
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(()) = seq.next_element_seed(RecordSeed {
+            builder: &mut *self.builder,
+            added: &mut *self.added,
+        })? {}
+        Ok(())
+    }
+}
+
+/// One record: an object becomes a row; anything else is counted as malformed.
+struct RecordSeed<'b> {
+    builder: &'b mut EventsBuilder,
+    added: &'b mut Added,
+}
+
+impl<'de> DeserializeSeed<'de> for RecordSeed<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl RecordSeed<'_> {
+    fn malformed<E>(self) -> Result<(), E> {
+        self.added.malformed += 1;
+        Ok(())
+    }
+}
+
+impl<'de> Visitor<'de> for RecordSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a CloudTrail record")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        RecordVisitor(&mut self.builder.cols).visit_map(map)?;
+        self.builder.rows += 1;
+        self.added.records += 1;
+        Ok(())
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        self.malformed()
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        self.malformed()
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        self.malformed()
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        self.malformed()
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        self.malformed()
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        self.malformed()
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        self.malformed()
     }
 }
 

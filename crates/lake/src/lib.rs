@@ -5,12 +5,15 @@
 //!   parser that builds only the columns a query reads.
 //! * [`raw`] — raw mode: a CloudTrail `.json.gz` tree (directory or S3 prefix) as a streaming
 //!   table, pruned by account, region and time from the file keys.
+//! * [`prefilter`] — raw mode skips parsing records (and files) that lack the literals a
+//!   query's filters compare with.
 //! * [`store`] — event data stores: zstd Parquet partitioned by date, retention, termination
 //!   protection.
 //! * [`query`] — sessions, statistics, the StartQuery / GetQueryResults bookkeeping.
 //! * [`udf`] — `json_extract_scalar` / `json_extract`.
 
 pub mod columns;
+pub mod prefilter;
 pub mod query;
 pub mod raw;
 pub mod store;
@@ -120,6 +123,12 @@ pub async fn query_tree(
     let (batches, mut stats) = query::run(&ctx, sql).await?;
     let report = table.report();
     stats.bytes_scanned = report.bytes;
+    // Every record read, whether parsed or ruled out by the text search (records in files
+    // ruled out whole are not counted: the file was searched, not split into records).
+    stats.events_scanned = (report.added.records + report.records_ruled_out) as u64;
+    if stats.unfiltered_stream {
+        stats.events_matched = report.added.records as u64;
+    }
     Ok((batches, stats, report))
 }
 

@@ -76,7 +76,7 @@ pub async fn register_store(
         ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
-        .with_schema(crate::columns::schema());
+        .with_schema(crate::columns::store_schema());
     let table = Arc::new(ListingTable::try_new(config)?);
     let cutoff = Stores::cutoff(store, now_ms);
     let view = ctx
@@ -106,6 +106,9 @@ pub struct QueryStatistics {
     pub bytes_scanned: u64,
     /// Wall time.
     pub execution_ms: u64,
+    /// Whether a scan that keeps no row counts of its own (raw mode's) fed the query with no
+    /// filter above it: then every event it read matched.
+    pub unfiltered_stream: bool,
 }
 
 fn is_scan(plan: &dyn ExecutionPlan) -> bool {
@@ -159,6 +162,7 @@ pub fn plan_statistics(plan: &Arc<dyn ExecutionPlan>) -> QueryStatistics {
         stats.events_scanned += rows;
         if !filtered_scans.contains(&(Arc::as_ptr(&scan) as *const ())) {
             stats.events_matched += rows;
+            stats.unfiltered_stream |= scan.metrics().and_then(|m| m.output_rows()).is_none();
         }
         if let Some(metrics) = scan.metrics() {
             stats.bytes_scanned += metrics

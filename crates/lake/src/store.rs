@@ -455,8 +455,10 @@ impl Stores {
     }
 }
 
-/// A batch as a zstd Parquet file.
+/// A batch of the table's schema as a zstd Parquet file in the store schema
+/// ([`columns::store_schema`]).
 pub fn encode_parquet(batch: &RecordBatch) -> Result<Vec<u8>, LakeError> {
+    let batch = &columns::to_store_batch(batch)?;
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(3).expect("zstd level 3 exists"),

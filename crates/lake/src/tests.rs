@@ -633,3 +633,39 @@ fn retention_deletes_exactly_the_expired_days() {
         "EventDataStoreNotFoundException"
     );
 }
+
+#[test]
+fn a_file_that_breaks_half_way_adds_nothing() {
+    let good =
+        br#"{"Records":[{"eventName":"A","eventTime":"2026-12-01T00:00:00Z"},{"eventName":"B"}]}"#;
+    let broken = br#"{"Records":[{"eventName":"C"},{"eventName":"D","userIdentity":{"type":"Root"}},{"eventName":"E",]}"#;
+    let admit_all = |_: &[u8]| true;
+    // One pass straight into the columns (`None`) and record by record (`Some`) agree.
+    for admits in [None, Some(&admit_all as &dyn Fn(&[u8]) -> bool)] {
+        let mut b = columns::EventsBuilder::new(None);
+        let (added, _) = b.append_file_where(good, admits).expect("good file");
+        assert_eq!(added.records, 2);
+        assert!(b.append_file_where(broken, admits).is_err());
+        assert_eq!(b.rows(), 2, "the broken file's records are cut off again");
+        assert!(b
+            .append_file_where(br#"{"Records":[],"Records":[]}"#, admits)
+            .is_err());
+        assert!(b.append_file_where(br#"{"records":[]}"#, admits).is_err());
+        let (added, _) = b
+            .append_file_where(br#"{"Records":[{"eventName":"F"}, "x", [1]]}"#, admits)
+            .expect("file with non-objects");
+        assert_eq!((added.records, added.malformed), (1, 2));
+        let batch = b.finish();
+        let names = batch
+            .column_by_name("eventName")
+            .expect("eventName")
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::StringArray>()
+            .expect("text")
+            .iter()
+            .map(|v| v.unwrap_or("-").to_owned())
+            .collect::<Vec<_>>();
+        assert_eq!(names, ["A", "B", "F"]);
+        assert_eq!(b.rows(), 0);
+    }
+}
