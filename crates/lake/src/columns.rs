@@ -524,6 +524,9 @@ impl std::ops::AddAssign for Added {
     }
 }
 
+/// Which records' text to parse (see [`EventsBuilder::append_file_where`]).
+pub type Admits<'a> = dyn Fn(&[u8]) -> bool + 'a;
+
 /// Builds batches of the table (or of a projection of it) from CloudTrail records.
 pub struct EventsBuilder {
     /// Per table column: its builder, if the column is wanted.
@@ -607,7 +610,7 @@ impl EventsBuilder {
     pub fn append_file_where(
         &mut self,
         json: &[u8],
-        admits: Option<&dyn Fn(&[u8]) -> bool>,
+        admits: Option<&Admits<'_>>,
     ) -> Result<(Added, usize), String> {
         #[derive(serde::Deserialize)]
         struct File<'a> {

@@ -205,7 +205,7 @@ mod tests {
         let schema = crate::columns::schema();
         let df = ctx
             .read_empty()
-            .unwrap()
+            .expect("an empty frame")
             .select(
                 schema
                     .fields()
@@ -219,8 +219,8 @@ mod tests {
                     })
                     .collect::<Vec<_>>(),
             )
-            .unwrap();
-        let expr = df.parse_sql_expr(sql_where).unwrap();
+            .expect("every column, null");
+        let expr = df.parse_sql_expr(sql_where).expect("a valid filter");
         Needles::from_filters(&[expr]).texts()
     }
 

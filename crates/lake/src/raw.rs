@@ -539,7 +539,7 @@ impl PartitionStream for TreePartition {
                         return Ok((Added::default(), 0));
                     }
                     let admit = |record: &[u8]| needles.admits(record);
-                    let admits: Option<&dyn Fn(&[u8]) -> bool> =
+                    let admits: Option<&columns::Admits<'_>> =
                         (!needles.is_empty()).then_some(&admit);
                     events.append_file_where(json, admits)
                 });

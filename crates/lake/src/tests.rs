@@ -641,7 +641,7 @@ fn a_file_that_breaks_half_way_adds_nothing() {
     let broken = br#"{"Records":[{"eventName":"C"},{"eventName":"D","userIdentity":{"type":"Root"}},{"eventName":"E",]}"#;
     let admit_all = |_: &[u8]| true;
     // One pass straight into the columns (`None`) and record by record (`Some`) agree.
-    for admits in [None, Some(&admit_all as &dyn Fn(&[u8]) -> bool)] {
+    for admits in [None, Some(&admit_all as &columns::Admits<'_>)] {
         let mut b = columns::EventsBuilder::new(None);
         let (added, _) = b.append_file_where(good, admits).expect("good file");
         assert_eq!(added.records, 2);
