@@ -60,6 +60,20 @@ pub async fn error_text(response: reqwest::Response) -> String {
     }
 }
 
+/// Sends a signed JSON request to the server at `base`: the JSON answer, or the server's
+/// error as the failure.
+pub async fn call(request: reqwest::RequestBuilder, base: &str) -> anyhow::Result<Value> {
+    let response = request
+        .header("content-type", "application/json")
+        .send_signed()
+        .await
+        .with_context(|| format!("connecting to {base}"))?;
+    if !response.status().is_success() {
+        bail!("{}", error_text(response).await);
+    }
+    Ok(serde_json::from_slice(&response.bytes().await?)?)
+}
+
 /// `cairn put-events`.
 pub async fn put_events(args: PutEventsArgs) -> anyhow::Result<ExitCode> {
     if args.batch == 0 {

@@ -1,9 +1,8 @@
 //! `cairn stores ...` (event data stores) and `cairn import SOURCE --store NAME` (a CloudTrail
 //! tree into a store) through the API.
 
-use crate::client::{error_text, http, percent_encode, DEFAULT_ENDPOINT};
-use crate::sign::SendSigned;
-use anyhow::{bail, Context};
+use crate::client::{call, http, percent_encode, DEFAULT_ENDPOINT};
+use anyhow::Context;
 use serde_json::{json, Value};
 use std::io::IsTerminal;
 
@@ -57,18 +56,6 @@ enum StoresCommand {
         #[arg(long)]
         store: String,
     },
-}
-
-async fn call(request: reqwest::RequestBuilder, endpoint: &str) -> anyhow::Result<Value> {
-    let response = request
-        .header("content-type", "application/json")
-        .send_signed()
-        .await
-        .with_context(|| format!("connecting to {endpoint}"))?;
-    if !response.status().is_success() {
-        bail!("{}", error_text(response).await);
-    }
-    Ok(serde_json::from_slice(&response.bytes().await?)?)
 }
 
 fn selectors(text: Option<String>) -> anyhow::Result<Value> {
@@ -200,29 +187,7 @@ pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
         "{base}/v1/event-data-stores/{}/import",
         percent_encode(&args.store)
     );
-    let listed: Vec<String> = match &source {
-        cairn_lake::raw::TreeSource::Dir(dir) => {
-            let mut out = Vec::new();
-            let mut stack = vec![dir.clone()];
-            while let Some(d) = stack.pop() {
-                for entry in
-                    std::fs::read_dir(&d).with_context(|| format!("reading {}", d.display()))?
-                {
-                    let path = entry?.path();
-                    if path.is_dir() {
-                        stack.push(path);
-                    } else {
-                        out.push(path.display().to_string());
-                    }
-                }
-            }
-            out.sort();
-            out
-        }
-        cairn_lake::raw::TreeSource::Objects { store, prefix } => {
-            cairn_store::list(store.as_ref(), prefix).await?
-        }
-    };
+    let listed = cairn_lake::raw::list(&source).await?;
     let mut report = ImportReport::default();
     let mut files = Vec::new();
     for location in listed {
@@ -247,27 +212,18 @@ pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
     });
     let mut pending: Vec<String> = Vec::new();
     let mut pending_bytes = 0usize;
+    let mut inflater = cairn_lake::raw::Inflater::new();
+    let mut buffer = Vec::new();
     for location in &files {
-        let bytes = match &source {
-            cairn_lake::raw::TreeSource::Dir(_) => {
-                std::fs::read(location).map_err(|e| e.to_string())
-            }
-            cairn_lake::raw::TreeSource::Objects { store, .. } => {
-                match cairn_store::get(store.as_ref(), location).await {
-                    Ok(Some(b)) => Ok(b.to_vec()),
-                    Ok(None) => Err("the object disappeared".to_owned()),
-                    Err(e) => Err(e.to_string()),
-                }
-            }
-        };
+        let bytes = cairn_lake::raw::fetch(&source, location).await;
         let records = bytes.and_then(|b| {
-            let json = cairn_logfile::body::decompress(&b, 1 << 30).map_err(|e| e.to_string())?;
+            let json = cairn_lake::raw::gunzip(&b, &mut inflater, &mut buffer)?;
             #[derive(serde::Deserialize)]
             struct File {
                 #[serde(rename = "Records")]
                 records: Vec<Box<serde_json::value::RawValue>>,
             }
-            serde_json::from_slice::<File>(&json)
+            serde_json::from_slice::<File>(json)
                 .map(|f| f.records)
                 .map_err(|e| format!("not a CloudTrail log file: {e}"))
         });

@@ -1,9 +1,7 @@
 //! `cairn logs ...`, `cairn metrics ...`, `cairn alarms ...`, `cairn topics ...`: log groups,
 //! metric filters, statistics, alarms and topics through the API.
 
-use crate::client::{error_text, http, percent_encode, DEFAULT_ENDPOINT};
-use crate::sign::SendSigned;
-use anyhow::{bail, Context};
+use crate::client::{call, http, percent_encode, DEFAULT_ENDPOINT};
 use serde_json::{json, Value};
 
 #[derive(Debug, clap::Args)]
@@ -148,18 +146,6 @@ enum TopicsCommand {
 
 fn time_ms(text: &str) -> anyhow::Result<i64> {
     crate::validate::parse_time(text)
-}
-
-async fn call(request: reqwest::RequestBuilder, base: &str) -> anyhow::Result<Value> {
-    let response = request
-        .header("content-type", "application/json")
-        .send_signed()
-        .await
-        .with_context(|| format!("connecting to {base}"))?;
-    if !response.status().is_success() {
-        bail!("{}", error_text(response).await);
-    }
-    Ok(serde_json::from_slice(&response.bytes().await?)?)
 }
 
 fn print(value: &Value) -> anyhow::Result<()> {

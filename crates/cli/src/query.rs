@@ -2,8 +2,7 @@
 //! GetQueryResults), or with `--source DIR|s3://bucket/prefix` over a CloudTrail tree in place
 //! (raw mode, the table `events`).
 
-use crate::client::{error_text, http, DEFAULT_ENDPOINT};
-use crate::sign::SendSigned;
+use crate::client::{call, http, DEFAULT_ENDPOINT};
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -189,18 +188,6 @@ async fn raw(args: &QueryArgs, source: &str) -> anyhow::Result<()> {
         stats.execution_ms as f64 / 1000.0
     );
     Ok(())
-}
-
-async fn call(request: reqwest::RequestBuilder, base: &str) -> anyhow::Result<Value> {
-    let response = request
-        .header("content-type", "application/json")
-        .send_signed()
-        .await
-        .with_context(|| format!("connecting to {base}"))?;
-    if !response.status().is_success() {
-        bail!("{}", error_text(response).await);
-    }
-    Ok(serde_json::from_slice(&response.bytes().await?)?)
 }
 
 async fn on_server(args: &QueryArgs) -> anyhow::Result<()> {

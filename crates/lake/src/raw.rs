@@ -316,6 +316,27 @@ pub struct TreeTable {
     report: Arc<Mutex<ScanReport>>,
 }
 
+/// Every file of the tree (paths or keys, sorted), log files or not.
+pub async fn list(source: &TreeSource) -> Result<Vec<String>, crate::LakeError> {
+    match source {
+        TreeSource::Dir(dir) => {
+            let dir = dir.clone();
+            tokio::task::spawn_blocking(move || walk(&dir))
+                .await
+                .map_err(|e| crate::LakeError::Read {
+                    path: "tree".into(),
+                    message: e.to_string(),
+                })?
+        }
+        TreeSource::Objects { store, prefix } => cairn_store::list(store.as_ref(), prefix)
+            .await
+            .map_err(|e| crate::LakeError::Read {
+                path: prefix.clone(),
+                message: e.to_string(),
+            }),
+    }
+}
+
 /// Lists every file under `dir` (sorted).
 fn walk(dir: &std::path::Path) -> Result<Vec<String>, crate::LakeError> {
     let mut out = Vec::new();
@@ -344,27 +365,11 @@ impl TreeTable {
         source: TreeSource,
         delivery_bound: Option<i64>,
     ) -> Result<Self, crate::LakeError> {
-        let (locations, partitions) = match &source {
-            TreeSource::Dir(dir) => {
-                let dir = dir.clone();
-                let listed = tokio::task::spawn_blocking(move || walk(&dir))
-                    .await
-                    .map_err(|e| crate::LakeError::Read {
-                        path: "tree".into(),
-                        message: e.to_string(),
-                    })??;
-                (listed, crate::cores())
-            }
-            TreeSource::Objects { store, prefix } => {
-                let listed = cairn_store::list(store.as_ref(), prefix)
-                    .await
-                    .map_err(|e| crate::LakeError::Read {
-                        path: prefix.clone(),
-                        message: e.to_string(),
-                    })?;
-                // Object reads wait on the network: more of them in flight than cores.
-                (listed, crate::cores() * 8)
-            }
+        let locations = list(&source).await?;
+        // Object reads wait on the network: more of them in flight than cores.
+        let partitions = match &source {
+            TreeSource::Dir(_) => crate::cores(),
+            TreeSource::Objects { .. } => crate::cores() * 8,
         };
         let total = locations.len();
         let files: Vec<LogFile> = locations.iter().filter_map(|l| classify(l)).collect();
@@ -465,29 +470,28 @@ struct TreePartition {
     report: Arc<Mutex<ScanReport>>,
 }
 
-/// Reads one file's bytes.
-fn fetch(
-    source: &TreeSource,
-    location: &str,
-    handle: &tokio::runtime::Handle,
-) -> Result<Vec<u8>, String> {
+/// Reads one file's (compressed) bytes.
+pub async fn fetch(source: &TreeSource, location: &str) -> Result<Vec<u8>, String> {
     match source {
         TreeSource::Dir(_) => std::fs::read(location).map_err(|e| e.to_string()),
-        TreeSource::Objects { store, .. } => handle
-            .block_on(cairn_store::get(store.as_ref(), location))
+        TreeSource::Objects { store, .. } => cairn_store::get(store.as_ref(), location)
+            .await
             .map_err(|e| e.to_string())?
             .map(|b| b.to_vec())
             .ok_or_else(|| "the object disappeared".to_owned()),
     }
 }
 
+/// The whole-buffer inflater [`gunzip`] reuses (one per reading thread).
+pub use libdeflater::Decompressor as Inflater;
+
 /// Decompresses one log file into `buffer`. libdeflate (whole buffer at once, about twice the
 /// speed of a streaming inflater) when the gzip trailer — the uncompressed size and CRC-32 at
 /// the end of the file — describes the member it decoded, which makes it the file's only member;
 /// otherwise the streaming decoder, which reads every member or names what is wrong.
-fn gunzip<'b>(
+pub fn gunzip<'b>(
     bytes: &[u8],
-    inflater: &mut libdeflater::Decompressor,
+    inflater: &mut Inflater,
     buffer: &'b mut Vec<u8>,
 ) -> Result<&'b [u8], String> {
     let n = bytes.len();
@@ -527,22 +531,24 @@ impl PartitionStream for TreePartition {
         builder.spawn_blocking(move || {
             let mut events = EventsBuilder::new(projection.as_deref());
             let mut local = ScanReport::default();
-            let mut inflater = libdeflater::Decompressor::new();
+            let mut inflater = Inflater::new();
             let mut buffer = Vec::new();
             for file in &files {
-                let outcome = fetch(&source, &file.location, &handle).and_then(|bytes| {
-                    local.bytes += bytes.len() as u64;
-                    let json = gunzip(&bytes, &mut inflater, &mut buffer)?;
-                    if !needles.admits(json) {
-                        // Nothing in the file can match: not even split into records.
-                        local.files_ruled_out += 1;
-                        return Ok((Added::default(), 0));
-                    }
-                    let admit = |record: &[u8]| needles.admits(record);
-                    let admits: Option<&columns::Admits<'_>> =
-                        (!needles.is_empty()).then_some(&admit);
-                    events.append_file_where(json, admits)
-                });
+                let outcome = handle
+                    .block_on(fetch(&source, &file.location))
+                    .and_then(|bytes| {
+                        local.bytes += bytes.len() as u64;
+                        let json = gunzip(&bytes, &mut inflater, &mut buffer)?;
+                        if !needles.admits(json) {
+                            // Nothing in the file can match: not even split into records.
+                            local.files_ruled_out += 1;
+                            return Ok((Added::default(), 0));
+                        }
+                        let admit = |record: &[u8]| needles.admits(record);
+                        let admits: Option<&columns::Admits<'_>> =
+                            (!needles.is_empty()).then_some(&admit);
+                        events.append_file_where(json, admits)
+                    });
                 match outcome {
                     Ok((added, left_out)) => {
                         local.files_read += 1;
@@ -586,7 +592,7 @@ mod tests {
 
     #[test]
     fn gunzip_takes_one_member_and_names_what_is_wrong_otherwise() {
-        let mut inflater = libdeflater::Decompressor::new();
+        let mut inflater = Inflater::new();
         let mut buffer = Vec::new();
         let one = gzip(r#"{"Records":[]}"#);
         assert_eq!(
