@@ -669,3 +669,56 @@ fn a_file_that_breaks_half_way_adds_nothing() {
         assert_eq!(b.rows(), 0);
     }
 }
+
+#[tokio::test]
+async fn the_text_search_rules_out_records_without_changing_answers() {
+    let records = sample_records();
+    let tree = tempfile::tempdir().expect("tempdir");
+    write_tree(tree.path(), &records);
+    // With no filter every event read matches.
+    let (_, stats, report) = run_raw(tree.path(), "SELECT count(*) FROM events").await;
+    assert_eq!(stats.events_scanned, records.len() as u64);
+    assert_eq!(stats.events_matched, records.len() as u64);
+    assert_eq!((report.files_ruled_out, report.records_ruled_out), (0, 0));
+
+    let name = "ConsoleLogin";
+    let expected = records.iter().filter(|r| r["eventName"] == name).count();
+    assert!(expected > 0 && expected < records.len());
+    let (rows, stats, report) = run_raw(
+        tree.path(),
+        &format!("SELECT count(*) FROM events WHERE eventName = '{name}'"),
+    )
+    .await;
+    assert_eq!(rows, count_rows(expected));
+    assert!(report.files_ruled_out > 0, "{report:?}");
+    assert!(
+        report.added.records < records.len(),
+        "not every record parsed"
+    );
+    assert_eq!(
+        stats.events_scanned,
+        (report.added.records + report.records_ruled_out) as u64
+    );
+    assert_eq!(stats.events_matched, expected as u64);
+
+    // A record that spells the literal with a JSON escape is still found.
+    let escaped = tempfile::tempdir().expect("tempdir");
+    let dir = escaped
+        .path()
+        .join("AWSLogs/111122223333/CloudTrail/us-east-1/2026/12/01");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(
+        dir.join("111122223333_CloudTrail_us-east-1_20261201T0005Z_ESCAPEDESCAPEDE.json.gz"),
+        cairn_logfile::body::encode(&[
+            r#"{"eventName":"Consol\u0065Login","eventTime":"2026-12-01T00:00:00Z"}"#.to_owned(),
+            r#"{"eventName":"GetObject","eventTime":"2026-12-01T00:01:00Z"}"#.to_owned(),
+        ]),
+    )
+    .expect("write");
+    let (rows, _, _) = run_raw(
+        escaped.path(),
+        "SELECT count(*) FROM events WHERE eventName = 'ConsoleLogin'",
+    )
+    .await;
+    assert_eq!(rows, count_rows(1));
+}
