@@ -777,9 +777,8 @@ impl<'de> DeserializeSeed<'de> for RecordSeed<'_> {
 }
 
 impl RecordSeed<'_> {
-    fn malformed<E>(self) -> Result<(), E> {
+    fn malformed(self) {
         self.added.malformed += 1;
-        Ok(())
     }
 }
 
@@ -796,26 +795,10 @@ impl<'de> Visitor<'de> for RecordSeed<'_> {
     }
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
-        self.malformed()
+        self.malformed();
+        Ok(())
     }
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        self.malformed()
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        self.malformed()
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        self.malformed()
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-        self.malformed()
-    }
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
-        self.malformed()
-    }
-    fn visit_unit<E>(self) -> Result<(), E> {
-        self.malformed()
-    }
+    scalars_answer!(|this| this.malformed());
 }
 
 /// Whether the record's top-level `eventSource` starts with `aws:` (S3/SES notifications).

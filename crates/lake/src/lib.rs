@@ -12,6 +12,37 @@
 //! * [`query`] — sessions, statistics, the StartQuery / GetQueryResults bookkeeping.
 //! * [`udf`] — `json_extract_scalar` / `json_extract`.
 
+/// The `Visitor` methods for JSON scalars (strings, numbers, booleans, null), each answering
+/// `$value` (`$this` names `self` in it): for visitors that look only inside objects or arrays.
+macro_rules! scalars_answer {
+    (|$this:ident| $value:expr) => {
+        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+            let $this = self;
+            Ok($value)
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            let $this = self;
+            Ok($value)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            let $this = self;
+            Ok($value)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            let $this = self;
+            Ok($value)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            let $this = self;
+            Ok($value)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            let $this = self;
+            Ok($value)
+        }
+    };
+}
+
 pub mod columns;
 pub mod prefilter;
 pub mod query;
