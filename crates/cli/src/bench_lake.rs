@@ -605,12 +605,9 @@ pub async fn lake(args: LakeBenchArgs) -> anyhow::Result<()> {
             let (secs, result, _) = cairn_store(&stores, now, sql, args.runs).await?;
             let rows = result.len();
             store_results.insert(*name, result);
-            let d = duck[i]["seconds"].as_f64().unwrap_or(f64::NAN);
-            let drows = duck[i]["rows"].as_u64().unwrap_or(0) as usize;
-            if rows != drows {
-                line(format!(
-                    "WARNING: {name}: Cairn {rows} rows, DuckDB {drows}"
-                ));
+            let (d, mismatch) = duck_answer(&duck[i], name, rows);
+            if let Some(warning) = mismatch {
+                line(warning);
             }
             line(format!(
                 "| {name} | {:.0} ms | {:.0} ms | {:.2}× | {rows} |",
@@ -666,12 +663,9 @@ pub async fn lake(args: LakeBenchArgs) -> anyhow::Result<()> {
                     }
                 }
             }
-            let d = duck[i]["seconds"].as_f64().unwrap_or(f64::NAN);
-            let drows = duck[i]["rows"].as_u64().unwrap_or(0) as usize;
-            if rows != drows {
-                line(format!(
-                    "WARNING: {name}: Cairn {rows} rows, DuckDB {drows}"
-                ));
+            let (d, mismatch) = duck_answer(&duck[i], name, rows);
+            if let Some(warning) = mismatch {
+                line(warning);
             }
             line(format!(
                 "| {name} | {:.2} s | {:.2} s | {:.1}× | {} of {} | {} / {} | {rows} |",
@@ -692,6 +686,15 @@ pub async fn lake(args: LakeBenchArgs) -> anyhow::Result<()> {
     let mut f = std::fs::File::create(args.dir.join("report.md"))?;
     f.write_all(report.as_bytes())?;
     Ok(())
+}
+
+/// DuckDB's time for one query, and a warning if its row count is not Cairn's `rows`.
+fn duck_answer(duck: &Value, name: &str, rows: usize) -> (f64, Option<String>) {
+    let drows = duck["rows"].as_u64().unwrap_or(0) as usize;
+    (
+        duck["seconds"].as_f64().unwrap_or(f64::NAN),
+        (rows != drows).then(|| format!("WARNING: {name}: Cairn {rows} rows, DuckDB {drows}")),
+    )
 }
 
 /// This process's peak resident set (Linux `VmHWM`), MB.
