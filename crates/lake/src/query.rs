@@ -35,15 +35,18 @@ pub fn session() -> SessionContext {
     ctx
 }
 
-/// The process's runtime: one memory pool and one cache of Parquet footers and file listings
-/// for every query, so a store's files are not re-read for their metadata at each query
-/// (Cairn's files are written once and never changed in place).
+/// The process's runtime: one memory pool and one cache of Parquet footers for every query, so
+/// a store's files are not re-read for their metadata at each query (Cairn's files are written
+/// once and never changed in place). File listings are not cached: files arrive (the feeder)
+/// and go (retention, deletion) between queries, and a stale listing would hide new events or
+/// name files that are gone.
 fn runtime() -> Arc<datafusion::execution::runtime_env::RuntimeEnv> {
     static RUNTIME: std::sync::OnceLock<Arc<datafusion::execution::runtime_env::RuntimeEnv>> =
         std::sync::OnceLock::new();
     RUNTIME
         .get_or_init(|| {
             datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+                .with_object_list_cache_limit(0)
                 .build_arc()
                 .expect("the default runtime builds")
         })
@@ -66,12 +69,11 @@ pub async fn register_store(
     store: &EventDataStore,
     now_ms: i64,
 ) -> Result<(), LakeError> {
-    let dir = stores.dir(store);
-    std::fs::create_dir_all(&dir).map_err(|e| LakeError::Read {
-        path: dir.display().to_string(),
-        message: e.to_string(),
-    })?;
-    let url = ListingTableUrl::parse(format!("{}/", dir.display()))?;
+    let (location, object_store) = stores.table_location(store)?;
+    let url = ListingTableUrl::parse(location)?;
+    if let Some(object_store) = object_store {
+        ctx.register_object_store(url.object_store().as_ref(), object_store);
+    }
     let options =
         ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
     let config = ListingTableConfig::new(url)

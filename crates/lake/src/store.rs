@@ -6,6 +6,12 @@
 //! by `eventTime` so that the row-group statistics let a scan skip what a time predicate excludes.
 //! Retention is exact for queries (a store's table never shows an event older than the cutoff)
 //! and whole-day for storage (a day's directory is deleted once the whole day has expired).
+//!
+//! Files live in the data directory (`<data>/lake/<id>/…`), or — when the server names a bucket
+//! for the Lake — in an S3-compatible store through `cairn-store` (`s3://<bucket>/<prefix>/<id>/…`),
+//! where an upload that returned is durable. Each store records where it was created
+//! ([`EventDataStore::location`]), so changing the setting later moves no data and loses none:
+//! new stores go to the new place, existing ones stay where their files are.
 
 use crate::columns::{self, EventsBuilder};
 use crate::LakeError;
@@ -15,11 +21,13 @@ use datafusion::arrow::compute::{sort_to_indices, take_record_batch};
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Shortest retention (days).
 pub const MIN_RETENTION_DAYS: u32 = 7;
@@ -60,6 +68,9 @@ pub struct EventDataStore {
     pub updated_timestamp: i64,
     /// Events after this WAL position enter (those before the store existed do not).
     pub start_seq: u64,
+    /// Where the files are when not in the data directory: `s3://<bucket>/<prefix>/<id>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
 }
 
 impl EventDataStore {
@@ -157,12 +168,78 @@ pub struct Written {
     pub bytes: u64,
 }
 
+/// A bucket of an S3-compatible store where new event data stores keep their files.
+#[derive(Clone)]
+pub struct Remote {
+    /// The bucket (from `cairn_store::s3`).
+    pub store: Arc<dyn ObjectStore>,
+    /// Its name.
+    pub bucket: String,
+    /// Key prefix under which each store has `<id>/` (no leading or trailing `/`; may be empty).
+    pub prefix: String,
+    /// The runtime that drives the store's requests for synchronous callers (the feeder thread,
+    /// blocking API handlers). Never called from inside that runtime's async tasks.
+    pub handle: tokio::runtime::Handle,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Remote(s3://{}/{})", self.bucket, self.prefix)
+    }
+}
+
+impl Remote {
+    fn run<T>(&self, work: impl std::future::Future<Output = T>) -> T {
+        self.handle.block_on(work)
+    }
+
+    fn keys(&self, prefix: &str) -> Result<Vec<String>, LakeError> {
+        self.run(cairn_store::list(self.store.as_ref(), prefix))
+            .map_err(|e| self.failed(prefix, e))
+    }
+
+    fn remove(&self, key: &str) -> Result<(), LakeError> {
+        match self.run(self.store.delete(&ObjectPath::from(key))) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.failed(key, e)),
+        }
+    }
+
+    fn failed(&self, key: &str, e: impl std::error::Error) -> LakeError {
+        LakeError::Read {
+            path: format!("s3://{}/{key}", self.bucket),
+            message: error_chain(&e),
+        }
+    }
+}
+
+/// An error with its sources, for messages that must say what failed underneath.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}
+
+/// Where one store's files are.
+enum Place<'a> {
+    /// A directory.
+    Dir(PathBuf),
+    /// A key prefix (`<prefix>/<id>`, no trailing `/`) in a bucket.
+    Bucket(&'a Remote, String),
+}
+
 /// The stores of a data directory (`<data>/lake`).
 #[derive(Debug)]
 pub struct Stores {
     root: PathBuf,
     arn_prefix: String,
     state: Mutex<Vec<EventDataStore>>,
+    remote: Option<Remote>,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LakeError + '_ {
@@ -189,7 +266,60 @@ impl Stores {
             root: root.to_path_buf(),
             arn_prefix: format!("arn:aws:cloudtrail:{region}:{account}:eventdatastore/"),
             state: Mutex::new(state),
+            remote: None,
         })
+    }
+
+    /// New stores keep their files in `remote` instead of the data directory.
+    pub fn with_remote(mut self, remote: Remote) -> Self {
+        self.remote = Some(remote);
+        self
+    }
+
+    /// Where `store`'s files are; an error if they are in a bucket this server is not set up for.
+    fn place(&self, store: &EventDataStore) -> Result<Place<'_>, LakeError> {
+        let Some(location) = &store.location else {
+            return Ok(Place::Dir(self.root.join(&store.id)));
+        };
+        let unreachable = |why: &str| LakeError::Read {
+            path: location.clone(),
+            message: format!(
+                "the files of event data store {} are here, but {why}",
+                store.name
+            ),
+        };
+        let (bucket, key) = location
+            .strip_prefix("s3://")
+            .and_then(|rest| rest.split_once('/'))
+            .ok_or_else(|| unreachable("this is not an s3:// location"))?;
+        match &self.remote {
+            Some(remote) if remote.bucket == bucket => Ok(Place::Bucket(remote, key.to_owned())),
+            Some(remote) => Err(unreachable(&format!(
+                "the server's lake_bucket is now {}; set it back to {bucket} to reach them",
+                remote.bucket
+            ))),
+            None => Err(unreachable(
+                "the server has no lake_bucket (and [s3]) configured",
+            )),
+        }
+    }
+
+    /// The URL of a store's files (`file:///…/` or `s3://bucket/…/`) and, for a bucket, its
+    /// object store, which the query session must know.
+    pub fn table_location(
+        &self,
+        store: &EventDataStore,
+    ) -> Result<(String, Option<Arc<dyn ObjectStore>>), LakeError> {
+        match self.place(store)? {
+            Place::Dir(dir) => {
+                std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+                Ok((format!("{}/", dir.display()), None))
+            }
+            Place::Bucket(remote, key) => Ok((
+                format!("s3://{}/{key}/", remote.bucket),
+                Some(remote.store.clone()),
+            )),
+        }
     }
 
     fn persist(&self, state: &[EventDataStore]) -> Result<(), LakeError> {
@@ -198,9 +328,17 @@ impl Stores {
         cairn_store::write_durable(&path, &bytes).map_err(io(&path))
     }
 
-    /// The directory of a store's files.
+    /// The directory of a store's files (stores in the data directory).
     pub fn dir(&self, store: &EventDataStore) -> PathBuf {
         self.root.join(&store.id)
+    }
+
+    /// Where a store's files are, for people: a directory or an `s3://` URL.
+    pub fn describe_location(&self, store: &EventDataStore) -> String {
+        store
+            .location
+            .clone()
+            .unwrap_or_else(|| self.dir(store).display().to_string())
     }
 
     /// Every store.
@@ -248,10 +386,20 @@ impl Stores {
             created_timestamp: now_ms,
             updated_timestamp: now_ms,
             start_seq,
+            location: None,
         };
+        store.location = self.remote.as_ref().map(|r| {
+            let key = if r.prefix.is_empty() {
+                store.id.clone()
+            } else {
+                format!("{}/{}", r.prefix, store.id)
+            };
+            format!("s3://{}/{key}", r.bucket)
+        });
         apply(&mut store, changes)?;
-        let dir = self.dir(&store);
-        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        if let Place::Dir(dir) = self.place(&store)? {
+            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        }
         state.push(store.clone());
         if let Err(e) = self.persist(&state) {
             state.pop();
@@ -298,10 +446,18 @@ impl Stores {
             state.insert(i, store);
             return Err(e);
         }
-        let dir = self.dir(&store);
-        if let Err(e) = std::fs::remove_dir_all(&dir) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                return Err(io(&dir)(e));
+        match self.place(&store)? {
+            Place::Dir(dir) => {
+                if let Err(e) = std::fs::remove_dir_all(&dir) {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        return Err(io(&dir)(e));
+                    }
+                }
+            }
+            Place::Bucket(remote, key) => {
+                for file in remote.keys(&format!("{key}/"))? {
+                    remote.remove(&file)?;
+                }
             }
         }
         Ok(store)
@@ -354,16 +510,31 @@ impl Stores {
             }
         }
         let mut written = Written::default();
+        let place = self.place(store)?;
         for (day, rows) in days {
             let part = take_record_batch(batch, &UInt32Array::from(rows))?;
             let order = sort_to_indices(part.column(time_index), None, None)?;
             let part = take_record_batch(&part, &order)?;
             let bytes = encode_parquet(&part)?;
             let date = cairn_model::time::format_utc_seconds(day * DAY_MS);
-            let dir = self.dir(store).join(format!("date={}", &date[..10]));
-            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-            let path = dir.join(format!("{stem}.parquet"));
-            cairn_store::write_durable(&path, &bytes).map_err(io(&path))?;
+            let partition = format!("date={}", &date[..10]);
+            match &place {
+                Place::Dir(dir) => {
+                    let dir = dir.join(partition);
+                    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+                    let path = dir.join(format!("{stem}.parquet"));
+                    cairn_store::write_durable(&path, &bytes).map_err(io(&path))?;
+                }
+                Place::Bucket(remote, key) => {
+                    // A file the feeder writes again after a crash has the same name and the
+                    // same events: replacing it is safe.
+                    let key = format!("{key}/{partition}/{stem}.parquet");
+                    let payload = PutPayload::from(bytes.clone());
+                    remote
+                        .run(remote.store.put(&ObjectPath::from(key.as_str()), payload))
+                        .map_err(|e| remote.failed(&key, e))?;
+                }
+            }
             written.events += part.num_rows();
             written.files += 1;
             written.bytes += bytes.len() as u64;
@@ -378,41 +549,48 @@ impl Stores {
         store: &EventDataStore,
         cursor: u64,
     ) -> Result<usize, LakeError> {
-        let mut removed = 0;
-        for path in self.files(store)? {
-            let name = path
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned();
-            let from = name
-                .strip_prefix("wal-")
+        let beyond = |name: &str| {
+            let file = name.rsplit('/').next().unwrap_or(name);
+            file.strip_prefix("wal-")
                 .and_then(|r| r.split('-').next())
-                .and_then(|f| f.parse::<u64>().ok());
-            if from.is_some_and(|f| f > cursor) {
-                std::fs::remove_file(&path).map_err(io(&path))?;
-                removed += 1;
+                .and_then(|f| f.parse::<u64>().ok())
+                .is_some_and(|from| from > cursor)
+        };
+        let mut removed = 0;
+        let place = self.place(store)?;
+        for file in self.files(store)?.iter().filter(|f| beyond(f)) {
+            match &place {
+                Place::Dir(_) => std::fs::remove_file(file).map_err(io(Path::new(file)))?,
+                Place::Bucket(remote, _) => remote.remove(file)?,
             }
+            removed += 1;
         }
         Ok(removed)
     }
 
-    /// Every Parquet file of `store`.
-    pub fn files(&self, store: &EventDataStore) -> Result<Vec<PathBuf>, LakeError> {
+    /// Every Parquet file of `store`: paths in the data directory, or keys in the bucket.
+    pub fn files(&self, store: &EventDataStore) -> Result<Vec<String>, LakeError> {
         let mut out = Vec::new();
-        let dir = self.dir(store);
-        let days = match std::fs::read_dir(&dir) {
-            Ok(d) => d,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(io(&dir)(e)),
-        };
-        for day in days.flatten() {
-            if let Ok(files) = std::fs::read_dir(day.path()) {
-                for f in files.flatten() {
-                    if f.path().extension().is_some_and(|e| e == "parquet") {
-                        out.push(f.path());
+        match self.place(store)? {
+            Place::Dir(dir) => {
+                let days = match std::fs::read_dir(&dir) {
+                    Ok(d) => d,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+                    Err(e) => return Err(io(&dir)(e)),
+                };
+                for day in days.flatten() {
+                    if let Ok(files) = std::fs::read_dir(day.path()) {
+                        for f in files.flatten() {
+                            if f.path().extension().is_some_and(|e| e == "parquet") {
+                                out.push(f.path().display().to_string());
+                            }
+                        }
                     }
                 }
+            }
+            Place::Bucket(remote, key) => {
+                out = remote.keys(&format!("{key}/"))?;
+                out.retain(|k| k.ends_with(".parquet"));
             }
         }
         out.sort();
@@ -424,31 +602,47 @@ impl Stores {
         now_ms - i64::from(store.retention_period) * DAY_MS
     }
 
-    /// Deletes every day directory whose whole day is older than the retention cutoff; returns
-    /// the files removed.
+    /// Deletes every day partition whose whole day is older than the retention cutoff; returns
+    /// the files removed. A store whose files cannot be reached is skipped (and reported by
+    /// its feeder and its queries).
     pub fn expire(&self, now_ms: i64) -> Result<usize, LakeError> {
         let mut removed = 0;
         for store in self.list() {
             let cutoff = Self::cutoff(&store, now_ms);
-            let dir = self.dir(&store);
-            let Ok(days) = std::fs::read_dir(&dir) else {
-                continue;
+            let expired = |partition: &str| {
+                partition
+                    .strip_prefix("date=")
+                    .and_then(|date| {
+                        cairn_model::time::parse_utc(&format!("{date}T00:00:00Z")).ok()
+                    })
+                    .is_some_and(|start| start + DAY_MS <= cutoff)
             };
-            for day in days.flatten() {
-                let name = day.file_name().to_string_lossy().into_owned();
-                let Some(date) = name.strip_prefix("date=") else {
-                    continue;
-                };
-                let Ok(start) = cairn_model::time::parse_utc(&format!("{date}T00:00:00Z")) else {
-                    continue;
-                };
-                if start + DAY_MS <= cutoff {
-                    let count = std::fs::read_dir(day.path())
-                        .map(|d| d.count())
-                        .unwrap_or(0);
-                    std::fs::remove_dir_all(day.path()).map_err(io(&day.path()))?;
-                    removed += count;
+            match self.place(&store) {
+                Ok(Place::Dir(dir)) => {
+                    let Ok(days) = std::fs::read_dir(&dir) else {
+                        continue;
+                    };
+                    for day in days.flatten() {
+                        if expired(&day.file_name().to_string_lossy()) {
+                            let count = std::fs::read_dir(day.path())
+                                .map(|d| d.count())
+                                .unwrap_or(0);
+                            std::fs::remove_dir_all(day.path()).map_err(io(&day.path()))?;
+                            removed += count;
+                        }
+                    }
                 }
+                Ok(Place::Bucket(remote, key)) => {
+                    let base = format!("{key}/");
+                    for file in remote.keys(&base)? {
+                        let partition = file[base.len()..].split('/').next().unwrap_or("");
+                        if expired(partition) {
+                            remote.remove(&file)?;
+                            removed += 1;
+                        }
+                    }
+                }
+                Err(_) => continue,
             }
         }
         Ok(removed)

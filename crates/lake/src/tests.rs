@@ -546,10 +546,24 @@ fn notification_records_and_non_objects_are_not_taken() {
     assert!(b.append_file(b"[1,2]").is_err());
 }
 
-#[test]
-fn retention_deletes_exactly_the_expired_days() {
-    let data = tempfile::tempdir().expect("tempdir");
-    let stores = store::Stores::open(data.path(), "us-east-1", "111122223333").expect("stores");
+/// Records of the given ages (ms before `now`), named `age<hours>`.
+fn aged_records(now: i64, ages: &[i64]) -> Vec<Box<serde_json::value::RawValue>> {
+    ages.iter()
+        .map(|age| {
+            serde_json::value::to_raw_value(&serde_json::json!({
+                "eventTime": cairn_model::time::format_utc_seconds(now - age),
+                "eventName": format!("age{}", age / 3_600_000),
+                "eventSource": "ec2.amazonaws.com",
+            }))
+            .expect("raw")
+        })
+        .collect()
+}
+
+/// The life of a store, the same wherever its files are: retention deletes exactly the expired
+/// days, a file written after a query shows in the next one, files a crash left beyond the
+/// cursor are removed, protection refuses deletion, deletion removes every file.
+fn store_lifecycle(stores: &store::Stores, rt: &tokio::runtime::Runtime) -> store::EventDataStore {
     let err = stores
         .create(
             "short",
@@ -576,40 +590,43 @@ fn retention_deletes_exactly_the_expired_days() {
     let day = 86_400_000i64;
     let now = cairn_model::time::parse_utc("2026-12-20T12:00:00Z").expect("now");
     // Events 10, 8, 7.5 (same day as the cutoff), 6 and 1 days old.
-    let ages = [10 * day, 8 * day, 7 * day + day / 2, 6 * day, day];
-    let records: Vec<Box<serde_json::value::RawValue>> = ages
-        .iter()
-        .map(|age| {
-            serde_json::value::to_raw_value(&serde_json::json!({
-                "eventTime": cairn_model::time::format_utc_seconds(now - age),
-                "eventName": format!("age{}", age / 3_600_000),
-                "eventSource": "ec2.amazonaws.com",
-            }))
-            .expect("raw")
-        })
-        .collect();
+    let records = aged_records(now, &[10 * day, 8 * day, 7 * day + day / 2, 6 * day, day]);
     let refs: Vec<_> = records.iter().map(AsRef::as_ref).collect();
-    stores.write(&eds, &refs, "r").expect("write");
+    stores
+        .write(&eds, &refs, "wal-00000000000000000001-00000000000000000005")
+        .expect("write");
     assert_eq!(stores.files(&eds).expect("files").len(), 5);
-    // The two whole days before the cutoff go; the cutoff's own day stays on disk.
+    // The two whole days before the cutoff go; the cutoff's own day stays.
     assert_eq!(stores.expire(now).expect("expire"), 2);
     assert_eq!(stores.files(&eds).expect("files").len(), 3);
     // …but queries never show an expired event, even from the cutoff's day.
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let rows = rt.block_on(async {
-        let ctx = query::session();
-        query::register_store(&ctx, &stores, &eds, now)
-            .await
-            .expect("register");
-        let (batches, _) = query::run(&ctx, "SELECT eventName FROM week ORDER BY eventTime")
-            .await
-            .expect("query");
-        text_rows(&batches)
-    });
-    assert_eq!(
-        rows,
-        vec![vec!["age144".to_owned()], vec!["age24".to_owned()]]
-    );
+    let names = |eds: &store::EventDataStore| {
+        rt.block_on(async {
+            let ctx = query::session();
+            query::register_store(&ctx, stores, eds, now)
+                .await
+                .expect("register");
+            let (batches, _) = query::run(&ctx, "SELECT eventName FROM week ORDER BY eventTime")
+                .await
+                .expect("query");
+            text_rows(&batches).concat()
+        })
+    };
+    assert_eq!(names(&eds), ["age144", "age24"]);
+    // A file written after a query is in the next query.
+    let late = aged_records(now, &[2 * day]);
+    let refs: Vec<_> = late.iter().map(AsRef::as_ref).collect();
+    stores
+        .write(&eds, &refs, "wal-00000000000000000006-00000000000000000006")
+        .expect("write");
+    assert_eq!(names(&eds), ["age144", "age48", "age24"]);
+    // Files holding events beyond the committed cursor (a crash before the commit) go.
+    stores
+        .write(&eds, &refs, "wal-00000000000000000007-00000000000000000007")
+        .expect("write");
+    assert_eq!(stores.remove_uncommitted(&eds, 6).expect("remove"), 1);
+    assert_eq!(stores.files(&eds).expect("files").len(), 4);
+    assert_eq!(names(&eds), ["age144", "age48", "age24"]);
 
     // Termination protection (on by default) refuses deletion until turned off.
     assert_eq!(
@@ -627,11 +644,86 @@ fn retention_deletes_exactly_the_expired_days() {
         )
         .expect("update");
     stores.delete("week").expect("delete");
-    assert!(!data.path().join(&eds.id).exists());
     assert_eq!(
         stores.get("week").expect_err("gone").code(),
         "EventDataStoreNotFoundException"
     );
+    eds
+}
+
+#[test]
+fn retention_deletes_exactly_the_expired_days() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let stores = store::Stores::open(data.path(), "us-east-1", "111122223333").expect("stores");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let eds = store_lifecycle(&stores, &rt);
+    assert_eq!(eds.location, None);
+    assert!(!data.path().join(&eds.id).exists());
+}
+
+#[test]
+fn a_store_in_a_bucket_keeps_its_files_there() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let bucket: Arc<dyn object_store::ObjectStore> =
+        Arc::new(object_store::memory::InMemory::new());
+    let remote = store::Remote {
+        store: bucket.clone(),
+        bucket: "lake-bucket".into(),
+        prefix: "cairn/lake".into(),
+        handle: rt.handle().clone(),
+    };
+    let stores = store::Stores::open(data.path(), "us-east-1", "111122223333")
+        .expect("stores")
+        .with_remote(remote.clone());
+    let keys = || {
+        rt.block_on(cairn_store::list(bucket.as_ref(), ""))
+            .expect("list")
+    };
+    // Files go to the bucket, under the prefix and the store's id, never to the data directory.
+    let eds = stores
+        .create("probe", store::StoreChanges::default(), 0, 0)
+        .expect("create");
+    let location = format!("s3://lake-bucket/cairn/lake/{}", eds.id);
+    assert_eq!(eds.location.as_deref(), Some(location.as_str()));
+    let one = aged_records(
+        cairn_model::time::parse_utc("2026-12-20T12:00:00Z").expect("t"),
+        &[0],
+    );
+    let refs: Vec<_> = one.iter().map(AsRef::as_ref).collect();
+    stores.write(&eds, &refs, "first").expect("write");
+    assert_eq!(
+        keys(),
+        [format!(
+            "cairn/lake/{}/date=2026-12-20/first.parquet",
+            eds.id
+        )]
+    );
+    assert!(!data.path().join(&eds.id).exists());
+    // A server set up without the bucket says where the files are instead of losing them.
+    let reopened = store::Stores::open(data.path(), "us-east-1", "111122223333").expect("stores");
+    let err = reopened
+        .files(&reopened.get("probe").expect("kept"))
+        .expect_err("no bucket");
+    assert!(err.to_string().contains(&location), "{err}");
+    assert!(err.to_string().contains("lake_bucket"), "{err}");
+    let reopened = reopened.with_remote(remote);
+    assert_eq!(reopened.files(&eds).expect("files").len(), 1);
+    stores
+        .update(
+            "probe",
+            store::StoreChanges {
+                termination_protection_enabled: Some(false),
+                ..Default::default()
+            },
+            1,
+        )
+        .expect("update");
+    stores.delete("probe").expect("delete");
+
+    let eds = store_lifecycle(&stores, &rt);
+    assert!(eds.location.is_some());
+    assert_eq!(keys(), Vec::<String>::new());
 }
 
 #[test]

@@ -66,6 +66,13 @@ pub struct RawConfig {
     /// 200,000 events). Default 60; from 1 to 3600. Events become queryable in a store when
     /// their file is written.
     pub lake_flush_seconds: Option<u64>,
+    /// A bucket of the `[s3]` store where event data stores created from now on keep their
+    /// Parquet files (`s3://<lake_bucket>/<lake_prefix>/<store id>/date=…/`). Default: none,
+    /// the data directory (`<data_dir>/lake/<store id>/`). Stores created before a change stay
+    /// where they are.
+    pub lake_bucket: Option<String>,
+    /// Key prefix in `lake_bucket`. Default `cairn-lake`; empty for the bucket's root.
+    pub lake_prefix: Option<String>,
 }
 
 /// Why a configuration is unusable.
@@ -134,6 +141,8 @@ pub struct Config {
     pub digest_period: std::time::Duration,
     /// How long an event data store gathers events before writing a file.
     pub lake_flush: std::time::Duration,
+    /// Bucket (of `s3`) and key prefix for new event data stores; none: the data directory.
+    pub lake_bucket: Option<(String, String)>,
     /// Operator signing keys by region.
     pub signing_key_files: std::collections::BTreeMap<String, PathBuf>,
     /// Test failpoint (from the `CAIRN_FAILPOINT` environment variable, never from files):
@@ -212,6 +221,48 @@ impl RawConfig {
                 reason: "must be 1 to 3600".to_owned(),
             });
         }
+        let lake_bucket = match (self.lake_bucket, self.lake_prefix) {
+            (None, None) => None,
+            (None, Some(_)) => {
+                return Err(ConfigError::Invalid {
+                    field: "lake_prefix",
+                    reason: "needs lake_bucket".to_owned(),
+                })
+            }
+            (Some(bucket), prefix) => {
+                if self.s3.is_none() {
+                    return Err(ConfigError::Invalid {
+                        field: "lake_bucket",
+                        reason: "needs an [s3] table (endpoint and credentials)".to_owned(),
+                    });
+                }
+                let valid = (3..=63).contains(&bucket.len())
+                    && bucket.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'.')
+                    });
+                if !valid {
+                    return Err(ConfigError::Invalid {
+                        field: "lake_bucket",
+                        reason: format!(
+                            "{bucket:?} is not an S3 bucket name (3 to 63 of a-z, 0-9, '-', '.')"
+                        ),
+                    });
+                }
+                let prefix = prefix.unwrap_or_else(|| "cairn-lake".to_owned());
+                let prefix = prefix.trim_matches('/').to_owned();
+                if !prefix.is_empty()
+                    && prefix
+                        .split('/')
+                        .any(|p| p.is_empty() || p == "." || p == "..")
+                {
+                    return Err(ConfigError::Invalid {
+                        field: "lake_prefix",
+                        reason: format!("{prefix:?} has an empty, '.' or '..' part"),
+                    });
+                }
+                Some((bucket, prefix))
+            }
+        };
         if let Some(org) = &self.organization_id {
             let valid = org.len() > 2
                 && org.starts_with("o-")
@@ -282,6 +333,7 @@ impl RawConfig {
             s3: self.s3,
             digest_period: std::time::Duration::from_secs(digest_period_seconds),
             lake_flush: std::time::Duration::from_secs(lake_flush_seconds),
+            lake_bucket,
             signing_key_files: self.signing_key_files.unwrap_or_default(),
             failpoint_abort_after_upload: false,
         })
@@ -299,6 +351,49 @@ mod tests {
         assert_eq!(config.region, "us-east-1");
         assert_eq!(config.history_retention_days, 90);
         assert_eq!(config.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+    }
+
+    #[test]
+    fn the_lake_bucket_needs_the_s3_table_and_a_bucket_name() {
+        let s3 = "[s3]\nendpoint = \"http://127.0.0.1:9000\"\naccess_key_id = \"k\"\nsecret_access_key = \"s\"\n";
+        let resolve = |text: &str| toml::from_str::<RawConfig>(text).expect("parses").resolve();
+        let bucket = |text: &str| resolve(text).expect("valid").lake_bucket;
+        assert_eq!(bucket(s3), None);
+        assert_eq!(
+            bucket(&format!("lake_bucket = \"audit-lake\"\n{s3}")),
+            Some(("audit-lake".to_owned(), "cairn-lake".to_owned()))
+        );
+        assert_eq!(
+            bucket(&format!(
+                "lake_bucket = \"audit-lake\"\nlake_prefix = \"/a/b/\"\n{s3}"
+            )),
+            Some(("audit-lake".to_owned(), "a/b".to_owned()))
+        );
+        assert_eq!(
+            bucket(&format!(
+                "lake_bucket = \"audit-lake\"\nlake_prefix = \"\"\n{s3}"
+            )),
+            Some(("audit-lake".to_owned(), String::new()))
+        );
+        for (text, field) in [
+            ("lake_bucket = \"audit-lake\"\n".to_owned(), "lake_bucket"),
+            (format!("lake_prefix = \"p\"\n{s3}"), "lake_prefix"),
+            (format!("lake_bucket = \"Audit_Lake\"\n{s3}"), "lake_bucket"),
+            (format!("lake_bucket = \"ab\"\n{s3}"), "lake_bucket"),
+            (
+                format!("lake_bucket = \"audit-lake\"\nlake_prefix = \"a//b\"\n{s3}"),
+                "lake_prefix",
+            ),
+            (
+                format!("lake_bucket = \"audit-lake\"\nlake_prefix = \"a/../b\"\n{s3}"),
+                "lake_prefix",
+            ),
+        ] {
+            match resolve(&text) {
+                Err(ConfigError::Invalid { field: f, .. }) => assert_eq!(f, field, "{text}"),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
     }
 
     #[test]

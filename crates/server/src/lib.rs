@@ -360,14 +360,23 @@ pub async fn start_with_fs(
         .write()
         .expect("fresh lock")
         .extend(catalog.list().iter().map(cairn_catalog::Trail::cursor_name));
-    let stores = Arc::new(
-        cairn_lake::store::Stores::open(
-            &data_dir.join("lake"),
-            &config.region,
-            &account_id.to_string(),
-        )
-        .map_err(|e| StartError::Keys(format!("event data stores: {e}")))?,
-    );
+    let mut stores = cairn_lake::store::Stores::open(
+        &data_dir.join("lake"),
+        &config.region,
+        &account_id.to_string(),
+    )
+    .map_err(|e| StartError::Keys(format!("event data stores: {e}")))?;
+    if let (Some((bucket, prefix)), Some(s3)) = (&config.lake_bucket, &config.s3) {
+        let store = cairn_store::s3(s3, bucket)
+            .map_err(|e| StartError::Keys(format!("event data stores' bucket: {e}")))?;
+        stores = stores.with_remote(cairn_lake::store::Remote {
+            store,
+            bucket: bucket.clone(),
+            prefix: prefix.clone(),
+            handle: tokio::runtime::Handle::current(),
+        });
+    }
+    let stores = Arc::new(stores);
     consumers.write().expect("fresh lock").extend(
         stores
             .list()
