@@ -758,6 +758,41 @@ async fn a_store_in_a_bucket_answers_and_survives_an_outage() {
     )
     .await;
 
+    // A server started without the bucket says where the store's files are, and still answers
+    // queries that do not name the store; with the bucket back, the store is whole.
+    server.stop().await;
+    let server = TestServer::start(&data, |c| {
+        c.account_id = Some("111122223333".into());
+    })
+    .await;
+    let (ok, _, stderr) = run_cairn(&server, &["query", "SELECT count(*) AS n FROM remote"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!("s3://lake-data/cairn-lake/{id}"))
+            && stderr.contains("lake_bucket"),
+        "{stderr}"
+    );
+    let (ok, stdout, stderr) = run_cairn(&server, &["query", "--output", "json", "SELECT 7 AS n"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(json_rows(&stdout), [json!({"n": "7"})]);
+    server.stop().await;
+    let s3 = moto.s3_config();
+    let server = TestServer::start(&data, |c| {
+        c.account_id = Some("111122223333".into());
+        c.lake_flush_seconds = Some(1);
+        c.s3 = Some(s3);
+        c.lake_bucket = Some("lake-data".into());
+    })
+    .await;
+    assert_eq!(
+        count(
+            &server,
+            "SELECT count(*) AS n FROM remote WHERE eventName = 'DuringOutage'"
+        )
+        .await,
+        3
+    );
+
     // Deleting the store deletes its files in the bucket.
     let response = server
         .send(

@@ -298,9 +298,17 @@ impl LakeAdmin for LakeService {
             let now = self.clock.now_millis();
             let ctx = query::session();
             for store in self.stores.list() {
-                query::register_store(&ctx, &self.stores, &store, now)
-                    .await
-                    .map_err(lake_error)?;
+                match query::register_store(&ctx, &self.stores, &store, now).await {
+                    Ok(()) => {}
+                    // A store whose files this server cannot reach (its bucket is no longer
+                    // configured) fails the queries that name it, not every query.
+                    Err(e)
+                        if !statement.contains(&store.name) && !statement.contains(&store.id) =>
+                    {
+                        tracing::warn!(store = %store.name, error = %e, "event data store left out of the query session");
+                    }
+                    Err(e) => return Err(lake_error(e)),
+                }
             }
             // Plan now: a statement that does not parse or names what does not exist is refused
             // here, with InvalidQueryStatementException, as StartQuery refuses it.

@@ -202,6 +202,7 @@ pub struct Running {
     indexer: Option<std::thread::JoinHandle<()>>,
     logs_worker: Option<std::thread::JoinHandle<()>>,
     lake_feeder: Option<std::thread::JoinHandle<()>>,
+    notifier: Option<std::thread::JoinHandle<()>>,
     wal: Arc<Wal>,
     trails: Arc<trails::TrailService>,
     /// Held for the server's lifetime: the data directory's lock.
@@ -229,6 +230,23 @@ impl Running {
         let trails = self.trails.clone();
         let _ = tokio::task::spawn_blocking(move || trails.stop_all()).await;
         self.wal.close();
+        // The notifier ends once the services holding its queue are gone (above); wait for it
+        // (bounded) so that a server started next on the same data directory finds the log
+        // store released.
+        if let Some(thread) = self.notifier.take() {
+            let _ = tokio::task::spawn_blocking(move || {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+                while !thread.is_finished() && std::time::Instant::now() < deadline {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                if thread.is_finished() {
+                    let _ = thread.join();
+                } else {
+                    tracing::warn!("the notifier did not stop within 15 s");
+                }
+            })
+            .await;
+        }
     }
 
     /// Waits until the server stops by itself (it only does on a fatal error).
@@ -425,7 +443,7 @@ pub async fn start_with_fs(
         },
         config.listen
     );
-    let notifier = notify::spawn(notify::NotifierConfig {
+    let (notifier, notifier_thread) = notify::spawn(notify::NotifierConfig {
         logs: log_store.clone(),
         key: notification_key.clone(),
         region: config.region.clone(),
@@ -591,6 +609,7 @@ pub async fn start_with_fs(
         indexer: Some(indexer_thread),
         logs_worker: Some(logs_thread),
         lake_feeder: Some(lake_thread),
+        notifier: Some(notifier_thread),
         wal,
         trails: trail_service,
         _lock: lock,

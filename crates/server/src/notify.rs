@@ -118,15 +118,16 @@ pub struct NotifierConfig {
     pub metrics: Arc<Metrics>,
 }
 
-/// Starts the notifier thread.
-pub fn spawn(config: NotifierConfig) -> std::io::Result<Notifier> {
+/// Starts the notifier thread; it ends (and releases the log store) once every [`Notifier`]
+/// is dropped.
+pub fn spawn(config: NotifierConfig) -> std::io::Result<(Notifier, std::thread::JoinHandle<()>)> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Notify>();
     let status: Arc<Mutex<BTreeMap<String, DeliveryStatus>>> = Arc::default();
     let shared = status.clone();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("cairn-notifier".into())
         .spawn(move || {
             let config = Arc::new(config);
@@ -166,7 +167,7 @@ pub fn spawn(config: NotifierConfig) -> std::io::Result<Notifier> {
                 }
             });
         })?;
-    Ok(Notifier { tx, status })
+    Ok((Notifier { tx, status }, thread))
 }
 
 fn message(config: &NotifierConfig, topic: &str, notify: &Notify) -> Result<String, String> {
