@@ -337,16 +337,10 @@ impl Col {
             }),
             (Col::Time(b), _) => b.append_option(scalar_text(t).and_then(|s| parse_time(&s))),
             (col @ Col::Struct { .. }, _) => {
-                if !t.starts_with('{') {
-                    col.append_null();
-                    return;
-                }
                 let mut de = serde_json::Deserializer::from_str(t);
-                if DeserializeSeed::deserialize(&mut *col, &mut de).is_err() {
-                    // Unreachable for syntactically valid JSON (every member is lenient), but
-                    // keep the columns aligned if it ever happens.
-                    pad_struct(col);
-                }
+                // A failure (unreachable for valid JSON: every member is read leniently) leaves
+                // the struct padded, its columns aligned.
+                let _ = serde::Deserializer::deserialize_any(&mut de, StructValue(col));
             }
             (Col::Resources(b), _) => append_resources(b, t),
         }
@@ -458,51 +452,82 @@ impl<'de> serde::Deserialize<'de> for Key<'de> {
     }
 }
 
-/// Fills one struct row (all members wanted) from a JSON object.
-impl<'de> DeserializeSeed<'de> for &mut Col {
+/// One member value straight into its column: a struct member by member in the same pass over
+/// the text (not captured and parsed again at each level of nesting), anything else from its
+/// raw text.
+struct ValueSeed<'c> {
+    col: &'c mut Col,
+    kind: Kind,
+}
+
+impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
     type Value = ();
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(StructVisitor(self))
+        if matches!(self.col, Col::Struct { .. }) {
+            d.deserialize_any(StructValue(self.col))
+        } else {
+            let raw = <&RawValue as serde::Deserialize>::deserialize(d)?;
+            self.col.append_raw(self.kind, raw);
+            Ok(())
+        }
     }
 }
 
-struct StructVisitor<'c>(&'c mut Col);
+/// One struct row: an object fills it (members it lacks are null); any other value is a null
+/// row. A value that fails half-way leaves the row padded with nulls, the columns aligned.
+struct StructValue<'c>(&'c mut Col);
 
-impl<'de> Visitor<'de> for StructVisitor<'_> {
+impl<'de> Visitor<'de> for StructValue<'_> {
     type Value = ();
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("an object")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let Col::Struct {
-            members,
-            children,
-            valid,
-        } = self.0
-        else {
-            return Err(serde::de::Error::custom("not a struct column"));
-        };
-        let mut seen = 0u64;
-        while let Some(key) = map.next_key::<Key<'de>>()? {
-            match members.iter().position(|m| m.name == key.0) {
-                Some(i) if seen & (1 << i) == 0 => {
-                    seen |= 1 << i;
-                    let raw: &RawValue = map.next_value()?;
-                    children[i].append_raw(members[i].kind, raw);
-                }
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
+        let outcome = fill_struct(self.0, &mut map);
+        if outcome.is_err() {
+            pad_struct(self.0);
         }
-        for (i, c) in children.iter_mut().enumerate() {
-            if seen & (1 << i) == 0 {
-                c.append_null();
-            }
-        }
-        valid.push(true);
+        outcome
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        self.0.append_null();
         Ok(())
     }
+    scalars_answer!(|this| this.0.append_null());
+}
+
+fn fill_struct<'de, A: MapAccess<'de>>(col: &mut Col, map: &mut A) -> Result<(), A::Error> {
+    let Col::Struct {
+        members,
+        children,
+        valid,
+    } = col
+    else {
+        return Err(serde::de::Error::custom("not a struct column"));
+    };
+    let mut seen = 0u64;
+    while let Some(key) = map.next_key::<Key<'de>>()? {
+        match members.iter().position(|m| m.name == key.0) {
+            Some(i) if seen & (1 << i) == 0 => {
+                seen |= 1 << i;
+                map.next_value_seed(ValueSeed {
+                    col: &mut children[i],
+                    kind: members[i].kind,
+                })?;
+            }
+            _ => {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+    }
+    for (i, c) in children.iter_mut().enumerate() {
+        if seen & (1 << i) == 0 {
+            c.append_null();
+        }
+    }
+    valid.push(true);
+    Ok(())
 }
 
 /// What one file or record added.
@@ -814,6 +839,25 @@ fn is_foreign(t: &str) -> bool {
         .is_some_and(|s| s.starts_with("aws:"))
 }
 
+/// The column named `name`: only names of the same length are compared (a record has about
+/// twenty members, the table about forty columns).
+fn column_position(name: &str) -> Option<usize> {
+    static BY_LENGTH: std::sync::OnceLock<Vec<Vec<usize>>> = std::sync::OnceLock::new();
+    let by_length = BY_LENGTH.get_or_init(|| {
+        let longest = COLUMNS.iter().map(|c| c.name.len()).max().unwrap_or(0);
+        let mut v = vec![Vec::new(); longest + 1];
+        for (i, c) in COLUMNS.iter().enumerate() {
+            v[c.name.len()].push(i);
+        }
+        v
+    });
+    by_length
+        .get(name.len())?
+        .iter()
+        .copied()
+        .find(|&i| COLUMNS[i].name == name)
+}
+
 struct RecordVisitor<'c>(&'c mut Vec<Option<Col>>);
 
 impl<'de> Visitor<'de> for RecordVisitor<'_> {
@@ -824,16 +868,16 @@ impl<'de> Visitor<'de> for RecordVisitor<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let mut seen = 0u64;
         while let Some(key) = map.next_key::<Key<'de>>()? {
-            let wanted = COLUMNS
-                .iter()
-                .position(|c| c.name == key.0)
-                .filter(|&i| seen & (1 << i) == 0 && self.0[i].is_some());
+            let wanted =
+                column_position(&key.0).filter(|&i| seen & (1 << i) == 0 && self.0[i].is_some());
             match wanted {
                 Some(i) => {
                     seen |= 1 << i;
-                    let raw: &RawValue = map.next_value()?;
                     if let Some(col) = self.0[i].as_mut() {
-                        col.append_raw(COLUMNS[i].kind, raw);
+                        map.next_value_seed(ValueSeed {
+                            col,
+                            kind: COLUMNS[i].kind,
+                        })?;
                     }
                 }
                 None => {

@@ -743,11 +743,43 @@ fn a_file_that_breaks_half_way_adds_nothing() {
             .append_file_where(br#"{"Records":[],"Records":[]}"#, admits)
             .is_err());
         assert!(b.append_file_where(br#"{"records":[]}"#, admits).is_err());
+        // Broken inside nested structs (read member by member in one pass).
+        let inside = br#"{"Records":[{"eventName":"G","userIdentity":{"type":"IAMUser","sessionContext":{"attributes":{"mfaAuthenticated":"true",}}}}]}"#;
+        assert!(b.append_file_where(inside, admits).is_err());
+        let cut = br#"{"Records":[{"eventName":"H","userIdentity":{"type":"IAMUser","sessionContext":{"sessionIssuer":{"arn":"#;
+        assert!(b.append_file_where(cut, admits).is_err());
+        assert_eq!(b.rows(), 2);
         let (added, _) = b
-            .append_file_where(br#"{"Records":[{"eventName":"F"}, "x", [1]]}"#, admits)
+            .append_file_where(br#"{"Records":[{"eventName":"F","userIdentity":{"type":"Root","sessionContext":"odd","invokedBy":7}}, "x", [1]]}"#, admits)
             .expect("file with non-objects");
         assert_eq!((added.records, added.malformed), (1, 2));
         let batch = b.finish();
+        let identity = batch
+            .column_by_name("userIdentity")
+            .expect("userIdentity")
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::StructArray>()
+            .expect("struct");
+        let member = |name: &str| {
+            identity
+                .column_by_name(name)
+                .expect("member")
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::StringArray>()
+                .map(|a| a.iter().map(|v| v.map(str::to_owned)).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            member("type"),
+            Some(vec![None, None, Some("Root".to_owned())])
+        );
+        assert_eq!(
+            member("invokedBy"),
+            Some(vec![None, None, Some("7".to_owned())])
+        );
+        let session = identity
+            .column_by_name("sessionContext")
+            .expect("sessionContext");
+        assert_eq!((session.len(), session.null_count()), (3, 3));
         let names = batch
             .column_by_name("eventName")
             .expect("eventName")
