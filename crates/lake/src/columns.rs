@@ -646,6 +646,33 @@ impl EventsBuilder {
         if admits.is_none() && memchr::memmem::find(json, b"\"aws:").is_none() {
             return self.append_file_direct(json).map(|added| (added, 0));
         }
+        if let Some(spans) = record_spans(json) {
+            // Found without parsing; each record taken is parsed (and checked) on its own. If
+            // one is not valid JSON, the file's rows are cut off again and the file is read
+            // below, which names the fault.
+            let before = self.rows;
+            let mut added = Added::default();
+            let mut left_out = 0;
+            let mut broken = false;
+            for span in spans {
+                let text = &json[span];
+                if !admits.is_none_or(|admits| admits(text)) {
+                    left_out += 1;
+                    continue;
+                }
+                match serde_json::from_slice::<&RawValue>(text) {
+                    Ok(raw) => added += self.append_record(raw),
+                    Err(_) => {
+                        broken = true;
+                        break;
+                    }
+                }
+            }
+            if !broken {
+                return Ok((added, left_out));
+            }
+            self.cut_back(before);
+        }
         let file: File<'_> =
             serde_json::from_slice(json).map_err(|e| format!("not a CloudTrail log file: {e}"))?;
         let mut added = Added::default();
@@ -684,15 +711,21 @@ impl EventsBuilder {
                     }
                 }
                 self.rows += 1;
-                let batch = self.finish_own();
-                let kept = batch.slice(0, before);
-                self.carried = Some(match self.carried.take() {
-                    Some(old) => concat(&self.schema, &old, &kept),
-                    None => kept,
-                });
+                self.cut_back(before);
                 Err(format!("not a CloudTrail log file: {e}"))
             }
         }
+    }
+
+    /// Keeps only the first `before` rows appended since the last [`Self::finish`] (the rows of
+    /// a file that turned out broken go).
+    fn cut_back(&mut self, before: usize) {
+        let batch = self.finish_own();
+        let kept = batch.slice(0, before);
+        self.carried = Some(match self.carried.take() {
+            Some(old) => concat(&self.schema, &old, &kept),
+            None => kept,
+        });
     }
 
     fn finish_own(&mut self) -> RecordBatch {
@@ -718,6 +751,124 @@ impl EventsBuilder {
 
 fn concat(schema: &SchemaRef, a: &RecordBatch, b: &RecordBatch) -> RecordBatch {
     datafusion::arrow::compute::concat_batches(schema, [a, b]).expect("batches of one schema")
+}
+
+/// Where each record of a `{"Records":[...]}` file is, found by following its structure only:
+/// strings skipped with a vectorised search for their closing quote, brackets counted. No
+/// value is parsed (the records a caller takes are parsed then); `None` if the text is not of
+/// that shape as far as this scan sees.
+pub(crate) fn record_spans(json: &[u8]) -> Option<Vec<std::ops::Range<usize>>> {
+    let ws = |mut i: usize| {
+        while json.get(i).is_some_and(u8::is_ascii_whitespace) {
+            i += 1;
+        }
+        i
+    };
+    let mut i = ws(0);
+    if json.get(i) != Some(&b'{') {
+        return None;
+    }
+    let mut spans = None;
+    i = ws(i + 1);
+    if json.get(i) == Some(&b'}') {
+        return None;
+    }
+    loop {
+        if json.get(i) != Some(&b'"') {
+            return None;
+        }
+        let key_end = skip_string(json, i)?;
+        let key = &json[i + 1..key_end - 1];
+        i = ws(key_end);
+        if json.get(i) != Some(&b':') {
+            return None;
+        }
+        i = ws(i + 1);
+        if key == b"Records" {
+            if spans.is_some() || json.get(i) != Some(&b'[') {
+                return None;
+            }
+            let mut records = Vec::new();
+            i = ws(i + 1);
+            if json.get(i) == Some(&b']') {
+                i += 1;
+            } else {
+                loop {
+                    let end = skip_value(json, i)?;
+                    records.push(i..end);
+                    i = ws(end);
+                    match json.get(i) {
+                        Some(b',') => i = ws(i + 1),
+                        Some(b']') => {
+                            i += 1;
+                            break;
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            spans = Some(records);
+        } else {
+            i = skip_value(json, i)?;
+        }
+        i = ws(i);
+        match json.get(i) {
+            Some(b',') => i = ws(i + 1),
+            Some(b'}') => break,
+            _ => return None,
+        }
+    }
+    (ws(i + 1) == json.len()).then_some(())?;
+    spans
+}
+
+/// The end of the string starting at `i` (its opening quote).
+fn skip_string(json: &[u8], mut i: usize) -> Option<usize> {
+    i += 1;
+    loop {
+        i += memchr::memchr2(b'"', b'\\', json.get(i..)?)?;
+        if json[i] == b'"' {
+            return Some(i + 1);
+        }
+        i += 2; // an escape and the character it escapes
+    }
+}
+
+/// The end of the JSON value starting at `i`.
+fn skip_value(json: &[u8], mut i: usize) -> Option<usize> {
+    match *json.get(i)? {
+        b'"' => skip_string(json, i),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            loop {
+                match *json.get(i)? {
+                    b'"' => {
+                        i = skip_string(json, i)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+        }
+        _ => {
+            let start = i;
+            while json
+                .get(i)
+                .is_some_and(|c| !matches!(c, b',' | b'}' | b']') && !c.is_ascii_whitespace())
+            {
+                i += 1;
+            }
+            (i > start).then_some(i)
+        }
+    }
 }
 
 /// `{"Records":[...]}` read straight into the builder.

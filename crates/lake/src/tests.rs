@@ -727,6 +727,47 @@ fn a_store_in_a_bucket_keeps_its_files_there() {
 }
 
 #[test]
+fn records_are_delimited_by_structure_without_parsing() {
+    let texts = |json: &str| {
+        columns::record_spans(json.as_bytes()).map(|spans| {
+            spans
+                .into_iter()
+                .map(|r| json[r].to_owned())
+                .collect::<Vec<_>>()
+        })
+    };
+    assert_eq!(
+        texts(r#"{"Records":[{"a":"x\"}]"},{"b":[1,{"c":"]"}]}]}"#),
+        Some(vec![
+            r#"{"a":"x\"}]"}"#.to_owned(),
+            r#"{"b":[1,{"c":"]"}]}"#.to_owned()
+        ])
+    );
+    assert_eq!(
+        texts(" { \"Other\": {\"x\":[1,2]}, \"Records\" : [ {} , 7 , \"s\\\\\" ] }\n"),
+        Some(vec![
+            "{}".to_owned(),
+            "7".to_owned(),
+            "\"s\\\\\"".to_owned()
+        ])
+    );
+    assert_eq!(texts(r#"{"Records":[]}"#), Some(vec![]));
+    for not_a_log in [
+        r#"{"Records":[{"a":1}]} x"#,
+        r#"{"Records":[{"a":1}"#,
+        r#"{"Records":[{"a":"open}]}"#,
+        r#"{"Records":[{"a":1}}"#,
+        r#"{"Records":[1],"Records":[2]}"#,
+        r#"{"records":[]}"#,
+        r#"{}"#,
+        r#"[1]"#,
+        "",
+    ] {
+        assert_eq!(texts(not_a_log), None, "{not_a_log}");
+    }
+}
+
+#[test]
 fn a_file_that_breaks_half_way_adds_nothing() {
     let good =
         br#"{"Records":[{"eventName":"A","eventTime":"2026-12-01T00:00:00Z"},{"eventName":"B"}]}"#;
@@ -748,6 +789,9 @@ fn a_file_that_breaks_half_way_adds_nothing() {
         assert!(b.append_file_where(inside, admits).is_err());
         let cut = br#"{"Records":[{"eventName":"H","userIdentity":{"type":"IAMUser","sessionContext":{"sessionIssuer":{"arn":"#;
         assert!(b.append_file_where(cut, admits).is_err());
+        // A record taken, then a broken one: the first is cut off again.
+        let second = br#"{"Records":[{"eventName":"I"},{"eventName":"J",}]}"#;
+        assert!(b.append_file_where(second, admits).is_err());
         assert_eq!(b.rows(), 2);
         let (added, _) = b
             .append_file_where(br#"{"Records":[{"eventName":"F","userIdentity":{"type":"Root","sessionContext":"odd","invokedBy":7}}, "x", [1]]}"#, admits)
