@@ -594,35 +594,49 @@ impl EventsBuilder {
 
     /// Appends one record (a JSON value).
     pub fn append_record(&mut self, raw: &RawValue) -> Added {
-        let t = raw.get();
-        if !t.starts_with('{') {
-            return Added {
+        // A `RawValue` is valid JSON, and every member is read leniently: this cannot fail;
+        // should it, the row has been completed with nulls.
+        self.append_record_text(raw.get().as_bytes())
+            .unwrap_or(Added {
+                records: 1,
+                ..Added::default()
+            })
+    }
+
+    /// Appends one record from its text, which is parsed (and so checked) here: `Err` if it is
+    /// not valid JSON, after completing the row with nulls (the caller cuts the file back).
+    fn append_record_text(&mut self, t: &[u8]) -> Result<Added, ()> {
+        if t.first() != Some(&b'{') {
+            serde_json::from_slice::<IgnoredAny>(t).map_err(|_| ())?;
+            return Ok(Added {
                 malformed: 1,
                 ..Added::default()
-            };
+            });
         }
-        if t.contains("\"aws:") && is_foreign(t) {
-            return Added {
+        if memchr::memmem::find(t, b"\"aws:").is_some() && is_foreign(t) {
+            return Ok(Added {
                 foreign: 1,
                 ..Added::default()
-            };
+            });
         }
-        let mut de = serde_json::Deserializer::from_str(t);
-        let outcome = de.deserialize_map(RecordVisitor(&mut self.cols));
-        if outcome.is_err() {
-            // Every member is read leniently, so a syntactically valid object cannot fail;
-            // should it, the row is completed with nulls to keep the columns aligned.
-            for c in self.cols.iter_mut().flatten() {
-                if c.len() <= self.rows {
-                    c.append_null();
-                }
+        // Every caller's text is UTF-8 (a `RawValue`, or a span of a checked file that starts
+        // and ends at ASCII structure); should one not be, the record is not valid.
+        let text = std::str::from_utf8(t).map_err(|_| ())?;
+        let mut de = serde_json::Deserializer::from_str(text);
+        let outcome = de
+            .deserialize_map(RecordVisitor(&mut self.cols))
+            .and_then(|()| de.end());
+        for c in self.cols.iter_mut().flatten() {
+            if c.len() <= self.rows {
+                c.append_null();
             }
         }
         self.rows += 1;
-        Added {
+        outcome.map_err(|_| ())?;
+        Ok(Added {
             records: 1,
             ..Added::default()
-        }
+        })
     }
 
     /// Appends the records of one log file (`{"Records":[...]}`, uncompressed).
@@ -642,11 +656,19 @@ impl EventsBuilder {
             #[serde(rename = "Records", borrow)]
             records: Vec<&'a RawValue>,
         }
+        // The whole text is checked once (the parser then reads it as text and needs not check
+        // each string it meets).
+        let json = std::str::from_utf8(json).map_err(|e| {
+            format!(
+                "not a CloudTrail log file: invalid UTF-8 at byte {}",
+                e.valid_up_to()
+            )
+        })?;
         // Records are split out first only when each must be looked at as text.
-        if admits.is_none() && memchr::memmem::find(json, b"\"aws:").is_none() {
+        if admits.is_none() && !may_hold_notifications(json.as_bytes()) {
             return self.append_file_direct(json).map(|added| (added, 0));
         }
-        if let Some(spans) = record_spans(json) {
+        if let Some(spans) = record_spans(json.as_bytes()) {
             // Found without parsing; each record taken is parsed (and checked) on its own. If
             // one is not valid JSON, the file's rows are cut off again and the file is read
             // below, which names the fault.
@@ -655,14 +677,14 @@ impl EventsBuilder {
             let mut left_out = 0;
             let mut broken = false;
             for span in spans {
-                let text = &json[span];
+                let text = &json.as_bytes()[span];
                 if !admits.is_none_or(|admits| admits(text)) {
                     left_out += 1;
                     continue;
                 }
-                match serde_json::from_slice::<&RawValue>(text) {
-                    Ok(raw) => added += self.append_record(raw),
-                    Err(_) => {
+                match self.append_record_text(text) {
+                    Ok(one) => added += one,
+                    Err(()) => {
                         broken = true;
                         break;
                     }
@@ -674,7 +696,7 @@ impl EventsBuilder {
             self.cut_back(before);
         }
         let file: File<'_> =
-            serde_json::from_slice(json).map_err(|e| format!("not a CloudTrail log file: {e}"))?;
+            serde_json::from_str(json).map_err(|e| format!("not a CloudTrail log file: {e}"))?;
         let mut added = Added::default();
         let mut left_out = 0;
         for raw in file.records {
@@ -690,10 +712,10 @@ impl EventsBuilder {
     /// Appends every record of a file in one pass over its text (nothing to search for, no
     /// `aws:` source in it). A file that turns out not to be valid JSON half-way adds nothing:
     /// the rows it added are cut off again.
-    fn append_file_direct(&mut self, json: &[u8]) -> Result<Added, String> {
+    fn append_file_direct(&mut self, json: &str) -> Result<Added, String> {
         let before = self.rows;
         let mut added = Added::default();
-        let mut de = serde_json::Deserializer::from_slice(json);
+        let mut de = serde_json::Deserializer::from_str(json);
         let outcome = FileSeed {
             builder: self,
             added: &mut added,
@@ -977,14 +999,29 @@ impl<'de> Visitor<'de> for RecordSeed<'_> {
     scalars_answer!(|this| this.malformed());
 }
 
+/// Whether a file may hold S3/SES notification records: an `eventSource` member whose value
+/// starts with `aws:` (whitespace allowed around the colon), or any `\u` escape (which could
+/// spell either). Files that may are read record by record, the others in one pass.
+fn may_hold_notifications(json: &[u8]) -> bool {
+    if memchr::memmem::find(json, b"\\u").is_some() {
+        return true;
+    }
+    memchr::memmem::find_iter(json, b"\"aws:").any(|at| {
+        let before = json[..at].trim_ascii_end();
+        before
+            .strip_suffix(b":")
+            .is_some_and(|b| b.trim_ascii_end().ends_with(b"\"eventSource\""))
+    })
+}
+
 /// Whether the record's top-level `eventSource` starts with `aws:` (S3/SES notifications).
-fn is_foreign(t: &str) -> bool {
+fn is_foreign(t: &[u8]) -> bool {
     #[derive(serde::Deserialize)]
     struct Peek<'a> {
         #[serde(rename = "eventSource", borrow, default)]
         source: Option<Cow<'a, str>>,
     }
-    serde_json::from_str::<Peek<'_>>(t)
+    serde_json::from_slice::<Peek<'_>>(t)
         .ok()
         .and_then(|p| p.source)
         .is_some_and(|s| s.starts_with("aws:"))

@@ -543,6 +543,26 @@ fn notification_records_and_non_objects_are_not_taken() {
         }
     );
     assert_eq!(b.finish().num_rows(), 1);
+    // However the member is spaced or spelled, a notification is recognised; a file whose only
+    // `"aws:` is inside a value is read in one pass and keeps every record.
+    for (file, foreign) in [
+        (&br#"{"Records":[{"eventSource" :	"aws:ses","eventName":"x"},{"eventName":"y"}]}"#[..], 1),
+        (br#"{"Records":[{"eventSourc\u0065":"aws:s3"},{"eventName":"y"}]}"#, 1),
+        (br#"{"Records":[{"eventSource":"iam.amazonaws.com","requestParameters":{"k":"aws:x","c":"\"aws:y\""}},{"eventName":"y"}]}"#, 0),
+    ] {
+        let added = b.append_file(file).expect("file");
+        assert_eq!((added.records, added.foreign), (2 - foreign, foreign));
+    }
+    assert_eq!(b.finish().num_rows(), 4);
+    assert!(b
+        .append_file("{\"Records\":[{\"eventName\":\"\u{e9}\"}]}".as_bytes())
+        .is_ok());
+    let mut latin1 = br#"{"Records":[{"eventName":"x"}]}"#.to_vec();
+    latin1[24] = 0xe9;
+    assert!(b
+        .append_file(&latin1)
+        .expect_err("not UTF-8")
+        .contains("invalid UTF-8 at byte 24"));
     assert!(b.append_file(b"[1,2]").is_err());
 }
 
