@@ -12,12 +12,14 @@
 use datafusion::arrow::array::{Array, ArrayRef, StringArray, StringBuilder};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::cast::as_string_array;
+use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{create_udf, ColumnarValue, ScalarUDF, Volatility};
 use datafusion::prelude::SessionContext;
 use serde::de::{Deserializer as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// One step of a path.
@@ -79,28 +81,42 @@ pub fn parse_path(path: &str) -> std::result::Result<Vec<Step>, String> {
 }
 
 /// The raw JSON text at `steps`, found without building the document: at each level only the
-/// named member (or the indexed element) is kept, everything else is skipped.
-fn locate<'a>(json: &'a str, steps: &[Step]) -> Option<&'a RawValue> {
-    let mut current: &'a RawValue = serde_json::from_str(json).ok()?;
-    for step in steps {
-        let text = current.get();
-        current = match step {
-            Step::Member(name) => {
-                // Cheap refusal: the name cannot be a member if it is not in the text at all
-                // (names with escapes are looked up the slow way).
-                if !name.contains(['\\', '"']) && !text.contains(name.as_str()) {
-                    return None;
-                }
-                let mut de = serde_json::Deserializer::from_str(text);
-                de.deserialize_any(MemberVisitor(name)).ok()??
-            }
-            Step::Index(n) => {
-                let mut de = serde_json::Deserializer::from_str(text);
-                de.deserialize_any(IndexVisitor(*n)).ok()??
-            }
-        };
+/// named member (or the indexed element) is kept, everything else is skipped. The whole
+/// document is read (and so checked) once, by the first step.
+fn locate<'a>(json: &'a str, steps: &[Step]) -> Option<&'a str> {
+    let Some((first, rest)) = steps.split_first() else {
+        return serde_json::from_str::<&RawValue>(json)
+            .ok()
+            .map(RawValue::get);
+    };
+    // Cheap refusal: a name that is nowhere in the text is not a member (names with escapes
+    // are looked up the slow way).
+    let absent = |text: &str, name: &str| !name.contains(['\\', '"']) && !text.contains(name);
+    if matches!(first, Step::Member(name) if absent(json, name)) {
+        return None;
+    }
+    let mut de = serde_json::Deserializer::from_str(json);
+    let found = step_into(&mut de, first).ok()?;
+    de.end().ok()?;
+    let mut current = found?.get();
+    for step in rest {
+        if matches!(step, Step::Member(name) if absent(current, name)) {
+            return None;
+        }
+        let mut de = serde_json::Deserializer::from_str(current);
+        current = step_into(&mut de, step).ok()??.get();
     }
     Some(current)
+}
+
+fn step_into<'a>(
+    de: &mut serde_json::Deserializer<serde_json::de::StrRead<'a>>,
+    step: &Step,
+) -> serde_json::Result<Option<&'a RawValue>> {
+    match step {
+        Step::Member(name) => de.deserialize_any(MemberVisitor(name)),
+        Step::Index(n) => de.deserialize_any(IndexVisitor(*n)),
+    }
 }
 
 struct MemberVisitor<'n>(&'n str);
@@ -159,27 +175,31 @@ impl<'de> Visitor<'de> for IndexVisitor {
 }
 
 /// `json_extract_scalar` on one value.
-pub fn extract_scalar(json: &str, steps: &[Step]) -> Option<String> {
+pub fn extract_scalar<'a>(json: &'a str, steps: &[Step]) -> Option<Cow<'a, str>> {
     let raw = locate(json, steps)?;
-    match serde_json::from_str::<Value>(raw.get()).ok()? {
-        Value::String(s) => Some(s),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
+    if let Some(inner) = raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+        if !inner.contains('\\') {
+            return Some(Cow::Borrowed(inner));
+        }
+    }
+    match serde_json::from_str::<Value>(raw).ok()? {
+        Value::String(s) => Some(Cow::Owned(s)),
+        Value::Number(n) => Some(Cow::Owned(n.to_string())),
+        Value::Bool(b) => Some(Cow::Owned(b.to_string())),
         _ => None,
     }
 }
 
 /// `json_extract` on one value (the JSON text as written, compact input stays compact).
-pub fn extract(json: &str, steps: &[Step]) -> Option<String> {
+pub fn extract<'a>(json: &'a str, steps: &[Step]) -> Option<Cow<'a, str>> {
     let raw = locate(json, steps)?;
-    (raw.get() != "null").then(|| raw.get().to_owned())
+    (raw != "null").then_some(Cow::Borrowed(raw))
 }
 
-fn apply(
-    args: &[ColumnarValue],
-    f: fn(&str, &[Step]) -> Option<String>,
-    name: &str,
-) -> Result<ColumnarValue> {
+/// What both functions compute on one value.
+type Extractor = for<'a> fn(&'a str, &[Step]) -> Option<Cow<'a, str>>;
+
+fn apply(args: &[ColumnarValue], f: Extractor, name: &str) -> Result<ColumnarValue> {
     let [json, path] = args else {
         return Err(DataFusionError::Plan(format!(
             "{name}(json, path) takes two arguments"
@@ -190,29 +210,47 @@ fn apply(
         ColumnarValue::Scalar(_) => 1,
     };
     let json = json.to_array(rows)?;
-    let path = path.to_array(rows)?;
     let json = as_string_array(&json)?;
-    let path: &StringArray = as_string_array(&path)?;
     let mut out = StringBuilder::with_capacity(rows, rows * 8);
-    let mut cached: Option<(String, Vec<Step>)> = None;
-    for i in 0..rows {
-        if json.is_null(i) || path.is_null(i) {
-            out.append_null();
-            continue;
+    // The usual case: one path for every row, parsed once.
+    let constant = match path {
+        ColumnarValue::Scalar(ScalarValue::Utf8(p) | ScalarValue::LargeUtf8(p)) => Some(p.clone()),
+        _ => None,
+    };
+    if let Some(p) = constant {
+        let steps = match &p {
+            Some(p) => Some(parse_path(p).map_err(DataFusionError::Execution)?),
+            None => None,
+        };
+        for i in 0..rows {
+            match &steps {
+                Some(steps) if json.is_valid(i) => out.append_option(f(json.value(i), steps)),
+                _ => out.append_null(),
+            }
         }
-        let p = path.value(i);
-        if cached.as_ref().is_none_or(|(text, _)| text != p) {
-            let steps = parse_path(p).map_err(DataFusionError::Execution)?;
-            cached = Some((p.to_owned(), steps));
+    } else {
+        let path = path.to_array(rows)?;
+        let path: &StringArray = as_string_array(&path)?;
+        let mut cached: Option<(String, Vec<Step>)> = None;
+        for i in 0..rows {
+            if json.is_null(i) || path.is_null(i) {
+                out.append_null();
+                continue;
+            }
+            let p = path.value(i);
+            if cached.as_ref().is_none_or(|(text, _)| text != p) {
+                let steps = parse_path(p).map_err(DataFusionError::Execution)?;
+                cached = Some((p.to_owned(), steps));
+            }
+            let steps = cached.as_ref().map(|(_, s)| s.as_slice()).unwrap_or(&[]);
+            out.append_option(f(json.value(i), steps));
         }
-        let steps = cached.as_ref().map(|(_, s)| s.as_slice()).unwrap_or(&[]);
-        out.append_option(f(json.value(i), steps));
     }
     let array: ArrayRef = Arc::new(out.finish());
     Ok(ColumnarValue::Array(array))
 }
 
-fn udf(name: &'static str, f: fn(&str, &[Step]) -> Option<String>) -> ScalarUDF {
+fn udf(name: &'static str, f: Extractor) -> ScalarUDF {
     create_udf(
         name,
         vec![DataType::Utf8, DataType::Utf8],
@@ -249,5 +287,19 @@ mod tests {
         assert!(parse_path("a.b").is_err());
         assert!(parse_path("$.a[").is_err());
         assert_eq!(extract_scalar("not json", &[]), None);
+        // The whole document is checked, even past the member; escapes are decoded.
+        let a = parse_path("$.a").expect("path");
+        assert_eq!(extract_scalar(r#"{"a":1} x"#, &a), None);
+        assert_eq!(extract_scalar(r#"{"a":1,"b":}"#, &a), None);
+        assert_eq!(
+            extract_scalar(r#"{"a":"x\"y\u00e9"}"#, &a).as_deref(),
+            Some("x\"y\u{e9}")
+        );
+        assert_eq!(
+            extract_scalar(r#"{"a":"plain"}"#, &a).as_deref(),
+            Some("plain")
+        );
+        assert_eq!(extract(r#" {"a":[1, 2]} "#, &a).as_deref(), Some("[1, 2]"));
+        assert_eq!(extract(r#"{"b":{"a":1}}"#, &a), None);
     }
 }
