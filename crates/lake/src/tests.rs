@@ -672,6 +672,60 @@ fn store_lifecycle(stores: &store::Stores, rt: &tokio::runtime::Runtime) -> stor
 }
 
 #[test]
+fn a_store_file_holds_each_api_call_together_in_time_order() {
+    use datafusion::arrow::array::{AsArray, DictionaryArray};
+    use datafusion::arrow::datatypes::Int32Type;
+    let data = tempfile::tempdir().expect("tempdir");
+    let stores = store::Stores::open(data.path(), "us-east-1", "111122223333").expect("stores");
+    let eds = stores
+        .create("order", store::StoreChanges::default(), 0, 0)
+        .expect("create");
+    let records: Vec<Box<serde_json::value::RawValue>> = [("B", 1), ("A", 2), ("B", 0), ("A", 3)]
+        .iter()
+        .map(|(name, minute)| {
+            serde_json::value::to_raw_value(&serde_json::json!({
+                "eventTime": format!("2026-12-01T00:0{minute}:00Z"),
+                "eventName": name,
+            }))
+            .expect("raw")
+        })
+        .collect();
+    let refs: Vec<_> = records.iter().map(AsRef::as_ref).collect();
+    stores.write(&eds, &refs, "w").expect("write");
+    let files = stores.files(&eds).expect("files");
+    let file = std::fs::File::open(&files[0]).expect("open");
+    let batch =
+        datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .expect("parquet")
+            .build()
+            .expect("reader")
+            .next()
+            .expect("a batch")
+            .expect("read");
+    let names = batch
+        .column_by_name("eventName")
+        .expect("eventName")
+        .as_any()
+        .downcast_ref::<DictionaryArray<Int32Type>>()
+        .expect("dictionary");
+    let values = names.values().as_string::<i32>();
+    let order: Vec<&str> = names
+        .keys()
+        .iter()
+        .map(|k| values.value(k.expect("key") as usize))
+        .collect();
+    assert_eq!(order, ["A", "A", "B", "B"]);
+    let times = batch
+        .column_by_name("eventTime")
+        .expect("eventTime")
+        .as_any()
+        .downcast_ref::<datafusion::arrow::array::TimestampMillisecondArray>()
+        .expect("time");
+    let minutes: Vec<i64> = times.values().iter().map(|t| t / 60_000 % 60).collect();
+    assert_eq!(minutes, [2, 3, 0, 1]);
+}
+
+#[test]
 fn retention_deletes_exactly_the_expired_days() {
     let data = tempfile::tempdir().expect("tempdir");
     let stores = store::Stores::open(data.path(), "us-east-1", "111122223333").expect("stores");
