@@ -1,10 +1,9 @@
 //! `cairn iam ...`: identities through the API (so every change is recorded in the trail).
 
-use crate::client::{error_text, http, percent_encode, DEFAULT_ENDPOINT};
-use crate::sign::SendSigned;
-use anyhow::{bail, Context};
+use crate::client::{http, percent_encode, DEFAULT_ENDPOINT};
+use anyhow::Context;
 use clap::Subcommand;
-use serde_json::{json, Value};
+use serde_json::json;
 
 #[derive(Debug, clap::Args)]
 pub struct IamArgs {
@@ -112,15 +111,7 @@ pub async fn run(args: IamArgs) -> anyhow::Result<()> {
         }
         IamCommand::Whoami => client.get(format!("{base}/v1/iam/whoami")),
     };
-    let response = request
-        .header("content-type", "application/json")
-        .send_signed()
-        .await
-        .with_context(|| format!("connecting to {base}"))?;
-    if !response.status().is_success() {
-        bail!("{}", error_text(response).await);
-    }
-    let body: Value = serde_json::from_slice(&response.bytes().await?)?;
+    let body = crate::client::call(request, &base).await?;
     println!("{}", serde_json::to_string_pretty(&body)?);
     Ok(())
 }

@@ -1,7 +1,6 @@
 //! `cairn trails ...`: trail administration against a running server.
 
-use crate::client::{error_text, percent_encode, DEFAULT_ENDPOINT};
-use crate::sign::SendSigned;
+use crate::client::{percent_encode, DEFAULT_ENDPOINT};
 use anyhow::{bail, Context};
 use clap::Subcommand;
 use serde_json::{json, Value};
@@ -199,16 +198,7 @@ pub async fn run(args: TrailsArgs) -> anyhow::Result<()> {
         TrailsCommand::GetEventSelectors { name } => client.get(url(name, "/event-selectors")),
         TrailsCommand::Flush { name } => client.post(url(name, "/flush")),
     };
-    let response = request
-        .header("content-type", "application/json")
-        .send_signed()
-        .await
-        .with_context(|| format!("calling {base}"))?;
-    if !response.status().is_success() {
-        bail!("{}", error_text(response).await);
-    }
-    let text = response.text().await.context("reading the answer")?;
-    let value: Value = serde_json::from_str(&text).context("the answer is not JSON")?;
+    let value = crate::client::call(request, &base).await?;
     println!("{}", serde_json::to_string_pretty(&value)?);
     Ok(())
 }

@@ -665,13 +665,13 @@ async fn a_store_in_a_bucket_answers_and_survives_an_outage() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let s3 = moto.s3_config();
-    let server = TestServer::start(&data, |c| {
+    let with_bucket = |c: &mut cairn_server::config::RawConfig| {
         c.account_id = Some("111122223333".into());
         c.lake_flush_seconds = Some(1);
-        c.s3 = Some(s3);
+        c.s3 = Some(s3.clone());
         c.lake_bucket = Some("lake-data".into());
-    })
-    .await;
+    };
+    let server = TestServer::start(&data, with_bucket).await;
     let (status, store) = server
         .post(
             "/v1/event-data-stores",
@@ -776,14 +776,7 @@ async fn a_store_in_a_bucket_answers_and_survives_an_outage() {
     assert!(ok, "{stderr}");
     assert_eq!(json_rows(&stdout), [json!({"n": "7"})]);
     server.stop().await;
-    let s3 = moto.s3_config();
-    let server = TestServer::start(&data, |c| {
-        c.account_id = Some("111122223333".into());
-        c.lake_flush_seconds = Some(1);
-        c.s3 = Some(s3);
-        c.lake_bucket = Some("lake-data".into());
-    })
-    .await;
+    let server = TestServer::start(&data, with_bucket).await;
     assert_eq!(
         count(
             &server,
