@@ -43,6 +43,10 @@ pub struct LakeBenchArgs {
     /// Measure only `parquet` (a) or `json` (b).
     #[arg(long)]
     only: Option<String>,
+    /// Print each store query's physical plan with its metrics (rows, time, pruning) after
+    /// timing it.
+    #[arg(long)]
+    explain: bool,
 }
 
 const ACCOUNTS: usize = 40;
@@ -489,6 +493,23 @@ async fn cairn_store(
     Ok((times[times.len() / 2], rows, bytes))
 }
 
+/// The plan of a store query, run once, with its metrics.
+async fn explain_store(stores: &Stores, now: i64, sql: &str) -> anyhow::Result<String> {
+    let store = stores.get("bench")?;
+    let ctx = cairn_lake::query::session();
+    cairn_lake::query::register_store(&ctx, stores, &store, now).await?;
+    let sql = sql.replace("FROM events", "FROM bench");
+    let plan = ctx.sql(&sql).await?.create_physical_plan().await?;
+    cairn_lake::datafusion::physical_plan::collect(plan.clone(), ctx.task_ctx()).await?;
+    let text =
+        cairn_lake::datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(
+            plan.as_ref(),
+        )
+        .indent(true)
+        .to_string();
+    Ok(text)
+}
+
 async fn cairn_raw(
     tree: &Path,
     sql: &str,
@@ -544,6 +565,7 @@ pub async fn lake(args: LakeBenchArgs) -> anyhow::Result<()> {
                     runs: 1,
                     generate_only: true,
                     only: None,
+                    explain: false,
                 },
                 start,
             )
@@ -603,6 +625,9 @@ pub async fn lake(args: LakeBenchArgs) -> anyhow::Result<()> {
         line("|---|---|---|---|---|".into());
         for (i, (name, sql, _)) in qs.iter().enumerate() {
             let (secs, result, _) = cairn_store(&stores, now, sql, args.runs).await?;
+            if args.explain {
+                eprintln!("{name}:\n{}", explain_store(&stores, now, sql).await?);
+            }
             let rows = result.len();
             store_results.insert(*name, result);
             let (d, mismatch) = duck_answer(&duck[i], name, rows);
