@@ -61,6 +61,9 @@ pub fn read_only() -> SQLOptions {
         .with_allow_statements(false)
 }
 
+/// The partition directories' column (`date=YYYY-MM-DD`), hidden from queries.
+const PARTITION: &str = "date";
+
 /// Registers `store` on `ctx` under its name and its id, showing only events inside its
 /// retention at `now_ms`.
 pub async fn register_store(
@@ -74,22 +77,45 @@ pub async fn register_store(
     if let Some(object_store) = object_store {
         ctx.register_object_store(url.object_store().as_ref(), object_store);
     }
-    let options =
-        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    // The `date=` directories as a column, so that retention costs nothing on the rows of
+    // days wholly inside it: those files are scanned with no retention predicate (a filter on
+    // `date` alone is applied to the directory names when the files are listed), and only
+    // the files of the day the cutoff falls in compare `eventTime`. Files of earlier days are
+    // not even listed.
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+        .with_file_extension(".parquet")
+        .with_table_partition_cols(vec![(PARTITION.to_owned(), DataType::Utf8)]);
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
         .with_schema(crate::columns::store_schema());
     let table = Arc::new(ListingTable::try_new(config)?);
     let cutoff = Stores::cutoff(store, now_ms);
-    let view = ctx
+    let cutoff_day = lit(cairn_model::time::format_utc_seconds(cutoff)[..10].to_owned());
+    let columns = || {
+        crate::columns::store_schema()
+            .fields()
+            .iter()
+            .map(|f| ident(f.name()))
+            .collect::<Vec<_>>()
+    };
+    let whole_days = ctx
+        .read_table(table.clone())?
+        .filter(ident(PARTITION).gt(cutoff_day.clone()))?
+        .select(columns())?;
+    let cutoff_day = ctx
         .read_table(table)?
         .filter(
-            ident("eventTime").gt_eq(lit(ScalarValue::TimestampMillisecond(
-                Some(cutoff),
-                Some("UTC".into()),
-            ))),
+            ident(PARTITION)
+                .eq(cutoff_day)
+                .and(
+                    ident("eventTime").gt_eq(lit(ScalarValue::TimestampMillisecond(
+                        Some(cutoff),
+                        Some("UTC".into()),
+                    ))),
+                ),
         )?
-        .into_view();
+        .select(columns())?;
+    let view = whole_days.union(cutoff_day)?.into_view();
     ctx.register_table(store.name.as_str(), view.clone())?;
     if store.id != store.name {
         ctx.register_table(store.id.as_str(), view)?;

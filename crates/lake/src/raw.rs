@@ -536,6 +536,16 @@ pub async fn fetch(source: &TreeSource, location: &str) -> Result<Vec<u8>, Strin
     }
 }
 
+/// Reads a whole local file into `buffer` (replacing what it held).
+fn read_into(path: &str, buffer: &mut Vec<u8>) -> Result<(), String> {
+    use std::io::Read;
+    buffer.clear();
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_to_end(buffer))
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 /// The whole-buffer inflater [`gunzip`] reuses (one per reading thread).
 pub use libdeflater::Decompressor as Inflater;
 
@@ -588,22 +598,28 @@ impl PartitionStream for TreePartition {
             let mut local = ScanReport::default();
             let mut inflater = Inflater::new();
             let mut buffer = Vec::new();
+            let mut compressed = Vec::new();
             for file in files.iter().map(|&i| &listing[i]) {
-                let outcome = handle
-                    .block_on(fetch(&source, &file.location))
-                    .and_then(|bytes| {
-                        local.bytes += bytes.len() as u64;
-                        let json = gunzip(&bytes, &mut inflater, &mut buffer)?;
-                        if !needles.admits(json) {
-                            // Nothing in the file can match: not even split into records.
-                            local.files_ruled_out += 1;
-                            return Ok((Added::default(), 0));
-                        }
-                        let admit = |record: &[u8]| needles.admits(record);
-                        let admits: Option<&columns::Admits<'_>> =
-                            (!needles.is_empty()).then_some(&admit);
-                        events.append_file_where(json, admits)
-                    });
+                let fetched = match &source {
+                    // Read into one buffer (no allocation, no `stat` for the size per file).
+                    TreeSource::Dir(_) => read_into(&file.location, &mut compressed),
+                    TreeSource::Objects { .. } => handle
+                        .block_on(fetch(&source, &file.location))
+                        .map(|bytes| compressed = bytes),
+                };
+                let outcome = fetched.map(|()| compressed.as_slice()).and_then(|bytes| {
+                    local.bytes += bytes.len() as u64;
+                    let json = gunzip(&bytes, &mut inflater, &mut buffer)?;
+                    if !needles.admits(json) {
+                        // Nothing in the file can match: not even split into records.
+                        local.files_ruled_out += 1;
+                        return Ok((Added::default(), 0));
+                    }
+                    let admit = |record: &[u8]| needles.admits(record);
+                    let admits: Option<&columns::Admits<'_>> =
+                        (!needles.is_empty()).then_some(&admit);
+                    events.append_file_where(json, admits)
+                });
                 match outcome {
                     Ok((added, left_out)) => {
                         local.files_read += 1;

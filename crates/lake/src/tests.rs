@@ -609,17 +609,25 @@ fn store_lifecycle(stores: &store::Stores, rt: &tokio::runtime::Runtime) -> stor
         .expect("create");
     let day = 86_400_000i64;
     let now = cairn_model::time::parse_utc("2026-12-20T12:00:00Z").expect("now");
-    // Events 10, 8, 7.5 (same day as the cutoff), 6 and 1 days old.
-    let records = aged_records(now, &[10 * day, 8 * day, 7 * day + day / 2, 6 * day, day]);
+    // Events 10, 8, 7.5 and 7 less 2 hours (the cutoff's day, before and after it), 6 and 1
+    // days old.
+    let records = aged_records(
+        now,
+        &[
+            10 * day,
+            8 * day,
+            7 * day + day / 2,
+            7 * day - 2 * 3_600_000,
+            6 * day,
+            day,
+        ],
+    );
     let refs: Vec<_> = records.iter().map(AsRef::as_ref).collect();
     stores
-        .write(&eds, &refs, "wal-00000000000000000001-00000000000000000005")
+        .write(&eds, &refs, "wal-00000000000000000001-00000000000000000006")
         .expect("write");
     assert_eq!(stores.files(&eds).expect("files").len(), 5);
-    // The two whole days before the cutoff go; the cutoff's own day stays.
-    assert_eq!(stores.expire(now).expect("expire"), 2);
-    assert_eq!(stores.files(&eds).expect("files").len(), 3);
-    // …but queries never show an expired event, even from the cutoff's day.
+    // Queries never show an expired event: from days not yet swept, nor from the cutoff's day.
     let names = |eds: &store::EventDataStore| {
         rt.block_on(async {
             let ctx = query::session();
@@ -632,21 +640,25 @@ fn store_lifecycle(stores: &store::Stores, rt: &tokio::runtime::Runtime) -> stor
             text_rows(&batches).concat()
         })
     };
-    assert_eq!(names(&eds), ["age144", "age24"]);
+    assert_eq!(names(&eds), ["age166", "age144", "age24"]);
+    // The two whole days before the cutoff go; the cutoff's own day stays.
+    assert_eq!(stores.expire(now).expect("expire"), 2);
+    assert_eq!(stores.files(&eds).expect("files").len(), 3);
+    assert_eq!(names(&eds), ["age166", "age144", "age24"]);
     // A file written after a query is in the next query.
     let late = aged_records(now, &[2 * day]);
     let refs: Vec<_> = late.iter().map(AsRef::as_ref).collect();
     stores
-        .write(&eds, &refs, "wal-00000000000000000006-00000000000000000006")
-        .expect("write");
-    assert_eq!(names(&eds), ["age144", "age48", "age24"]);
-    // Files holding events beyond the committed cursor (a crash before the commit) go.
-    stores
         .write(&eds, &refs, "wal-00000000000000000007-00000000000000000007")
         .expect("write");
-    assert_eq!(stores.remove_uncommitted(&eds, 6).expect("remove"), 1);
+    assert_eq!(names(&eds), ["age166", "age144", "age48", "age24"]);
+    // Files holding events beyond the committed cursor (a crash before the commit) go.
+    stores
+        .write(&eds, &refs, "wal-00000000000000000008-00000000000000000008")
+        .expect("write");
+    assert_eq!(stores.remove_uncommitted(&eds, 7).expect("remove"), 1);
     assert_eq!(stores.files(&eds).expect("files").len(), 4);
-    assert_eq!(names(&eds), ["age144", "age48", "age24"]);
+    assert_eq!(names(&eds), ["age166", "age144", "age48", "age24"]);
 
     // Termination protection (on by default) refuses deletion until turned off.
     assert_eq!(
