@@ -609,7 +609,7 @@ impl PartitionStream for TreePartition {
                 };
                 let outcome = fetched.map(|()| compressed.as_slice()).and_then(|bytes| {
                     local.bytes += bytes.len() as u64;
-                    let json = gunzip(&bytes, &mut inflater, &mut buffer)?;
+                    let json = gunzip(bytes, &mut inflater, &mut buffer)?;
                     if !needles.admits(json) {
                         // Nothing in the file can match: not even split into records.
                         local.files_ruled_out += 1;
