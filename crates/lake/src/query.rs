@@ -29,7 +29,10 @@ pub fn session() -> SessionContext {
             false,
         )
         .set_bool("datafusion.execution.parquet.pushdown_filters", true)
-        .set_bool("datafusion.execution.parquet.reorder_filters", true);
+        .set_bool("datafusion.execution.parquet.reorder_filters", true)
+        // Cairn's stores are written without bloom filters; looking for them costs each file a
+        // probe per row group and column a predicate names (8.5 ms of a 33 ms query).
+        .set_bool("datafusion.execution.parquet.bloom_filter_on_read", false);
     let ctx = SessionContext::new_with_config_rt(config, runtime());
     crate::udf::register(&ctx);
     ctx
@@ -82,7 +85,10 @@ pub async fn register_store(
     // `date` alone is applied to the directory names when the files are listed), and only
     // the files of the day the cutoff falls in compare `eventTime`. Files of earlier days are
     // not even listed.
-    let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+    // The format takes the session's Parquet options (a default `ParquetFormat` has its own,
+    // and only `pushdown_filters` is also read from the session).
+    let format = ParquetFormat::default().with_options(ctx.state().default_table_options().parquet);
+    let options = ListingOptions::new(Arc::new(format))
         .with_file_extension(".parquet")
         .with_table_partition_cols(vec![(PARTITION.to_owned(), DataType::Utf8)]);
     let config = ListingTableConfig::new(url)
