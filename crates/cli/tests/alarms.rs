@@ -159,8 +159,22 @@ async fn a_root_sign_in_fires_the_cis_alarm_and_the_webhook_gets_a_signed_notifi
     let (_, filters) = server.get("/v1/log-groups/audit/metric-filters").await;
     assert_eq!(filters["metricFilters"].as_array().map(Vec::len), Some(15));
 
+    // A trail change now that the filters exist (metric filters count events applied after
+    // them, as CloudWatch's do: the StartLogging call above may have reached the log group
+    // before the filters did).
+    let updated = server
+        .send(
+            server
+                .client
+                .patch(format!("{}/v1/trails/main", server.base))
+                .header("content-type", json_ct)
+                .body(json!({"Name": "main", "IsMultiRegionTrail": true}).to_string()),
+        )
+        .await;
+    assert_eq!(updated.status(), 200);
+
     // Every alarm is evaluated at once: missing data is not breaching, so OK — except the
-    // CloudTrail-changes alarm (CloudWatch.5), which the trail's own StartLogging call fired.
+    // CloudTrail-changes alarm (CloudWatch.5), which the trail's own UpdateTrail call fired.
     let started = std::time::Instant::now();
     loop {
         let (_, alarms) = server.get("/v1/alarms").await;
