@@ -976,3 +976,54 @@ async fn the_text_search_rules_out_records_without_changing_answers() {
     .await;
     assert_eq!(rows, count_rows(1));
 }
+
+/// A store's scans run with the session's Parquet options (a `ParquetFormat` built on its own
+/// carries defaults: filters not reordered, bloom filters looked for in files that have none).
+#[test]
+fn store_scans_take_the_session_parquet_options() {
+    use datafusion::datasource::physical_plan::{FileScanConfig, ParquetSource};
+    use datafusion::datasource::source::DataSourceExec;
+    let data = tempfile::tempdir().expect("tempdir");
+    let stores = store::Stores::open(data.path(), "us-east-1", "111122223333").expect("stores");
+    let eds = stores
+        .create("opts", store::StoreChanges::default(), 0, 0)
+        .expect("create");
+    let now = cairn_model::time::parse_utc("2026-12-20T12:00:00Z").expect("now");
+    let records = aged_records(now, &[86_400_000]);
+    let refs: Vec<_> = records.iter().map(AsRef::as_ref).collect();
+    stores.write(&eds, &refs, "w").expect("write");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let options = rt.block_on(async {
+        let ctx = query::session();
+        query::register_store(&ctx, &stores, &eds, now)
+            .await
+            .expect("register");
+        let plan = ctx
+            .sql("SELECT eventName FROM opts WHERE eventName = 'age24'")
+            .await
+            .expect("sql")
+            .create_physical_plan()
+            .await
+            .expect("plan");
+        let mut stack = vec![plan];
+        let mut found = Vec::new();
+        while let Some(node) = stack.pop() {
+            if let Some(source) = node
+                .downcast_ref::<DataSourceExec>()
+                .and_then(|s| s.data_source().downcast_ref::<FileScanConfig>())
+                .and_then(|c| c.file_source().downcast_ref::<ParquetSource>())
+            {
+                found.push(source.table_parquet_options().global.clone());
+            }
+            stack.extend(node.children().into_iter().cloned());
+        }
+        found
+    });
+    assert!(!options.is_empty(), "no Parquet scan in the plan");
+    for o in options {
+        assert!(
+            o.pushdown_filters && o.reorder_filters && !o.bloom_filter_on_read,
+            "{o:?}"
+        );
+    }
+}
