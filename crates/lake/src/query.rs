@@ -2,7 +2,7 @@
 //! functions, read-only SQL), statistics taken from the executed plan, and the
 //! StartQuery / DescribeQuery / GetQueryResults bookkeeping.
 
-use crate::store::{EventDataStore, Stores};
+use crate::store::{partition_date, EventDataStore, Stores, PARTITION_COLUMN};
 use crate::LakeError;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::DataType;
@@ -64,9 +64,6 @@ pub fn read_only() -> SQLOptions {
         .with_allow_statements(false)
 }
 
-/// The partition directories' column (`date=YYYY-MM-DD`), hidden from queries.
-const PARTITION: &str = "date";
-
 /// Registers `store` on `ctx` under its name and its id, showing only events inside its
 /// retention at `now_ms`.
 pub async fn register_store(
@@ -90,13 +87,13 @@ pub async fn register_store(
     let format = ParquetFormat::default().with_options(ctx.state().default_table_options().parquet);
     let options = ListingOptions::new(Arc::new(format))
         .with_file_extension(".parquet")
-        .with_table_partition_cols(vec![(PARTITION.to_owned(), DataType::Utf8)]);
+        .with_table_partition_cols(vec![(PARTITION_COLUMN.to_owned(), DataType::Utf8)]);
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
         .with_schema(crate::columns::store_schema());
     let table = Arc::new(ListingTable::try_new(config)?);
     let cutoff = Stores::cutoff(store, now_ms);
-    let cutoff_day = lit(cairn_model::time::format_utc_seconds(cutoff)[..10].to_owned());
+    let cutoff_day = lit(partition_date(cutoff));
     let columns = || {
         crate::columns::store_schema()
             .fields()
@@ -106,12 +103,12 @@ pub async fn register_store(
     };
     let whole_days = ctx
         .read_table(table.clone())?
-        .filter(ident(PARTITION).gt(cutoff_day.clone()))?
+        .filter(ident(PARTITION_COLUMN).gt(cutoff_day.clone()))?
         .select(columns())?;
     let cutoff_day = ctx
         .read_table(table)?
         .filter(
-            ident(PARTITION)
+            ident(PARTITION_COLUMN)
                 .eq(cutoff_day)
                 .and(
                     ident("eventTime").gt_eq(lit(ScalarValue::TimestampMillisecond(

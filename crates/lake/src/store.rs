@@ -37,6 +37,14 @@ pub const MIN_RETENTION_DAYS: u32 = 7;
 pub const MAX_RETENTION_DAYS: u32 = 3653;
 /// Rows per Parquet row group.
 pub const ROW_GROUP_ROWS: usize = 128 * 1024;
+/// The partition column: a file lies in `<store>/date=YYYY-MM-DD/`, the UTC date of its events.
+pub const PARTITION_COLUMN: &str = "date";
+
+/// The partition value (`YYYY-MM-DD`) of the UTC day holding `ms`.
+pub fn partition_date(ms: i64) -> String {
+    cairn_model::time::format_utc_seconds(ms)[..10].to_owned()
+}
+
 /// Most stores.
 pub const MAX_STORES: usize = 10;
 
@@ -495,6 +503,7 @@ impl Stores {
         stem: &str,
     ) -> Result<(Written, usize), LakeError> {
         let time_index = columns::column_index("eventTime").expect("eventTime column");
+        let name_index = columns::column_index("eventName").expect("eventName column");
         let times = batch
             .column(time_index)
             .as_any()
@@ -517,7 +526,6 @@ impl Stores {
             let part = take_record_batch(batch, &UInt32Array::from(rows))?;
             // Rows of one API call together (then by time): a filter on `eventName` then skips
             // whole pages by their statistics instead of decoding every row.
-            let name_index = columns::column_index("eventName").expect("eventName column");
             let order = lexsort_to_indices(
                 &[
                     SortColumn {
@@ -533,8 +541,7 @@ impl Stores {
             )?;
             let part = take_record_batch(&part, &order)?;
             let bytes = encode_parquet(&part)?;
-            let date = cairn_model::time::format_utc_seconds(day * DAY_MS);
-            let partition = format!("date={}", &date[..10]);
+            let partition = format!("{PARTITION_COLUMN}={}", partition_date(day * DAY_MS));
             match &place {
                 Place::Dir(dir) => {
                     let dir = dir.join(partition);
@@ -628,7 +635,8 @@ impl Stores {
             let cutoff = Self::cutoff(&store, now_ms);
             let expired = |partition: &str| {
                 partition
-                    .strip_prefix("date=")
+                    .strip_prefix(PARTITION_COLUMN)
+                    .and_then(|p| p.strip_prefix('='))
                     .and_then(|date| {
                         cairn_model::time::parse_utc(&format!("{date}T00:00:00Z")).ok()
                     })
