@@ -473,18 +473,16 @@ async fn cairn_store(
     sql: &str,
     runs: usize,
 ) -> anyhow::Result<(f64, Vec<TextRow>, u64)> {
-    let store = stores.get("bench")?;
     let mut times = Vec::new();
     let mut rows = Vec::new();
     let mut bytes = 0;
-    // One session for the runs, as DuckDB keeps one connection (the server keeps its session
-    // too, rebuilding it when stores change).
-    let ctx = cairn_lake::query::session();
-    cairn_lake::query::register_store(&ctx, stores, &store, now).await?;
+    // One session for the runs, as DuckDB keeps one connection (the server builds one per
+    // query; registering the store is not what is measured).
+    let ctx = store_session(stores, now).await?;
+    let sql = on_store(sql);
     for _ in 0..runs {
         let t = Instant::now();
-        let (batches, stats) =
-            cairn_lake::query::run(&ctx, &sql.replace("FROM events", "FROM bench")).await?;
+        let (batches, stats) = cairn_lake::query::run(&ctx, &sql).await?;
         times.push(t.elapsed().as_secs_f64());
         rows = cairn_lake::query::rows_as_text(&batches)?;
         bytes = stats.bytes_scanned;
@@ -493,13 +491,29 @@ async fn cairn_store(
     Ok((times[times.len() / 2], rows, bytes))
 }
 
+/// A session with the bench store registered, as the server's queries see it at `now`.
+async fn store_session(
+    stores: &Stores,
+    now: i64,
+) -> anyhow::Result<cairn_lake::datafusion::prelude::SessionContext> {
+    let ctx = cairn_lake::query::session();
+    cairn_lake::query::register_store(&ctx, stores, &stores.get("bench")?, now).await?;
+    Ok(ctx)
+}
+
+/// A query written for the table `events`, on the bench store.
+fn on_store(sql: &str) -> String {
+    sql.replace("FROM events", "FROM bench")
+}
+
 /// The plan of a store query, run once, with its metrics.
 async fn explain_store(stores: &Stores, now: i64, sql: &str) -> anyhow::Result<String> {
-    let store = stores.get("bench")?;
-    let ctx = cairn_lake::query::session();
-    cairn_lake::query::register_store(&ctx, stores, &store, now).await?;
-    let sql = sql.replace("FROM events", "FROM bench");
-    let plan = ctx.sql(&sql).await?.create_physical_plan().await?;
+    let ctx = store_session(stores, now).await?;
+    let plan = ctx
+        .sql(&on_store(sql))
+        .await?
+        .create_physical_plan()
+        .await?;
     cairn_lake::datafusion::physical_plan::collect(plan.clone(), ctx.task_ctx()).await?;
     let text =
         cairn_lake::datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(
