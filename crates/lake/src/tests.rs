@@ -566,6 +566,22 @@ fn notification_records_and_non_objects_are_not_taken() {
     assert!(b.append_file(b"[1,2]").is_err());
 }
 
+/// A store named `name` (default settings) in a new data directory, holding `records` in one
+/// write; the directory lives as long as the first value.
+fn store_holding(
+    name: &str,
+    records: &[Box<serde_json::value::RawValue>],
+) -> (tempfile::TempDir, store::Stores, store::EventDataStore) {
+    let data = tempfile::tempdir().expect("tempdir");
+    let stores = store::Stores::open(data.path(), "us-east-1", "111122223333").expect("stores");
+    let eds = stores
+        .create(name, store::StoreChanges::default(), 0, 0)
+        .expect("create");
+    let refs: Vec<_> = records.iter().map(AsRef::as_ref).collect();
+    stores.write(&eds, &refs, "w").expect("write");
+    (data, stores, eds)
+}
+
 /// Records of the given ages (ms before `now`), named `age<hours>`.
 fn aged_records(now: i64, ages: &[i64]) -> Vec<Box<serde_json::value::RawValue>> {
     ages.iter()
@@ -687,11 +703,6 @@ fn store_lifecycle(stores: &store::Stores, rt: &tokio::runtime::Runtime) -> stor
 fn a_store_file_holds_each_api_call_together_in_time_order() {
     use datafusion::arrow::array::{AsArray, DictionaryArray};
     use datafusion::arrow::datatypes::Int32Type;
-    let data = tempfile::tempdir().expect("tempdir");
-    let stores = store::Stores::open(data.path(), "us-east-1", "111122223333").expect("stores");
-    let eds = stores
-        .create("order", store::StoreChanges::default(), 0, 0)
-        .expect("create");
     let records: Vec<Box<serde_json::value::RawValue>> = [("B", 1), ("A", 2), ("B", 0), ("A", 3)]
         .iter()
         .map(|(name, minute)| {
@@ -702,8 +713,7 @@ fn a_store_file_holds_each_api_call_together_in_time_order() {
             .expect("raw")
         })
         .collect();
-    let refs: Vec<_> = records.iter().map(AsRef::as_ref).collect();
-    stores.write(&eds, &refs, "w").expect("write");
+    let (_data, stores, eds) = store_holding("order", &records);
     let files = stores.files(&eds).expect("files");
     let file = std::fs::File::open(&files[0]).expect("open");
     let batch =
@@ -983,15 +993,8 @@ async fn the_text_search_rules_out_records_without_changing_answers() {
 fn store_scans_take_the_session_parquet_options() {
     use datafusion::datasource::physical_plan::{FileScanConfig, ParquetSource};
     use datafusion::datasource::source::DataSourceExec;
-    let data = tempfile::tempdir().expect("tempdir");
-    let stores = store::Stores::open(data.path(), "us-east-1", "111122223333").expect("stores");
-    let eds = stores
-        .create("opts", store::StoreChanges::default(), 0, 0)
-        .expect("create");
     let now = cairn_model::time::parse_utc("2026-12-20T12:00:00Z").expect("now");
-    let records = aged_records(now, &[86_400_000]);
-    let refs: Vec<_> = records.iter().map(AsRef::as_ref).collect();
-    stores.write(&eds, &refs, "w").expect("write");
+    let (_data, stores, eds) = store_holding("opts", &aged_records(now, &[86_400_000]));
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let options = rt.block_on(async {
         let ctx = query::session();
