@@ -44,6 +44,7 @@ macro_rules! scalars_answer {
 }
 
 pub mod columns;
+mod days;
 pub mod prefilter;
 pub mod query;
 pub mod raw;

@@ -1030,3 +1030,111 @@ fn store_scans_take_the_session_parquet_options() {
         );
     }
 }
+
+/// A store query bounded in time lists and opens only the days its range touches (the rule in
+/// `days.rs`), and answers exactly as the time predicate says.
+#[test]
+fn a_time_bounded_store_query_opens_only_the_days_it_touches() {
+    use datafusion::datasource::physical_plan::FileScanConfig;
+    use datafusion::datasource::source::DataSourceExec;
+    let at = |t: &str| cairn_model::time::parse_utc(t).expect("time");
+    // Two events a day, at its first and its last second, from December 1 to 5.
+    let times: Vec<i64> = (1..=5)
+        .flat_map(|d| {
+            [
+                at(&format!("2026-12-0{d}T00:00:00Z")),
+                at(&format!("2026-12-0{d}T23:59:59Z")),
+            ]
+        })
+        .collect();
+    let records: Vec<_> = times
+        .iter()
+        .map(|t| {
+            serde_json::value::to_raw_value(&serde_json::json!({
+                "eventTime": cairn_model::time::format_utc_seconds(*t),
+                "eventName": "DescribeInstances",
+                "eventSource": "ec2.amazonaws.com",
+            }))
+            .expect("raw")
+        })
+        .collect();
+    let (_data, stores, eds) = store_holding("days", &records);
+    type Admits = Box<dyn Fn(i64) -> bool>;
+    let cases: Vec<(&str, &[u8], Admits)> = vec![
+        (
+            "eventTime >= TIMESTAMP '2026-12-02 00:00:00' AND eventTime < TIMESTAMP '2026-12-04 00:00:00'",
+            &[2, 3],
+            Box::new(move |t| t >= at("2026-12-02T00:00:00Z") && t < at("2026-12-04T00:00:00Z")),
+        ),
+        (
+            "eventTime > TIMESTAMPTZ '2026-12-02 23:59:59+00'",
+            &[2, 3, 4, 5],
+            Box::new(move |t| t > at("2026-12-02T23:59:59Z")),
+        ),
+        (
+            "eventTime BETWEEN TIMESTAMP '2026-12-03 00:00:00' AND TIMESTAMP '2026-12-03 23:59:59'",
+            &[3],
+            Box::new(move |t| (at("2026-12-03T00:00:00Z")..=at("2026-12-03T23:59:59Z")).contains(&t)),
+        ),
+        (
+            "eventTime = TIMESTAMP '2026-12-05 00:00:00'",
+            &[5],
+            Box::new(move |t| t == at("2026-12-05T00:00:00Z")),
+        ),
+        (
+            "TIMESTAMP '2026-12-02 00:00:00' > eventTime AND eventName = 'DescribeInstances'",
+            &[1],
+            Box::new(move |t| t < at("2026-12-02T00:00:00Z")),
+        ),
+        // Not a bound: every day is read.
+        (
+            "eventTime < TIMESTAMP '2026-12-02 00:00:00' OR eventName = 'RunInstances'",
+            &[1, 2, 3, 4, 5],
+            Box::new(move |t| t < at("2026-12-02T00:00:00Z")),
+        ),
+        ("eventName = 'DescribeInstances'", &[1, 2, 3, 4, 5], Box::new(|_| true)),
+    ];
+    let now = at("2026-12-20T12:00:00Z");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    for (predicate, days, admits) in cases {
+        let sql = format!("SELECT count(*) AS n FROM days WHERE {predicate}");
+        let (count, mut opened) = rt.block_on(async {
+            let ctx = query::session();
+            query::register_store(&ctx, &stores, &eds, now)
+                .await
+                .expect("register");
+            let plan = ctx
+                .sql(&sql)
+                .await
+                .expect("sql")
+                .create_physical_plan()
+                .await
+                .expect("plan");
+            let mut stack = vec![plan.clone()];
+            let mut opened = Vec::new();
+            while let Some(node) = stack.pop() {
+                if let Some(config) = node
+                    .downcast_ref::<DataSourceExec>()
+                    .and_then(|s| s.data_source().downcast_ref::<FileScanConfig>())
+                {
+                    for file in config.file_groups.iter().flat_map(|g| g.iter()) {
+                        let path = file.object_meta.location.to_string();
+                        let day = path.split("date=2026-12-0").nth(1).expect("a day");
+                        opened.push(day.as_bytes()[0] - b'0');
+                    }
+                }
+                stack.extend(node.children().into_iter().cloned());
+            }
+            let batches = datafusion::physical_plan::collect(plan, ctx.task_ctx())
+                .await
+                .expect("run");
+            let rows = query::rows_as_text(&batches).expect("rows");
+            (rows[0][0].1.clone(), opened)
+        });
+        opened.sort_unstable();
+        opened.dedup();
+        assert_eq!(opened, days, "{predicate}");
+        let expected = times.iter().filter(|t| admits(**t)).count();
+        assert_eq!(count, Some(expected.to_string()), "{predicate}");
+    }
+}
