@@ -47,6 +47,9 @@ pub struct LakeBenchArgs {
     /// timing it.
     #[arg(long)]
     explain: bool,
+    /// Run only the queries whose name contains this text (e.g. `root`).
+    #[arg(long)]
+    query: Option<String>,
 }
 
 const ACCOUNTS: usize = 40;
@@ -580,6 +583,7 @@ pub async fn lake(args: LakeBenchArgs) -> anyhow::Result<()> {
                     generate_only: true,
                     only: None,
                     explain: false,
+                    query: None,
                 },
                 start,
             )
@@ -601,7 +605,10 @@ pub async fn lake(args: LakeBenchArgs) -> anyhow::Result<()> {
     }
     let stores = Stores::open(&args.dir.join("lake"), "us-east-1", "111122223333")?;
     let store = stores.get("bench")?;
-    let qs = queries(start);
+    let qs: Vec<_> = queries(start)
+        .into_iter()
+        .filter(|(name, _, _)| args.query.as_deref().is_none_or(|q| name.contains(q)))
+        .collect();
     let mut report = String::new();
     let mut line = |s: String| {
         println!("{s}");

@@ -45,6 +45,7 @@ macro_rules! scalars_answer {
 
 pub mod columns;
 mod days;
+mod json_scan;
 pub mod prefilter;
 pub mod query;
 pub mod raw;

@@ -7,7 +7,7 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Every record of the sample corpus (CloudTrail records only).
-fn sample_records() -> Vec<Value> {
+pub(crate) fn sample_records() -> Vec<Value> {
     let root =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/cloudtrail-samples");
     let mut out = Vec::new();

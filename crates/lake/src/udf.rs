@@ -9,6 +9,7 @@
 //! Paths: `$`, `.member`, `["member"]`, `[index]`, e.g. `$.ConsoleLogin`,
 //! `$.ipPermissions.items[0].ipRanges`, `$["bucketName"]`.
 
+use crate::json_scan::Scan;
 use datafusion::arrow::array::{Array, ArrayRef, StringArray, StringBuilder};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::cast::as_string_array;
@@ -82,7 +83,7 @@ pub fn parse_path(path: &str) -> std::result::Result<Vec<Step>, String> {
 
 /// The raw JSON text at `steps`, found without building the document: at each level only the
 /// named member (or the indexed element) is kept, everything else is skipped. The whole
-/// document is read (and so checked) once, by the first step.
+/// document is checked by the first step.
 fn locate<'a>(json: &'a str, steps: &[Step]) -> Option<&'a str> {
     let Some((first, rest)) = steps.split_first() else {
         return serde_json::from_str::<&RawValue>(json)
@@ -95,18 +96,33 @@ fn locate<'a>(json: &'a str, steps: &[Step]) -> Option<&'a str> {
     if matches!(first, Step::Member(name) if absent(json, name)) {
         return None;
     }
-    let mut de = serde_json::Deserializer::from_str(json);
-    let found = step_into(&mut de, first).ok()?;
-    de.end().ok()?;
-    let mut current = found?.get();
-    for step in rest {
-        if matches!(step, Step::Member(name) if absent(current, name)) {
+    let mut current = step(json, first)?;
+    for next in rest {
+        if matches!(next, Step::Member(name) if absent(current, name)) {
             return None;
         }
-        let mut de = serde_json::Deserializer::from_str(current);
-        current = step_into(&mut de, step).ok()??.get();
+        current = step(current, next)?;
     }
     Some(current)
+}
+
+/// One step into `json` (the whole text checked): the scan, or `serde_json` where the scan
+/// leaves the text to it.
+fn step<'a>(json: &'a str, step: &Step) -> Option<&'a str> {
+    match crate::json_scan::find(json, step) {
+        Scan::Valid(found) => found,
+        Scan::Invalid => None,
+        Scan::Unsure => step_by_serde(json, step).flatten(),
+    }
+}
+
+/// One step into `json` by `serde_json`: `None` if the text is not valid JSON, else the raw
+/// value at the step, if any (a step that does not fit the value finds nothing).
+pub(crate) fn step_by_serde<'a>(json: &'a str, step: &Step) -> Option<Option<&'a str>> {
+    let mut de = serde_json::Deserializer::from_str(json);
+    let found = step_into(&mut de, step).ok()?;
+    de.end().ok()?;
+    Some(found.map(RawValue::get))
 }
 
 fn step_into<'a>(

@@ -1,0 +1,439 @@
+//! One step of a JSON path taken by a scan of the text that checks it as it goes and builds
+//! nothing: the JSON functions' usual work (one member of a small object per row) without a
+//! parser's setup, key copies and visitor calls.
+//!
+//! The scan accepts exactly what the `serde_json` path ([`crate::udf::step_by_serde`]) accepts
+//! where it answers; what it is not sure to
+//! judge the same way (a key with an escape, nesting deeper than [`MAX_DEPTH`]) it leaves to
+//! `serde_json` by answering [`Scan::Unsure`]. The tests compare both on every case.
+
+use crate::udf::Step;
+
+/// Nesting the scan follows (`serde_json` refuses at 128); deeper text is left to `serde_json`.
+const MAX_DEPTH: usize = 100;
+
+/// What a scan found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Scan<'a> {
+    /// The text is valid JSON; the value at the step, if it has one.
+    Valid(Option<&'a str>),
+    /// The text is not valid JSON.
+    Invalid,
+    /// Not judged here (see the module documentation).
+    Unsure,
+}
+
+enum Stop {
+    Invalid,
+    Unsure,
+}
+
+type Step1<T> = Result<T, Stop>;
+
+/// Takes `step` into `json` (the whole text checked): the member of an object or the element
+/// of an array, as raw text. A step that does not fit the value (a member of an array, say)
+/// finds nothing, whether or not the text is valid, as with `serde_json`.
+pub(crate) fn find<'a>(json: &'a str, step: &Step) -> Scan<'a> {
+    let mut s = Scanner {
+        b: json.as_bytes(),
+        i: 0,
+        depth: 0,
+    };
+    s.ws();
+    let found = match (s.peek(), step) {
+        (Some(b'{'), Step::Member(name)) => s.object(Some(name.as_bytes())),
+        (Some(b'['), Step::Index(n)) => s.array(Some(*n)),
+        _ => return Scan::Valid(None),
+    };
+    let found = found.and_then(|found| {
+        s.ws();
+        if s.i == s.b.len() {
+            Ok(found)
+        } else {
+            Err(Stop::Invalid)
+        }
+    });
+    match found {
+        // The spans start and end at ASCII structure, so they are on character boundaries.
+        Ok(span) => Scan::Valid(span.map(|(start, end)| &json[start..end])),
+        Err(Stop::Invalid) => Scan::Invalid,
+        Err(Stop::Unsure) => Scan::Unsure,
+    }
+}
+
+struct Scanner<'a> {
+    b: &'a [u8],
+    i: usize,
+    depth: usize,
+}
+
+impl Scanner<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.i += 1;
+        }
+    }
+
+    fn expect(&mut self, c: u8) -> Step1<()> {
+        if self.peek() == Some(c) {
+            self.i += 1;
+            Ok(())
+        } else {
+            Err(Stop::Invalid)
+        }
+    }
+
+    fn enter(&mut self) -> Step1<()> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(Stop::Unsure);
+        }
+        self.i += 1;
+        self.ws();
+        Ok(())
+    }
+
+    /// An object (at its `{`): the span of the first member named `wanted`.
+    fn object(&mut self, wanted: Option<&[u8]>) -> Step1<Option<(usize, usize)>> {
+        self.enter()?;
+        let mut found = None;
+        if self.peek() == Some(b'}') {
+            self.i += 1;
+            self.depth -= 1;
+            return Ok(None);
+        }
+        loop {
+            if self.peek() != Some(b'"') {
+                return Err(Stop::Invalid);
+            }
+            let key_start = self.i + 1;
+            if self.string()? && wanted.is_some() {
+                // An escaped key is compared decoded by `serde_json`.
+                return Err(Stop::Unsure);
+            }
+            let key = &self.b[key_start..self.i - 1];
+            self.ws();
+            self.expect(b':')?;
+            self.ws();
+            let start = self.i;
+            self.value()?;
+            if found.is_none() && wanted == Some(key) {
+                found = Some((start, self.i));
+            }
+            self.ws();
+            match self.peek() {
+                Some(b',') => {
+                    self.i += 1;
+                    self.ws();
+                }
+                Some(b'}') => {
+                    self.i += 1;
+                    self.depth -= 1;
+                    return Ok(found);
+                }
+                _ => return Err(Stop::Invalid),
+            }
+        }
+    }
+
+    /// An array (at its `[`): the span of element `wanted`.
+    fn array(&mut self, wanted: Option<usize>) -> Step1<Option<(usize, usize)>> {
+        self.enter()?;
+        let mut found = None;
+        if self.peek() == Some(b']') {
+            self.i += 1;
+            self.depth -= 1;
+            return Ok(None);
+        }
+        let mut n = 0;
+        loop {
+            let start = self.i;
+            self.value()?;
+            if wanted == Some(n) {
+                found = Some((start, self.i));
+            }
+            n += 1;
+            self.ws();
+            match self.peek() {
+                Some(b',') => {
+                    self.i += 1;
+                    self.ws();
+                }
+                Some(b']') => {
+                    self.i += 1;
+                    self.depth -= 1;
+                    return Ok(found);
+                }
+                _ => return Err(Stop::Invalid),
+            }
+        }
+    }
+
+    /// Any value, starting here (no whitespace before it).
+    fn value(&mut self) -> Step1<()> {
+        match self.peek() {
+            Some(b'"') => self.string().map(|_| ()),
+            Some(b'{') => self.object(None).map(|_| ()),
+            Some(b'[') => self.array(None).map(|_| ()),
+            Some(b't') => self.word(b"true"),
+            Some(b'f') => self.word(b"false"),
+            Some(b'n') => self.word(b"null"),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            _ => Err(Stop::Invalid),
+        }
+    }
+
+    fn word(&mut self, w: &[u8]) -> Step1<()> {
+        if self.b[self.i..].starts_with(w) {
+            self.i += w.len();
+            Ok(())
+        } else {
+            Err(Stop::Invalid)
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.i;
+        while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+            self.i += 1;
+        }
+        self.i - start
+    }
+
+    /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
+    fn number(&mut self) -> Step1<()> {
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        match self.peek() {
+            Some(b'0') => {
+                self.i += 1;
+                if self.peek().is_some_and(|c| c.is_ascii_digit()) {
+                    return Err(Stop::Invalid);
+                }
+            }
+            Some(b'1'..=b'9') => {
+                self.digits();
+            }
+            _ => return Err(Stop::Invalid),
+        }
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            if self.digits() == 0 {
+                return Err(Stop::Invalid);
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.i += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.i += 1;
+            }
+            if self.digits() == 0 {
+                return Err(Stop::Invalid);
+            }
+        }
+        Ok(())
+    }
+
+    /// A string (at its `"`), left after its closing quote: whether it holds an escape.
+    fn string(&mut self) -> Step1<bool> {
+        self.i += 1;
+        let mut escaped = false;
+        loop {
+            // Plain characters in bulk (vectorised): up to the next quote or backslash, which
+            // must hold no control character.
+            let rest = &self.b[self.i..];
+            let plain = memchr::memchr2(b'"', b'\\', rest).ok_or(Stop::Invalid)?;
+            if rest[..plain].iter().fold(false, |bad, &c| bad | (c < 0x20)) {
+                return Err(Stop::Invalid);
+            }
+            self.i += plain;
+            match self.b[self.i] {
+                b'"' => {
+                    self.i += 1;
+                    return Ok(escaped);
+                }
+                b'\\' => {
+                    escaped = true;
+                    match self.b.get(self.i + 1) {
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.i += 2,
+                        Some(b'u') => {
+                            let hex = self.b.get(self.i + 2..self.i + 6).ok_or(Stop::Invalid)?;
+                            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                                return Err(Stop::Invalid);
+                            }
+                            self.i += 6;
+                        }
+                        _ => return Err(Stop::Invalid),
+                    }
+                }
+                _ => unreachable!("memchr2 stops at a quote or a backslash"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the `serde_json` path says: whether the text is valid, and the value at the step.
+    fn reference<'a>(json: &'a str, step: &Step) -> (bool, Option<&'a str>) {
+        match crate::udf::step_by_serde(json, step) {
+            Some(found) => (true, found),
+            None => (false, None),
+        }
+    }
+
+    fn check(json: &str, step: &Step) {
+        let (valid, expected) = reference(json, step);
+        match find(json, step) {
+            Scan::Valid(found) => {
+                let fits = matches!(
+                    (step, json.trim_start().as_bytes().first()),
+                    (Step::Member(_), Some(b'{')) | (Step::Index(_), Some(b'['))
+                );
+                // A step that does not fit answers nothing without judging the text.
+                assert!(valid || !fits, "{json:?}: accepted, serde_json refuses it");
+                assert_eq!(found, expected, "{json:?} {step:?}");
+            }
+            Scan::Invalid => assert!(!valid, "{json:?}: refused, serde_json accepts it"),
+            Scan::Unsure => {}
+        }
+    }
+
+    #[test]
+    fn the_scan_judges_text_as_serde_json_does() {
+        let texts = [
+            r#"{"a":1}"#,
+            r#" { "a" : 1 , "b" : [ 1 , 2 ] } "#,
+            "{\"a\":\n\t1\r}",
+            r#"{}"#,
+            r#"[]"#,
+            r#"[1,2,3]"#,
+            r#"[[1],[2,[3]],{"a":[]}]"#,
+            r#"{"a":1,"a":2}"#,
+            r#"{"b":{"a":1},"a":"x"}"#,
+            r#"{"a":"x\"y\\z\/\b\f\n\r\t\u00e9\uD83D\uDE00"}"#,
+            r#"{"a":"\uD800"}"#,
+            r#"{"a":"\u12"}"#,
+            r#"{"a":"\u12G4"}"#,
+            r#"{"a":"\x"}"#,
+            "{\"a\":\"tab\there\"}",
+            "{\"a\":\"nl\nhere\"}",
+            "{\"a\":\"\u{7f}\u{e9}\u{1F600}\"}",
+            r#"{"a\u0062":1,"ab":2}"#,
+            r#"{"ab":1}"#,
+            r#"{"a":1,}"#,
+            r#"{"a":1,,"b":2}"#,
+            r#"{"a" 1}"#,
+            r#"{"a":}"#,
+            r#"{a:1}"#,
+            r#"{"a":1"#,
+            r#"{"a":1}}"#,
+            r#"{"a":1} x"#,
+            r#"{"a":1} {}"#,
+            r#"[1,]"#,
+            r#"[,1]"#,
+            r#"[1 2]"#,
+            r#"{"a":true,"b":false,"c":null}"#,
+            r#"{"a":tru}"#,
+            r#"{"a":nul}"#,
+            r#"{"a":True}"#,
+            r#"{"a":truex}"#,
+            r#"{"a":0}"#,
+            r#"{"a":-0}"#,
+            r#"{"a":01}"#,
+            r#"{"a":-}"#,
+            r#"{"a":1.}"#,
+            r#"{"a":.5}"#,
+            r#"{"a":1.5e10}"#,
+            r#"{"a":1E+2}"#,
+            r#"{"a":1e-2}"#,
+            r#"{"a":1e}"#,
+            r#"{"a":1e+}"#,
+            r#"{"a":+1}"#,
+            r#"{"a":1e400}"#,
+            r#"{"a":123456789012345678901234567890}"#,
+            r#"{"a":0x10}"#,
+            r#"{"a":"unterminated}"#,
+            r#"""#,
+            r#""a""#,
+            "1",
+            "null",
+            "",
+            "   ",
+            r#"{"a":[1,{"b":[2,{"c":"d"}]}],"e":{"f":{"g":[]}}}"#,
+        ];
+        let steps = [
+            Step::Member("a".into()),
+            Step::Member("ab".into()),
+            Step::Member("e".into()),
+            Step::Member("missing".into()),
+            Step::Index(0),
+            Step::Index(1),
+            Step::Index(5),
+        ];
+        for text in texts {
+            for step in &steps {
+                check(text, step);
+            }
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_left_to_serde_json() {
+        let deep = format!("{{\"a\":{}1{}}}", "[".repeat(150), "]".repeat(150));
+        assert_eq!(find(&deep, &Step::Member("a".into())), Scan::Unsure);
+        let fine = format!("{{\"a\":{}1{}}}", "[".repeat(50), "]".repeat(50));
+        check(&fine, &Step::Member("a".into()));
+        assert!(matches!(
+            find(&fine, &Step::Member("a".into())),
+            Scan::Valid(Some(_))
+        ));
+        // An escaped key, when a member is looked for.
+        assert_eq!(
+            find(r#"{"a\u0062":1}"#, &Step::Member("ab".into())),
+            Scan::Unsure
+        );
+    }
+
+    /// Every JSON text column of every sample record, every member and element path one and
+    /// two steps deep, and the same texts cut short.
+    #[test]
+    fn the_scan_agrees_with_serde_json_on_the_samples() {
+        let mut checked = 0;
+        for record in crate::tests::sample_records() {
+            for column in [
+                "requestParameters",
+                "responseElements",
+                "additionalEventData",
+                "serviceEventDetails",
+                "userIdentity",
+            ] {
+                let Some(value) = record.get(column).filter(|v| !v.is_null()) else {
+                    continue;
+                };
+                let text = value.to_string();
+                let pretty = serde_json::to_string_pretty(value).expect("pretty");
+                let mut steps = vec![Step::Index(0), Step::Member("none".into())];
+                if let Some(object) = value.as_object() {
+                    steps.extend(object.keys().map(|k| Step::Member(k.clone())));
+                }
+                for step in &steps {
+                    for t in [text.as_str(), pretty.as_str()] {
+                        check(t, step);
+                        let cut = t.floor_char_boundary(t.len() * 2 / 3);
+                        check(&t[..cut], step);
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 1000, "only {checked} cases");
+    }
+}
