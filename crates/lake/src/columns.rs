@@ -7,6 +7,7 @@
 //! is not a JSON object is malformed; a record whose `eventSource` starts with `aws:` is an S3 /
 //! SES notification that landed in a tree, not a CloudTrail record ("foreign").
 
+use crate::json_scan::{Scanner, Stop};
 use datafusion::arrow::array::{
     ArrayBuilder, ArrayRef, BooleanBuilder, ListBuilder, RecordBatch, RecordBatchOptions,
     StringBuilder, StructArray, StructBuilder, TimestampMillisecondBuilder,
@@ -315,9 +316,8 @@ impl Col {
         }
     }
 
-    /// Appends the value `raw` (one JSON value) for a column of `kind`.
-    fn append_raw(&mut self, kind: Kind, raw: &RawValue) {
-        let t = raw.get();
+    /// Appends the value `t` (the text of one valid JSON value) for a column of `kind`.
+    fn append_raw(&mut self, kind: Kind, t: &str) {
         match (self, kind) {
             (Col::Text(b), Kind::Json) => {
                 if t == "null" {
@@ -467,7 +467,7 @@ impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
             d.deserialize_any(StructValue(self.col))
         } else {
             let raw = <&RawValue as serde::Deserialize>::deserialize(d)?;
-            self.col.append_raw(self.kind, raw);
+            self.col.append_raw(self.kind, raw.get());
             Ok(())
         }
     }
@@ -666,6 +666,9 @@ impl EventsBuilder {
         })?;
         // Records are split out first only when each must be looked at as text.
         if admits.is_none() && !may_hold_notifications(json.as_bytes()) {
+            if let Some(added) = self.append_file_scanned(json) {
+                return Ok((added, 0));
+            }
             return self.append_file_direct(json).map(|added| (added, 0));
         }
         if let Some(spans) = record_spans(json.as_bytes()) {
@@ -709,10 +712,161 @@ impl EventsBuilder {
         Ok((added, left_out))
     }
 
+    /// Appends every record of a file by a checking scan of its text (`json_scan`): the
+    /// members of the columns taken are read as [`Self::append_file_direct`] reads them, the
+    /// others are skipped without a parser's work. `None`, with nothing appended, when the scan
+    /// leaves the file to `serde_json`: it is not valid JSON (`serde_json` then names the
+    /// fault) or holds what the scan does not judge (an escaped name, deep nesting).
+    pub(crate) fn append_file_scanned(&mut self, json: &str) -> Option<Added> {
+        let before = self.rows;
+        let mut added = Added::default();
+        let mut s = Scanner::new(json);
+        match self.scan_file(&mut s, &mut added) {
+            Ok(()) => Some(added),
+            Err(_) => {
+                self.complete_row();
+                self.cut_back(before);
+                None
+            }
+        }
+    }
+
+    /// `{"Records":[...]}`: exactly one `Records` array, other members skipped.
+    fn scan_file(&mut self, s: &mut Scanner<'_>, added: &mut Added) -> Result<(), Stop> {
+        s.ws();
+        s.expect(b'{')?;
+        s.ws();
+        let mut found = false;
+        loop {
+            let key = s.key()?;
+            s.ws();
+            s.expect(b':')?;
+            s.ws();
+            if key == "Records" {
+                if std::mem::replace(&mut found, true) {
+                    return Err(Stop::Invalid);
+                }
+                self.scan_records(s, added)?;
+            } else {
+                s.value()?;
+            }
+            s.ws();
+            match s.peek() {
+                Some(b',') => {
+                    s.bump();
+                    s.ws();
+                }
+                Some(b'}') => {
+                    s.bump();
+                    break;
+                }
+                _ => return Err(Stop::Invalid),
+            }
+        }
+        s.ws();
+        if found && s.at_end() {
+            Ok(())
+        } else {
+            Err(Stop::Invalid)
+        }
+    }
+
+    /// The records array: objects become rows, other values are counted as malformed.
+    fn scan_records(&mut self, s: &mut Scanner<'_>, added: &mut Added) -> Result<(), Stop> {
+        s.expect(b'[')?;
+        s.ws();
+        if s.peek() == Some(b']') {
+            s.bump();
+            return Ok(());
+        }
+        loop {
+            if s.peek() == Some(b'{') {
+                self.scan_record(s)?;
+                self.rows += 1;
+                added.records += 1;
+            } else {
+                s.value()?;
+                added.malformed += 1;
+            }
+            s.ws();
+            match s.peek() {
+                Some(b',') => {
+                    s.bump();
+                    s.ws();
+                }
+                Some(b']') => {
+                    s.bump();
+                    return Ok(());
+                }
+                _ => return Err(Stop::Invalid),
+            }
+        }
+    }
+
+    /// One record (at its `{`) as a row, as [`RecordVisitor`] reads it: the first of each
+    /// taken member fills its column, columns without one get a null.
+    fn scan_record(&mut self, s: &mut Scanner<'_>) -> Result<(), Stop> {
+        s.bump();
+        s.ws();
+        let mut seen = 0u64;
+        if s.peek() == Some(b'}') {
+            s.bump();
+        } else {
+            loop {
+                let key = s.key()?;
+                s.ws();
+                s.expect(b':')?;
+                s.ws();
+                let wanted = column_position(key)
+                    .filter(|&i| seen & (1 << i) == 0 && self.cols[i].is_some());
+                let start = s.pos();
+                s.value()?;
+                if let Some(i) = wanted {
+                    seen |= 1 << i;
+                    if let Some(col) = self.cols[i].as_mut() {
+                        col.append_raw(COLUMNS[i].kind, s.since(start));
+                    }
+                }
+                s.ws();
+                match s.peek() {
+                    Some(b',') => {
+                        s.bump();
+                        s.ws();
+                    }
+                    Some(b'}') => {
+                        s.bump();
+                        break;
+                    }
+                    _ => return Err(Stop::Invalid),
+                }
+            }
+        }
+        for (i, c) in self.cols.iter_mut().enumerate() {
+            if let Some(c) = c {
+                if seen & (1 << i) == 0 {
+                    c.append_null();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Completes the row being appended (its columns padded with nulls), so that the columns
+    /// are aligned again after a record that failed half-way.
+    fn complete_row(&mut self) {
+        let rows = self.rows;
+        for c in self.cols.iter_mut().flatten() {
+            while c.len() <= rows {
+                c.append_null();
+            }
+        }
+        self.rows += 1;
+    }
+
     /// Appends every record of a file in one pass over its text (nothing to search for, no
     /// `aws:` source in it). A file that turns out not to be valid JSON half-way adds nothing:
     /// the rows it added are cut off again.
-    fn append_file_direct(&mut self, json: &str) -> Result<Added, String> {
+    pub(crate) fn append_file_direct(&mut self, json: &str) -> Result<Added, String> {
         let before = self.rows;
         let mut added = Added::default();
         let mut de = serde_json::Deserializer::from_str(json);
@@ -726,13 +880,7 @@ impl EventsBuilder {
             Ok(()) => Ok(added),
             Err(e) => {
                 // Complete the record that failed, then keep only the rows from before the file.
-                let rows = self.rows;
-                for c in self.cols.iter_mut().flatten() {
-                    while c.len() <= rows {
-                        c.append_null();
-                    }
-                }
-                self.rows += 1;
+                self.complete_row();
                 self.cut_back(before);
                 Err(format!("not a CloudTrail log file: {e}"))
             }

@@ -23,8 +23,12 @@ pub(crate) enum Scan<'a> {
     Unsure,
 }
 
-enum Stop {
+/// Why a scan stopped.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// The text is not valid JSON.
     Invalid,
+    /// Not judged here.
     Unsure,
 }
 
@@ -34,11 +38,7 @@ type Step1<T> = Result<T, Stop>;
 /// of an array, as raw text. A step that does not fit the value (a member of an array, say)
 /// finds nothing, whether or not the text is valid, as with `serde_json`.
 pub(crate) fn find<'a>(json: &'a str, step: &Step) -> Scan<'a> {
-    let mut s = Scanner {
-        b: json.as_bytes(),
-        i: 0,
-        depth: 0,
-    };
+    let mut s = Scanner::new(json);
     s.ws();
     let found = match (s.peek(), step) {
         (Some(b'{'), Step::Member(name)) => s.object(Some(name.as_bytes())),
@@ -61,24 +61,67 @@ pub(crate) fn find<'a>(json: &'a str, step: &Step) -> Scan<'a> {
     }
 }
 
-struct Scanner<'a> {
+/// A checking scan over one text, for callers that walk a shape of their own (a log file's
+/// records) and skip or take the values inside it.
+pub(crate) struct Scanner<'a> {
+    text: &'a str,
     b: &'a [u8],
     i: usize,
     depth: usize,
 }
 
-impl Scanner<'_> {
-    fn peek(&self) -> Option<u8> {
+impl<'a> Scanner<'a> {
+    pub(crate) fn new(text: &'a str) -> Self {
+        Scanner {
+            text,
+            b: text.as_bytes(),
+            i: 0,
+            depth: 0,
+        }
+    }
+
+    pub(crate) fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
     }
 
-    fn ws(&mut self) {
+    /// Past the byte just peeked.
+    pub(crate) fn bump(&mut self) {
+        self.i += 1;
+    }
+
+    pub(crate) fn pos(&self) -> usize {
+        self.i
+    }
+
+    pub(crate) fn at_end(&self) -> bool {
+        self.i == self.b.len()
+    }
+
+    /// The text from `start` (a position at ASCII structure) to here.
+    pub(crate) fn since(&self, start: usize) -> &'a str {
+        &self.text[start..self.i]
+    }
+
+    /// A member name (at its `"`), as written: [`Stop::Unsure`] if it holds an escape (it is
+    /// compared decoded elsewhere).
+    pub(crate) fn key(&mut self) -> Step1<&'a str> {
+        if self.peek() != Some(b'"') {
+            return Err(Stop::Invalid);
+        }
+        let start = self.i + 1;
+        if self.string()? {
+            return Err(Stop::Unsure);
+        }
+        Ok(&self.text[start..self.i - 1])
+    }
+
+    pub(crate) fn ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
             self.i += 1;
         }
     }
 
-    fn expect(&mut self, c: u8) -> Step1<()> {
+    pub(crate) fn expect(&mut self, c: u8) -> Step1<()> {
         if self.peek() == Some(c) {
             self.i += 1;
             Ok(())
@@ -174,7 +217,7 @@ impl Scanner<'_> {
     }
 
     /// Any value, starting here (no whitespace before it).
-    fn value(&mut self) -> Step1<()> {
+    pub(crate) fn value(&mut self) -> Step1<()> {
         match self.peek() {
             Some(b'"') => self.string().map(|_| ()),
             Some(b'{') => self.object(None).map(|_| ()),
@@ -244,20 +287,13 @@ impl Scanner<'_> {
         self.i += 1;
         let mut escaped = false;
         loop {
-            // Plain characters in bulk (vectorised): up to the next quote or backslash, which
-            // must hold no control character.
-            let rest = &self.b[self.i..];
-            let plain = memchr::memchr2(b'"', b'\\', rest).ok_or(Stop::Invalid)?;
-            if rest[..plain].iter().fold(false, |bad, &c| bad | (c < 0x20)) {
-                return Err(Stop::Invalid);
-            }
-            self.i += plain;
-            match self.b[self.i] {
-                b'"' => {
+            self.i += plain_run(&self.b[self.i..]);
+            match self.peek() {
+                Some(b'"') => {
                     self.i += 1;
                     return Ok(escaped);
                 }
-                b'\\' => {
+                Some(b'\\') => {
                     escaped = true;
                     match self.b.get(self.i + 1) {
                         Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.i += 2,
@@ -271,10 +307,42 @@ impl Scanner<'_> {
                         _ => return Err(Stop::Invalid),
                     }
                 }
-                _ => unreachable!("memchr2 stops at a quote or a backslash"),
+                _ => return Err(Stop::Invalid),
             }
         }
     }
+}
+
+const ONES: u64 = u64::from_ne_bytes([1; 8]);
+const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+
+/// The high bit of each byte of `x` that is a quote, a backslash or a control character
+/// (below 0x20), and perhaps of bytes after the first such one (borrows run upwards), so the
+/// lowest bit set is exact.
+fn specials(x: u64) -> u64 {
+    let zero_in = |v: u64| v.wrapping_sub(ONES) & !v;
+    let quote = zero_in(x ^ (ONES * u64::from(b'"')));
+    let backslash = zero_in(x ^ (ONES * u64::from(b'\\')));
+    let control = x.wrapping_sub(ONES * 0x20) & !x;
+    (quote | backslash | control) & HIGHS
+}
+
+/// How many bytes at the start of `b` are plain string characters (not a quote, a backslash
+/// or a control character): eight at a time, then one at a time.
+fn plain_run(b: &[u8]) -> usize {
+    let mut i = 0;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        let hits = specials(word);
+        if hits != 0 {
+            return i + (hits.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    i + b[i..]
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+        .unwrap_or(b.len() - i)
 }
 
 #[cfg(test)]
@@ -381,6 +449,28 @@ mod tests {
         for text in texts {
             for step in &steps {
                 check(text, step);
+            }
+        }
+    }
+
+    #[test]
+    fn plain_runs_end_at_the_first_quote_backslash_or_control_character() {
+        for len in 0..40 {
+            for special in [b'"', b'\\', 0x00, 0x1f, b'\n'] {
+                for at in 0..=len {
+                    // Plain bytes of every kind around it, including bytes above 0x7f.
+                    let mut b: Vec<u8> = (0..len)
+                        .map(|k| [b'a', 0x20, 0x7f, 0x80, 0xff, b'!'][k % 6])
+                        .collect();
+                    if at < len {
+                        b[at] = special;
+                        // A later special byte must not hide the first.
+                        if at + 1 < len {
+                            b[at + 1] = 0x01;
+                        }
+                    }
+                    assert_eq!(plain_run(&b), at, "{b:?}");
+                }
             }
         }
     }

@@ -1138,3 +1138,80 @@ fn a_time_bounded_store_query_opens_only_the_days_it_touches() {
         assert_eq!(count, Some(expected.to_string()), "{predicate}");
     }
 }
+
+/// A log file read by the checking scan (`json_scan`) gives exactly what reading it with
+/// `serde_json` gives: the same rows and counts, and the same verdict on broken files; a file
+/// the scan refuses or leaves to `serde_json` adds nothing. On the samples (compact and
+/// pretty, whole and cut short) and on odd files, with every column and with a projection.
+#[test]
+fn a_log_file_reads_the_same_by_the_scan_and_by_serde_json() {
+    let records = sample_records();
+    let mut files: Vec<String> = records
+        .chunks(40)
+        .map(|chunk| serde_json::json!({ "Records": chunk }).to_string())
+        .collect();
+    let pretty = serde_json::to_string_pretty(&serde_json::json!({ "Records": &records[..20] }))
+        .expect("pretty");
+    files.push(pretty[..pretty.len() / 2].to_owned());
+    files.push(files[0][..files[0].len() * 2 / 3].to_owned());
+    files.push(pretty);
+    let odd = [
+        r#"{"Records":[]}"#,
+        r#" { "Records" : [ ] } "#,
+        r#"{"Records":[1,"x",null,true,[],{}]}"#,
+        r#"{"a":1,"Records":[{"eventName":"X"}],"b":[2,{"c":"d"}]}"#,
+        r#"{"Records":[{"eventName":"X","eventName":"Y","awsRegion":"r"}]}"#,
+        r#"{"Records":[{"userIdentity":{"type":"Root","arn":"a","type":"IAMUser"}}]}"#,
+        r#"{"Records":[{"userIdentity":"not an object","readOnly":"true"}]}"#,
+        r#"{"Records":[{"eventTime":"2026-01-01T00:00:00Z","requestParameters":{"a":[1,2.5e3,{"b":null}]},"readOnly":false,"resources":[{"ARN":"x","type":"t"}]}]}"#,
+        r#"{"Records":[{"eventName":"caf\u00e9 \"q\"","errorMessage":"a\nb"}]}"#,
+        r#"{"Records":[{"eventName":"X"}],"Records":[]}"#,
+        r#"{"Records":[{"eventName":"X"},]}"#,
+        r#"{"Records":[{"eventName":"X"}]} x"#,
+        r#"{"Records":[{"eventName":"X"}]"#,
+        r#"{"Records":{}}"#,
+        r#"{"Records":[{"eventName":"X","n":01}]}"#,
+        r#"{"Records":[{"eventName":"X","n":tru}]}"#,
+        "{\"Records\":[{\"eventName\":\"tab\there\"}]}",
+        r#"{"Records":[{"eventName":"X","s":"\q"}]}"#,
+        r#"{}"#,
+        r#"[]"#,
+        r#"{"records":[{"eventName":"X"}]}"#,
+        // Left to serde_json by the scan: an escaped name.
+        r#"{"Records":[{"ev\u0065ntName":"X"}]}"#,
+        r#"{"Rec\u006frds":[{"eventName":"X"}]}"#,
+    ];
+    files.extend(odd.iter().map(|s| s.to_string()));
+    let mut projection = [
+        columns::column_index("userIdentity").expect("userIdentity"),
+        columns::column_index("sourceIPAddress").expect("sourceIPAddress"),
+        columns::column_index("eventTime").expect("eventTime"),
+    ];
+    projection.sort_unstable();
+    let mut answered = 0;
+    for file in &files {
+        for projection in [None, Some(&projection[..])] {
+            let mut scanned = columns::EventsBuilder::new(projection);
+            let mut parsed = columns::EventsBuilder::new(projection);
+            // A file before, whose rows must stay whatever happens to this one.
+            let first = &files[1];
+            let before = scanned.append_file_scanned(first).expect("a sample file");
+            assert_eq!(Ok(before), parsed.append_file_direct(first));
+            let by_scan = scanned.append_file_scanned(file);
+            let by_serde = parsed.append_file_direct(file);
+            match by_scan {
+                Some(added) => {
+                    answered += 1;
+                    assert_eq!(Ok(added), by_serde, "{file}");
+                    assert_eq!(scanned.finish(), parsed.finish(), "{file}");
+                }
+                None => {
+                    let escaped = file.contains("\\u0065") || file.contains("\\u006f");
+                    assert!(escaped || by_serde.is_err(), "{file}: {by_serde:?}");
+                    assert_eq!(scanned.finish().num_rows(), before.records, "{file}");
+                }
+            }
+        }
+    }
+    assert!(answered > files.len(), "only {answered} answers");
+}
