@@ -738,11 +738,7 @@ impl EventsBuilder {
         s.ws();
         let mut found = false;
         loop {
-            let key = s.key()?;
-            s.ws();
-            s.expect(b':')?;
-            s.ws();
-            if key == "Records" {
+            if s.member_name()? == "Records" {
                 if std::mem::replace(&mut found, true) {
                     return Err(Stop::Invalid);
                 }
@@ -750,17 +746,8 @@ impl EventsBuilder {
             } else {
                 s.value()?;
             }
-            s.ws();
-            match s.peek() {
-                Some(b',') => {
-                    s.bump();
-                    s.ws();
-                }
-                Some(b'}') => {
-                    s.bump();
-                    break;
-                }
-                _ => return Err(Stop::Invalid),
+            if !s.more(b'}')? {
+                break;
             }
         }
         s.ws();
@@ -788,17 +775,8 @@ impl EventsBuilder {
                 s.value()?;
                 added.malformed += 1;
             }
-            s.ws();
-            match s.peek() {
-                Some(b',') => {
-                    s.bump();
-                    s.ws();
-                }
-                Some(b']') => {
-                    s.bump();
-                    return Ok(());
-                }
-                _ => return Err(Stop::Invalid),
+            if !s.more(b']')? {
+                return Ok(());
             }
         }
     }
@@ -813,11 +791,7 @@ impl EventsBuilder {
             s.bump();
         } else {
             loop {
-                let key = s.key()?;
-                s.ws();
-                s.expect(b':')?;
-                s.ws();
-                let wanted = column_position(key)
+                let wanted = column_position(s.member_name()?)
                     .filter(|&i| seen & (1 << i) == 0 && self.cols[i].is_some());
                 let start = s.pos();
                 s.value()?;
@@ -827,17 +801,8 @@ impl EventsBuilder {
                         col.append_raw(COLUMNS[i].kind, s.since(start));
                     }
                 }
-                s.ws();
-                match s.peek() {
-                    Some(b',') => {
-                        s.bump();
-                        s.ws();
-                    }
-                    Some(b'}') => {
-                        s.bump();
-                        break;
-                    }
-                    _ => return Err(Stop::Invalid),
+                if !s.more(b'}')? {
+                    break;
                 }
             }
         }

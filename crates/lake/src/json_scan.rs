@@ -115,6 +115,34 @@ impl<'a> Scanner<'a> {
         Ok(&self.text[start..self.i - 1])
     }
 
+    /// A member's name and its colon (at the name's `"`; see [`Self::key`]), leaving the
+    /// scan at the value.
+    pub(crate) fn member_name(&mut self) -> Step1<&'a str> {
+        let name = self.key()?;
+        self.ws();
+        self.expect(b':')?;
+        self.ws();
+        Ok(name)
+    }
+
+    /// After a member or an element of a container that `close` ends: `true` if another
+    /// follows (the scan then at it), `false` once past `close`.
+    pub(crate) fn more(&mut self, close: u8) -> Step1<bool> {
+        self.ws();
+        match self.peek() {
+            Some(b',') => {
+                self.i += 1;
+                self.ws();
+                Ok(true)
+            }
+            Some(c) if c == close => {
+                self.i += 1;
+                Ok(false)
+            }
+            _ => Err(Stop::Invalid),
+        }
+    }
+
     pub(crate) fn ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
             self.i += 1;
@@ -130,25 +158,29 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn enter(&mut self) -> Step1<()> {
+    /// Into a container (at its opening bracket) that `close` ends: `false` if it is empty
+    /// (the scan then past it).
+    fn enter(&mut self, close: u8) -> Step1<bool> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return Err(Stop::Unsure);
         }
         self.i += 1;
         self.ws();
-        Ok(())
+        if self.peek() == Some(close) {
+            self.i += 1;
+            self.depth -= 1;
+            return Ok(false);
+        }
+        Ok(true)
     }
 
     /// An object (at its `{`): the span of the first member named `wanted`.
     fn object(&mut self, wanted: Option<&[u8]>) -> Step1<Option<(usize, usize)>> {
-        self.enter()?;
-        let mut found = None;
-        if self.peek() == Some(b'}') {
-            self.i += 1;
-            self.depth -= 1;
+        if !self.enter(b'}')? {
             return Ok(None);
         }
+        let mut found = None;
         loop {
             if self.peek() != Some(b'"') {
                 return Err(Stop::Invalid);
@@ -167,31 +199,19 @@ impl<'a> Scanner<'a> {
             if found.is_none() && wanted == Some(key) {
                 found = Some((start, self.i));
             }
-            self.ws();
-            match self.peek() {
-                Some(b',') => {
-                    self.i += 1;
-                    self.ws();
-                }
-                Some(b'}') => {
-                    self.i += 1;
-                    self.depth -= 1;
-                    return Ok(found);
-                }
-                _ => return Err(Stop::Invalid),
+            if !self.more(b'}')? {
+                self.depth -= 1;
+                return Ok(found);
             }
         }
     }
 
     /// An array (at its `[`): the span of element `wanted`.
     fn array(&mut self, wanted: Option<usize>) -> Step1<Option<(usize, usize)>> {
-        self.enter()?;
-        let mut found = None;
-        if self.peek() == Some(b']') {
-            self.i += 1;
-            self.depth -= 1;
+        if !self.enter(b']')? {
             return Ok(None);
         }
+        let mut found = None;
         let mut n = 0;
         loop {
             let start = self.i;
@@ -200,18 +220,9 @@ impl<'a> Scanner<'a> {
                 found = Some((start, self.i));
             }
             n += 1;
-            self.ws();
-            match self.peek() {
-                Some(b',') => {
-                    self.i += 1;
-                    self.ws();
-                }
-                Some(b']') => {
-                    self.i += 1;
-                    self.depth -= 1;
-                    return Ok(found);
-                }
-                _ => return Err(Stop::Invalid),
+            if !self.more(b']')? {
+                self.depth -= 1;
+                return Ok(found);
             }
         }
     }
