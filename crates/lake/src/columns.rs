@@ -158,23 +158,42 @@ pub const DICTIONARY_COLUMNS: &[&str] = &[
     "eventCategory",
 ];
 
-/// The schema of event data stores: [`schema`] with [`DICTIONARY_COLUMNS`] as
-/// `Dictionary(Int32, Utf8)` (the same values; SQL sees no difference).
+/// Struct members with few distinct values, stored dictionary-encoded likewise (a root-activity
+/// query filters every row on `userIdentity.type`).
+pub const DICTIONARY_MEMBERS: &[(&str, &str)] = &[("userIdentity", "type")];
+
+fn dictionary_of_text() -> DataType {
+    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+}
+
+/// The schema of event data stores: [`schema`] with [`DICTIONARY_COLUMNS`] and
+/// [`DICTIONARY_MEMBERS`] as `Dictionary(Int32, Utf8)` (the same values; SQL sees no
+/// difference). Files written before a member was added to the list hold it as text and read
+/// the same (see the tests).
 pub fn store_schema() -> SchemaRef {
     Arc::new(Schema::new(
         schema()
             .fields()
             .iter()
-            .map(|f| {
-                if DICTIONARY_COLUMNS.contains(&f.name().as_str()) {
-                    Field::new(
-                        f.name(),
-                        DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
-                        true,
-                    )
-                } else {
-                    f.as_ref().clone()
+            .map(|f| match f.data_type() {
+                _ if DICTIONARY_COLUMNS.contains(&f.name().as_str()) => {
+                    Field::new(f.name(), dictionary_of_text(), true)
                 }
+                DataType::Struct(members) => {
+                    let members: Fields = members
+                        .iter()
+                        .map(|m| {
+                            if DICTIONARY_MEMBERS.contains(&(f.name().as_str(), m.name().as_str()))
+                            {
+                                Arc::new(Field::new(m.name(), dictionary_of_text(), true))
+                            } else {
+                                m.clone()
+                            }
+                        })
+                        .collect();
+                    Field::new(f.name(), DataType::Struct(members), true)
+                }
+                _ => f.as_ref().clone(),
             })
             .collect::<Vec<_>>(),
     ))

@@ -1215,3 +1215,111 @@ fn a_log_file_reads_the_same_by_the_scan_and_by_serde_json() {
     }
     assert!(answered > files.len(), "only {answered} answers");
 }
+
+/// A store's files written before `userIdentity.type` was stored dictionary-encoded (text) read
+/// the same as the files written since, side by side in one query.
+#[test]
+fn files_written_before_a_member_was_dictionary_encoded_read_the_same() {
+    use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema};
+    let now = cairn_model::time::parse_utc("2026-12-20T12:00:00Z").expect("now");
+    let record = |kind: &str, name: &str, day: u32| {
+        serde_json::value::to_raw_value(&serde_json::json!({
+            "eventTime": format!("2026-12-0{day}T10:00:00Z"),
+            "eventName": name,
+            "eventSource": "iam.amazonaws.com",
+            "userIdentity": {"type": kind, "arn": format!("arn:aws:iam::111122223333:{kind}")},
+        }))
+        .expect("raw")
+    };
+    let new = [
+        record("Root", "CreateUser", 2),
+        record("IAMUser", "ListUsers", 2),
+    ];
+    let (_data, stores, eds) = store_holding("mixed", &new);
+    // The same kind of events, in a file of the earlier layout, on another day.
+    let old_records = [
+        record("Root", "DeleteUser", 1),
+        record("Root", "ListUsers", 1),
+        record("AssumedRole", "ListUsers", 1),
+    ];
+    let mut builder = columns::EventsBuilder::new(None);
+    for r in &old_records {
+        builder.append_record(r);
+    }
+    let batch = builder.finish();
+    let earlier = Arc::new(Schema::new(
+        columns::store_schema()
+            .fields()
+            .iter()
+            .map(|f| match f.data_type() {
+                DataType::Struct(members) => Field::new(
+                    f.name(),
+                    DataType::Struct(
+                        members
+                            .iter()
+                            .map(|m| {
+                                if matches!(m.data_type(), DataType::Dictionary(..)) {
+                                    Arc::new(Field::new(m.name(), DataType::Utf8, true))
+                                } else {
+                                    m.clone()
+                                }
+                            })
+                            .collect::<Fields>(),
+                    ),
+                    true,
+                ),
+                _ => f.as_ref().clone(),
+            })
+            .collect::<Vec<_>>(),
+    ));
+    assert_ne!(
+        earlier,
+        columns::store_schema(),
+        "no member is dictionary-encoded"
+    );
+    let columns_now: Vec<_> = batch
+        .columns()
+        .iter()
+        .zip(earlier.fields())
+        .map(|(c, f)| datafusion::arrow::compute::cast(c, f.data_type()).expect("cast"))
+        .collect();
+    let old_batch = RecordBatch::try_new(earlier, columns_now).expect("batch");
+    let dir = stores.dir(&eds).join("date=2026-12-01");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mut bytes = Vec::new();
+    let mut writer =
+        datafusion::parquet::arrow::ArrowWriter::try_new(&mut bytes, old_batch.schema(), None)
+            .expect("writer");
+    writer.write(&old_batch).expect("write");
+    writer.close().expect("close");
+    std::fs::write(dir.join("earlier.parquet"), bytes).expect("file");
+
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let answer = |sql: &str| {
+        rt.block_on(async {
+            let ctx = query::session();
+            query::register_store(&ctx, &stores, &eds, now)
+                .await
+                .expect("register");
+            let (batches, _) = query::run(&ctx, sql).await.expect("query");
+            query::rows_as_text(&batches)
+                .expect("rows")
+                .into_iter()
+                .map(|row| {
+                    row.into_iter()
+                        .map(|(_, v)| v.unwrap_or_default())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .collect::<Vec<_>>()
+        })
+    };
+    assert_eq!(
+        answer("SELECT eventName FROM mixed WHERE userIdentity.type = 'Root' ORDER BY eventName"),
+        ["CreateUser", "DeleteUser", "ListUsers"]
+    );
+    assert_eq!(
+        answer("SELECT userIdentity.type AS t, count(*) AS n FROM mixed GROUP BY userIdentity.type ORDER BY t"),
+        ["AssumedRole 1", "IAMUser 1", "Root 3"]
+    );
+}
