@@ -89,15 +89,15 @@ fn is_store_scan(scan: &TableScan) -> bool {
 /// The instants (ms, both inclusive) a conjunction of predicates leaves open to `eventTime`;
 /// `None`: unbounded on that side.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct TimeRange {
-    pub(crate) from: Option<i64>,
-    pub(crate) to: Option<i64>,
+struct TimeRange {
+    from: Option<i64>,
+    to: Option<i64>,
 }
 
 impl TimeRange {
     /// The range narrowed by one more conjunct (unchanged if it is not a bound on
     /// `eventTime` by a literal time).
-    pub(crate) fn and(self, e: &Expr) -> Self {
+    fn and(self, e: &Expr) -> Self {
         match e {
             Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
                 match (time_column(left), time_literal(right), time_literal(left)) {
@@ -126,23 +126,18 @@ impl TimeRange {
 
     /// `eventTime <op> t`.
     fn bound(self, op: Operator, t: i64) -> Self {
-        let from = |from: i64| Self {
-            from: Some(self.from.map_or(from, |f| f.max(from))),
-            ..self
-        };
-        let to = |to: i64| Self {
-            to: Some(self.to.map_or(to, |f| f.min(to))),
-            ..self
-        };
         match op {
-            Operator::Eq => Self {
+            Operator::Eq => self.bound(Operator::GtEq, t).bound(Operator::LtEq, t),
+            Operator::GtEq => Self {
                 from: Some(self.from.map_or(t, |f| f.max(t))),
-                to: Some(self.to.map_or(t, |f| f.min(t))),
+                ..self
             },
-            Operator::GtEq => from(t),
-            Operator::Gt => from(t.saturating_add(1)),
-            Operator::LtEq => to(t),
-            Operator::Lt => to(t.saturating_sub(1)),
+            Operator::Gt => self.bound(Operator::GtEq, t.saturating_add(1)),
+            Operator::LtEq => Self {
+                to: Some(self.to.map_or(t, |f| f.min(t))),
+                ..self
+            },
+            Operator::Lt => self.bound(Operator::LtEq, t.saturating_sub(1)),
             _ => self,
         }
     }
