@@ -753,9 +753,10 @@ impl EventsBuilder {
     /// `{"Records":[...]}`: exactly one `Records` array, other members skipped.
     fn scan_file(&mut self, s: &mut Scanner<'_>, added: &mut Added) -> Result<(), Stop> {
         s.ws();
-        s.expect(b'{')?;
-        s.ws();
         let mut found = false;
+        if s.peek() != Some(b'{') || !s.enter(b'}')? {
+            return Err(Stop::Invalid);
+        }
         loop {
             if s.member_name()? == "Records" {
                 if std::mem::replace(&mut found, true) {
@@ -779,10 +780,10 @@ impl EventsBuilder {
 
     /// The records array: objects become rows, other values are counted as malformed.
     fn scan_records(&mut self, s: &mut Scanner<'_>, added: &mut Added) -> Result<(), Stop> {
-        s.expect(b'[')?;
-        s.ws();
-        if s.peek() == Some(b']') {
-            s.bump();
+        if s.peek() != Some(b'[') {
+            return Err(Stop::Invalid);
+        }
+        if !s.enter(b']')? {
             return Ok(());
         }
         loop {
@@ -800,18 +801,12 @@ impl EventsBuilder {
         }
     }
 
-    /// One record (at its `{`) as a row, as [`RecordVisitor`] reads it: the first of each
-    /// taken member fills its column, columns without one get a null.
+    /// One record (at its `{`) as a row, as [`RecordVisitor`] reads it.
     fn scan_record(&mut self, s: &mut Scanner<'_>) -> Result<(), Stop> {
-        s.bump();
-        s.ws();
         let mut seen = 0u64;
-        if s.peek() == Some(b'}') {
-            s.bump();
-        } else {
+        if s.enter(b'}')? {
             loop {
-                let wanted = column_position(s.member_name()?)
-                    .filter(|&i| seen & (1 << i) == 0 && self.cols[i].is_some());
+                let wanted = taken_column(&self.cols, seen, s.member_name()?);
                 let start = s.pos();
                 s.value()?;
                 if let Some(i) = wanted {
@@ -825,13 +820,7 @@ impl EventsBuilder {
                 }
             }
         }
-        for (i, c) in self.cols.iter_mut().enumerate() {
-            if let Some(c) = c {
-                if seen & (1 << i) == 0 {
-                    c.append_null();
-                }
-            }
-        }
+        null_unseen(&mut self.cols, seen);
         Ok(())
     }
 
@@ -1188,9 +1177,7 @@ impl<'de> Visitor<'de> for RecordVisitor<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let mut seen = 0u64;
         while let Some(key) = map.next_key::<Key<'de>>()? {
-            let wanted =
-                column_position(&key.0).filter(|&i| seen & (1 << i) == 0 && self.0[i].is_some());
-            match wanted {
+            match taken_column(self.0, seen, &key.0) {
                 Some(i) => {
                     seen |= 1 << i;
                     if let Some(col) = self.0[i].as_mut() {
@@ -1205,13 +1192,24 @@ impl<'de> Visitor<'de> for RecordVisitor<'_> {
                 }
             }
         }
-        for (i, c) in self.0.iter_mut().enumerate() {
-            if let Some(c) = c {
-                if seen & (1 << i) == 0 {
-                    c.append_null();
-                }
+        null_unseen(self.0, seen);
+        Ok(())
+    }
+}
+
+/// The column a record's member named `key` fills: one the builder takes, the first time the
+/// record names it (`seen`: bits of the columns already filled).
+fn taken_column(cols: &[Option<Col>], seen: u64, key: &str) -> Option<usize> {
+    column_position(key).filter(|&i| seen & (1 << i) == 0 && cols[i].is_some())
+}
+
+/// Ends a record's row: the taken columns it did not fill get a null.
+fn null_unseen(cols: &mut [Option<Col>], seen: u64) {
+    for (i, c) in cols.iter_mut().enumerate() {
+        if let Some(c) = c {
+            if seen & (1 << i) == 0 {
+                c.append_null();
             }
         }
-        Ok(())
     }
 }

@@ -84,11 +84,6 @@ impl<'a> Scanner<'a> {
         self.b.get(self.i).copied()
     }
 
-    /// Past the byte just peeked.
-    pub(crate) fn bump(&mut self) {
-        self.i += 1;
-    }
-
     pub(crate) fn pos(&self) -> usize {
         self.i
     }
@@ -126,7 +121,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// After a member or an element of a container that `close` ends: `true` if another
-    /// follows (the scan then at it), `false` once past `close`.
+    /// follows (the scan then at it), `false` once past `close` (out of the container).
     pub(crate) fn more(&mut self, close: u8) -> Step1<bool> {
         self.ws();
         match self.peek() {
@@ -137,6 +132,7 @@ impl<'a> Scanner<'a> {
             }
             Some(c) if c == close => {
                 self.i += 1;
+                self.depth -= 1;
                 Ok(false)
             }
             _ => Err(Stop::Invalid),
@@ -159,8 +155,8 @@ impl<'a> Scanner<'a> {
     }
 
     /// Into a container (at its opening bracket) that `close` ends: `false` if it is empty
-    /// (the scan then past it).
-    fn enter(&mut self, close: u8) -> Step1<bool> {
+    /// (the scan then past it). [`Self::more`] leaves it.
+    pub(crate) fn enter(&mut self, close: u8) -> Step1<bool> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return Err(Stop::Unsure);
@@ -200,7 +196,6 @@ impl<'a> Scanner<'a> {
                 found = Some((start, self.i));
             }
             if !self.more(b'}')? {
-                self.depth -= 1;
                 return Ok(found);
             }
         }
@@ -221,7 +216,6 @@ impl<'a> Scanner<'a> {
             }
             n += 1;
             if !self.more(b']')? {
-                self.depth -= 1;
                 return Ok(found);
             }
         }
