@@ -989,10 +989,29 @@ async fn the_text_search_rules_out_records_without_changing_answers() {
 
 /// A store's scans run with the session's Parquet options (a `ParquetFormat` built on its own
 /// carries defaults: filters not reordered, bloom filters looked for in files that have none).
+/// The file scans of a physical plan.
+fn file_scans(
+    plan: &Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+) -> Vec<datafusion::datasource::physical_plan::FileScanConfig> {
+    use datafusion::datasource::physical_plan::FileScanConfig;
+    use datafusion::datasource::source::DataSourceExec;
+    let mut stack = vec![plan.clone()];
+    let mut found = Vec::new();
+    while let Some(node) = stack.pop() {
+        if let Some(config) = node
+            .downcast_ref::<DataSourceExec>()
+            .and_then(|s| s.data_source().downcast_ref::<FileScanConfig>())
+        {
+            found.push(config.clone());
+        }
+        stack.extend(node.children().into_iter().cloned());
+    }
+    found
+}
+
 #[test]
 fn store_scans_take_the_session_parquet_options() {
-    use datafusion::datasource::physical_plan::{FileScanConfig, ParquetSource};
-    use datafusion::datasource::source::DataSourceExec;
+    use datafusion::datasource::physical_plan::ParquetSource;
     let now = cairn_model::time::parse_utc("2026-12-20T12:00:00Z").expect("now");
     let (_data, stores, eds) = store_holding("opts", &aged_records(now, &[86_400_000]));
     let rt = tokio::runtime::Runtime::new().expect("runtime");
@@ -1008,19 +1027,11 @@ fn store_scans_take_the_session_parquet_options() {
             .create_physical_plan()
             .await
             .expect("plan");
-        let mut stack = vec![plan];
-        let mut found = Vec::new();
-        while let Some(node) = stack.pop() {
-            if let Some(source) = node
-                .downcast_ref::<DataSourceExec>()
-                .and_then(|s| s.data_source().downcast_ref::<FileScanConfig>())
-                .and_then(|c| c.file_source().downcast_ref::<ParquetSource>())
-            {
-                found.push(source.table_parquet_options().global.clone());
-            }
-            stack.extend(node.children().into_iter().cloned());
-        }
-        found
+        file_scans(&plan)
+            .iter()
+            .filter_map(|c| c.file_source().downcast_ref::<ParquetSource>())
+            .map(|source| source.table_parquet_options().global.clone())
+            .collect::<Vec<_>>()
     });
     assert!(!options.is_empty(), "no Parquet scan in the plan");
     for o in options {
@@ -1035,8 +1046,6 @@ fn store_scans_take_the_session_parquet_options() {
 /// `days.rs`), and answers exactly as the time predicate says.
 #[test]
 fn a_time_bounded_store_query_opens_only_the_days_it_touches() {
-    use datafusion::datasource::physical_plan::FileScanConfig;
-    use datafusion::datasource::source::DataSourceExec;
     let at = |t: &str| cairn_model::time::parse_utc(t).expect("time");
     // Two events a day, at its first and its last second, from December 1 to 5.
     let times: Vec<i64> = (1..=5)
@@ -1110,20 +1119,13 @@ fn a_time_bounded_store_query_opens_only_the_days_it_touches() {
                 .create_physical_plan()
                 .await
                 .expect("plan");
-            let mut stack = vec![plan.clone()];
             let mut opened = Vec::new();
-            while let Some(node) = stack.pop() {
-                if let Some(config) = node
-                    .downcast_ref::<DataSourceExec>()
-                    .and_then(|s| s.data_source().downcast_ref::<FileScanConfig>())
-                {
-                    for file in config.file_groups.iter().flat_map(|g| g.iter()) {
-                        let path = file.object_meta.location.to_string();
-                        let day = path.split("date=2026-12-0").nth(1).expect("a day");
-                        opened.push(day.as_bytes()[0] - b'0');
-                    }
+            for config in file_scans(&plan) {
+                for file in config.file_groups.iter().flat_map(|g| g.iter()) {
+                    let path = file.object_meta.location.to_string();
+                    let day = path.split("date=2026-12-0").nth(1).expect("a day");
+                    opened.push(day.as_bytes()[0] - b'0');
                 }
-                stack.extend(node.children().into_iter().cloned());
             }
             let batches = datafusion::physical_plan::collect(plan, ctx.task_ctx())
                 .await
