@@ -86,7 +86,8 @@ pub async fn register_store(
     // days wholly inside it: those files are scanned with no retention predicate (a filter on
     // `date` alone is applied to the directory names when the files are listed), and only
     // the files of the day the cutoff falls in compare `eventTime`. Files of earlier days are
-    // not even listed.
+    // not even listed. When the cutoff's day holds no file (a store younger than its
+    // retention, the usual case), the view is the one scan of the later days.
     // The format takes the session's Parquet options (a default `ParquetFormat` has its own,
     // and only `pushdown_filters` is also read from the session).
     let format = ParquetFormat::default().with_options(ctx.state().default_table_options().parquet);
@@ -98,7 +99,8 @@ pub async fn register_store(
         .with_schema(crate::columns::store_schema());
     let table = Arc::new(ListingTable::try_new(config)?);
     let cutoff = Stores::cutoff(store, now_ms);
-    let cutoff_day = lit(partition_date(cutoff));
+    let cutoff_date = partition_date(cutoff);
+    let cutoff_day = lit(cutoff_date.as_str());
     let columns = || {
         crate::columns::store_schema()
             .fields()
@@ -110,20 +112,24 @@ pub async fn register_store(
         .read_table(table.clone())?
         .filter(ident(PARTITION_COLUMN).gt(cutoff_day.clone()))?
         .select(columns())?;
-    let cutoff_day = ctx
-        .read_table(table)?
-        .filter(
-            ident(PARTITION_COLUMN)
-                .eq(cutoff_day)
-                .and(
-                    ident("eventTime").gt_eq(lit(ScalarValue::TimestampMillisecond(
-                        Some(cutoff),
-                        Some("UTC".into()),
-                    ))),
-                ),
-        )?
-        .select(columns())?;
-    let view = whole_days.union(cutoff_day)?.into_view();
+    let view = if !stores.day_has_files(store, &cutoff_date).await? {
+        whole_days.into_view()
+    } else {
+        let cutoff_day = ctx
+            .read_table(table)?
+            .filter(
+                ident(PARTITION_COLUMN)
+                    .eq(cutoff_day)
+                    .and(
+                        ident("eventTime").gt_eq(lit(ScalarValue::TimestampMillisecond(
+                            Some(cutoff),
+                            Some("UTC".into()),
+                        ))),
+                    ),
+            )?
+            .select(columns())?;
+        whole_days.union(cutoff_day)?.into_view()
+    };
     ctx.register_table(store.name.as_str(), view.clone())?;
     if store.id != store.name {
         ctx.register_table(store.id.as_str(), view)?;

@@ -621,6 +621,33 @@ impl Stores {
         Ok(out)
     }
 
+    /// Whether the day partition `date` (`YYYY-MM-DD`) of `store` holds a Parquet file.
+    pub async fn day_has_files(
+        &self,
+        store: &EventDataStore,
+        date: &str,
+    ) -> Result<bool, LakeError> {
+        match self.place(store)? {
+            Place::Dir(dir) => {
+                let day = dir.join(format!("{PARTITION_COLUMN}={date}"));
+                match std::fs::read_dir(&day) {
+                    Ok(files) => Ok(files
+                        .flatten()
+                        .any(|f| f.path().extension().is_some_and(|e| e == "parquet"))),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+                    Err(e) => Err(io(&day)(e)),
+                }
+            }
+            Place::Bucket(remote, key) => {
+                let prefix = format!("{key}/{PARTITION_COLUMN}={date}/");
+                let keys = cairn_store::list(remote.store.as_ref(), &prefix)
+                    .await
+                    .map_err(|e| remote.failed(&prefix, e))?;
+                Ok(keys.iter().any(|k| k.ends_with(".parquet")))
+            }
+        }
+    }
+
     /// The oldest event time a store still shows at `now_ms`.
     pub fn cutoff(store: &EventDataStore, now_ms: i64) -> i64 {
         now_ms - i64::from(store.retention_period) * DAY_MS

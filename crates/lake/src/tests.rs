@@ -644,19 +644,43 @@ fn store_lifecycle(stores: &store::Stores, rt: &tokio::runtime::Runtime) -> stor
         .expect("write");
     assert_eq!(stores.files(&eds).expect("files").len(), 5);
     // Queries never show an expired event: from days not yet swept, nor from the cutoff's day.
-    let names = |eds: &store::EventDataStore| {
+    // What a query at `at` shows, and how many file scans its plan has: two when the cutoff's
+    // day holds files (that day's files compare eventTime), else one.
+    let shown_at = |eds: &store::EventDataStore, at: i64| {
         rt.block_on(async {
             let ctx = query::session();
-            query::register_store(&ctx, stores, eds, now)
+            query::register_store(&ctx, stores, eds, at)
                 .await
                 .expect("register");
-            let (batches, _) = query::run(&ctx, "SELECT eventName FROM week ORDER BY eventTime")
+            let sql = "SELECT eventName FROM week ORDER BY eventTime";
+            let plan = ctx
+                .sql(sql)
                 .await
-                .expect("query");
-            text_rows(&batches).concat()
+                .expect("plan")
+                .create_physical_plan()
+                .await
+                .expect("physical plan");
+            let (batches, _) = query::run(&ctx, sql).await.expect("query");
+            (text_rows(&batches).concat(), file_scans(&plan).len())
         })
     };
+    let names = |eds: &store::EventDataStore| {
+        let (names, scans) = shown_at(eds, now);
+        assert_eq!(scans, 2, "the cutoff's day holds a file");
+        names
+    };
     assert_eq!(names(&eds), ["age166", "age144", "age24"]);
+    // Two days earlier the cutoff falls on a day without files (8.5 days before the day of
+    // the first query's cutoff's): one scan, of the days after it, shows every event after it.
+    assert_eq!(
+        shown_at(&eds, now - 2 * day),
+        (
+            ["age192", "age180", "age166", "age144", "age24"]
+                .map(String::from)
+                .to_vec(),
+            1
+        )
+    );
     // The two whole days before the cutoff go; the cutoff's own day stays.
     assert_eq!(stores.expire(now).expect("expire"), 2);
     assert_eq!(stores.files(&eds).expect("files").len(), 3);
@@ -987,8 +1011,6 @@ async fn the_text_search_rules_out_records_without_changing_answers() {
     assert_eq!(rows, count_rows(1));
 }
 
-/// A store's scans run with the session's Parquet options (a `ParquetFormat` built on its own
-/// carries defaults: filters not reordered, bloom filters looked for in files that have none).
 /// The file scans of a physical plan.
 fn file_scans(
     plan: &Arc<dyn datafusion::physical_plan::ExecutionPlan>,
@@ -1009,6 +1031,8 @@ fn file_scans(
     found
 }
 
+/// A store's scans run with the session's Parquet options (a `ParquetFormat` built on its own
+/// carries defaults: filters not reordered, bloom filters looked for in files that have none).
 #[test]
 fn store_scans_take_the_session_parquet_options() {
     use datafusion::datasource::physical_plan::ParquetSource;
