@@ -366,6 +366,60 @@ impl Col {
     }
 }
 
+/// Appends the value at the scan (no whitespace before it) to `col`, a column of `kind`: an
+/// object for a struct column member by member, anything else as its text
+/// ([`Col::append_raw`]). On an error the column holds one more row (padded, as
+/// [`StructValue`] leaves it), or none if nothing was appended.
+fn scan_into(col: &mut Col, kind: Kind, s: &mut Scanner<'_>) -> Result<(), Stop> {
+    if matches!(col, Col::Struct { .. }) && s.peek() == Some(b'{') {
+        let outcome = scan_struct(col, s);
+        if outcome.is_err() {
+            pad_struct(col);
+        }
+        return outcome;
+    }
+    let start = s.pos();
+    s.value()?;
+    col.append_raw(kind, s.since(start));
+    Ok(())
+}
+
+/// An object (at its `{`) into a struct column, as [`fill_struct`] reads it: the first of
+/// each member taken, unknown members skipped, missing ones null.
+fn scan_struct(col: &mut Col, s: &mut Scanner<'_>) -> Result<(), Stop> {
+    let Col::Struct {
+        members,
+        children,
+        valid,
+    } = col
+    else {
+        return Err(Stop::Invalid);
+    };
+    let mut seen = 0u64;
+    if s.enter(b'}')? {
+        loop {
+            let key = s.member_name()?;
+            match members.iter().position(|m| m.name == key) {
+                Some(i) if seen & (1 << i) == 0 => {
+                    seen |= 1 << i;
+                    scan_into(&mut children[i], members[i].kind, s)?;
+                }
+                _ => s.value()?,
+            }
+            if !s.more(b'}')? {
+                break;
+            }
+        }
+    }
+    for (i, c) in children.iter_mut().enumerate() {
+        if seen & (1 << i) == 0 {
+            c.append_null();
+        }
+    }
+    valid.push(true);
+    Ok(())
+}
+
 /// Pads a struct whose members were partly appended (see [`Col::append_raw`]).
 fn pad_struct(col: &mut Col) {
     if let Col::Struct {
@@ -807,13 +861,12 @@ impl EventsBuilder {
         if s.enter(b'}')? {
             loop {
                 let wanted = taken_column(&self.cols, seen, s.member_name()?);
-                let start = s.pos();
-                s.value()?;
-                if let Some(i) = wanted {
-                    seen |= 1 << i;
-                    if let Some(col) = self.cols[i].as_mut() {
-                        col.append_raw(COLUMNS[i].kind, s.since(start));
+                match wanted.and_then(|i| Some((i, self.cols[i].as_mut()?))) {
+                    Some((i, col)) => {
+                        seen |= 1 << i;
+                        scan_into(col, COLUMNS[i].kind, s)?;
                     }
+                    None => s.value()?,
                 }
                 if !s.more(b'}')? {
                     break;
@@ -1148,23 +1201,57 @@ fn is_foreign(t: &[u8]) -> bool {
         .is_some_and(|s| s.starts_with("aws:"))
 }
 
-/// The column named `name`: only names of the same length are compared (a record has about
-/// twenty members, the table about forty columns).
+/// The column named `name`: one slot of a table without collisions among the column names,
+/// then one comparison (a record has about twenty members, each looked up once).
 fn column_position(name: &str) -> Option<usize> {
-    static BY_LENGTH: std::sync::OnceLock<Vec<Vec<usize>>> = std::sync::OnceLock::new();
-    let by_length = BY_LENGTH.get_or_init(|| {
-        let longest = COLUMNS.iter().map(|c| c.name.len()).max().unwrap_or(0);
-        let mut v = vec![Vec::new(); longest + 1];
-        for (i, c) in COLUMNS.iter().enumerate() {
-            v[c.name.len()].push(i);
+    static TABLE: std::sync::OnceLock<NameTable> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| NameTable::new(COLUMNS.iter().map(|c| c.name)));
+    table.get(name).filter(|&i| COLUMNS[i].name == name)
+}
+
+/// Names to their positions by a hash of their length and five of their bytes, with the
+/// first multiplier under which no two names share a slot.
+struct NameTable {
+    multiplier: u32,
+    slots: [u8; 256],
+}
+
+impl NameTable {
+    const EMPTY: u8 = u8::MAX;
+
+    fn slot(multiplier: u32, name: &str) -> usize {
+        let b = name.as_bytes();
+        let Some(&last) = b.last() else {
+            return 0;
+        };
+        let mut h = b.len() as u32;
+        let n = b.len();
+        for byte in [b[0], b[n / 2], b[n * 3 / 4], b[n.saturating_sub(2)], last] {
+            h = h.wrapping_mul(multiplier).wrapping_add(u32::from(byte));
         }
-        v
-    });
-    by_length
-        .get(name.len())?
-        .iter()
-        .copied()
-        .find(|&i| COLUMNS[i].name == name)
+        ((h ^ (h >> 8)) & 0xff) as usize
+    }
+
+    fn new<'n>(names: impl Iterator<Item = &'n str> + Clone) -> Self {
+        'multipliers: for multiplier in (1..10_000).map(|k| 2 * k + 1) {
+            let mut slots = [Self::EMPTY; 256];
+            for (i, name) in names.clone().enumerate() {
+                let slot = &mut slots[Self::slot(multiplier, name)];
+                if *slot != Self::EMPTY {
+                    continue 'multipliers;
+                }
+                *slot = u8::try_from(i).expect("fewer than 255 names");
+            }
+            return NameTable { multiplier, slots };
+        }
+        unreachable!("a multiplier without collisions exists for the column names")
+    }
+
+    /// The position of the only name that may be `name` (the caller compares).
+    fn get(&self, name: &str) -> Option<usize> {
+        let i = self.slots[Self::slot(self.multiplier, name)];
+        (i != Self::EMPTY).then_some(usize::from(i))
+    }
 }
 
 struct RecordVisitor<'c>(&'c mut Vec<Option<Col>>);
@@ -1209,6 +1296,52 @@ fn null_unseen(cols: &mut [Option<Col>], seen: u64) {
         if let Some(c) = c {
             if seen & (1 << i) == 0 {
                 c.append_null();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_column_name_finds_its_column_and_nothing_else_finds_one() {
+        for (i, c) in COLUMNS.iter().enumerate() {
+            assert_eq!(column_position(c.name), Some(i), "{}", c.name);
+        }
+        let mut others: Vec<String> = vec![
+            "".into(),
+            "Records".into(),
+            "eventname".into(),
+            "eventNam".into(),
+            "eventNamee".into(),
+            "eventNameX".into(),
+            "xventName".into(),
+            "eventTimeZ".into(),
+        ];
+        // Member names of the structs, and every column name with one byte changed.
+        for m in IDENTITY.iter().chain(SESSION).chain(ISSUER).chain(TLS) {
+            if column_position(m.name).is_some() {
+                continue;
+            }
+            others.push(m.name.into());
+        }
+        for c in COLUMNS {
+            for at in 0..c.name.len() {
+                let mut b = c.name.as_bytes().to_vec();
+                b[at] ^= 0x20;
+                others.push(String::from_utf8(b).expect("ASCII"));
+            }
+        }
+        for name in others {
+            let found = column_position(&name);
+            assert!(
+                found.is_none() || COLUMNS[found.unwrap_or(0)].name == name,
+                "{name:?} found {found:?}"
+            );
+            if !COLUMNS.iter().any(|c| c.name == name) {
+                assert_eq!(found, None, "{name:?}");
             }
         }
     }
