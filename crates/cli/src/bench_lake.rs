@@ -724,6 +724,13 @@ pub async fn lake(args: LakeBenchArgs) -> anyhow::Result<()> {
                 scan.records_ruled_out
             ));
         }
+        let (inflated, bytes) = floor(&tree, false).await?;
+        let (checked, _) = floor(&tree, true).await?;
+        line(format!(
+            "Baselines, the same run, every log file of the tree on {} threads: read and inflated (libdeflate, as raw mode does), nothing parsed: {inflated:.2} s for {:.2} GB of JSON; read, inflated and its JSON checked by `serde_json` (nothing built): {checked:.2} s",
+            cairn_lake::cores(),
+            bytes as f64 / 1e9
+        ));
     }
     line(format!(
         "\nCairn's peak resident memory over the whole run: {:.0} MB",
@@ -732,6 +739,49 @@ pub async fn lake(args: LakeBenchArgs) -> anyhow::Result<()> {
     let mut f = std::fs::File::create(args.dir.join("report.md"))?;
     f.write_all(report.as_bytes())?;
     Ok(())
+}
+
+/// The floor under a raw-mode scan of `tree`: every log file read and inflated the way raw
+/// mode does it (one thread per core, each with its own libdeflate inflater); with `check`,
+/// also its JSON checked by `serde_json` with nothing built (the cost of checking alone, with
+/// Rust's usual JSON parser). Seconds, and bytes of JSON.
+async fn floor(tree: &Path, check: bool) -> anyhow::Result<(f64, u64)> {
+    let source = cairn_lake::raw::TreeSource::Dir(tree.to_path_buf());
+    let t = Instant::now();
+    let files: Vec<String> = cairn_lake::raw::list(&source)
+        .await?
+        .into_iter()
+        .filter(|location| cairn_lake::raw::classify(location).is_some())
+        .collect();
+    let threads = cairn_lake::cores();
+    let bytes = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|k| {
+                let files = &files;
+                scope.spawn(move || -> anyhow::Result<u64> {
+                    let mut inflater = cairn_lake::raw::Inflater::new();
+                    let mut buffer = Vec::new();
+                    let mut total = 0u64;
+                    for location in files.iter().skip(k).step_by(threads) {
+                        let compressed = std::fs::read(location)?;
+                        let json = cairn_lake::raw::gunzip(&compressed, &mut inflater, &mut buffer)
+                            .map_err(|e| anyhow::anyhow!("{location}: {e}"))?;
+                        if check {
+                            serde_json::from_slice::<serde::de::IgnoredAny>(json)
+                                .map_err(|e| anyhow::anyhow!("{location}: {e}"))?;
+                        }
+                        total += json.len() as u64;
+                    }
+                    Ok(total)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("an inflating thread"))
+            .sum::<anyhow::Result<u64>>()
+    })?;
+    Ok((t.elapsed().as_secs_f64(), bytes))
 }
 
 /// DuckDB's time for one query, and a warning if its row count is not Cairn's `rows`.
