@@ -398,26 +398,39 @@ fn scan_struct(col: &mut Col, s: &mut Scanner<'_>) -> Result<(), Stop> {
     let mut seen = 0u64;
     if s.enter(b'}')? {
         loop {
-            let key = s.member_name()?;
-            match members.iter().position(|m| m.name == key) {
-                Some(i) if seen & (1 << i) == 0 => {
+            match struct_member(members, seen, s.member_name()?) {
+                Some(i) => {
                     seen |= 1 << i;
                     scan_into(&mut children[i], members[i].kind, s)?;
                 }
-                _ => s.value()?,
+                None => s.value()?,
             }
             if !s.more(b'}')? {
                 break;
             }
         }
     }
+    end_object(children, valid, seen);
+    Ok(())
+}
+
+/// The member of a struct column that an object's member named `key` fills: the first time
+/// the object names it (`seen`: bits of the members already filled).
+fn struct_member(members: &[Node], seen: u64, key: &str) -> Option<usize> {
+    members
+        .iter()
+        .position(|m| m.name == key)
+        .filter(|&i| seen & (1 << i) == 0)
+}
+
+/// Ends an object's row of a struct column: the members it did not fill get a null.
+fn end_object(children: &mut [Col], valid: &mut Vec<bool>, seen: u64) {
     for (i, c) in children.iter_mut().enumerate() {
         if seen & (1 << i) == 0 {
             c.append_null();
         }
     }
     valid.push(true);
-    Ok(())
 }
 
 /// Pads a struct whose members were partly appended (see [`Col::append_raw`]).
@@ -581,25 +594,20 @@ fn fill_struct<'de, A: MapAccess<'de>>(col: &mut Col, map: &mut A) -> Result<(),
     };
     let mut seen = 0u64;
     while let Some(key) = map.next_key::<Key<'de>>()? {
-        match members.iter().position(|m| m.name == key.0) {
-            Some(i) if seen & (1 << i) == 0 => {
+        match struct_member(members, seen, &key.0) {
+            Some(i) => {
                 seen |= 1 << i;
                 map.next_value_seed(ValueSeed {
                     col: &mut children[i],
                     kind: members[i].kind,
                 })?;
             }
-            _ => {
+            None => {
                 map.next_value::<IgnoredAny>()?;
             }
         }
     }
-    for (i, c) in children.iter_mut().enumerate() {
-        if seen & (1 << i) == 0 {
-            c.append_null();
-        }
-    }
-    valid.push(true);
+    end_object(children, valid, seen);
     Ok(())
 }
 
