@@ -872,6 +872,12 @@ fn records_are_delimited_by_structure_without_parsing() {
         ])
     );
     assert_eq!(texts(r#"{"Records":[]}"#), Some(vec![]));
+    // A control character inside a string (not valid JSON, judged when the record is parsed)
+    // does not end the string for this scan.
+    assert_eq!(
+        texts("{\"Records\":[{\"a\":\"x\ny\\\"}]\"},{}]}"),
+        Some(vec!["{\"a\":\"x\ny\\\"}]\"}".to_owned(), "{}".to_owned()])
+    );
     for not_a_log in [
         r#"{"Records":[{"a":1}]} x"#,
         r#"{"Records":[{"a":1}"#,
