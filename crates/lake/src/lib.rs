@@ -50,6 +50,7 @@ pub mod prefilter;
 pub mod query;
 pub mod raw;
 pub mod store;
+mod time_range;
 pub mod udf;
 
 pub use datafusion;

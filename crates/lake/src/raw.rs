@@ -160,7 +160,8 @@ pub const DEFAULT_DELIVERY_BOUND_MS: Option<i64> = Some(24 * 3600 * 1000);
 /// How far an event time may be after its file's delivery minute (producer clock skew).
 const SKEW_MS: i64 = 15 * 60 * 1000 + 60 * 1000;
 
-/// What the predicates allow: account and region sets, event-time bounds.
+/// What the predicates allow: account and region sets, event-time bounds (read as a store's
+/// day bounds are, by `time_range`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Pruning {
     /// `recipientAccountId` in this set.
@@ -183,32 +184,6 @@ fn literal_text(e: &Expr) -> Option<String> {
     }
 }
 
-fn literal_time(e: &Expr) -> Option<i64> {
-    match e {
-        Expr::Literal(v, _) => match v {
-            ScalarValue::TimestampMillisecond(Some(t), _) => Some(*t),
-            ScalarValue::TimestampMicrosecond(Some(t), _) => Some(t / 1000),
-            ScalarValue::TimestampNanosecond(Some(t), _) => Some(t / 1_000_000),
-            ScalarValue::TimestampSecond(Some(t), _) => Some(t * 1000),
-            _ => literal_text(e).and_then(|s| parse_time_literal(&s)),
-        },
-        Expr::Cast(c) => literal_time(&c.expr),
-        Expr::TryCast(c) => literal_time(&c.expr),
-        _ => None,
-    }
-}
-
-/// `2026-12-01`, `2026-12-01 10:00:00`, `2026-12-01T10:00:00Z` and the like.
-fn parse_time_literal(s: &str) -> Option<i64> {
-    let s = s.trim();
-    let iso = match s.len() {
-        10 => format!("{s}T00:00:00Z"),
-        19 => format!("{}Z", s.replace(' ', "T")),
-        _ => s.replace(' ', "T"),
-    };
-    cairn_model::time::parse_utc(&iso).ok()
-}
-
 fn column_name(e: &Expr) -> Option<&str> {
     match e {
         Expr::Column(c) => Some(c.name.as_str()),
@@ -220,7 +195,12 @@ fn column_name(e: &Expr) -> Option<&str> {
 impl Pruning {
     /// Collects what `filters` (ANDed) allow.
     pub fn from_filters(filters: &[Expr]) -> Self {
-        let mut p = Pruning::default();
+        let time = crate::time_range::TimeRange::of(filters);
+        let mut p = Pruning {
+            from: time.from,
+            to: time.to,
+            ..Pruning::default()
+        };
         for f in filters {
             p.add(f);
         }
@@ -262,21 +242,6 @@ impl Pruning {
                             Self::restrict(&mut self.regions, BTreeSet::from([v]));
                         }
                     }
-                    ("eventTime", Operator::GtEq | Operator::Gt | Operator::Eq) => {
-                        if let Some(t) = literal_time(lit) {
-                            self.from = Some(self.from.map_or(t, |f| f.max(t)));
-                        }
-                        if op == Operator::Eq {
-                            if let Some(t) = literal_time(lit) {
-                                self.to = Some(self.to.map_or(t, |f| f.min(t)));
-                            }
-                        }
-                    }
-                    ("eventTime", Operator::LtEq | Operator::Lt) => {
-                        if let Some(t) = literal_time(lit) {
-                            self.to = Some(self.to.map_or(t, |f| f.min(t)));
-                        }
-                    }
                     _ => {}
                 }
             }
@@ -286,14 +251,6 @@ impl Pruning {
                     (Some("recipientAccountId"), Some(v)) => Self::restrict(&mut self.accounts, v),
                     (Some("awsRegion"), Some(v)) => Self::restrict(&mut self.regions, v),
                     _ => {}
-                }
-            }
-            Expr::Between(b) if !b.negated && column_name(&b.expr) == Some("eventTime") => {
-                if let Some(t) = literal_time(&b.low) {
-                    self.from = Some(self.from.map_or(t, |f| f.max(t)));
-                }
-                if let Some(t) = literal_time(&b.high) {
-                    self.to = Some(self.to.map_or(t, |f| f.min(t)));
                 }
             }
             _ => {}

@@ -504,6 +504,22 @@ async fn raw_mode_reports_damage_skips_digests_and_prunes_by_key() {
     assert_eq!(rows, count_rows(expected));
     assert!(report.files_pruned > 0);
 
+    // A comparison of the time rendered as text bounds no file: `'D 23:59:59'` sorts before
+    // every rendering of a time on day D (`DTHH:MM:SSZ`), so the whole day matches.
+    let mut times: Vec<i64> = records.iter().filter_map(time_of).collect();
+    times.sort_unstable();
+    let day = cairn_model::time::format_utc_seconds(times[times.len() / 2])[..10].to_owned();
+    let midnight = cairn_model::time::parse_utc(&format!("{day}T00:00:00Z")).expect("day");
+    let expected = times.iter().filter(|&&t| t >= midnight).count();
+    let (rows, _, _) = run_raw(
+        tree.path(),
+        &format!(
+            "SELECT count(*) FROM events WHERE CAST(eventTime AS VARCHAR) >= '{day} 23:59:59'"
+        ),
+    )
+    .await;
+    assert_eq!(rows, count_rows(expected), "{day}");
+
     // A bad query is an error naming the problem.
     let err = query_tree(
         raw::TreeSource::Dir(tree.path().to_path_buf()),
