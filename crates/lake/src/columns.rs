@@ -395,14 +395,29 @@ fn scan_struct(col: &mut Col, s: &mut Scanner<'_>) -> Result<(), Stop> {
     else {
         return Err(Stop::Invalid);
     };
+    let seen = scan_object(s, |name, seen, s| {
+        match struct_member(members, seen, name) {
+            Some(i) => scan_into(&mut children[i], members[i].kind, s).map(|()| Some(i)),
+            None => Ok(None),
+        }
+    })?;
+    end_object(children, valid, seen);
+    Ok(())
+}
+
+/// The members of an object (at its `{`), left after its `}`: `take` reads the value of a
+/// member it wants (by name, and the bits of the members it took so far) and answers which it
+/// took; the others are skipped. The bits of the members taken.
+fn scan_object<'a>(
+    s: &mut Scanner<'a>,
+    mut take: impl FnMut(&'a str, u64, &mut Scanner<'a>) -> Result<Option<usize>, Stop>,
+) -> Result<u64, Stop> {
     let mut seen = 0u64;
     if s.enter(b'}')? {
         loop {
-            match struct_member(members, seen, s.member_name()?) {
-                Some(i) => {
-                    seen |= 1 << i;
-                    scan_into(&mut children[i], members[i].kind, s)?;
-                }
+            let name = s.member_name()?;
+            match take(name, seen, s)? {
+                Some(i) => seen |= 1 << i,
                 None => s.value()?,
             }
             if !s.more(b'}')? {
@@ -410,8 +425,7 @@ fn scan_struct(col: &mut Col, s: &mut Scanner<'_>) -> Result<(), Stop> {
             }
         }
     }
-    end_object(children, valid, seen);
-    Ok(())
+    Ok(seen)
 }
 
 /// The member of a struct column that an object's member named `key` fills: the first time
@@ -865,23 +879,17 @@ impl EventsBuilder {
 
     /// One record (at its `{`) as a row, as [`RecordVisitor`] reads it.
     fn scan_record(&mut self, s: &mut Scanner<'_>) -> Result<(), Stop> {
-        let mut seen = 0u64;
-        if s.enter(b'}')? {
-            loop {
-                let wanted = taken_column(&self.cols, seen, s.member_name()?);
-                match wanted.and_then(|i| Some((i, self.cols[i].as_mut()?))) {
-                    Some((i, col)) => {
-                        seen |= 1 << i;
-                        scan_into(col, COLUMNS[i].kind, s)?;
-                    }
-                    None => s.value()?,
-                }
-                if !s.more(b'}')? {
-                    break;
-                }
+        let cols = &mut self.cols;
+        let seen = scan_object(s, |name, seen, s| {
+            let Some(i) = taken_column(cols, seen, name) else {
+                return Ok(None);
+            };
+            match cols[i].as_mut() {
+                Some(col) => scan_into(col, COLUMNS[i].kind, s).map(|()| Some(i)),
+                None => Ok(None),
             }
-        }
-        null_unseen(&mut self.cols, seen);
+        })?;
+        null_unseen(cols, seen);
         Ok(())
     }
 
