@@ -494,7 +494,7 @@ pub async fn fetch(source: &TreeSource, location: &str) -> Result<Vec<u8>, Strin
 }
 
 /// Reads a whole local file into `buffer` (replacing what it held).
-fn read_into(path: &str, buffer: &mut Vec<u8>) -> Result<(), String> {
+pub fn read_into(path: &str, buffer: &mut Vec<u8>) -> Result<(), String> {
     use std::io::Read;
     buffer.clear();
     std::fs::File::open(path)
