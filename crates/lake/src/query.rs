@@ -115,7 +115,7 @@ pub async fn register_store(
     let view = if !stores.day_has_files(store, &cutoff_date).await? {
         whole_days.into_view()
     } else {
-        let cutoff_day = ctx
+        let cutoff_rows = ctx
             .read_table(table)?
             .filter(
                 ident(PARTITION_COLUMN)
@@ -128,7 +128,7 @@ pub async fn register_store(
                     ),
             )?
             .select(columns())?;
-        whole_days.union(cutoff_day)?.into_view()
+        whole_days.union(cutoff_rows)?.into_view()
     };
     ctx.register_table(store.name.as_str(), view.clone())?;
     if store.id != store.name {
