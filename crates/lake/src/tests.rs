@@ -686,8 +686,8 @@ fn store_lifecycle(stores: &store::Stores, rt: &tokio::runtime::Runtime) -> stor
         names
     };
     assert_eq!(names(&eds), ["age166", "age144", "age24"]);
-    // Two days earlier the cutoff falls on a day without files (8.5 days before the day of
-    // the first query's cutoff's): one scan, of the days after it, shows every event after it.
+    // Two days earlier the cutoff (nine days before `now`) falls on a day without files: one
+    // scan, of the days after it, shows every event after the cutoff.
     assert_eq!(
         shown_at(&eds, now - 2 * day),
         (
