@@ -433,7 +433,7 @@ fn scan_object<'a>(
 fn struct_member(members: &[Node], seen: u64, key: &str) -> Option<usize> {
     members
         .iter()
-        .position(|m| m.name == key)
+        .position(|m| same_name(m.name.as_bytes(), key.as_bytes()))
         .filter(|&i| seen & (1 << i) == 0)
 }
 
@@ -708,7 +708,11 @@ impl EventsBuilder {
                 ..Added::default()
             });
         }
-        if memchr::memmem::find(t, b"\"aws:").is_some() && is_foreign(t) {
+        let may_be_foreign = || {
+            memchr::memmem::find(t, b"\"aws:").is_some()
+                || memchr::memmem::find(t, b"\\u").is_some()
+        };
+        if may_be_foreign() && is_foreign(t) {
             return Ok(Added {
                 foreign: 1,
                 ..Added::default()
@@ -759,12 +763,16 @@ impl EventsBuilder {
                 e.valid_up_to()
             )
         })?;
-        // Records are split out first only when each must be looked at as text.
-        if admits.is_none() && !may_hold_notifications(json.as_bytes()) {
+        // Records are split out first only when each must be looked at as text: when some are
+        // chosen by their text, or when the file may hold notifications, which the scan leaves
+        // to this path when it meets one.
+        if admits.is_none() {
             if let Some(added) = self.append_file_scanned(json) {
                 return Ok((added, 0));
             }
-            return self.append_file_direct(json).map(|added| (added, 0));
+            if !may_hold_notifications(json.as_bytes()) {
+                return self.append_file_direct(json).map(|added| (added, 0));
+            }
         }
         if let Some(spans) = record_spans(json.as_bytes()) {
             // Found without parsing; each record taken is parsed (and checked) on its own. If
@@ -811,7 +819,8 @@ impl EventsBuilder {
     /// members of the columns taken are read as [`Self::append_file_direct`] reads them, the
     /// others are skipped without a parser's work. `None`, with nothing appended, when the scan
     /// leaves the file to `serde_json`: it is not valid JSON (`serde_json` then names the
-    /// fault) or holds what the scan does not judge (an escaped name, deep nesting).
+    /// fault), holds what the scan does not judge (an escaped name, deep nesting), or a record
+    /// whose `eventSource` may start with `aws:` (a notification, which is left out).
     pub(crate) fn append_file_scanned(&mut self, json: &str) -> Option<Added> {
         let before = self.rows;
         let mut added = Added::default();
@@ -878,10 +887,15 @@ impl EventsBuilder {
     }
 
     /// One record (at its `{`) as a row, as [`RecordVisitor`] reads it.
+    /// A record that may be an S3 / SES notification stops the scan ([`Stop::Unsure`]).
     fn scan_record(&mut self, s: &mut Scanner<'_>) -> Result<(), Stop> {
         let cols = &mut self.cols;
         let seen = scan_object(s, |name, seen, s| {
-            let Some(i) = taken_column(cols, seen, name) else {
+            let position = column_position(name);
+            if position == Some(EVENT_SOURCE) && may_be_notification_source(s.rest()) {
+                return Err(Stop::Unsure);
+            }
+            let Some(i) = position.filter(|&i| seen & (1 << i) == 0 && cols[i].is_some()) else {
                 return Ok(None);
             };
             match cols[i].as_mut() {
@@ -1204,6 +1218,20 @@ fn may_hold_notifications(json: &[u8]) -> bool {
     })
 }
 
+/// The position of the `eventSource` column.
+const EVENT_SOURCE: usize = 3;
+
+/// Whether an `eventSource` value (the text from it on) may start with `aws:`: it does, or it is
+/// a string with an escape (which could spell it).
+fn may_be_notification_source(value: &[u8]) -> bool {
+    value.starts_with(b"\"aws:")
+        || value.first() == Some(&b'"')
+            && value[1..]
+                .iter()
+                .take_while(|&&c| c != b'"')
+                .any(|&c| c == b'\\')
+}
+
 /// Whether the record's top-level `eventSource` starts with `aws:` (S3/SES notifications).
 fn is_foreign(t: &[u8]) -> bool {
     #[derive(serde::Deserialize)]
@@ -1222,7 +1250,29 @@ fn is_foreign(t: &[u8]) -> bool {
 fn column_position(name: &str) -> Option<usize> {
     static TABLE: std::sync::OnceLock<NameTable> = std::sync::OnceLock::new();
     let table = TABLE.get_or_init(|| NameTable::new(COLUMNS.iter().map(|c| c.name)));
-    table.get(name).filter(|&i| COLUMNS[i].name == name)
+    table
+        .get(name)
+        .filter(|&i| same_name(COLUMNS[i].name.as_bytes(), name.as_bytes()))
+}
+
+/// Whether two member names are equal, compared a word at a time: for names this short, a call
+/// to the C library's `memcmp` (what `==` on slices becomes) costs more than the comparison.
+fn same_name(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().expect("8"));
+    let half = |s: &[u8], at: usize| u32::from_le_bytes(s[at..at + 4].try_into().expect("4"));
+    match n {
+        0..4 => a.iter().zip(b).all(|(x, y)| x == y),
+        4..8 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        // Words from the start, and the last (overlapping) word.
+        _ => {
+            (0..n - 8).step_by(8).all(|at| word(a, at) == word(b, at))
+                && word(a, n - 8) == word(b, n - 8)
+        }
+    }
 }
 
 /// Names to their positions by a hash of their length and five of their bytes, with the
@@ -1325,6 +1375,20 @@ mod tests {
     fn every_column_name_finds_its_column_and_nothing_else_finds_one() {
         for (i, c) in COLUMNS.iter().enumerate() {
             assert_eq!(column_position(c.name), Some(i), "{}", c.name);
+        }
+        assert_eq!(COLUMNS[EVENT_SOURCE].name, "eventSource");
+        // Names of every length up to 40 equal only themselves: each byte changed, and each
+        // length changed, makes them differ.
+        for n in 0..40 {
+            let name: Vec<u8> = (0..n).map(|i| b'a' + (i * 7 % 26) as u8).collect();
+            assert!(same_name(&name, &name.clone()));
+            for at in 0..n {
+                let mut other = name.clone();
+                other[at] ^= 0x20;
+                assert!(!same_name(&name, &other), "{n} {at}");
+            }
+            assert!(!same_name(&name, &name[..n.saturating_sub(1)]) || n == 0);
+            assert!(!same_name(&name, &[name.as_slice(), b"x"].concat()));
         }
         let mut others: Vec<String> = vec![
             "".into(),

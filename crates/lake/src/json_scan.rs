@@ -92,6 +92,11 @@ impl<'a> Scanner<'a> {
         self.i == self.b.len()
     }
 
+    /// The text from here on, unchecked.
+    pub(crate) fn rest(&self) -> &'a [u8] {
+        &self.b[self.i..]
+    }
+
     /// The text from `start` (a position at ASCII structure) to here.
     pub(crate) fn since(&self, start: usize) -> &'a str {
         &self.text[start..self.i]

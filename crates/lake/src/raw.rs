@@ -522,11 +522,15 @@ pub fn gunzip<'b>(
         };
         let (crc, size) = (trailer(n - 8), trailer(n - 4) as usize);
         if size <= MAX_FILE_BYTES {
-            buffer.clear();
-            buffer.resize(size, 0);
-            if let Ok(written) = inflater.gzip_decompress(bytes, buffer) {
-                if written == size && libdeflater::crc32(buffer) == crc {
-                    return Ok(buffer);
+            // The buffer only grows (zeroed then): bytes past `size` are left from earlier files
+            // and are neither written nor returned.
+            if buffer.len() < size {
+                buffer.resize(size, 0);
+            }
+            let out = &mut buffer[..size];
+            if let Ok(written) = inflater.gzip_decompress(bytes, out) {
+                if written == size && libdeflater::crc32(out) == crc {
+                    return Ok(&buffer[..size]);
                 }
             }
         }
@@ -759,5 +763,17 @@ mod tests {
         corrupt[n - 8] ^= 1; // the CRC-32
         assert!(gunzip(&corrupt, &mut inflater, &mut buffer).is_err());
         assert!(gunzip(b"not gzip", &mut inflater, &mut buffer).is_err());
+        // A smaller file after a larger one: exactly its own bytes, none left from before.
+        let larger = gzip(r#"{"Records":[{"eventName":"A"},{"eventName":"B"}]}"#);
+        assert_eq!(
+            gunzip(&larger, &mut inflater, &mut buffer)
+                .expect("larger")
+                .len(),
+            49
+        );
+        assert_eq!(
+            gunzip(&one, &mut inflater, &mut buffer).expect("smaller"),
+            br#"{"Records":[]}"#
+        );
     }
 }
