@@ -336,7 +336,8 @@ impl Col {
     }
 
     /// Appends the value `t` (the text of one valid JSON value) for a column of `kind`.
-    fn append_raw(&mut self, kind: Kind, t: &str) {
+    /// `escapes`: whether a string `t` may hold an escape (`false` when a scan saw none).
+    fn append_raw(&mut self, kind: Kind, t: &str, escapes: bool) {
         match (self, kind) {
             (Col::Text(b), Kind::Json) => {
                 if t == "null" {
@@ -345,7 +346,7 @@ impl Col {
                     b.append_value(t)
                 }
             }
-            (Col::Text(b), _) => match scalar_text(t) {
+            (Col::Text(b), _) => match scalar_text(t, escapes) {
                 Some(s) => b.append_value(s),
                 None => b.append_null(),
             },
@@ -354,7 +355,9 @@ impl Col {
                 "false" | "\"false\"" => Some(false),
                 _ => None,
             }),
-            (Col::Time(b), _) => b.append_option(scalar_text(t).and_then(|s| parse_time(&s))),
+            (Col::Time(b), _) => {
+                b.append_option(scalar_text(t, escapes).and_then(|s| parse_time(&s)))
+            }
             (col @ Col::Struct { .. }, _) => {
                 let mut de = serde_json::Deserializer::from_str(t);
                 // A failure (unreachable for valid JSON: every member is read leniently) leaves
@@ -379,8 +382,8 @@ fn scan_into(col: &mut Col, kind: Kind, s: &mut Scanner<'_>) -> Result<(), Stop>
         return outcome;
     }
     let start = s.pos();
-    s.value()?;
-    col.append_raw(kind, s.since(start));
+    let escapes = s.value_escapes()?;
+    col.append_raw(kind, s.since(start), escapes);
     Ok(())
 }
 
@@ -489,11 +492,11 @@ pub fn parse_time(s: &str) -> Option<i64> {
 }
 
 /// The text of a scalar JSON value: strings unescaped, other values as written, `null` as none.
-fn scalar_text(t: &str) -> Option<Cow<'_, str>> {
+fn scalar_text(t: &str, escapes: bool) -> Option<Cow<'_, str>> {
     if t == "null" {
         None
     } else if let Some(inner) = t.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
-        if inner.contains('\\') {
+        if escapes && inner.contains('\\') {
             serde_json::from_str::<String>(t).ok().map(Cow::Owned)
         } else {
             Some(Cow::Borrowed(inner))
@@ -520,7 +523,7 @@ fn append_resources(b: &mut ListBuilder<StructBuilder>, t: &str) {
     let values = b.values();
     for r in &list {
         for (i, v) in [r.account, r.kind, r.arn].into_iter().enumerate() {
-            let s = v.and_then(|v| scalar_text(v.get()));
+            let s = v.and_then(|v| scalar_text(v.get(), true));
             if let Some(f) = values.field_builder::<StringBuilder>(i) {
                 f.append_option(s);
             }
@@ -567,7 +570,7 @@ impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
             d.deserialize_any(StructValue(self.col))
         } else {
             let raw = <&RawValue as serde::Deserialize>::deserialize(d)?;
-            self.col.append_raw(self.kind, raw.get());
+            self.col.append_raw(self.kind, raw.get(), true);
             Ok(())
         }
     }

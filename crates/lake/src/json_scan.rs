@@ -226,6 +226,15 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// Any value, as [`Self::value`]: whether it is a string holding an escape.
+    pub(crate) fn value_escapes(&mut self) -> Step1<bool> {
+        if self.peek() == Some(b'"') {
+            self.string()
+        } else {
+            self.value().map(|()| false)
+        }
+    }
+
     /// Any value, starting here (no whitespace before it).
     pub(crate) fn value(&mut self) -> Step1<()> {
         match self.peek() {
