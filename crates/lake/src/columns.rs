@@ -898,7 +898,7 @@ impl EventsBuilder {
             if position == Some(EVENT_SOURCE) && may_be_notification_source(s.rest()) {
                 return Err(Stop::Unsure);
             }
-            let Some(i) = position.filter(|&i| seen & (1 << i) == 0 && cols[i].is_some()) else {
+            let Some(i) = position.filter(|&i| is_taken(cols, seen, i)) else {
                 return Ok(None);
             };
             match cols[i].as_mut() {
@@ -1356,7 +1356,12 @@ impl<'de> Visitor<'de> for RecordVisitor<'_> {
 /// The column a record's member named `key` fills: one the builder takes, the first time the
 /// record names it (`seen`: bits of the columns already filled).
 fn taken_column(cols: &[Option<Col>], seen: u64, key: &str) -> Option<usize> {
-    column_position(key).filter(|&i| seen & (1 << i) == 0 && cols[i].is_some())
+    column_position(key).filter(|&i| is_taken(cols, seen, i))
+}
+
+/// Whether column `i` is one the builder takes and the record has not filled yet.
+fn is_taken(cols: &[Option<Col>], seen: u64, i: usize) -> bool {
+    seen & (1 << i) == 0 && cols[i].is_some()
 }
 
 /// Ends a record's row: the taken columns it did not fill get a null.
