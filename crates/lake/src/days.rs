@@ -5,20 +5,32 @@
 //! (`eventTime >= TIMESTAMP '2026-11-03 00:00:00' AND eventTime < ...`) then needs only the
 //! directories of the days the range touches: [`StoreDays`] adds the implied
 //! `date >= 'first day' AND date <= 'last day'` to the store's scan, and the listing skips the
-//! other days before a file is opened. The time predicate itself stays, so rows are exactly
-//! those it admits; the added bounds only leave out files that cannot hold such rows.
+//! other days before a file is opened. A time bound that cuts into a day stays, so rows are
+//! exactly those the predicate admits; the added bounds only leave out files that cannot hold
+//! such rows.
+//!
+//! A time bound that every instant of those days satisfies (a range of whole days:
+//! `eventTime >= TIMESTAMP '2026-11-03 00:00:00' AND eventTime < TIMESTAMP '2026-11-04 00:00:00'`)
+//! is then dropped from the filter on the scan and from the scan's own filters, so the Parquet
+//! reader does not decode and compare `eventTime` on every row of those days to keep them all
+//! (2–3 times the rest of the scan's work for a day's top errors). This rests on the store's
+//! layout: Cairn writes every event into the directory of its `eventTime`'s UTC day, and keeps
+//! it there (retention deletes whole days); a file put by hand into another day's directory
+//! would be read as that day's.
 
-use crate::store::{partition_date, PARTITION_COLUMN};
+use crate::store::{partition_date, DAY_MS, PARTITION_COLUMN};
 use crate::time_range::TimeRange;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::tree_node::Transformed;
 use datafusion::common::Result;
 use datafusion::datasource::listing::ListingTable;
 use datafusion::datasource::source_as_provider;
-use datafusion::logical_expr::{LogicalPlan, TableScan};
+use datafusion::logical_expr::utils::{conjunction, split_conjunction};
+use datafusion::logical_expr::{Filter, LogicalPlan, TableScan};
 use datafusion::optimizer::optimizer::ApplyOrder;
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
 use datafusion::prelude::{ident, lit, Expr};
+use std::sync::Arc;
 
 /// The earliest and latest instants (ms) turned into day bounds: 1970 to the end of 9999, whose
 /// days are written `YYYY-MM-DD` (day names compare in time order only in one shape).
@@ -44,22 +56,57 @@ impl OptimizerRule for StoreDays {
         plan: LogicalPlan,
         _config: &dyn OptimizerConfig,
     ) -> Result<Transformed<LogicalPlan>> {
-        let LogicalPlan::TableScan(mut scan) = plan else {
-            return Ok(Transformed::no(plan));
-        };
-        if !is_store_scan(&scan) {
-            return Ok(Transformed::no(LogicalPlan::TableScan(scan)));
+        match plan {
+            LogicalPlan::TableScan(scan) if is_store_scan(&scan) => {
+                let range = TimeRange::of(&scan.filters);
+                Ok(with_days(scan, range).update_data(LogicalPlan::TableScan))
+            }
+            LogicalPlan::Filter(filter) if matches!(filter.input.as_ref(), LogicalPlan::TableScan(scan) if is_store_scan(scan)) =>
+            {
+                let conjuncts: Vec<Expr> = split_conjunction(&filter.predicate)
+                    .into_iter()
+                    .cloned()
+                    .collect();
+                let range = TimeRange::of(&conjuncts);
+                if !conjuncts.iter().any(|e| implied_by_days(range, e)) {
+                    return Ok(Transformed::no(LogicalPlan::Filter(filter)));
+                }
+                let LogicalPlan::TableScan(scan) = Arc::unwrap_or_clone(filter.input) else {
+                    unreachable!("matched a scan above");
+                };
+                let scan = LogicalPlan::TableScan(with_days(scan, range).data);
+                let kept: Vec<Expr> = conjuncts
+                    .into_iter()
+                    .filter(|e| !implied_by_days(range, e))
+                    .collect();
+                Ok(Transformed::yes(match conjunction(kept) {
+                    Some(predicate) => {
+                        LogicalPlan::Filter(Filter::try_new(predicate, Arc::new(scan))?)
+                    }
+                    None => scan,
+                }))
+            }
+            other => Ok(Transformed::no(other)),
         }
-        let added: Vec<Expr> = day_bounds(TimeRange::of(&scan.filters))
-            .into_iter()
-            .filter(|bound| !scan.filters.contains(bound))
-            .collect();
-        if added.is_empty() {
-            return Ok(Transformed::no(LogicalPlan::TableScan(scan)));
-        }
-        scan.filters.extend(added);
-        Ok(Transformed::yes(LogicalPlan::TableScan(scan)))
     }
+}
+
+/// A store's scan with the day bounds of `range` among its filters, and without the bounds on
+/// `eventTime` that those days imply.
+fn with_days(mut scan: TableScan, range: TimeRange) -> Transformed<TableScan> {
+    let added: Vec<Expr> = day_bounds(range)
+        .into_iter()
+        .filter(|bound| !scan.filters.contains(bound))
+        .collect();
+    let implied = |e: &Expr| implied_by_days(range, e);
+    let conjuncts = || scan.filters.iter().flat_map(split_conjunction);
+    if added.is_empty() && !conjuncts().any(implied) {
+        return Transformed::no(scan);
+    }
+    let kept: Vec<Expr> = conjuncts().filter(|e| !implied(e)).cloned().collect();
+    scan.filters = kept;
+    scan.filters.extend(added);
+    Transformed::yes(scan)
 }
 
 /// A scan of a store: the listing of Parquet files in `date=` directories that
@@ -76,6 +123,35 @@ fn is_store_scan(scan: &TableScan) -> bool {
                 [(name, DataType::Utf8)] if name == PARTITION_COLUMN
             )
         })
+}
+
+/// The instants of the days whose files the day bounds of `range` keep (both inclusive; `None`:
+/// no bound on that side), as [`day_bounds`] writes them.
+fn days_span(range: TimeRange) -> (Option<i64>, Option<i64>) {
+    let in_shape = |t: &i64| (FIRST_MS..=LAST_MS).contains(t);
+    let first_instant = |t: i64| t.div_euclid(DAY_MS) * DAY_MS;
+    (
+        range.from.filter(in_shape).map(first_instant),
+        range
+            .to
+            .filter(in_shape)
+            .map(|t| first_instant(t) + DAY_MS - 1),
+    )
+}
+
+/// Whether `e` is a bound on `eventTime` that every instant of the days kept for `range`
+/// satisfies, so that reading only those days already applies it.
+fn implied_by_days(range: TimeRange, e: &Expr) -> bool {
+    let own = TimeRange::of(std::slice::from_ref(e));
+    if own == TimeRange::default() {
+        return false; // not a bound on eventTime
+    }
+    let (first, last) = days_span(range);
+    let from_implied = own
+        .from
+        .is_none_or(|f| first.is_some_and(|first| f <= first));
+    let to_implied = own.to.is_none_or(|t| last.is_some_and(|last| t >= last));
+    from_implied && to_implied
 }
 
 /// The filters on the partition column a range implies. A day whose name is not of the
@@ -107,6 +183,48 @@ mod tests {
 
     fn at(text: &str) -> i64 {
         cairn_model::time::parse_utc(text).expect("time")
+    }
+
+    #[test]
+    fn only_bounds_that_whole_days_satisfy_are_implied_by_them() {
+        use crate::time_range::tests::t;
+        use datafusion::prelude::ident;
+        let time = || ident("eventTime");
+        let whole = vec![
+            time().gt_eq(t("2026-11-03T00:00:00Z")),
+            time().lt(t("2026-11-05T00:00:00Z")),
+        ];
+        let range = TimeRange::of(&whole);
+        assert!(whole.iter().all(|e| implied_by_days(range, e)));
+        // A weaker bound is implied too; a bound that cuts into a day is not.
+        assert!(implied_by_days(
+            range,
+            &time().gt(t("2026-11-01T00:00:00Z"))
+        ));
+        let within = [
+            time().gt_eq(t("2026-11-03T00:00:00Z")),
+            time().lt_eq(t("2026-11-04T23:59:59Z")),
+        ];
+        let cut = TimeRange::of(&within);
+        assert!(implied_by_days(cut, &within[0]));
+        assert!(!implied_by_days(cut, &within[1]));
+        let later = [time().gt(t("2026-11-03T00:00:00Z"))];
+        assert!(!implied_by_days(TimeRange::of(&later), &later[0]));
+        assert!(!implied_by_days(
+            range,
+            &time().eq(t("2026-11-03T00:00:00Z"))
+        ));
+        // What is not a bound on eventTime, and a side without day bounds, imply nothing.
+        assert!(!implied_by_days(range, &ident("errorCode").is_not_null()));
+        assert!(!implied_by_days(
+            TimeRange::of(&whole[..1]),
+            &time().lt(t("2026-11-05T00:00:00Z"))
+        ));
+        let before_1970 = [time().gt_eq(t("1969-12-01T00:00:00Z"))];
+        assert!(!implied_by_days(
+            TimeRange::of(&before_1970),
+            &before_1970[0]
+        ));
     }
 
     #[test]

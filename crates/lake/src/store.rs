@@ -48,7 +48,7 @@ pub fn partition_date(ms: i64) -> String {
 /// Most stores.
 pub const MAX_STORES: usize = 10;
 
-const DAY_MS: i64 = 86_400_000;
+pub(crate) const DAY_MS: i64 = 86_400_000;
 
 /// One event data store's configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -699,6 +699,19 @@ fn store_lifecycle(stores: &store::Stores, rt: &tokio::runtime::Runtime) -> stor
         names
     };
     assert_eq!(names(&eds), ["age166", "age144", "age24"]);
+    // A query of the whole cutoff day (its bounds on eventTime are implied by the day and
+    // dropped) still hides the expired event of that day.
+    let cutoff_day = rt.block_on(async {
+        let ctx = query::session();
+        query::register_store(&ctx, stores, &eds, now)
+            .await
+            .expect("register");
+        let sql = "SELECT eventName FROM week WHERE eventTime >= TIMESTAMP '2026-12-13 00:00:00' \
+                   AND eventTime < TIMESTAMP '2026-12-14 00:00:00' ORDER BY eventTime";
+        let (batches, _) = query::run(&ctx, sql).await.expect("query");
+        text_rows(&batches).concat()
+    });
+    assert_eq!(cutoff_day, ["age166"]);
     // Two days earlier the cutoff (nine days before `now`) falls on a day without files: one
     // scan, of the days after it, shows every event after the cutoff.
     assert_eq!(
@@ -1197,6 +1210,48 @@ fn a_time_bounded_store_query_opens_only_the_days_it_touches() {
         assert_eq!(opened, days, "{predicate}");
         let expected = times.iter().filter(|t| admits(**t)).count();
         assert_eq!(count, Some(expected.to_string()), "{predicate}");
+    }
+
+    // Whole days: neither the Parquet reader nor a filter above it compares `eventTime` on the
+    // rows of the days read (the days' directories already say it); a bound that cuts into a
+    // day is still compared.
+    for (predicate, compares_time, expected) in [
+        (
+            "eventTime >= TIMESTAMP '2026-12-02 00:00:00' AND eventTime < TIMESTAMP '2026-12-04 00:00:00' AND eventName = 'DescribeInstances'",
+            false,
+            4,
+        ),
+        (
+            "eventTime >= TIMESTAMP '2026-12-02 00:00:00' AND eventTime < TIMESTAMP '2026-12-03 12:00:00'",
+            true,
+            3,
+        ),
+        ("eventTime <= TIMESTAMP '2026-12-01 23:59:59.999'", false, 2),
+    ] {
+        let (count, text) = rt.block_on(async {
+            let ctx = query::session();
+            query::register_store(&ctx, &stores, &eds, now)
+                .await
+                .expect("register");
+            let sql = format!("SELECT count(*) AS n FROM days WHERE {predicate}");
+            let plan = ctx
+                .sql(&sql)
+                .await
+                .expect("sql")
+                .create_physical_plan()
+                .await
+                .expect("plan");
+            let text = datafusion::physical_plan::displayable(plan.as_ref())
+                .indent(true)
+                .to_string();
+            let batches = datafusion::physical_plan::collect(plan, ctx.task_ctx())
+                .await
+                .expect("run");
+            let rows = query::rows_as_text(&batches).expect("rows");
+            (rows[0][0].1.clone(), text)
+        });
+        assert_eq!(count, Some(expected.to_string()), "{predicate}\n{text}");
+        assert_eq!(text.contains("eventTime@"), compares_time, "{predicate}\n{text}");
     }
 }
 

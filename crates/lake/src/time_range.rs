@@ -93,7 +93,7 @@ fn time_literal(e: &Expr) -> Option<i64> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use datafusion::prelude::{ident, lit};
 
@@ -101,7 +101,8 @@ mod tests {
         cairn_model::time::parse_utc(text).expect("time")
     }
 
-    fn t(text: &str) -> Expr {
+    /// A literal time in the column's type.
+    pub(crate) fn t(text: &str) -> Expr {
         Expr::Literal(
             ScalarValue::TimestampMillisecond(Some(at(text)), Some("UTC".into())),
             None,
