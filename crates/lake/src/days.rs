@@ -9,14 +9,17 @@
 //! exactly those the predicate admits; the added bounds only leave out files that cannot hold
 //! such rows.
 //!
-//! A time bound that every instant of those days satisfies (a range of whole days:
+//! A time bound that every instant of those days satisfies (a range of whole days, bounded on
+//! both sides:
 //! `eventTime >= TIMESTAMP '2026-11-03 00:00:00' AND eventTime < TIMESTAMP '2026-11-04 00:00:00'`)
 //! is then dropped from the filter on the scan and from the scan's own filters, so the Parquet
 //! reader does not decode and compare `eventTime` on every row of those days to keep them all
 //! (2–3 times the rest of the scan's work for a day's top errors). This rests on the store's
 //! layout: Cairn writes every event into the directory of its `eventTime`'s UTC day, and keeps
 //! it there (retention deletes whole days); a file put by hand into another day's directory
-//! would be read as that day's.
+//! would be read as that day's. The scan then also reads only day names of the `YYYY-MM-DD`
+//! shape: a directory of another shape holds events of years outside 0000–9999, which no range
+//! bounded on both sides within the day names' years admits.
 
 use crate::store::{partition_date, DAY_MS, PARTITION_COLUMN};
 use crate::time_range::TimeRange;
@@ -104,8 +107,12 @@ fn with_days(mut scan: TableScan, range: TimeRange) -> Transformed<TableScan> {
         return Transformed::no(scan);
     }
     let kept: Vec<Expr> = conjuncts().filter(|e| !implied(e)).cloned().collect();
+    let dropped = kept.len() < conjuncts().count();
     scan.filters = kept;
     scan.filters.extend(added);
+    if dropped && !scan.filters.contains(&well_formed_days()) {
+        scan.filters.push(well_formed_days());
+    }
     Transformed::yes(scan)
 }
 
@@ -140,18 +147,25 @@ fn days_span(range: TimeRange) -> (Option<i64>, Option<i64>) {
 }
 
 /// Whether `e` is a bound on `eventTime` that every instant of the days kept for `range`
-/// satisfies, so that reading only those days already applies it.
+/// satisfies, so that reading only those days already applies it. Only a range bounded on both
+/// sides (within the years the day names are written for) implies anything: a store has no
+/// directory of a day outside those years unless an event's own time lies outside them, and
+/// one side's bound alone would have to read such a directory, comparing `eventTime`.
 fn implied_by_days(range: TimeRange, e: &Expr) -> bool {
     let own = TimeRange::of(std::slice::from_ref(e));
     if own == TimeRange::default() {
         return false; // not a bound on eventTime
     }
-    let (first, last) = days_span(range);
-    let from_implied = own
-        .from
-        .is_none_or(|f| first.is_some_and(|first| f <= first));
-    let to_implied = own.to.is_none_or(|t| last.is_some_and(|last| t >= last));
-    from_implied && to_implied
+    let (Some(first), Some(last)) = days_span(range) else {
+        return false;
+    };
+    own.from.is_none_or(|f| f <= first) && own.to.is_none_or(|t| t >= last)
+}
+
+/// Only day names of the `YYYY-MM-DD` shape: with bounds dropped because whole days imply
+/// them, a directory of another shape (a year outside 0000–9999) holds no event they admit.
+fn well_formed_days() -> Expr {
+    ident(PARTITION_COLUMN).like(lit("____-__-__"))
 }
 
 /// The filters on the partition column a range implies. A day whose name is not of the
@@ -214,8 +228,10 @@ mod tests {
             range,
             &time().eq(t("2026-11-03T00:00:00Z"))
         ));
-        // What is not a bound on eventTime, and a side without day bounds, imply nothing.
+        // What is not a bound on eventTime, and a range open on one side, imply nothing.
         assert!(!implied_by_days(range, &ident("errorCode").is_not_null()));
+        assert!(!implied_by_days(TimeRange::of(&whole[..1]), &whole[0]));
+        assert!(!implied_by_days(TimeRange::of(&whole[1..]), &whole[1]));
         assert!(!implied_by_days(
             TimeRange::of(&whole[..1]),
             &time().lt(t("2026-11-05T00:00:00Z"))
