@@ -64,34 +64,38 @@ impl OptimizerRule for StoreDays {
                 let range = TimeRange::of(&scan.filters);
                 Ok(with_days(scan, range).update_data(LogicalPlan::TableScan))
             }
-            LogicalPlan::Filter(filter) if matches!(filter.input.as_ref(), LogicalPlan::TableScan(scan) if is_store_scan(scan)) =>
-            {
-                let conjuncts: Vec<Expr> = split_conjunction(&filter.predicate)
-                    .into_iter()
-                    .cloned()
-                    .collect();
-                let range = TimeRange::of(&conjuncts);
-                if !conjuncts.iter().any(|e| implied_by_days(range, e)) {
-                    return Ok(Transformed::no(LogicalPlan::Filter(filter)));
+            LogicalPlan::Filter(filter) => match filter.input.as_ref() {
+                LogicalPlan::TableScan(scan) if is_store_scan(scan) => {
+                    let scan = scan.clone();
+                    without_implied_bounds(filter, scan)
                 }
-                let LogicalPlan::TableScan(scan) = Arc::unwrap_or_clone(filter.input) else {
-                    unreachable!("matched a scan above");
-                };
-                let scan = LogicalPlan::TableScan(with_days(scan, range).data);
-                let kept: Vec<Expr> = conjuncts
-                    .into_iter()
-                    .filter(|e| !implied_by_days(range, e))
-                    .collect();
-                Ok(Transformed::yes(match conjunction(kept) {
-                    Some(predicate) => {
-                        LogicalPlan::Filter(Filter::try_new(predicate, Arc::new(scan))?)
-                    }
-                    None => scan,
-                }))
-            }
+                _ => Ok(Transformed::no(LogicalPlan::Filter(filter))),
+            },
             other => Ok(Transformed::no(other)),
         }
     }
+}
+
+/// A filter on a store's scan without the bounds on `eventTime` that the days it reads imply
+/// (and without the filter if nothing else is left); the scan gets the days' bounds.
+fn without_implied_bounds(filter: Filter, scan: TableScan) -> Result<Transformed<LogicalPlan>> {
+    let conjuncts: Vec<Expr> = split_conjunction(&filter.predicate)
+        .into_iter()
+        .cloned()
+        .collect();
+    let range = TimeRange::of(&conjuncts);
+    if !conjuncts.iter().any(|e| implied_by_days(range, e)) {
+        return Ok(Transformed::no(LogicalPlan::Filter(filter)));
+    }
+    let scan = LogicalPlan::TableScan(with_days(scan, range).data);
+    let kept: Vec<Expr> = conjuncts
+        .into_iter()
+        .filter(|e| !implied_by_days(range, e))
+        .collect();
+    Ok(Transformed::yes(match conjunction(kept) {
+        Some(predicate) => LogicalPlan::Filter(Filter::try_new(predicate, Arc::new(scan))?),
+        None => scan,
+    }))
 }
 
 /// A store's scan with the day bounds of `range` among its filters, and without the bounds on
