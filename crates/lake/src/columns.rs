@@ -274,6 +274,18 @@ enum Col {
 }
 
 impl Col {
+    /// A struct column's parts: its members, their columns, and its rows' validity.
+    fn struct_parts(&mut self) -> Option<(&'static [Node], &mut [Col], &mut Vec<bool>)> {
+        match self {
+            Col::Struct {
+                members,
+                children,
+                valid,
+            } => Some((*members, children, valid)),
+            _ => None,
+        }
+    }
+
     fn new(kind: Kind) -> Self {
         match kind {
             Kind::Text | Kind::Json => Col::Text(StringBuilder::new()),
@@ -390,12 +402,7 @@ fn scan_into(col: &mut Col, kind: Kind, s: &mut Scanner<'_>) -> Result<(), Stop>
 /// An object (at its `{`) into a struct column, as [`fill_struct`] reads it: the first of
 /// each member taken, unknown members skipped, missing ones null.
 fn scan_struct(col: &mut Col, s: &mut Scanner<'_>) -> Result<(), Stop> {
-    let Col::Struct {
-        members,
-        children,
-        valid,
-    } = col
-    else {
+    let Some((members, children, valid)) = col.struct_parts() else {
         return Err(Stop::Invalid);
     };
     let seen = scan_object(s, |name, seen, s| {
@@ -452,10 +459,7 @@ fn end_object(children: &mut [Col], valid: &mut Vec<bool>, seen: u64) {
 
 /// Pads a struct whose members were partly appended (see [`Col::append_raw`]).
 fn pad_struct(col: &mut Col) {
-    if let Col::Struct {
-        children, valid, ..
-    } = col
-    {
+    if let Some((_, children, valid)) = col.struct_parts() {
         let rows = valid.len() + 1;
         for c in children.iter_mut() {
             while c.len() < rows {
@@ -601,12 +605,7 @@ impl<'de> Visitor<'de> for StructValue<'_> {
 }
 
 fn fill_struct<'de, A: MapAccess<'de>>(col: &mut Col, map: &mut A) -> Result<(), A::Error> {
-    let Col::Struct {
-        members,
-        children,
-        valid,
-    } = col
-    else {
+    let Some((members, children, valid)) = col.struct_parts() else {
         return Err(serde::de::Error::custom("not a struct column"));
     };
     let mut seen = 0u64;
@@ -898,12 +897,12 @@ impl EventsBuilder {
             if position == Some(EVENT_SOURCE) && may_be_notification_source(s.rest()) {
                 return Err(Stop::Unsure);
             }
-            let Some(i) = position.filter(|&i| is_taken(cols, seen, i)) else {
+            let Some(i) = position.filter(|&i| seen & (1 << i) == 0) else {
                 return Ok(None);
             };
             match cols[i].as_mut() {
                 Some(col) => scan_into(col, COLUMNS[i].kind, s).map(|()| Some(i)),
-                None => Ok(None),
+                None => Ok(None), // a column the query does not read
             }
         })?;
         null_unseen(cols, seen);
@@ -1356,12 +1355,7 @@ impl<'de> Visitor<'de> for RecordVisitor<'_> {
 /// The column a record's member named `key` fills: one the builder takes, the first time the
 /// record names it (`seen`: bits of the columns already filled).
 fn taken_column(cols: &[Option<Col>], seen: u64, key: &str) -> Option<usize> {
-    column_position(key).filter(|&i| is_taken(cols, seen, i))
-}
-
-/// Whether column `i` is one the builder takes and the record has not filled yet.
-fn is_taken(cols: &[Option<Col>], seen: u64, i: usize) -> bool {
-    seen & (1 << i) == 0 && cols[i].is_some()
+    column_position(key).filter(|&i| seen & (1 << i) == 0 && cols[i].is_some())
 }
 
 /// Ends a record's row: the taken columns it did not fill get a null.
