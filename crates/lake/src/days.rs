@@ -40,6 +40,9 @@ use std::sync::Arc;
 const FIRST_MS: i64 = 0;
 const LAST_MS: i64 = 253_402_300_799_999;
 
+/// The shape of a day name, as a `LIKE` pattern.
+const DAY_SHAPE: &str = "____-__-__";
+
 /// The optimizer rule: on a scan of a store's files, the day bounds implied by its filters on
 /// `eventTime` (see the module documentation).
 #[derive(Debug, Default)]
@@ -64,29 +67,29 @@ impl OptimizerRule for StoreDays {
                 let range = TimeRange::of(&scan.filters);
                 Ok(with_days(scan, range).update_data(LogicalPlan::TableScan))
             }
-            LogicalPlan::Filter(filter) => match filter.input.as_ref() {
-                LogicalPlan::TableScan(scan) if is_store_scan(scan) => {
-                    let scan = scan.clone();
-                    without_implied_bounds(filter, scan)
-                }
-                _ => Ok(Transformed::no(LogicalPlan::Filter(filter))),
-            },
+            LogicalPlan::Filter(filter) => without_implied_bounds(filter),
             other => Ok(Transformed::no(other)),
         }
     }
 }
 
 /// A filter on a store's scan without the bounds on `eventTime` that the days it reads imply
-/// (and without the filter if nothing else is left); the scan gets the days' bounds.
-fn without_implied_bounds(filter: Filter, scan: TableScan) -> Result<Transformed<LogicalPlan>> {
+/// (and without the filter if nothing else is left); the scan gets the days' bounds. A filter
+/// on anything else, or without such bounds, is left as it is.
+fn without_implied_bounds(filter: Filter) -> Result<Transformed<LogicalPlan>> {
     let conjuncts: Vec<Expr> = split_conjunction(&filter.predicate)
         .into_iter()
         .cloned()
         .collect();
     let range = TimeRange::of(&conjuncts);
-    if !conjuncts.iter().any(|e| implied_by_days(range, e)) {
-        return Ok(Transformed::no(LogicalPlan::Filter(filter)));
-    }
+    let scan = match filter.input.as_ref() {
+        LogicalPlan::TableScan(scan)
+            if is_store_scan(scan) && conjuncts.iter().any(|e| implied_by_days(range, e)) =>
+        {
+            scan.clone()
+        }
+        _ => return Ok(Transformed::no(LogicalPlan::Filter(filter))),
+    };
     let scan = LogicalPlan::TableScan(with_days(scan, range).data);
     let kept: Vec<Expr> = conjuncts
         .into_iter()
@@ -105,18 +108,28 @@ fn with_days(mut scan: TableScan, range: TimeRange) -> Transformed<TableScan> {
         .into_iter()
         .filter(|bound| !scan.filters.contains(bound))
         .collect();
-    let implied = |e: &Expr| implied_by_days(range, e);
-    let conjuncts = || scan.filters.iter().flat_map(split_conjunction);
-    if added.is_empty() && !conjuncts().any(implied) {
+    let implied = |e: &&Expr| implied_by_days(range, e);
+    let drops = scan
+        .filters
+        .iter()
+        .flat_map(split_conjunction)
+        .any(|e| implied(&e));
+    if added.is_empty() && !drops {
         return Transformed::no(scan);
     }
-    let kept: Vec<Expr> = conjuncts().filter(|e| !implied(e)).cloned().collect();
-    let dropped = kept.len() < conjuncts().count();
-    scan.filters = kept;
-    scan.filters.extend(added);
-    if dropped && !scan.filters.contains(&well_formed_days()) {
-        scan.filters.push(well_formed_days());
+    if drops {
+        scan.filters = scan
+            .filters
+            .iter()
+            .flat_map(split_conjunction)
+            .filter(|e| !implied(e))
+            .cloned()
+            .collect();
+        if !scan.filters.contains(&well_formed_days()) {
+            scan.filters.push(well_formed_days());
+        }
     }
+    scan.filters.extend(added);
     Transformed::yes(scan)
 }
 
@@ -169,30 +182,21 @@ fn implied_by_days(range: TimeRange, e: &Expr) -> bool {
 /// Only day names of the `YYYY-MM-DD` shape: with bounds dropped because whole days imply
 /// them, a directory of another shape (a year outside 0000–9999) holds no event they admit.
 fn well_formed_days() -> Expr {
-    ident(PARTITION_COLUMN).like(lit("____-__-__"))
+    ident(PARTITION_COLUMN).like(lit(DAY_SHAPE))
 }
 
-/// The filters on the partition column a range implies. A day whose name is not of the
-/// `YYYY-MM-DD` shape is never left out.
+/// The filters on the partition column a range implies: the days of [`days_span`]. A day
+/// whose name is not of the `YYYY-MM-DD` shape is never left out.
 fn day_bounds(range: TimeRange) -> Vec<Expr> {
-    let in_shape = |t: &i64| (FIRST_MS..=LAST_MS).contains(t);
-    let odd = || ident(PARTITION_COLUMN).not_like(lit("____-__-__"));
-    let mut bounds = Vec::new();
-    if let Some(from) = range.from.filter(in_shape) {
-        bounds.push(
-            ident(PARTITION_COLUMN)
-                .gt_eq(lit(partition_date(from)))
-                .or(odd()),
-        );
-    }
-    if let Some(to) = range.to.filter(in_shape) {
-        bounds.push(
-            ident(PARTITION_COLUMN)
-                .lt_eq(lit(partition_date(to)))
-                .or(odd()),
-        );
-    }
-    bounds
+    let odd = || ident(PARTITION_COLUMN).not_like(lit(DAY_SHAPE));
+    let (first, last) = days_span(range);
+    let first = first.map(|t| ident(PARTITION_COLUMN).gt_eq(lit(partition_date(t))));
+    let last = last.map(|t| ident(PARTITION_COLUMN).lt_eq(lit(partition_date(t))));
+    [first, last]
+        .into_iter()
+        .flatten()
+        .map(|bound| bound.or(odd()))
+        .collect()
 }
 
 #[cfg(test)]
