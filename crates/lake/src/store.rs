@@ -204,7 +204,13 @@ impl Remote {
     }
 
     fn keys(&self, prefix: &str) -> Result<Vec<String>, LakeError> {
-        self.run(cairn_store::list(self.store.as_ref(), prefix))
+        self.run(self.list(prefix))
+    }
+
+    /// The keys under `prefix`, for callers already in async code.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, LakeError> {
+        cairn_store::list(self.store.as_ref(), prefix)
+            .await
             .map_err(|e| self.failed(prefix, e))
     }
 
@@ -603,18 +609,14 @@ impl Stores {
                     Err(e) => return Err(io(&dir)(e)),
                 };
                 for day in days.flatten() {
-                    if let Ok(files) = std::fs::read_dir(day.path()) {
-                        for f in files.flatten() {
-                            if f.path().extension().is_some_and(|e| e == "parquet") {
-                                out.push(f.path().display().to_string());
-                            }
-                        }
+                    if let Ok(files) = parquet_files(&day.path()) {
+                        out.extend(files.map(|f| f.display().to_string()));
                     }
                 }
             }
             Place::Bucket(remote, key) => {
                 out = remote.keys(&format!("{key}/"))?;
-                out.retain(|k| k.ends_with(".parquet"));
+                out.retain(|k| is_parquet(k));
             }
         }
         out.sort();
@@ -630,20 +632,15 @@ impl Stores {
         match self.place(store)? {
             Place::Dir(dir) => {
                 let day = dir.join(format!("{PARTITION_COLUMN}={date}"));
-                match std::fs::read_dir(&day) {
-                    Ok(files) => Ok(files
-                        .flatten()
-                        .any(|f| f.path().extension().is_some_and(|e| e == "parquet"))),
+                match parquet_files(&day) {
+                    Ok(mut files) => Ok(files.next().is_some()),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
                     Err(e) => Err(io(&day)(e)),
                 }
             }
             Place::Bucket(remote, key) => {
                 let prefix = format!("{key}/{PARTITION_COLUMN}={date}/");
-                let keys = cairn_store::list(remote.store.as_ref(), &prefix)
-                    .await
-                    .map_err(|e| remote.failed(&prefix, e))?;
-                Ok(keys.iter().any(|k| k.ends_with(".parquet")))
+                Ok(remote.list(&prefix).await?.iter().any(|k| is_parquet(k)))
             }
         }
     }
@@ -699,6 +696,19 @@ impl Stores {
         }
         Ok(removed)
     }
+}
+
+/// Whether a file name or key is a store's Parquet file.
+fn is_parquet(name: &str) -> bool {
+    name.ends_with(".parquet")
+}
+
+/// The Parquet files directly in `dir`.
+fn parquet_files(dir: &Path) -> std::io::Result<impl Iterator<Item = PathBuf>> {
+    Ok(std::fs::read_dir(dir)?
+        .flatten()
+        .map(|f| f.path())
+        .filter(|p| is_parquet(&p.to_string_lossy())))
 }
 
 /// A batch of the table's schema as a zstd Parquet file in the store schema
