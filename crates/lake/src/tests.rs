@@ -1242,6 +1242,36 @@ fn a_time_bounded_store_query_opens_only_the_days_it_touches() {
             "{predicate}\n{text}"
         );
     }
+    // When whole days drop the bounds, a directory whose name is not of the day shape is not
+    // read (with the bounds kept, it would be read and its rows compared): a copy of
+    // December 2's file under `date=99999-12-31` (a name the retention view's comparison of
+    // day names lets through) adds nothing.
+    let december_2 = stores
+        .files(&eds)
+        .expect("files")
+        .into_iter()
+        .find(|f| f.contains("date=2026-12-02"))
+        .expect("a file of December 2");
+    let december_2 = std::path::Path::new(&december_2);
+    let odd = december_2
+        .parent()
+        .and_then(|day| day.parent())
+        .expect("the store's directory")
+        .join("date=99999-12-31");
+    std::fs::create_dir_all(&odd).expect("odd day");
+    std::fs::copy(december_2, odd.join("copy.parquet")).expect("copy");
+    let whole_days = rt.block_on(async {
+        let ctx = query::session();
+        query::register_store(&ctx, &stores, &eds, now)
+            .await
+            .expect("register");
+        let sql =
+            "SELECT count(*) AS n FROM days WHERE eventTime >= TIMESTAMP '2026-12-02 00:00:00' \
+                   AND eventTime < TIMESTAMP '2026-12-04 00:00:00'";
+        let (batches, _) = query::run(&ctx, sql).await.expect("query");
+        query::rows_as_text(&batches).expect("rows")[0][0].1.clone()
+    });
+    assert_eq!(whole_days, Some("4".to_owned()));
 }
 
 /// A log file read by the checking scan (`json_scan`) gives exactly what reading it with
