@@ -7,7 +7,7 @@
 //! is not a JSON object is malformed; a record whose `eventSource` starts with `aws:` is an S3 /
 //! SES notification that landed in a tree, not a CloudTrail record ("foreign").
 
-use crate::json_scan::{Scanner, Stop};
+use crate::json_scan::{same_name, special_bits, Scanner, Stop};
 use datafusion::arrow::array::{
     ArrayBuilder, ArrayRef, BooleanBuilder, ListBuilder, RecordBatch, RecordBatchOptions,
     StringBuilder, StructArray, StructBuilder, TimestampMillisecondBuilder,
@@ -405,8 +405,8 @@ fn scan_struct(col: &mut Col, s: &mut Scanner<'_>) -> Result<(), Stop> {
     let Some((members, children, valid)) = col.struct_parts() else {
         return Err(Stop::Invalid);
     };
-    let seen = scan_object(s, |name, seen, s| {
-        match struct_member(members, seen, name) {
+    let seen = scan_object(s, |seen, s| {
+        match struct_member(members, seen, s.member_name()?) {
             Some(i) => scan_into(&mut children[i], members[i].kind, s).map(|()| Some(i)),
             None => Ok(None),
         }
@@ -415,18 +415,18 @@ fn scan_struct(col: &mut Col, s: &mut Scanner<'_>) -> Result<(), Stop> {
     Ok(())
 }
 
-/// The members of an object (at its `{`), left after its `}`: `take` reads the value of a
-/// member it wants (by name, and the bits of the members it took so far) and answers which it
-/// took; the others are skipped. The bits of the members taken.
+/// The members of an object (at its `{`), left after its `}`: `take` reads a member's name
+/// (and the value, if it wants the member: given the bits of the members it took so far) and
+/// answers which member it took; the values of the others are skipped. The bits of the
+/// members taken.
 fn scan_object<'a>(
     s: &mut Scanner<'a>,
-    mut take: impl FnMut(&'a str, u64, &mut Scanner<'a>) -> Result<Option<usize>, Stop>,
+    mut take: impl FnMut(u64, &mut Scanner<'a>) -> Result<Option<usize>, Stop>,
 ) -> Result<u64, Stop> {
     let mut seen = 0u64;
     if s.enter(b'}')? {
         loop {
-            let name = s.member_name()?;
-            match take(name, seen, s)? {
+            match take(seen, s)? {
                 Some(i) => seen |= 1 << i,
                 None => s.value()?,
             }
@@ -657,7 +657,16 @@ pub struct EventsBuilder {
     rows: usize,
     /// Rows kept from before a file that failed half-way (see [`Self::append_file_where`]).
     carried: Option<RecordBatch>,
+    /// The [`special_bits`] of the file being scanned (kept for the next file's).
+    specials: Vec<u64>,
+    /// For each column, the column whose member followed its member in the last record that
+    /// held both ([`RECORD_START`]: the first member): the scan compares a member's name with
+    /// it before it looks the name up. Records of one source keep one order.
+    follow: [u8; COLUMNS.len() + 1],
 }
+
+/// The entry of [`EventsBuilder::follow`] for a record's first member.
+const RECORD_START: usize = COLUMNS.len();
 
 impl EventsBuilder {
     /// A builder of the columns `projection` (indexes into [`COLUMNS`]; `None` for all).
@@ -676,6 +685,8 @@ impl EventsBuilder {
             schema,
             rows: 0,
             carried: None,
+            specials: Vec::new(),
+            follow: [0; COLUMNS.len() + 1],
         }
     }
 
@@ -826,8 +837,12 @@ impl EventsBuilder {
     pub(crate) fn append_file_scanned(&mut self, json: &str) -> Option<Added> {
         let before = self.rows;
         let mut added = Added::default();
-        let mut s = Scanner::new(json);
-        match self.scan_file(&mut s, &mut added) {
+        let mut specials = std::mem::take(&mut self.specials);
+        special_bits(json.as_bytes(), &mut specials);
+        let mut s = Scanner::indexed(json, &specials);
+        let outcome = self.scan_file(&mut s, &mut added);
+        self.specials = specials;
+        match outcome {
             Ok(()) => Some(added),
             Err(_) => {
                 self.complete_row();
@@ -892,16 +907,33 @@ impl EventsBuilder {
     /// A record that may be an S3 / SES notification stops the scan ([`Stop::Unsure`]).
     fn scan_record(&mut self, s: &mut Scanner<'_>) -> Result<(), Stop> {
         let cols = &mut self.cols;
-        let seen = scan_object(s, |name, seen, s| {
-            let position = column_position(name);
-            if position == Some(EVENT_SOURCE) && may_be_notification_source(s.rest()) {
-                return Err(Stop::Unsure);
-            }
-            let Some(i) = position.filter(|&i| seen & (1 << i) == 0) else {
+        let follow = &mut self.follow;
+        let mut last = RECORD_START;
+        let seen = scan_object(s, |seen, s| {
+            // The member that followed the last one in the records before, compared first.
+            let guess = usize::from(follow[last]);
+            let position =
+                if guess < COLUMNS.len() && s.member_named(COLUMNS[guess].name.as_bytes())? {
+                    Some(guess)
+                } else {
+                    let position = column_position(s.member_name()?);
+                    if let Some(p) = position {
+                        follow[last] = p as u8;
+                    }
+                    position
+                };
+            let Some(position) = position else {
                 return Ok(None);
             };
-            match cols[i].as_mut() {
-                Some(col) => scan_into(col, COLUMNS[i].kind, s).map(|()| Some(i)),
+            last = position;
+            if position == EVENT_SOURCE && may_be_notification_source(s.rest()) {
+                return Err(Stop::Unsure);
+            }
+            if seen & (1 << position) != 0 {
+                return Ok(None);
+            }
+            match cols[position].as_mut() {
+                Some(col) => scan_into(col, COLUMNS[position].kind, s).map(|()| Some(position)),
                 None => Ok(None), // a column the query does not read
             }
         })?;
@@ -1255,26 +1287,6 @@ fn column_position(name: &str) -> Option<usize> {
     table
         .get(name)
         .filter(|&i| same_name(COLUMNS[i].name.as_bytes(), name.as_bytes()))
-}
-
-/// Whether two member names are equal, compared a word at a time: for names this short, a call
-/// to the C library's `memcmp` (what `==` on slices becomes) costs more than the comparison.
-fn same_name(a: &[u8], b: &[u8]) -> bool {
-    let n = a.len();
-    if n != b.len() {
-        return false;
-    }
-    let word = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().expect("8"));
-    let half = |s: &[u8], at: usize| u32::from_le_bytes(s[at..at + 4].try_into().expect("4"));
-    match n {
-        0..4 => a.iter().zip(b).all(|(x, y)| x == y),
-        4..8 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
-        // Words from the start, and the last (overlapping) word.
-        _ => {
-            (0..n - 8).step_by(8).all(|at| word(a, at) == word(b, at))
-                && word(a, n - 8) == word(b, n - 8)
-        }
-    }
 }
 
 /// Names to their positions by a hash of their length and five of their bytes, with the

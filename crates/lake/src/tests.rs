@@ -1309,6 +1309,13 @@ fn a_log_file_reads_the_same_by_the_scan_and_by_serde_json() {
         r#"{"Records":[{"tlsDetails":{"tlsVersion":"TLSv1.3","cipherSuite":7},"userIdentity":{"arn":"a"},"userIdentity":{"arn":"b"}}]}"#,
         r#"{"Records":[{"eventTime":"2026-01-01T00:00:00Z","requestParameters":{"a":[1,2.5e3,{"b":null}]},"readOnly":false,"resources":[{"ARN":"x","type":"t"}]}]}"#,
         r#"{"Records":[{"eventName":"caf\u00e9 \"q\"","errorMessage":"a\nb"}]}"#,
+        // Member orders that change from record to record (the scan guesses the next name
+        // from the last records), a name that another begins with, a repeated member.
+        r#"{"Records":[{"eventName":"A","awsRegion":"r"},{"awsRegion":"s","eventName":"B"},{"eventNameX":"C","eventName":"D","awsRegion":"t"},{"eventName":"E","eventName":"F","awsRegion":"u"},{"eventName":"G","awsRegion":"v","awsRegion":"w"}]}"#,
+        r#"{"Records":[{"eventName" : "A" , "awsRegion":"r"},{ "eventName"  :"B","eventName":1}]}"#,
+        r#"{"Records":[{"eventName":"A","awsRegion":"r"},{"eventName":"B","awsRegion" "s"}]}"#,
+        r#"{"Records":[{"eventName":"A","awsRegion":"r"},{"eventName":"B","awsRegion"}]}"#,
+        r#"{"Records":[{"eventName":"A","awsRegion":"r"},{"eventName":"B","awsRegio"#,
         r#"{"Records":[{"eventName":"X"}],"Records":[]}"#,
         r#"{"Records":[{"eventName":"X"},]}"#,
         r#"{"Records":[{"eventName":"X"}]} x"#,
