@@ -9,8 +9,8 @@
 
 use crate::json_scan::{same_name, special_bits, Scanner, Stop};
 use datafusion::arrow::array::{
-    ArrayBuilder, ArrayRef, BooleanBuilder, ListBuilder, RecordBatch, RecordBatchOptions,
-    StringBuilder, StructArray, StructBuilder, TimestampMillisecondBuilder,
+    new_null_array, ArrayBuilder, ArrayRef, BooleanBuilder, ListBuilder, RecordBatch,
+    RecordBatchOptions, StringBuilder, StructArray, StructBuilder, TimestampMillisecondBuilder,
 };
 use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
@@ -261,6 +261,9 @@ pub fn schema() -> SchemaRef {
 }
 
 /// One column under construction.
+/// See [`Col::struct_parts`].
+type StructParts<'c> = (&'static [Node], &'c mut [Col], &'c mut Vec<bool>, u64);
+
 enum Col {
     Text(StringBuilder),
     Bool(BooleanBuilder),
@@ -269,19 +272,24 @@ enum Col {
         members: &'static [Node],
         children: Vec<Col>,
         valid: Vec<bool>,
+        /// Bits of the members not built (the query reads none of them): they are skipped
+        /// like unknown members, and the column gives them as nulls.
+        unread: u64,
     },
     Resources(ListBuilder<StructBuilder>),
 }
 
 impl Col {
-    /// A struct column's parts: its members, their columns, and its rows' validity.
-    fn struct_parts(&mut self) -> Option<(&'static [Node], &mut [Col], &mut Vec<bool>)> {
+    /// A struct column's parts: its members, their columns, its rows' validity, and the bits
+    /// of the members not built.
+    fn struct_parts(&mut self) -> Option<StructParts<'_>> {
         match self {
             Col::Struct {
                 members,
                 children,
                 valid,
-            } => Some((*members, children, valid)),
+                unread,
+            } => Some((*members, children, valid, *unread)),
             _ => None,
         }
     }
@@ -295,6 +303,7 @@ impl Col {
                 members,
                 children: members.iter().map(|m| Col::new(m.kind)).collect(),
                 valid: Vec::new(),
+                unread: 0,
             },
             Kind::Resources => Col::Resources(
                 ListBuilder::new(StructBuilder::from_fields(resource_fields(), 0)).with_field(
@@ -314,10 +323,15 @@ impl Col {
             Col::Bool(b) => b.append_null(),
             Col::Time(b) => b.append_null(),
             Col::Struct {
-                children, valid, ..
+                children,
+                valid,
+                unread,
+                ..
             } => {
-                for c in children.iter_mut() {
-                    c.append_null();
+                for (i, c) in children.iter_mut().enumerate() {
+                    if *unread & (1 << i) == 0 {
+                        c.append_null();
+                    }
                 }
                 valid.push(false);
             }
@@ -334,14 +348,24 @@ impl Col {
                 members,
                 children,
                 valid,
+                unread,
             } => {
-                let arrays = children.iter_mut().map(Col::finish).collect();
+                let fields = struct_fields(members);
+                let rows = valid.len();
+                let arrays = children
+                    .iter_mut()
+                    .zip(fields.iter())
+                    .enumerate()
+                    .map(|(i, (c, field))| {
+                        if *unread & (1 << i) == 0 {
+                            c.finish()
+                        } else {
+                            new_null_array(field.data_type(), rows)
+                        }
+                    })
+                    .collect();
                 let nulls = NullBuffer::from(std::mem::take(valid));
-                Arc::new(StructArray::new(
-                    struct_fields(members),
-                    arrays,
-                    Some(nulls),
-                ))
+                Arc::new(StructArray::new(fields, arrays, Some(nulls)))
             }
             Col::Resources(b) => Arc::new(b.finish()),
         }
@@ -402,10 +426,11 @@ fn scan_into(col: &mut Col, kind: Kind, s: &mut Scanner<'_>) -> Result<(), Stop>
 /// An object (at its `{`) into a struct column, as [`fill_struct`] reads it: the first of
 /// each member taken, unknown members skipped, missing ones null.
 fn scan_struct(col: &mut Col, s: &mut Scanner<'_>) -> Result<(), Stop> {
-    let Some((members, children, valid)) = col.struct_parts() else {
+    let Some((members, children, valid, unread)) = col.struct_parts() else {
         return Err(Stop::Invalid);
     };
-    let seen = scan_object(s, |seen, s| {
+    // The members not built count as taken: skipped, and not given a null.
+    let seen = scan_object(s, unread, |seen, s| {
         match struct_member(members, seen, s.member_name()?) {
             Some(i) => scan_into(&mut children[i], members[i].kind, s).map(|()| Some(i)),
             None => Ok(None),
@@ -418,12 +443,12 @@ fn scan_struct(col: &mut Col, s: &mut Scanner<'_>) -> Result<(), Stop> {
 /// The members of an object (at its `{`), left after its `}`: `take` reads a member's name
 /// (and the value, if it wants the member: given the bits of the members it took so far) and
 /// answers which member it took; the values of the others are skipped. The bits of the
-/// members taken.
+/// members taken, and of `seen`, those counted as taken before.
 fn scan_object<'a>(
     s: &mut Scanner<'a>,
+    mut seen: u64,
     mut take: impl FnMut(u64, &mut Scanner<'a>) -> Result<Option<usize>, Stop>,
 ) -> Result<u64, Stop> {
-    let mut seen = 0u64;
     if s.enter(b'}')? {
         loop {
             match take(seen, s)? {
@@ -459,10 +484,10 @@ fn end_object(children: &mut [Col], valid: &mut Vec<bool>, seen: u64) {
 
 /// Pads a struct whose members were partly appended (see [`Col::append_raw`]).
 fn pad_struct(col: &mut Col) {
-    if let Some((_, children, valid)) = col.struct_parts() {
+    if let Some((_, children, valid, unread)) = col.struct_parts() {
         let rows = valid.len() + 1;
-        for c in children.iter_mut() {
-            while c.len() < rows {
+        for (i, c) in children.iter_mut().enumerate() {
+            while unread & (1 << i) == 0 && c.len() < rows {
                 c.append_null();
             }
         }
@@ -605,10 +630,10 @@ impl<'de> Visitor<'de> for StructValue<'_> {
 }
 
 fn fill_struct<'de, A: MapAccess<'de>>(col: &mut Col, map: &mut A) -> Result<(), A::Error> {
-    let Some((members, children, valid)) = col.struct_parts() else {
+    let Some((members, children, valid, unread)) = col.struct_parts() else {
         return Err(serde::de::Error::custom("not a struct column"));
     };
-    let mut seen = 0u64;
+    let mut seen = unread;
     while let Some(key) = map.next_key::<Key<'de>>()? {
         match struct_member(members, seen, &key.0) {
             Some(i) => {
@@ -688,6 +713,24 @@ impl EventsBuilder {
             specials: Vec::new(),
             follow: [0; COLUMNS.len() + 1],
         }
+    }
+
+    /// Builds only the members `read` of the struct column `column` (an index into
+    /// [`COLUMNS`]), when the query reads no other: the rest are skipped in the text and given
+    /// as nulls. Names that are not members of it are ignored; a column that is not a struct,
+    /// or not built, is left as it is.
+    pub fn reading_members(mut self, column: usize, read: &[String]) -> Self {
+        if let Some(Some(Col::Struct {
+            members, unread, ..
+        })) = self.cols.get_mut(column)
+        {
+            *unread = members
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| !read.iter().any(|r| r == m.name))
+                .fold(0, |bits, (i, _)| bits | 1 << i);
+        }
+        self
     }
 
     /// The schema of the batches this builder makes.
@@ -909,7 +952,7 @@ impl EventsBuilder {
         let cols = &mut self.cols;
         let follow = &mut self.follow;
         let mut last = RECORD_START;
-        let seen = scan_object(s, |seen, s| {
+        let seen = scan_object(s, 0, |seen, s| {
             // The member that followed the last one in the records before, compared first.
             let guess = usize::from(follow[last]);
             let position =
@@ -1254,6 +1297,8 @@ fn may_hold_notifications(json: &[u8]) -> bool {
 
 /// The position of the `eventSource` column.
 const EVENT_SOURCE: usize = 3;
+/// The position of `userIdentity` in [`COLUMNS`].
+pub(crate) const USER_IDENTITY: usize = 1;
 
 /// Whether an `eventSource` value (the text from it on) may start with `aws:`: it does, or it is
 /// a string with an escape (which could spell it).
@@ -1391,6 +1436,7 @@ mod tests {
             assert_eq!(column_position(c.name), Some(i), "{}", c.name);
         }
         assert_eq!(COLUMNS[EVENT_SOURCE].name, "eventSource");
+        assert_eq!(COLUMNS[USER_IDENTITY].name, "userIdentity");
         // Names of every length up to 40 equal only themselves: each byte changed, and each
         // length changed, makes them differ.
         for n in 0..40 {

@@ -46,6 +46,7 @@ macro_rules! scalars_answer {
 pub mod columns;
 mod days;
 mod json_scan;
+mod members;
 pub mod prefilter;
 pub mod query;
 pub mod raw;

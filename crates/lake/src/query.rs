@@ -40,6 +40,7 @@ pub fn session() -> SessionContext {
     let ctx = SessionContext::new_with_config_rt(config, runtime());
     crate::udf::register(&ctx);
     ctx.add_optimizer_rule(Arc::new(crate::days::StoreDays));
+    ctx.add_optimizer_rule(Arc::new(crate::members::IdentityMembers));
     ctx
 }
 

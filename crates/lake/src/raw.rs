@@ -286,7 +286,7 @@ impl Pruning {
 }
 
 /// The tree as a DataFusion table.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct TreeTable {
     source: TreeSource,
     files: Arc<[LogFile]>,
@@ -294,6 +294,9 @@ pub struct TreeTable {
     delivery_bound: Option<i64>,
     partitions: usize,
     report: Arc<Mutex<ScanReport>>,
+    /// The only members of `userIdentity` the query reads, when it names them all (see
+    /// [`crate::members`]); `None`: all.
+    identity_members: Option<Arc<[String]>>,
 }
 
 /// Every file of the tree (paths in [`walk`]'s order, keys in the store's), log files or not.
@@ -384,6 +387,7 @@ impl TreeTable {
             delivery_bound,
             partitions,
             report: Arc::new(Mutex::new(ScanReport::default())),
+            identity_members: None,
         })
     }
 
@@ -395,6 +399,20 @@ impl TreeTable {
     /// The log files listed.
     pub fn files(&self) -> &[LogFile] {
         &self.files
+    }
+
+    /// The members of `userIdentity` its scans build, if not all.
+    pub(crate) fn identity_members(&self) -> Option<&[String]> {
+        self.identity_members.as_deref()
+    }
+
+    /// The same table (its listing, and the report its scans add to), whose scans build only
+    /// the members `read` of `userIdentity`.
+    pub(crate) fn reading_identity_members(&self, read: Vec<String>) -> Self {
+        Self {
+            identity_members: Some(read.into()),
+            ..self.clone()
+        }
     }
 }
 
@@ -451,6 +469,7 @@ impl TableProvider for TreeTable {
                         .collect::<Vec<_>>()
                         .into(),
                     projection: projection.clone(),
+                    identity_members: self.identity_members.clone(),
                     needles: needles.clone(),
                     schema: schema.clone(),
                     report: self.report.clone(),
@@ -476,6 +495,7 @@ struct TreePartition {
     /// This partition's files: indexes into `listing`.
     files: Arc<[usize]>,
     projection: Option<Vec<usize>>,
+    identity_members: Option<Arc<[String]>>,
     needles: Arc<Needles>,
     schema: SchemaRef,
     report: Arc<Mutex<ScanReport>>,
@@ -551,11 +571,15 @@ impl PartitionStream for TreePartition {
         let listing = self.listing.clone();
         let files = self.files.clone();
         let projection = self.projection.clone();
+        let identity_members = self.identity_members.clone();
         let report = self.report.clone();
         let needles = self.needles.clone();
         let handle = tokio::runtime::Handle::current();
         builder.spawn_blocking(move || {
             let mut events = EventsBuilder::new(projection.as_deref());
+            if let Some(read) = &identity_members {
+                events = events.reading_members(columns::USER_IDENTITY, read);
+            }
             let mut local = ScanReport::default();
             let mut inflater = Inflater::new();
             let mut buffer = Vec::new();

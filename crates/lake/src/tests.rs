@@ -1340,10 +1340,23 @@ fn a_log_file_reads_the_same_by_the_scan_and_by_serde_json() {
     ];
     projection.sort_unstable();
     let mut answered = 0;
+    let read = ["arn".to_owned(), "sessionContext".to_owned()];
     for file in &files {
-        for projection in [None, Some(&projection[..])] {
-            let mut scanned = columns::EventsBuilder::new(projection);
-            let mut parsed = columns::EventsBuilder::new(projection);
+        for (projection, limited) in [
+            (None, false),
+            (Some(&projection[..]), false),
+            (Some(&projection[..]), true),
+        ] {
+            let builder = || {
+                let b = columns::EventsBuilder::new(projection);
+                if limited {
+                    b.reading_members(columns::USER_IDENTITY, &read)
+                } else {
+                    b
+                }
+            };
+            let mut scanned = builder();
+            let mut parsed = builder();
             // A file before, whose rows must stay whatever happens to this one.
             let first = &files[1];
             let before = scanned.append_file_scanned(first).expect("a sample file");
@@ -1354,7 +1367,32 @@ fn a_log_file_reads_the_same_by_the_scan_and_by_serde_json() {
                 Some(added) => {
                     answered += 1;
                     assert_eq!(Ok(added), by_serde, "{file}");
-                    assert_eq!(scanned.finish(), parsed.finish(), "{file}");
+                    let batch = scanned.finish();
+                    assert_eq!(batch, parsed.finish(), "{file}");
+                    if limited {
+                        use datafusion::arrow::array::{Array, AsArray};
+                        // The members read are as a whole build gives them; the others null.
+                        let mut whole = columns::EventsBuilder::new(projection);
+                        whole.append_file_direct(first).expect("a sample file");
+                        whole.append_file_direct(file).expect("read above");
+                        let whole = whole.finish();
+                        let identity = |b: &RecordBatch| {
+                            b.column_by_name("userIdentity")
+                                .expect("userIdentity")
+                                .as_struct()
+                                .clone()
+                        };
+                        let (limited, whole) = (identity(&batch), identity(&whole));
+                        assert_eq!(limited.nulls(), whole.nulls(), "{file}");
+                        for (i, field) in whole.fields().iter().enumerate() {
+                            if read.contains(field.name()) {
+                                assert_eq!(limited.column(i), whole.column(i), "{file}");
+                            } else {
+                                let column = limited.column(i);
+                                assert_eq!(column.null_count(), column.len(), "{file}");
+                            }
+                        }
+                    }
                 }
                 None => {
                     let escaped = file.contains("\\u0065") || file.contains("\\u006f");
@@ -1473,4 +1511,98 @@ fn files_written_before_a_member_was_dictionary_encoded_read_the_same() {
         answer("SELECT userIdentity.type AS t, count(*) AS n FROM mixed GROUP BY userIdentity.type ORDER BY t"),
         ["AssumedRole 1", "IAMUser 1", "Root 3"]
     );
+}
+
+/// A raw scan builds only the members of `userIdentity` a query reads, when it reads the
+/// struct only by members; any other use of the struct keeps it whole. (That the answers are
+/// the same is checked by the golden queries, which compare raw mode with the store.)
+#[tokio::test]
+async fn a_raw_scan_builds_only_the_identity_members_a_query_reads() {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    use datafusion::datasource::source_as_provider;
+    use datafusion::logical_expr::LogicalPlan;
+
+    let tree = tempfile::tempdir().expect("tempdir");
+    write_tree(tree.path(), &sample_records()[..50]);
+    let table = raw::TreeTable::open(raw::TreeSource::Dir(tree.path().to_path_buf()), None)
+        .await
+        .expect("open");
+    let ctx = query::session();
+    ctx.register_table("events", Arc::new(table))
+        .expect("register");
+    let members = |names: &[&str]| Some(names.iter().map(|n| n.to_string()).collect::<Vec<_>>());
+    let cases = [
+        (
+            "SELECT userIdentity.arn AS who, count(DISTINCT sourceIPAddress) FROM events GROUP BY userIdentity.arn",
+            vec![members(&["arn"])],
+        ),
+        (
+            "SELECT eventName FROM events WHERE userIdentity.type = 'Root'",
+            vec![members(&["type"])],
+        ),
+        (
+            "SELECT eventName FROM events WHERE userIdentity['arn'] = 'x'",
+            vec![members(&["arn"])],
+        ),
+        (
+            "SELECT userIdentity.sessionContext.attributes.mfaAuthenticated, userIdentity.arn FROM events",
+            vec![members(&["arn", "sessionContext"])],
+        ),
+        (
+            "SELECT a.userIdentity.arn FROM events a JOIN events b ON a.eventID = b.eventID WHERE b.userIdentity.type = 'Root'",
+            vec![members(&["arn", "type"]), members(&["arn", "type"])],
+        ),
+        (
+            "SELECT eventName FROM events WHERE eventID IN (SELECT eventID FROM events WHERE userIdentity.accountId = '1')",
+            vec![members(&["accountId"]), members(&["accountId"])],
+        ),
+        // DataFusion folds the alias away: the plan reads the member of the column.
+        (
+            "SELECT u.arn FROM (SELECT userIdentity AS u FROM events)",
+            vec![members(&["arn"])],
+        ),
+        // The whole struct.
+        ("SELECT * FROM events WHERE userIdentity.type = 'Root'", vec![None]),
+        ("SELECT userIdentity FROM events", vec![None]),
+        ("SELECT u FROM (SELECT userIdentity AS u FROM events)", vec![None]),
+        ("SELECT userIdentity.arn, userIdentity FROM events", vec![None]),
+        ("SELECT count(*) FROM events WHERE userIdentity IS NULL", vec![None]),
+        ("SELECT count(*) FROM (SELECT DISTINCT * FROM events)", vec![None]),
+        (
+            "SELECT count(DISTINCT userIdentity) FROM events WHERE userIdentity.type = 'Root'",
+            vec![None],
+        ),
+        (
+            "SELECT eventName FROM events ORDER BY userIdentity.arn, userIdentity",
+            vec![None],
+        ),
+        (
+            "SELECT eventName FROM events WHERE eventID IN (SELECT eventID FROM events WHERE userIdentity IS NULL) AND userIdentity.arn = 'x'",
+            vec![None, None],
+        ),
+        // Not read at all.
+        ("SELECT count(*) FROM events", vec![None]),
+    ];
+    for (sql, expected) in cases {
+        let plan = ctx
+            .sql(sql)
+            .await
+            .and_then(|df| df.into_optimized_plan())
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let mut built = Vec::new();
+        plan.apply_with_subqueries(|node| {
+            if let LogicalPlan::TableScan(scan) = node {
+                let provider = source_as_provider(&scan.source)?;
+                let tree = provider.downcast_ref::<raw::TreeTable>().expect("a tree");
+                built.push(tree.identity_members().map(<[String]>::to_vec));
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })
+        .expect("walk");
+        assert_eq!(built, expected, "{sql}");
+        // And the query runs.
+        query::run(&ctx, sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
 }
