@@ -365,7 +365,7 @@ impl<'a> Scanner<'a> {
     /// (the text's length if there is none).
     fn next_special(&self, from: usize) -> usize {
         if self.specials.is_empty() {
-            return from + plain_run(&self.b[from..]);
+            return next_special_unindexed(self.b, from);
         }
         let mut word = from / 64;
         let Some(&first) = self.specials.get(word) else {
@@ -386,6 +386,25 @@ impl<'a> Scanner<'a> {
     }
 }
 
+/// [`Scanner::next_special`] without [`special_bits`] of the whole text: the bits of the 64
+/// bytes from `from`, then of the next 64, and so on (for short texts, such as one row's JSON).
+fn next_special_unindexed(b: &[u8], mut from: usize) -> usize {
+    loop {
+        let rest = &b[from..];
+        let bits = match rest.first_chunk::<64>() {
+            Some(block) => block_bits(block),
+            None => padded_block_bits(rest),
+        };
+        if bits != 0 {
+            return from + bits.trailing_zeros() as usize;
+        }
+        if rest.len() <= 64 {
+            return b.len();
+        }
+        from += 64;
+    }
+}
+
 /// One bit per byte of `text` (bit `k` of word `w` for byte `64 w + k`), set for a quote, a
 /// backslash or a control character (below 0x20): where a string's plain run ends. Computed
 /// once for a whole log file, sixteen bytes per instruction on x86-64, it finds each string's
@@ -399,11 +418,15 @@ pub(crate) fn special_bits(text: &[u8], out: &mut Vec<u64>) {
     }
     let rest = blocks.remainder();
     if !rest.is_empty() {
-        // Padded with spaces, which are not special.
-        let mut block = [b' '; 64];
-        block[..rest.len()].copy_from_slice(rest);
-        out.push(block_bits(&block));
+        out.push(padded_block_bits(rest));
     }
+}
+
+/// [`block_bits`] of fewer than 64 bytes, padded with spaces (which are not special).
+fn padded_block_bits(rest: &[u8]) -> u64 {
+    let mut block = [b' '; 64];
+    block[..rest.len()].copy_from_slice(rest);
+    block_bits(&block)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -439,9 +462,15 @@ fn block_bits(block: &[u8; 64]) -> u64 {
 /// [`block_bits`] a byte at a time: elsewhere than x86-64, and what the tests hold it to.
 #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
 fn block_bits_bytewise(block: &[u8; 64]) -> u64 {
-    block.iter().enumerate().fold(0, |bits, (k, &c)| {
-        bits | u64::from(c == b'"' || c == b'\\' || c < 0x20) << k
-    })
+    block
+        .iter()
+        .enumerate()
+        .fold(0, |bits, (k, &c)| bits | u64::from(is_special(c)) << k)
+}
+
+/// A byte that ends a string's plain run: a quote, a backslash or a control character.
+fn is_special(c: u8) -> bool {
+    c == b'"' || c == b'\\' || c < 0x20
 }
 
 /// Whether two member names are equal, compared a word at a time: for names this short, a call
@@ -462,38 +491,6 @@ pub(crate) fn same_name(a: &[u8], b: &[u8]) -> bool {
                 && word(a, n - 8) == word(b, n - 8)
         }
     }
-}
-
-const ONES: u64 = u64::from_ne_bytes([1; 8]);
-const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-
-/// The high bit of each byte of `x` that is a quote, a backslash or a control character
-/// (below 0x20), and perhaps of bytes after the first such one (borrows run upwards), so the
-/// lowest bit set is exact.
-fn specials(x: u64) -> u64 {
-    let zero_in = |v: u64| v.wrapping_sub(ONES) & !v;
-    let quote = zero_in(x ^ (ONES * u64::from(b'"')));
-    let backslash = zero_in(x ^ (ONES * u64::from(b'\\')));
-    let control = x.wrapping_sub(ONES * 0x20) & !x;
-    (quote | backslash | control) & HIGHS
-}
-
-/// How many bytes at the start of `b` are plain string characters (not a quote, a backslash
-/// or a control character): eight at a time, then one at a time.
-fn plain_run(b: &[u8]) -> usize {
-    let mut i = 0;
-    while let Some(chunk) = b.get(i..i + 8) {
-        let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
-        let hits = specials(word);
-        if hits != 0 {
-            return i + (hits.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    i + b[i..]
-        .iter()
-        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
-        .unwrap_or(b.len() - i)
 }
 
 #[cfg(test)]
@@ -626,7 +623,8 @@ mod tests {
 
     #[test]
     fn special_bits_mark_every_quote_backslash_and_control_character() {
-        // Every byte value at every position of a block, in texts of lengths around blocks.
+        // Every byte value, every seventh byte, in texts of lengths around blocks (and below,
+        // every byte value in every position of a block against the bytewise form).
         let mut bits = Vec::new();
         for len in [0, 1, 63, 64, 65, 128, 130] {
             for value in 0..=255u8 {
@@ -663,7 +661,8 @@ mod tests {
 
     #[test]
     fn plain_runs_end_at_the_first_quote_backslash_or_control_character() {
-        for len in 0..40 {
+        // Lengths across two 64-byte windows, the special byte at every position.
+        for len in 0..140 {
             for special in [b'"', b'\\', 0x00, 0x1f, b'\n'] {
                 for at in 0..=len {
                     // Plain bytes of every kind around it, including bytes above 0x7f.
@@ -677,9 +676,27 @@ mod tests {
                             b[at + 1] = 0x01;
                         }
                     }
-                    assert_eq!(plain_run(&b), at, "{b:?}");
+                    for from in [0, at / 2, at] {
+                        assert_eq!(next_special_unindexed(&b, from), at, "{b:?} from {from}");
+                    }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn names_of_every_length_up_to_40_equal_only_themselves() {
+        // Each byte changed, and each length changed, makes them differ.
+        for n in 0..40 {
+            let name: Vec<u8> = (0..n).map(|i| b'a' + (i * 7 % 26) as u8).collect();
+            assert!(same_name(&name, &name.clone()));
+            for at in 0..n {
+                let mut other = name.clone();
+                other[at] ^= 0x20;
+                assert!(!same_name(&name, &other), "{n} {at}");
+            }
+            assert!(!same_name(&name, &name[..n.saturating_sub(1)]) || n == 0);
+            assert!(!same_name(&name, &[name.as_slice(), b"x"].concat()));
         }
     }
 
