@@ -11,6 +11,7 @@
 
 use crate::columns::{self, Added, EventsBuilder};
 use crate::prefilter::Needles;
+use crate::time_range::TimeRange;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::ScalarValue;
@@ -160,18 +161,15 @@ pub const DEFAULT_DELIVERY_BOUND_MS: Option<i64> = Some(24 * 3600 * 1000);
 /// How far an event time may be after its file's delivery minute (producer clock skew).
 const SKEW_MS: i64 = 15 * 60 * 1000 + 60 * 1000;
 
-/// What the predicates allow: account and region sets, event-time bounds (read as a store's
-/// day bounds are, by `time_range`).
+/// What the predicates allow: account and region sets, event-time bounds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Pruning {
     /// `recipientAccountId` in this set.
     pub accounts: Option<BTreeSet<String>>,
     /// `awsRegion` in this set.
     pub regions: Option<BTreeSet<String>>,
-    /// `eventTime >= from` (ms).
-    pub from: Option<i64>,
-    /// `eventTime <= to` (ms).
-    pub to: Option<i64>,
+    /// The instants left open to `eventTime` (read as a store's day bounds are).
+    pub(crate) time: TimeRange,
 }
 
 fn literal_text(e: &Expr) -> Option<String> {
@@ -195,10 +193,8 @@ fn column_name(e: &Expr) -> Option<&str> {
 impl Pruning {
     /// Collects what `filters` (ANDed) allow.
     pub fn from_filters(filters: &[Expr]) -> Self {
-        let time = crate::time_range::TimeRange::of(filters);
         let mut p = Pruning {
-            from: time.from,
-            to: time.to,
+            time: TimeRange::of(filters),
             ..Pruning::default()
         };
         for f in filters {
@@ -272,10 +268,10 @@ impl Pruning {
         if let Some(minute) = file.minute {
             // A file holds events from before its delivery (up to `bound` before), never from
             // after it (beyond producer clock skew).
-            if self.from.is_some_and(|from| minute + SKEW_MS < from) {
+            if self.time.from.is_some_and(|from| minute + SKEW_MS < from) {
                 return false;
             }
-            if let (Some(to), Some(bound)) = (self.to, bound) {
+            if let (Some(to), Some(bound)) = (self.time.to, bound) {
                 if minute - bound > to {
                     return false;
                 }
