@@ -15,6 +15,7 @@
 //! expressions. Names are matched without their table, so a second table's `userIdentity`
 //! only widens the set.
 
+use crate::columns::{COLUMNS, USER_IDENTITY};
 use crate::raw::TreeTable;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{DFSchema, Result};
@@ -24,7 +25,7 @@ use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-const IDENTITY: &str = "userIdentity";
+const IDENTITY: &str = COLUMNS[USER_IDENTITY].name;
 
 /// The optimizer rule (see the module documentation).
 #[derive(Debug, Default)]
@@ -63,7 +64,7 @@ impl OptimizerRule for IdentityMembers {
 
 /// The members of `userIdentity` the plan reads, when it reads it only by members with
 /// literal names; `None` when it uses the struct otherwise, or not at all.
-pub(crate) fn members_read(plan: &LogicalPlan) -> Result<Option<BTreeSet<String>>> {
+fn members_read(plan: &LogicalPlan) -> Result<Option<BTreeSet<String>>> {
     if names_identity(plan.schema()) {
         return Ok(None);
     }
