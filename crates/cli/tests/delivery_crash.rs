@@ -140,19 +140,38 @@ async fn kills_between_upload_and_cursor_commit_never_duplicate_or_lose_events()
             (ids, request)
         };
         // Events acknowledged before this round's delivery attempt...
+        let mut aborted = false;
         for batch in 0..rng.gen_range(2..5) {
             let (ids, request) = post(batch);
+            if failpoint {
+                // A server started with the failpoint also aborts when it replays a delivery
+                // that the last round's kill left journaled: what it has not acknowledged then
+                // is not counted.
+                match support::try_send(request, &creds).await {
+                    Ok(response) => {
+                        assert!(response.status().is_success());
+                        acked.extend(ids);
+                    }
+                    Err(_) => {
+                        aborted = true;
+                        break;
+                    }
+                }
+                continue;
+            }
             let response = support::send(request, &creds).await;
             assert!(response.status().is_success());
             acked.extend(ids);
         }
         if failpoint {
             // ...are uploaded, then the process aborts before committing the cursor.
-            let _ = support::try_send(
-                client.post(format!("{}/v1/trails/main/flush", server.base)),
-                &creds,
-            )
-            .await;
+            if !aborted {
+                let _ = support::try_send(
+                    client.post(format!("{}/v1/trails/main/flush", server.base)),
+                    &creds,
+                )
+                .await;
+            }
             let status = server.child.wait().expect("wait");
             assert!(
                 !status.success(),
