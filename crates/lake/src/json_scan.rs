@@ -145,7 +145,10 @@ impl<'a> Scanner<'a> {
     pub(crate) fn member_named(&mut self, name: &[u8]) -> Step1<bool> {
         let start = self.i + 1;
         let end = start + name.len();
-        if self.b.get(end) != Some(&b'"') || !same_name(&self.b[start..end], name) {
+        if self.b.get(end) != Some(&b'"')
+            || self.peek() != Some(b'"')
+            || !same_name(&self.b[start..end], name)
+        {
             return Ok(false);
         }
         self.i = end + 1;

@@ -1316,6 +1316,17 @@ fn a_log_file_reads_the_same_by_the_scan_and_by_serde_json() {
         r#"{"Records":[{"eventName":"A","awsRegion":"r"},{"eventName":"B","awsRegion" "s"}]}"#,
         r#"{"Records":[{"eventName":"A","awsRegion":"r"},{"eventName":"B","awsRegion"}]}"#,
         r#"{"Records":[{"eventName":"A","awsRegion":"r"},{"eventName":"B","awsRegio"#,
+        // A guessed name whose opening quote is something else.
+        r#"{"Records":[{"eventName":"A","awsRegion":"r"},{"eventName":"B",XawsRegion":"s"}]}"#,
+        // What ends a scalar, bytes outside strings, runs of backslashes.
+        r#"{"Records":[{"readOnly":true"x"}]}"#,
+        r#"{"Records":[{"readOnly":truex}]}"#,
+        r#"{"Records":[{"n":1"a":2}]}"#,
+        r#"{"Records":[{"n":1 ,"a":-2.5E+3 }]}"#,
+        r#"{"Records":[{"eventName":"A"\"}]}"#,
+        "{\"Records\":[{\"eventName\":\"A\"}\u{1},{}]}",
+        "{\"Records\":[{\"eventName\":\"A\"}\u{1}]}",
+        r#"{"Records":[{"eventName":"a\\\\","awsRegion":"b\\\"c","userAgent":"\\"}]}"#,
         r#"{"Records":[{"eventName":"X"}],"Records":[]}"#,
         r#"{"Records":[{"eventName":"X"},]}"#,
         r#"{"Records":[{"eventName":"X"}]} x"#,
