@@ -84,7 +84,7 @@ impl<'a> Scanner<'a> {
     /// A scan that finds the ends of strings in `specials`, the [`special_bits`] of `text`
     /// (worth it for a text with many strings: a whole log file).
     pub(crate) fn indexed(text: &'a str, specials: &'a [u64]) -> Self {
-        debug_assert!(specials.is_empty() || specials.len() == text.len().div_ceil(64));
+        debug_assert!(specials.is_empty() || specials.len() == text.len().div_ceil(64) + 1);
         Scanner {
             text,
             b: text.as_bytes(),
@@ -371,13 +371,16 @@ impl<'a> Scanner<'a> {
             return next_special_unindexed(self.b, from);
         }
         let mut word = from / 64;
-        let Some(&first) = self.specials.get(word) else {
+        // The 64 bits from `from` on, out of two words (the index ends with a word of zeros):
+        // one shift, whether or not a word's end falls inside the string.
+        let Some(&[low, high]) = self.specials.get(word..word + 2) else {
             return self.b.len();
         };
-        let bits = first >> (from % 64);
+        let bits = ((u128::from(high) << 64 | u128::from(low)) >> (from % 64)) as u64;
         if bits != 0 {
             return from + bits.trailing_zeros() as usize;
         }
+        // Nothing in the 64 bytes from `from`: nor before it in the next word.
         loop {
             word += 1;
             match self.specials.get(word) {
@@ -411,10 +414,11 @@ fn next_special_unindexed(b: &[u8], mut from: usize) -> usize {
 /// One bit per byte of `text` (bit `k` of word `w` for byte `64 w + k`), set for a quote, a
 /// backslash or a control character (below 0x20): where a string's plain run ends. Computed
 /// once for a whole log file, sixteen bytes per instruction on x86-64, it finds each string's
-/// end with a shift and a count instead of a walk over its bytes.
+/// end with a shift and a count instead of a walk over its bytes. A word of zeros follows the
+/// text's words, so that any position has a next word.
 pub(crate) fn special_bits(text: &[u8], out: &mut Vec<u64>) {
     out.clear();
-    out.reserve(text.len().div_ceil(64));
+    out.reserve(text.len().div_ceil(64) + 1);
     let mut blocks = text.chunks_exact(64);
     for block in &mut blocks {
         out.push(block_bits(block.try_into().expect("64 bytes")));
@@ -423,6 +427,7 @@ pub(crate) fn special_bits(text: &[u8], out: &mut Vec<u64>) {
     if !rest.is_empty() {
         out.push(padded_block_bits(rest));
     }
+    out.push(0);
 }
 
 /// [`block_bits`] of fewer than 64 bytes, padded with spaces (which are not special).
@@ -641,15 +646,16 @@ mod tests {
                     })
                     .collect();
                 special_bits(&text, &mut bits);
-                assert_eq!(bits.len(), len.div_ceil(64));
+                assert_eq!(bits.len(), len.div_ceil(64) + 1);
                 for (k, &c) in text.iter().enumerate() {
                     let set = bits[k / 64] >> (k % 64) & 1 == 1;
                     assert_eq!(set, c == b'"' || c == b'\\' || c < 0x20, "{c:#x} at {k}");
                 }
-                // Nothing past the text.
+                // Nothing past the text, and a word of zeros after it.
                 if len % 64 != 0 {
                     assert_eq!(bits[len / 64] >> (len % 64), 0);
                 }
+                assert_eq!(bits.last(), Some(&0));
             }
         }
         for value in 0..=255u8 {
