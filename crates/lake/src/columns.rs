@@ -688,6 +688,8 @@ pub struct EventsBuilder {
     /// held both ([`RECORD_START`]: the first member): the scan compares a member's name with
     /// it before it looks the name up. Records of one source keep one order.
     follow: [u8; COLUMNS.len() + 1],
+    /// The bits of the columns built ([`built_bits`] of `cols`).
+    built: u64,
 }
 
 /// The entry of [`EventsBuilder::follow`] for a record's first member.
@@ -699,11 +701,12 @@ impl EventsBuilder {
         let full = schema();
         let wanted: Vec<usize> =
             projection.map_or_else(|| (0..COLUMNS.len()).collect(), <[usize]>::to_vec);
-        let cols = COLUMNS
+        let cols: Vec<Option<Col>> = COLUMNS
             .iter()
             .enumerate()
             .map(|(i, c)| wanted.contains(&i).then(|| Col::new(c.kind)))
             .collect();
+        let built = built_bits(&cols);
         let schema = Arc::new(full.project(&wanted).expect("projection within the schema"));
         Self {
             cols,
@@ -712,6 +715,7 @@ impl EventsBuilder {
             carried: None,
             specials: Vec::new(),
             follow: [0; COLUMNS.len() + 1],
+            built,
         }
     }
 
@@ -949,6 +953,7 @@ impl EventsBuilder {
     /// One record (at its `{`) as a row, as [`RecordVisitor`] reads it.
     /// A record that may be an S3 / SES notification stops the scan ([`Stop::Unsure`]).
     fn scan_record(&mut self, s: &mut Scanner<'_>) -> Result<(), Stop> {
+        let built = self.built;
         let cols = &mut self.cols;
         let follow = &mut self.follow;
         let mut last = RECORD_START;
@@ -980,7 +985,7 @@ impl EventsBuilder {
                 None => Ok(None), // a column the query does not read
             }
         })?;
-        null_unseen(cols, seen);
+        append_nulls(cols, built & !seen);
         Ok(())
     }
 
@@ -1417,11 +1422,25 @@ fn taken_column(cols: &[Option<Col>], seen: u64, key: &str) -> Option<usize> {
 
 /// Ends a record's row: the taken columns it did not fill get a null.
 fn null_unseen(cols: &mut [Option<Col>], seen: u64) {
-    for (i, c) in cols.iter_mut().enumerate() {
-        if let Some(c) = c {
-            if seen & (1 << i) == 0 {
-                c.append_null();
-            }
+    append_nulls(cols, built_bits(cols) & !seen);
+}
+
+/// The bits of the columns built (the query reads them).
+fn built_bits(cols: &[Option<Col>]) -> u64 {
+    cols.iter()
+        .enumerate()
+        .filter(|(_, c)| c.is_some())
+        .fold(0, |bits, (i, _)| bits | 1 << i)
+}
+
+/// Appends a null to each column of `missing` (bits of built columns): a visit of those
+/// columns only, not of every column of the table.
+fn append_nulls(cols: &mut [Option<Col>], mut missing: u64) {
+    while missing != 0 {
+        let i = missing.trailing_zeros() as usize;
+        missing &= missing - 1;
+        if let Some(c) = cols[i].as_mut() {
+            c.append_null();
         }
     }
 }

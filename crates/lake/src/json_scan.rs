@@ -335,6 +335,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// A string (at its `"`), left after its closing quote: whether it holds an escape.
+    #[inline(always)]
     fn string(&mut self) -> Step1<bool> {
         self.i += 1;
         let mut escaped = false;
@@ -370,7 +371,7 @@ impl<'a> Scanner<'a> {
         if self.specials.is_empty() {
             return next_special_unindexed(self.b, from);
         }
-        let mut word = from / 64;
+        let word = from / 64;
         // The 64 bits from `from` on, out of two words (the index ends with a word of zeros):
         // one shift, whether or not a word's end falls inside the string.
         let Some(&[low, high]) = self.specials.get(word..word + 2) else {
@@ -381,11 +382,18 @@ impl<'a> Scanner<'a> {
             return from + bits.trailing_zeros() as usize;
         }
         // Nothing in the 64 bytes from `from`: nor before it in the next word.
+        self.next_special_from_word(word + 1)
+    }
+
+    /// [`Self::next_special`] from the start of word `word` on (out of line: the strings of
+    /// a log file are nearly all shorter than 64 bytes, and the scan's hot loop stays small).
+    #[cold]
+    #[inline(never)]
+    fn next_special_from_word(&self, mut word: usize) -> usize {
         loop {
-            word += 1;
             match self.specials.get(word) {
                 None => return self.b.len(),
-                Some(0) => {}
+                Some(0) => word += 1,
                 Some(bits) => return word * 64 + bits.trailing_zeros() as usize,
             }
         }
@@ -394,6 +402,8 @@ impl<'a> Scanner<'a> {
 
 /// [`Scanner::next_special`] without [`special_bits`] of the whole text: the bits of the 64
 /// bytes from `from`, then of the next 64, and so on (for short texts, such as one row's JSON).
+/// Out of line, so that the indexed scan of a log file keeps its loop small.
+#[inline(never)]
 fn next_special_unindexed(b: &[u8], mut from: usize) -> usize {
     loop {
         let rest = &b[from..];
@@ -483,6 +493,7 @@ fn is_special(c: u8) -> bool {
 
 /// Whether two member names are equal, compared a word at a time: for names this short, a call
 /// to the C library's `memcmp` (what `==` on slices becomes) costs more than the comparison.
+#[inline]
 pub(crate) fn same_name(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
     if n != b.len() {
