@@ -886,7 +886,7 @@ impl EventsBuilder {
         let mut added = Added::default();
         let mut specials = std::mem::take(&mut self.specials);
         special_bits(json.as_bytes(), &mut specials);
-        let mut s = Scanner::indexed(json, &specials);
+        let mut s = Scanner::new(json, &specials);
         let outcome = self.scan_file(&mut s, &mut added);
         self.specials = specials;
         match outcome {

@@ -8,6 +8,7 @@
 //! `serde_json` by answering [`Scan::Unsure`]. The tests compare both on every case.
 
 use crate::udf::Step;
+use std::cell::Cell;
 
 /// Nesting the scan follows (`serde_json` refuses at 128); deeper text is left to `serde_json`.
 const MAX_DEPTH: usize = 100;
@@ -38,30 +39,35 @@ type Step1<T> = Result<T, Stop>;
 /// of an array, as raw text. A step that does not fit the value (a member of an array, say)
 /// finds nothing, whether or not the text is valid, as with `serde_json`.
 pub(crate) fn find<'a>(json: &'a str, step: &Step) -> Scan<'a> {
-    find_by(Scanner::new(json), step)
-}
-
-fn find_by<'a>(mut s: Scanner<'a>, step: &Step) -> Scan<'a> {
-    let json = s.text;
-    s.ws();
-    let found = match (s.peek(), step) {
-        (Some(b'{'), Step::Member(name)) => s.object(Some(name.as_bytes())),
-        (Some(b'['), Step::Index(n)) => s.array(Some(*n)),
-        _ => return Scan::Valid(None),
-    };
-    let found = found.and_then(|found| {
-        s.ws();
-        if s.i == s.b.len() {
-            Ok(found)
-        } else {
-            Err(Stop::Invalid)
-        }
-    });
+    thread_local! {
+        /// The JSON functions' [`special_bits`], kept from row to row for their allocation.
+        static SPECIALS: Cell<Vec<u64>> = const { Cell::new(Vec::new()) };
+    }
+    let mut specials = SPECIALS.take();
+    special_bits(json.as_bytes(), &mut specials);
+    let found = step_span(&mut Scanner::new(json, &specials), step);
+    SPECIALS.set(specials);
     match found {
         // The spans start and end at ASCII structure, so they are on character boundaries.
         Ok(span) => Scan::Valid(span.map(|(start, end)| &json[start..end])),
         Err(Stop::Invalid) => Scan::Invalid,
         Err(Stop::Unsure) => Scan::Unsure,
+    }
+}
+
+/// The span of `step` in the scan's whole text (see [`find`]).
+fn step_span(s: &mut Scanner<'_>, step: &Step) -> Step1<Option<(usize, usize)>> {
+    s.ws();
+    let found = match (s.peek(), step) {
+        (Some(b'{'), Step::Member(name)) => s.object(Some(name.as_bytes()))?,
+        (Some(b'['), Step::Index(n)) => s.array(Some(*n))?,
+        _ => return Ok(None),
+    };
+    s.ws();
+    if s.at_end() {
+        Ok(found)
+    } else {
+        Err(Stop::Invalid)
     }
 }
 
@@ -72,19 +78,14 @@ pub(crate) struct Scanner<'a> {
     b: &'a [u8],
     i: usize,
     depth: usize,
-    /// [`special_bits`] of the text, or empty: strings are then searched as they are met.
+    /// [`special_bits`] of the text: where its strings end.
     specials: &'a [u64],
 }
 
 impl<'a> Scanner<'a> {
-    pub(crate) fn new(text: &'a str) -> Self {
-        Self::indexed(text, &[])
-    }
-
-    /// A scan that finds the ends of strings in `specials`, the [`special_bits`] of `text`
-    /// (worth it for a text with many strings: a whole log file).
-    pub(crate) fn indexed(text: &'a str, specials: &'a [u64]) -> Self {
-        debug_assert!(specials.is_empty() || specials.len() == text.len().div_ceil(64) + 1);
+    /// A scan of `text`, whose [`special_bits`] are `specials`.
+    pub(crate) fn new(text: &'a str, specials: &'a [u64]) -> Self {
+        debug_assert_eq!(specials.len(), text.len().div_ceil(64) + 1);
         Scanner {
             text,
             b: text.as_bytes(),
@@ -340,7 +341,7 @@ impl<'a> Scanner<'a> {
         self.i += 1;
         let mut escaped = false;
         loop {
-            self.i = self.next_special(self.i);
+            self.i = next_special(self.specials, self.b.len(), self.i);
             match self.peek() {
                 Some(b'"') => {
                     self.i += 1;
@@ -364,60 +365,36 @@ impl<'a> Scanner<'a> {
             }
         }
     }
-
-    /// The position of the first quote, backslash or control character at or after `from`
-    /// (the text's length if there is none).
-    fn next_special(&self, from: usize) -> usize {
-        if self.specials.is_empty() {
-            return next_special_unindexed(self.b, from);
-        }
-        let word = from / 64;
-        // The 64 bits from `from` on, out of two words (the index ends with a word of zeros):
-        // one shift, whether or not a word's end falls inside the string.
-        let Some(&[low, high]) = self.specials.get(word..word + 2) else {
-            return self.b.len();
-        };
-        let bits = ((u128::from(high) << 64 | u128::from(low)) >> (from % 64)) as u64;
-        if bits != 0 {
-            return from + bits.trailing_zeros() as usize;
-        }
-        // Nothing in the 64 bytes from `from`: nor before it in the next word.
-        self.next_special_from_word(word + 1)
-    }
-
-    /// [`Self::next_special`] from the start of word `word` on (out of line: the strings of
-    /// a log file are nearly all shorter than 64 bytes, and the scan's hot loop stays small).
-    #[cold]
-    #[inline(never)]
-    fn next_special_from_word(&self, mut word: usize) -> usize {
-        loop {
-            match self.specials.get(word) {
-                None => return self.b.len(),
-                Some(0) => word += 1,
-                Some(bits) => return word * 64 + bits.trailing_zeros() as usize,
-            }
-        }
-    }
 }
 
-/// [`Scanner::next_special`] without [`special_bits`] of the whole text: the bits of the 64
-/// bytes from `from`, then of the next 64, and so on (for short texts, such as one row's JSON).
-/// Out of line, so that the indexed scan of a log file keeps its loop small.
+/// The position of the first quote, backslash or control character at or after `from` in a
+/// text of `len` bytes whose [`special_bits`] are `specials` (`len` if there is none).
+fn next_special(specials: &[u64], len: usize, from: usize) -> usize {
+    let word = from / 64;
+    // The 64 bits from `from` on, out of two words (the index ends with a word of zeros):
+    // one shift, whether or not a word's end falls inside the string.
+    let Some(&[low, high]) = specials.get(word..word + 2) else {
+        return len;
+    };
+    let bits = ((u128::from(high) << 64 | u128::from(low)) >> (from % 64)) as u64;
+    if bits != 0 {
+        return from + bits.trailing_zeros() as usize;
+    }
+    // Nothing in the 64 bytes from `from`: nor before it in the next word.
+    next_special_from_word(specials, len, word + 1)
+}
+
+/// [`next_special`] from the start of word `word` on (out of line: the strings of a log file
+/// are nearly all shorter than 64 bytes, and the scan's hot loop stays small).
+#[cold]
 #[inline(never)]
-fn next_special_unindexed(b: &[u8], mut from: usize) -> usize {
+fn next_special_from_word(specials: &[u64], len: usize, mut word: usize) -> usize {
     loop {
-        let rest = &b[from..];
-        let bits = match rest.first_chunk::<64>() {
-            Some(block) => block_bits(block),
-            None => padded_block_bits(rest),
-        };
-        if bits != 0 {
-            return from + bits.trailing_zeros() as usize;
+        match specials.get(word) {
+            None => return len,
+            Some(0) => word += 1,
+            Some(bits) => return word * 64 + bits.trailing_zeros() as usize,
         }
-        if rest.len() <= 64 {
-            return b.len();
-        }
-        from += 64;
     }
 }
 
@@ -525,15 +502,8 @@ mod tests {
     }
 
     fn check(json: &str, step: &Step) {
-        check_by(json, step, find(json, step));
-        let mut specials = Vec::new();
-        special_bits(json.as_bytes(), &mut specials);
-        check_by(json, step, find_by(Scanner::indexed(json, &specials), step));
-    }
-
-    fn check_by(json: &str, step: &Step, scan: Scan<'_>) {
         let (valid, expected) = reference(json, step);
-        match scan {
+        match find(json, step) {
             Scan::Valid(found) => {
                 let fits = matches!(
                     (step, json.trim_start().as_bytes().first()),
@@ -621,7 +591,7 @@ mod tests {
             Step::Index(5),
         ];
         for text in texts {
-            // Shifted across 64-byte blocks, for the scan with the bits of the text.
+            // Shifted across the 64-byte words of the text's bits.
             for shift in [0, 1, 7, 60, 63, 64, 65, 127] {
                 let shifted = format!("{}{text}", " ".repeat(shift));
                 for step in &steps {
@@ -681,7 +651,8 @@ mod tests {
 
     #[test]
     fn plain_runs_end_at_the_first_quote_backslash_or_control_character() {
-        // Lengths across two 64-byte windows, the special byte at every position.
+        // Lengths across two 64-byte words, the special byte at every position.
+        let mut bits = Vec::new();
         for len in 0..140 {
             for special in [b'"', b'\\', 0x00, 0x1f, b'\n'] {
                 for at in 0..=len {
@@ -696,8 +667,9 @@ mod tests {
                             b[at + 1] = 0x01;
                         }
                     }
+                    special_bits(&b, &mut bits);
                     for from in [0, at / 2, at] {
-                        assert_eq!(next_special_unindexed(&b, from), at, "{b:?} from {from}");
+                        assert_eq!(next_special(&bits, len, from), at, "{b:?} from {from}");
                     }
                 }
             }
