@@ -688,7 +688,7 @@ pub struct EventsBuilder {
     /// held both ([`RECORD_START`]: the first member): the scan compares a member's name with
     /// it before it looks the name up. Records of one source keep one order.
     follow: [u8; COLUMNS.len() + 1],
-    /// The bits of the columns built ([`built_bits`] of `cols`).
+    /// The bits of the columns built (those of `cols` that are `Some`).
     built: u64,
 }
 
@@ -701,12 +701,12 @@ impl EventsBuilder {
         let full = schema();
         let wanted: Vec<usize> =
             projection.map_or_else(|| (0..COLUMNS.len()).collect(), <[usize]>::to_vec);
-        let cols: Vec<Option<Col>> = COLUMNS
+        let cols = COLUMNS
             .iter()
             .enumerate()
             .map(|(i, c)| wanted.contains(&i).then(|| Col::new(c.kind)))
             .collect();
-        let built = built_bits(&cols);
+        let built = wanted.iter().fold(0, |bits, &i| bits | 1 << i);
         let schema = Arc::new(full.project(&wanted).expect("projection within the schema"));
         Self {
             cols,
@@ -735,6 +735,14 @@ impl EventsBuilder {
                 .fold(0, |bits, (i, _)| bits | 1 << i);
         }
         self
+    }
+
+    /// A reader of one record into the columns, by `serde_json`.
+    fn record_visitor(&mut self) -> RecordVisitor<'_> {
+        RecordVisitor {
+            cols: &mut self.cols,
+            built: self.built,
+        }
     }
 
     /// The schema of the batches this builder makes.
@@ -783,7 +791,7 @@ impl EventsBuilder {
         let text = std::str::from_utf8(t).map_err(|_| ())?;
         let mut de = serde_json::Deserializer::from_str(text);
         let outcome = de
-            .deserialize_map(RecordVisitor(&mut self.cols))
+            .deserialize_map(self.record_visitor())
             .and_then(|()| de.end());
         for c in self.cols.iter_mut().flatten() {
             if c.len() <= self.rows {
@@ -1272,7 +1280,7 @@ impl<'de> Visitor<'de> for RecordSeed<'_> {
         f.write_str("a CloudTrail record")
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
-        RecordVisitor(&mut self.builder.cols).visit_map(map)?;
+        self.builder.record_visitor().visit_map(map)?;
         self.builder.rows += 1;
         self.added.records += 1;
         Ok(())
@@ -1384,7 +1392,12 @@ impl NameTable {
     }
 }
 
-struct RecordVisitor<'c>(&'c mut Vec<Option<Col>>);
+/// One record into the builder's columns by `serde_json` (`built`: the bits of the columns
+/// built, [`EventsBuilder::built`]).
+struct RecordVisitor<'c> {
+    cols: &'c mut [Option<Col>],
+    built: u64,
+}
 
 impl<'de> Visitor<'de> for RecordVisitor<'_> {
     type Value = ();
@@ -1394,10 +1407,10 @@ impl<'de> Visitor<'de> for RecordVisitor<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let mut seen = 0u64;
         while let Some(key) = map.next_key::<Key<'de>>()? {
-            match taken_column(self.0, seen, &key.0) {
+            match column_position(&key.0).filter(|&i| (self.built & !seen) >> i & 1 == 1) {
                 Some(i) => {
                     seen |= 1 << i;
-                    if let Some(col) = self.0[i].as_mut() {
+                    if let Some(col) = self.cols[i].as_mut() {
                         map.next_value_seed(ValueSeed {
                             col,
                             kind: COLUMNS[i].kind,
@@ -1409,28 +1422,9 @@ impl<'de> Visitor<'de> for RecordVisitor<'_> {
                 }
             }
         }
-        null_unseen(self.0, seen);
+        append_nulls(self.cols, self.built & !seen);
         Ok(())
     }
-}
-
-/// The column a record's member named `key` fills: one the builder takes, the first time the
-/// record names it (`seen`: bits of the columns already filled).
-fn taken_column(cols: &[Option<Col>], seen: u64, key: &str) -> Option<usize> {
-    column_position(key).filter(|&i| seen & (1 << i) == 0 && cols[i].is_some())
-}
-
-/// Ends a record's row: the taken columns it did not fill get a null.
-fn null_unseen(cols: &mut [Option<Col>], seen: u64) {
-    append_nulls(cols, built_bits(cols) & !seen);
-}
-
-/// The bits of the columns built (the query reads them).
-fn built_bits(cols: &[Option<Col>]) -> u64 {
-    cols.iter()
-        .enumerate()
-        .filter(|(_, c)| c.is_some())
-        .fold(0, |bits, (i, _)| bits | 1 << i)
 }
 
 /// Appends a null to each column of `missing` (bits of built columns): a visit of those
