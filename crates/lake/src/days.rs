@@ -108,12 +108,8 @@ fn with_days(mut scan: TableScan, range: TimeRange) -> Transformed<TableScan> {
         .into_iter()
         .filter(|bound| !scan.filters.contains(bound))
         .collect();
-    let implied = |e: &&Expr| implied_by_days(range, e);
-    let drops = scan
-        .filters
-        .iter()
-        .flat_map(split_conjunction)
-        .any(|e| implied(&e));
+    let implied = |e: &Expr| implied_by_days(range, e);
+    let drops = scan.filters.iter().flat_map(split_conjunction).any(implied);
     if added.is_empty() && !drops {
         return Transformed::no(scan);
     }
