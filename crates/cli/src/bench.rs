@@ -35,6 +35,9 @@ pub enum BenchCommand {
     /// Lake: six investigation queries by Cairn and DuckDB over the same Parquet files and
     /// the same .json.gz trees.
     Lake(crate::bench_lake::LakeBenchArgs),
+    /// Raw mode's JSON scan alone on one core, over log files inflated in memory, beside
+    /// inflating them and checking them with serde_json in the same run.
+    Scan(crate::bench_scan::ScanBenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -84,6 +87,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Validate(args) => crate::bench_validate::validate(args).await,
         BenchCommand::Alert(args) => crate::bench_alert::alert(args).await,
         BenchCommand::Lake(args) => crate::bench_lake::lake(args).await,
+        BenchCommand::Scan(args) => crate::bench_scan::scan(args).await,
         BenchCommand::Filter(args) => {
             tokio::task::spawn_blocking(move || crate::bench_filter::filter(args)).await?
         }

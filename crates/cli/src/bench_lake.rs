@@ -783,9 +783,9 @@ async fn floor(tree: &Path, check: bool) -> anyhow::Result<(f64, u64)> {
                     let mut compressed = Vec::new();
                     let mut total = 0u64;
                     for location in files.iter().skip(k).step_by(threads) {
-                        cairn_lake::raw::read_into(location, &mut compressed)
+                        let bytes = cairn_lake::raw::read_into(location, &mut compressed)
                             .map_err(|e| anyhow::anyhow!("{location}: {e}"))?;
-                        let json = cairn_lake::raw::gunzip(&compressed, &mut inflater, &mut buffer)
+                        let json = cairn_lake::raw::gunzip(bytes, &mut inflater, &mut buffer)
                             .map_err(|e| anyhow::anyhow!("{location}: {e}"))?;
                         if check {
                             serde_json::from_slice::<serde::de::IgnoredAny>(json)

@@ -4,6 +4,7 @@ mod bench;
 mod bench_alert;
 mod bench_filter;
 mod bench_lake;
+mod bench_scan;
 mod bench_validate;
 mod client;
 mod filter;

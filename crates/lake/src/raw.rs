@@ -509,14 +509,25 @@ pub async fn fetch(source: &TreeSource, location: &str) -> Result<Vec<u8>, Strin
     }
 }
 
-/// Reads a whole local file into `buffer` (replacing what it held).
-pub fn read_into(path: &str, buffer: &mut Vec<u8>) -> Result<(), String> {
+/// Reads a whole local file into `buffer` and gives its bytes. The buffer only grows (zeroed
+/// then), and the bytes past the file's are left from earlier files: with a buffer as large as
+/// the files, reading one is an `open`, two `read`s and a `close`, without the `stat` and
+/// `lseek` that [`std::io::Read::read_to_end`] spends on a `File` to size its buffer.
+pub fn read_into<'b>(path: &str, buffer: &'b mut Vec<u8>) -> Result<&'b [u8], String> {
     use std::io::Read;
-    buffer.clear();
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_to_end(buffer))
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    let mut file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut len = 0;
+    loop {
+        if len == buffer.len() {
+            buffer.resize((2 * len).max(1 << 16), 0);
+        }
+        match file.read(&mut buffer[len..]) {
+            Ok(0) => return Ok(&buffer[..len]),
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
 }
 
 /// The whole-buffer inflater [`gunzip`] reuses (one per reading thread).
@@ -586,9 +597,12 @@ impl PartitionStream for TreePartition {
                     TreeSource::Dir(_) => read_into(&file.location, &mut compressed),
                     TreeSource::Objects { .. } => handle
                         .block_on(fetch(&source, &file.location))
-                        .map(|bytes| compressed = bytes),
+                        .map(|bytes| {
+                            compressed = bytes;
+                            compressed.as_slice()
+                        }),
                 };
-                let outcome = fetched.map(|()| compressed.as_slice()).and_then(|bytes| {
+                let outcome = fetched.and_then(|bytes| {
                     local.bytes += bytes.len() as u64;
                     let json = gunzip(bytes, &mut inflater, &mut buffer)?;
                     if !needles.admits(json) {

@@ -1,0 +1,180 @@
+//! `cairn bench scan`: raw mode's JSON scan alone, on one core, over log files already inflated
+//! in memory: no file system, no DataFusion, no other thread. Beside it, in the same run, the
+//! same files inflated again and checked by `serde_json` with nothing built. The runs of each
+//! kind alternate and the fastest counts, so the ratios hold while the machine's speed moves.
+
+use anyhow::{bail, Context};
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Debug, clap::Args)]
+pub struct ScanBenchArgs {
+    /// A tree of CloudTrail log files (`cairn bench lake` leaves `tree-busy` and `tree-small`
+    /// in its directory).
+    #[arg(long)]
+    tree: PathBuf,
+    /// Log files taken from the tree, spread evenly over its listing.
+    #[arg(long, default_value_t = 5_000)]
+    files: usize,
+    /// Runs of each kind; the fastest counts.
+    #[arg(long, default_value_t = 7)]
+    runs: usize,
+}
+
+/// What one kind of run does with every file.
+#[derive(Clone, Copy)]
+enum Work {
+    Inflate,
+    SerdeCheck,
+    /// The scan, building the columns of `SELECT *`.
+    ScanAll,
+    /// The scan, building `userIdentity.arn` and `sourceIPAddress` only (the distinct source
+    /// IPs per user query).
+    ScanTwo,
+}
+
+impl Work {
+    fn name(self) -> &'static str {
+        match self {
+            Work::Inflate => "inflate (libdeflate, as raw mode does)",
+            Work::SerdeCheck => "check with serde_json (IgnoredAny)",
+            Work::ScanAll => "Cairn scan, every column",
+            Work::ScanTwo => "Cairn scan, userIdentity.arn + sourceIPAddress",
+        }
+    }
+}
+
+pub async fn scan(args: ScanBenchArgs) -> anyhow::Result<()> {
+    let source = cairn_lake::raw::TreeSource::Dir(args.tree.clone());
+    let all: Vec<String> = cairn_lake::raw::list(&source)
+        .await?
+        .into_iter()
+        .filter(|location| cairn_lake::raw::classify(location).is_some())
+        .collect();
+    let step = (all.len() / args.files.max(1)).max(1);
+    let locations: Vec<String> = all.into_iter().step_by(step).take(args.files).collect();
+    if locations.is_empty() {
+        bail!("no log files under {}", args.tree.display());
+    }
+    let mut compressed = Vec::with_capacity(locations.len());
+    let mut buffer = Vec::new();
+    for location in &locations {
+        compressed.push(
+            cairn_lake::raw::read_into(location, &mut buffer)
+                .map_err(|e| anyhow::anyhow!("{location}: {e}"))?
+                .to_vec(),
+        );
+    }
+    let mut inflater = cairn_lake::raw::Inflater::new();
+    let json: Vec<Vec<u8>> = compressed
+        .iter()
+        .zip(&locations)
+        .map(|(bytes, location)| {
+            cairn_lake::raw::gunzip(bytes, &mut inflater, &mut buffer)
+                .map(<[u8]>::to_vec)
+                .map_err(|e| anyhow::anyhow!("{location}: {e}"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let json_bytes: usize = json.iter().map(Vec::len).sum();
+    let records = count_records(&json)?;
+    println!(
+        "{} log files, {:.1} MB compressed, {:.1} MB of JSON, {records} records; one core, \
+         fastest of {} runs each",
+        locations.len(),
+        compressed.iter().map(Vec::len).sum::<usize>() as f64 / 1e6,
+        json_bytes as f64 / 1e6,
+        args.runs,
+    );
+    let kinds = [
+        Work::Inflate,
+        Work::SerdeCheck,
+        Work::ScanAll,
+        Work::ScanTwo,
+    ];
+    let mut best = [f64::INFINITY; 4];
+    for _ in 0..args.runs.max(1) {
+        for (k, &work) in kinds.iter().enumerate() {
+            let t = Instant::now();
+            let rows = run(work, &compressed, &json, &mut inflater, &mut buffer)?;
+            best[k] = best[k].min(t.elapsed().as_secs_f64());
+            if matches!(work, Work::ScanAll | Work::ScanTwo) && rows != records {
+                bail!("{}: {rows} rows, not {records}", work.name());
+            }
+        }
+    }
+    println!(
+        "{:<50} {:>9} {:>10} {:>10}",
+        "work", "seconds", "MB/s JSON", "/ inflate"
+    );
+    for (k, &work) in kinds.iter().enumerate() {
+        println!(
+            "{:<50} {:>9.3} {:>10.0} {:>10.2}",
+            work.name(),
+            best[k],
+            json_bytes as f64 / 1e6 / best[k],
+            best[k] / best[0],
+        );
+    }
+    Ok(())
+}
+
+/// The records of the files, counted by `serde_json`.
+fn count_records(json: &[Vec<u8>]) -> anyhow::Result<usize> {
+    #[derive(serde::Deserialize)]
+    struct File {
+        #[serde(rename = "Records")]
+        records: Vec<serde::de::IgnoredAny>,
+    }
+    json.iter().try_fold(0, |n, text| {
+        let file: File = serde_json::from_slice(text).context("a log file")?;
+        Ok(n + file.records.len())
+    })
+}
+
+/// One run of `work` over every file: the rows built (for the scans).
+fn run(
+    work: Work,
+    compressed: &[Vec<u8>],
+    json: &[Vec<u8>],
+    inflater: &mut cairn_lake::raw::Inflater,
+    buffer: &mut Vec<u8>,
+) -> anyhow::Result<usize> {
+    use cairn_lake::columns::{column_index, EventsBuilder};
+    let mut rows = 0;
+    match work {
+        Work::Inflate => {
+            for bytes in compressed {
+                let out = cairn_lake::raw::gunzip(bytes, inflater, buffer)
+                    .map_err(|e| anyhow::anyhow!(e))?;
+                std::hint::black_box(out);
+            }
+        }
+        Work::SerdeCheck => {
+            for text in json {
+                serde_json::from_slice::<serde::de::IgnoredAny>(text)?;
+            }
+        }
+        Work::ScanAll | Work::ScanTwo => {
+            let mut events = match work {
+                Work::ScanTwo => {
+                    let identity = column_index("userIdentity").context("userIdentity")?;
+                    let ip = column_index("sourceIPAddress").context("sourceIPAddress")?;
+                    EventsBuilder::new(Some(&[identity, ip]))
+                        .reading_members(identity, &["arn".to_owned()])
+                }
+                _ => EventsBuilder::new(None),
+            };
+            for text in json {
+                events
+                    .append_file_where(text, None)
+                    .map_err(|e| anyhow::anyhow!(e))?;
+                // Batches of the size raw mode sends.
+                if events.rows() >= cairn_lake::raw::BATCH_ROWS {
+                    rows += events.finish().num_rows();
+                }
+            }
+            rows += events.finish().num_rows();
+        }
+    }
+    Ok(rows)
+}
