@@ -108,6 +108,40 @@ fn classify_owned(location: String) -> Option<LogFile> {
     })
 }
 
+/// [`classify`] of every location, in their order: the log files. A share per core for long
+/// listings (450,000 names took a tenth of a second on one).
+fn classify_all(mut locations: Vec<String>) -> Vec<LogFile> {
+    const SHARE: usize = 50_000;
+    let shares = crate::cores().min(locations.len().div_ceil(SHARE)).max(1);
+    if shares == 1 {
+        return locations.into_iter().filter_map(classify_owned).collect();
+    }
+    let size = locations.len().div_ceil(shares);
+    let mut parts = Vec::with_capacity(shares);
+    while locations.len() > size {
+        parts.push(locations.split_off(locations.len() - size));
+    }
+    parts.push(locations);
+    // `parts` runs from the last share to the first.
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = parts
+            .into_iter()
+            .rev()
+            .map(|part| {
+                scope.spawn(move || {
+                    part.into_iter()
+                        .filter_map(classify_owned)
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a classifying thread"))
+            .collect()
+    })
+}
+
 /// The minute a file name's stamp (`20261201T0005Z`) names, epoch ms; `None` unless it is a
 /// real date and time.
 fn stamp_minute(stamp: &str) -> Option<i64> {
@@ -318,46 +352,108 @@ pub async fn list(source: &TreeSource) -> Result<Vec<String>, crate::LakeError> 
 
 /// Lists every file under `dir`: a directory's files in name order, then its subdirectories'
 /// the same way, in name order (the same order on every run; not a sort of the whole paths,
-/// which on 450,000 files cost a tenth of the listing).
+/// which on 450,000 files cost a tenth of the listing). The directories of one depth are
+/// listed in parallel, one share per core (listing a tree of 450,000 small files took most of
+/// a second on one core), and the listings are put in that order afterwards.
 fn walk(dir: &std::path::Path) -> Result<Vec<String>, crate::LakeError> {
-    let mut out = Vec::new();
+    use std::collections::HashMap;
+    use std::path::PathBuf;
+    let threads = crate::cores();
+    let mut listed: HashMap<PathBuf, Listing> = HashMap::new();
+    let mut depth = vec![dir.to_path_buf()];
+    while !depth.is_empty() {
+        let shares = threads.min(depth.len());
+        let listings: Vec<Result<Listing, crate::LakeError>> = if shares <= 1 {
+            depth.iter().map(|d| list_dir(d)).collect()
+        } else {
+            // Directory `k` goes to share `k % shares`; the answers are put back in order.
+            let mut answers: Vec<_> = std::thread::scope(|scope| {
+                let workers: Vec<_> = (0..shares)
+                    .map(|share| {
+                        let depth = &depth;
+                        scope.spawn(move || {
+                            depth
+                                .iter()
+                                .skip(share)
+                                .step_by(shares)
+                                .map(|d| list_dir(d))
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                workers
+                    .into_iter()
+                    .map(|w| w.join().expect("a listing thread").into_iter())
+                    .collect()
+            });
+            (0..depth.len())
+                .map(|k| {
+                    answers[k % shares]
+                        .next()
+                        .expect("one answer per directory")
+                })
+                .collect()
+        };
+        let mut next = Vec::new();
+        for (d, listing) in depth.into_iter().zip(listings) {
+            let listing = listing?;
+            next.extend(listing.dirs.iter().cloned());
+            listed.insert(d, listing);
+        }
+        depth = next;
+    }
+    let mut out = Vec::with_capacity(listed.values().map(|l| l.files.len()).sum());
     let mut stack = vec![dir.to_path_buf()];
-    let mut entries = Vec::new();
     while let Some(d) = stack.pop() {
-        let listing = std::fs::read_dir(&d).map_err(|e| crate::LakeError::Read {
-            path: d.display().to_string(),
-            message: e.to_string(),
-        })?;
-        entries.clear();
-        for entry in listing.flatten() {
-            // The entry's type comes with the directory listing (no `stat` per file, which on
-            // a tree of 450,000 small files was a second of the query); symbolic links are
-            // followed as before.
-            let is_dir = match entry.file_type() {
-                Ok(t) if t.is_symlink() => entry.path().is_dir(),
-                Ok(t) => t.is_dir(),
-                Err(_) => entry.path().is_dir(),
-            };
-            entries.push((entry.file_name(), is_dir));
-        }
-        entries.sort_unstable();
-        let first_dir = stack.len();
-        for (name, is_dir) in entries.drain(..) {
-            let path = d.join(name);
-            if is_dir {
-                stack.push(path);
-            } else {
-                // Paths are text almost always: taken as they are, not scanned for a lossy
-                // copy.
-                out.push(
-                    path.into_os_string()
-                        .into_string()
-                        .unwrap_or_else(|p| p.to_string_lossy().into_owned()),
-                );
-            }
-        }
+        let Some(listing) = listed.remove(&d) else {
+            continue; // a directory reached twice (through a link) is listed once
+        };
+        out.extend(listing.files);
         // Popped last first: visit the subdirectories in name order.
-        stack[first_dir..].reverse();
+        stack.extend(listing.dirs.into_iter().rev());
+    }
+    Ok(out)
+}
+
+/// One directory's files and subdirectories, each in name order.
+struct Listing {
+    files: Vec<String>,
+    dirs: Vec<std::path::PathBuf>,
+}
+
+fn list_dir(d: &std::path::Path) -> Result<Listing, crate::LakeError> {
+    let listing = std::fs::read_dir(d).map_err(|e| crate::LakeError::Read {
+        path: d.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let mut entries = Vec::new();
+    for entry in listing.flatten() {
+        // The entry's type comes with the directory listing (no `stat` per file, which on a
+        // tree of 450,000 small files was a second of the query); symbolic links are followed.
+        let is_dir = match entry.file_type() {
+            Ok(t) if t.is_symlink() => entry.path().is_dir(),
+            Ok(t) => t.is_dir(),
+            Err(_) => entry.path().is_dir(),
+        };
+        entries.push((entry.file_name(), is_dir));
+    }
+    entries.sort_unstable();
+    let mut out = Listing {
+        files: Vec::new(),
+        dirs: Vec::new(),
+    };
+    for (name, is_dir) in entries {
+        let path = d.join(name);
+        if is_dir {
+            out.dirs.push(path);
+        } else {
+            // Paths are text almost always: taken as they are, not scanned for a lossy copy.
+            out.files.push(
+                path.into_os_string()
+                    .into_string()
+                    .unwrap_or_else(|p| p.to_string_lossy().into_owned()),
+            );
+        }
     }
     Ok(out)
 }
@@ -375,7 +471,7 @@ impl TreeTable {
             TreeSource::Objects { .. } => crate::cores() * 8,
         };
         let total = locations.len();
-        let files: Arc<[LogFile]> = locations.into_iter().filter_map(classify_owned).collect();
+        let files: Arc<[LogFile]> = classify_all(locations).into();
         Ok(Self {
             source,
             skipped: total - files.len(),
@@ -774,6 +870,49 @@ mod tests {
                 "/b/2.json.gz",
             ]
         );
+    }
+
+    #[test]
+    fn a_long_listing_is_classified_in_shares_and_keeps_its_order() {
+        let locations: Vec<String> = (0..120_001)
+            .map(|i| {
+                if i % 3 == 0 {
+                    format!("t/notes-{i}.txt")
+                } else {
+                    format!(
+                        "t/AWSLogs/111122223333/CloudTrail/eu-west-1/2026/02/28/\
+                         111122223333_CloudTrail_eu-west-1_20260228T{:02}{:02}Z_{i}.json.gz",
+                        i / 60 % 24,
+                        i % 60
+                    )
+                }
+            })
+            .collect();
+        let one_by_one: Vec<LogFile> = locations.iter().filter_map(|l| classify(l)).collect();
+        assert_eq!(one_by_one.len(), 80_000);
+        assert_eq!(classify_all(locations), one_by_one);
+    }
+
+    #[test]
+    fn the_directories_listed_in_parallel_come_out_in_name_order() {
+        // Wide enough that every depth is split between threads on any machine with two cores.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut expected = Vec::new();
+        for d in 0..9 {
+            for path in [format!("d{d}/f.json.gz"), format!("d{d}/x/g{d}.json.gz")] {
+                let full = dir.path().join(&path);
+                std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
+                std::fs::write(full, b"").expect("write");
+                expected.push(format!("/{path}"));
+            }
+        }
+        let root = dir.path().display().to_string();
+        let listed: Vec<String> = walk(dir.path())
+            .expect("walk")
+            .into_iter()
+            .map(|p| p.strip_prefix(&root).expect("under the root").to_owned())
+            .collect();
+        assert_eq!(listed, expected);
     }
 
     #[test]
