@@ -840,28 +840,33 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_tree_is_listed_files_first_then_subdirectories_in_name_order() {
+    /// [`walk`] of a tree of empty files at `paths`: the paths it lists, under its root.
+    fn listing_of(paths: &[String]) -> Vec<String> {
         let dir = tempfile::tempdir().expect("tempdir");
-        for path in [
-            "b/2.json.gz",
-            "b/1.json.gz",
-            "a-x/z.json.gz",
-            "a/y/3.json.gz",
-            "c.txt",
-        ] {
+        for path in paths {
             let full = dir.path().join(path);
             std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
             std::fs::write(full, b"").expect("write");
         }
         let root = dir.path().display().to_string();
-        let listed: Vec<String> = walk(dir.path())
+        walk(dir.path())
             .expect("walk")
             .into_iter()
             .map(|p| p.strip_prefix(&root).expect("under the root").to_owned())
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn a_tree_is_listed_files_first_then_subdirectories_in_name_order() {
+        let paths = [
+            "b/2.json.gz",
+            "b/1.json.gz",
+            "a-x/z.json.gz",
+            "a/y/3.json.gz",
+            "c.txt",
+        ];
         assert_eq!(
-            listed,
+            listing_of(&paths.map(str::to_owned)),
             [
                 "/c.txt",
                 "/a/y/3.json.gz",
@@ -896,23 +901,11 @@ mod tests {
     #[test]
     fn the_directories_listed_in_parallel_come_out_in_name_order() {
         // Wide enough that every depth is split between threads on any machine with two cores.
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut expected = Vec::new();
-        for d in 0..9 {
-            for path in [format!("d{d}/f.json.gz"), format!("d{d}/x/g{d}.json.gz")] {
-                let full = dir.path().join(&path);
-                std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
-                std::fs::write(full, b"").expect("write");
-                expected.push(format!("/{path}"));
-            }
-        }
-        let root = dir.path().display().to_string();
-        let listed: Vec<String> = walk(dir.path())
-            .expect("walk")
-            .into_iter()
-            .map(|p| p.strip_prefix(&root).expect("under the root").to_owned())
+        let paths: Vec<String> = (0..9)
+            .flat_map(|d| [format!("d{d}/f.json.gz"), format!("d{d}/x/g{d}.json.gz")])
             .collect();
-        assert_eq!(listed, expected);
+        let expected: Vec<String> = paths.iter().map(|p| format!("/{p}")).collect();
+        assert_eq!(listing_of(&paths), expected);
     }
 
     #[test]
