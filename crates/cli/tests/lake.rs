@@ -800,3 +800,49 @@ async fn a_store_in_a_bucket_answers_and_survives_an_outage() {
     assert_eq!(keys, Vec::<String>::new());
     server.stop().await;
 }
+
+#[test]
+fn bench_scan_measures_a_tree_of_the_sample_records() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let records = sample_events(now_ms());
+    write_tree(dir.path(), &records);
+    let out = std::process::Command::new(cairn())
+        .args(["bench", "scan", "--files", "1000", "--runs", "1", "--tree"])
+        .arg(dir.path())
+        .output()
+        .expect("run cairn bench scan");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Every record met by both scans as serde_json counts them (the notification too, which
+    // the scans leave out); the damaged file left out; the digest not a log file.
+    let files = records.len().div_ceil(7) + 1;
+    let counted = records.len() + 1;
+    assert!(
+        stdout.starts_with(&format!(
+            "{files} log files (1 more left out: damaged or not log files)"
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains(&format!(" {counted} records;")), "{stdout}");
+    for work in [
+        "inflate (libdeflate",
+        "check with serde_json",
+        "Cairn scan, every column",
+        "Cairn scan, userIdentity.arn + sourceIPAddress",
+    ] {
+        assert!(stdout.contains(work), "{work}: {stdout}");
+    }
+    // Nothing to measure is an error, not an empty table.
+    let empty = tempfile::tempdir().expect("tempdir");
+    let out = std::process::Command::new(cairn())
+        .args(["bench", "scan", "--tree"])
+        .arg(empty.path())
+        .output()
+        .expect("run cairn bench scan");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no log files under"));
+}
