@@ -146,6 +146,39 @@ pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// `f` of every item, in the items' order, on up to one thread per core with at least
+/// `per_thread` items each (on the calling thread when that is one). Item `k` goes to thread
+/// `k % threads`: neighbours, which tend to cost alike, are spread over the threads.
+pub(crate) fn map_on_cores<T: Send, R: Send>(
+    items: Vec<T>,
+    per_thread: usize,
+    f: impl Fn(T) -> R + Sync,
+) -> Vec<R> {
+    let n = items.len();
+    let threads = cores().min(n.div_ceil(per_thread.max(1))).max(1);
+    if threads == 1 {
+        return items.into_iter().map(f).collect();
+    }
+    let mut shares: Vec<Vec<T>> = (0..threads).map(|_| Vec::new()).collect();
+    for (k, item) in items.into_iter().enumerate() {
+        shares[k % threads].push(item);
+    }
+    let f = &f;
+    let mut answers: Vec<_> = std::thread::scope(|scope| {
+        let workers: Vec<_> = shares
+            .into_iter()
+            .map(|share| scope.spawn(move || share.into_iter().map(f).collect::<Vec<_>>()))
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("a worker thread").into_iter())
+            .collect()
+    });
+    (0..n)
+        .map(|k| answers[k % threads].next().expect("one answer per item"))
+        .collect()
+}
+
 /// Runs `sql` over a tree (table `events`); the result, the statistics and what was read.
 pub async fn query_tree(
     source: raw::TreeSource,

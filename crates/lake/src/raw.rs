@@ -110,36 +110,11 @@ fn classify_owned(location: String) -> Option<LogFile> {
 
 /// [`classify`] of every location, in their order: the log files. A share per core for long
 /// listings (450,000 names took a tenth of a second on one).
-fn classify_all(mut locations: Vec<String>) -> Vec<LogFile> {
-    const SHARE: usize = 50_000;
-    let shares = crate::cores().min(locations.len().div_ceil(SHARE)).max(1);
-    if shares == 1 {
-        return locations.into_iter().filter_map(classify_owned).collect();
-    }
-    let size = locations.len().div_ceil(shares);
-    let mut parts = Vec::with_capacity(shares);
-    while locations.len() > size {
-        parts.push(locations.split_off(locations.len() - size));
-    }
-    parts.push(locations);
-    // `parts` runs from the last share to the first.
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = parts
-            .into_iter()
-            .rev()
-            .map(|part| {
-                scope.spawn(move || {
-                    part.into_iter()
-                        .filter_map(classify_owned)
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().expect("a classifying thread"))
-            .collect()
-    })
+fn classify_all(locations: Vec<String>) -> Vec<LogFile> {
+    crate::map_on_cores(locations, 50_000, classify_owned)
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// The minute a file name's stamp (`20261201T0005Z`) names, epoch ms; `None` unless it is a
@@ -358,44 +333,15 @@ pub async fn list(source: &TreeSource) -> Result<Vec<String>, crate::LakeError> 
 fn walk(dir: &std::path::Path) -> Result<Vec<String>, crate::LakeError> {
     use std::collections::HashMap;
     use std::path::PathBuf;
-    let threads = crate::cores();
     let mut listed: HashMap<PathBuf, Listing> = HashMap::new();
     let mut depth = vec![dir.to_path_buf()];
     while !depth.is_empty() {
-        let shares = threads.min(depth.len());
-        let listings: Vec<Result<Listing, crate::LakeError>> = if shares <= 1 {
-            depth.iter().map(|d| list_dir(d)).collect()
-        } else {
-            // Directory `k` goes to share `k % shares`; the answers are put back in order.
-            let mut answers: Vec<_> = std::thread::scope(|scope| {
-                let workers: Vec<_> = (0..shares)
-                    .map(|share| {
-                        let depth = &depth;
-                        scope.spawn(move || {
-                            depth
-                                .iter()
-                                .skip(share)
-                                .step_by(shares)
-                                .map(|d| list_dir(d))
-                                .collect::<Vec<_>>()
-                        })
-                    })
-                    .collect();
-                workers
-                    .into_iter()
-                    .map(|w| w.join().expect("a listing thread").into_iter())
-                    .collect()
-            });
-            (0..depth.len())
-                .map(|k| {
-                    answers[k % shares]
-                        .next()
-                        .expect("one answer per directory")
-                })
-                .collect()
-        };
+        let listings = crate::map_on_cores(depth, 1, |d| {
+            let listing = list_dir(&d);
+            (d, listing)
+        });
         let mut next = Vec::new();
-        for (d, listing) in depth.into_iter().zip(listings) {
+        for (d, listing) in listings {
             let listing = listing?;
             next.extend(listing.dirs.iter().cloned());
             listed.insert(d, listing);
@@ -405,9 +351,8 @@ fn walk(dir: &std::path::Path) -> Result<Vec<String>, crate::LakeError> {
     let mut out = Vec::with_capacity(listed.values().map(|l| l.files.len()).sum());
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Some(listing) = listed.remove(&d) else {
-            continue; // a directory reached twice (through a link) is listed once
-        };
+        // Every directory is listed, and once: each path is its parent's and a name in it.
+        let listing = listed.remove(&d).expect("a listed directory");
         out.extend(listing.files);
         // Popped last first: visit the subdirectories in name order.
         stack.extend(listing.dirs.into_iter().rev());
@@ -906,6 +851,24 @@ mod tests {
             .collect();
         let expected: Vec<String> = paths.iter().map(|p| format!("/{p}")).collect();
         assert_eq!(listing_of(&paths), expected);
+    }
+
+    #[test]
+    fn read_into_gives_each_file_whole_from_one_growing_buffer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let (big_path, small_path) = (dir.path().join("big"), dir.path().join("small"));
+        std::fs::write(&big_path, &big).expect("write");
+        std::fs::write(&small_path, b"tiny").expect("write");
+        let mut buffer = Vec::new();
+        for _ in 0..2 {
+            let path = big_path.to_str().expect("utf-8");
+            assert_eq!(read_into(path, &mut buffer).expect("read"), big);
+            let path = small_path.to_str().expect("utf-8");
+            assert_eq!(read_into(path, &mut buffer).expect("read"), b"tiny");
+        }
+        let missing = dir.path().join("missing");
+        assert!(read_into(missing.to_str().expect("utf-8"), &mut buffer).is_err());
     }
 
     #[test]
