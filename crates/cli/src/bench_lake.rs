@@ -767,11 +767,8 @@ pub async fn lake(args: LakeBenchArgs) -> anyhow::Result<()> {
 async fn floor(tree: &Path, check: bool) -> anyhow::Result<(f64, u64)> {
     let source = cairn_lake::raw::TreeSource::Dir(tree.to_path_buf());
     let t = Instant::now();
-    let files: Vec<String> = cairn_lake::raw::list(&source)
-        .await?
-        .into_iter()
-        .filter(|location| cairn_lake::raw::classify(location).is_some())
-        .collect();
+    let table = cairn_lake::raw::TreeTable::open(source, None).await?;
+    let files: Vec<&str> = table.files().iter().map(|f| f.location.as_str()).collect();
     let threads = cairn_lake::cores();
     let bytes = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)

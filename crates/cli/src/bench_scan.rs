@@ -48,14 +48,17 @@ pub async fn scan(args: ScanBenchArgs) -> anyhow::Result<()> {
     if args.files == 0 || args.runs == 0 {
         bail!("--files and --runs must be at least 1");
     }
-    let source = cairn_lake::raw::TreeSource::Dir(args.tree.clone());
-    let all: Vec<String> = cairn_lake::raw::list(&source)
-        .await?
-        .into_iter()
-        .filter(|location| cairn_lake::raw::classify(location).is_some())
-        .collect();
+    let tree =
+        cairn_lake::raw::TreeTable::open(cairn_lake::raw::TreeSource::Dir(args.tree.clone()), None)
+            .await?;
+    let all = tree.files();
     let step = (all.len() / args.files).max(1);
-    let locations: Vec<String> = all.into_iter().step_by(step).take(args.files).collect();
+    let locations: Vec<&str> = all
+        .iter()
+        .step_by(step)
+        .take(args.files)
+        .map(|f| f.location.as_str())
+        .collect();
     if locations.is_empty() {
         bail!("no log files under {}", args.tree.display());
     }
@@ -65,7 +68,7 @@ pub async fn scan(args: ScanBenchArgs) -> anyhow::Result<()> {
     let (mut compressed, mut json) = (Vec::new(), Vec::new());
     let (mut buffer, mut inflated) = (Vec::new(), Vec::new());
     let (mut records, mut left_out) = (0, 0);
-    for location in &locations {
+    for &location in &locations {
         let loaded = cairn_lake::raw::read_into(location, &mut buffer).and_then(|bytes| {
             let text = cairn_lake::raw::gunzip(bytes, &mut inflater, &mut inflated)?;
             let n = count_records(text).map_err(|e| e.to_string())?;
