@@ -1316,8 +1316,8 @@ fn a_log_file_reads_the_same_by_the_scan_and_by_serde_json() {
         r#"{"Records":[{"eventName":"A","awsRegion":"r"},{"eventName":"B","awsRegion" "s"}]}"#,
         r#"{"Records":[{"eventName":"A","awsRegion":"r"},{"eventName":"B","awsRegion"}]}"#,
         r#"{"Records":[{"eventName":"A","awsRegion":"r"},{"eventName":"B","awsRegio"#,
-        // Identity member orders that change from record to record (guessed as a record's
-        // members are), and a guessed identity member whose opening quote is something else.
+        // Identity member orders that change from record to record, duplicate and unknown
+        // identity members, and an identity member whose opening quote is something else.
         r#"{"Records":[{"userIdentity":{"type":"A","arn":"x"}},{"userIdentity":{"arn":"y","type":"B"}},{"userIdentity":{"type":"C","arnX":"z","arn":"w","arn":"u"}},{"userIdentity":{"type":"D","type":"E"}}]}"#,
         r#"{"Records":[{"userIdentity":{"type":"A","arn":"x"}},{"userIdentity":{"type":"D",Xarn":"v"}}]}"#,
         // A guessed name whose opening quote is something else.
