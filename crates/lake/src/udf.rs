@@ -13,7 +13,7 @@ use crate::json_scan::Scan;
 use datafusion::arrow::array::{Array, ArrayRef, StringArray, StringBuilder};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::cast::as_string_array;
-use datafusion::common::ScalarValue;
+use datafusion::common::{HashMap, ScalarValue};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{create_udf, ColumnarValue, ScalarUDF, Volatility};
 use datafusion::prelude::SessionContext;
@@ -238,9 +238,12 @@ fn apply(args: &[ColumnarValue], f: Extractor, name: &str) -> Result<ColumnarVal
             Some(p) => Some(parse_path(p).map_err(DataFusionError::Execution)?),
             None => None,
         };
+        let mut memo = Memo::default();
         for i in 0..rows {
             match &steps {
-                Some(steps) if json.is_valid(i) => out.append_option(f(json.value(i), steps)),
+                Some(steps) if json.is_valid(i) => {
+                    memo.append(&mut out, json.value(i), |text| f(text, steps))
+                }
                 _ => out.append_null(),
             }
         }
@@ -264,6 +267,63 @@ fn apply(args: &[ColumnarValue], f: Extractor, name: &str) -> Result<ColumnarVal
     }
     let array: ArrayRef = Arc::new(out.finish());
     Ok(ColumnarValue::Array(array))
+}
+
+/// The answers already given for one batch and one path, by value. JSON text columns repeat
+/// their values (a console login's `additionalEventData` takes a dozen forms; a store's pages
+/// of such a column are dictionary-encoded), and a value met again is answered without another
+/// scan. In a batch whose values seldom repeat the memo turns itself off after
+/// [`Memo::PROBE`] lookups, so that unique values pay only those lookups' hashing.
+struct Memo<'a> {
+    answers: HashMap<&'a str, Option<Cow<'a, str>>>,
+    looked: usize,
+    hits: usize,
+    on: bool,
+}
+
+impl Default for Memo<'_> {
+    fn default() -> Self {
+        Memo {
+            answers: HashMap::default(),
+            looked: 0,
+            hits: 0,
+            on: true,
+        }
+    }
+}
+
+impl<'a> Memo<'a> {
+    /// Lookups after which a memo whose hits are fewer than one in [`Self::MIN_HIT_SHARE`]
+    /// turns itself off.
+    const PROBE: usize = 256;
+    const MIN_HIT_SHARE: usize = 4;
+    /// Distinct values kept (those met later are answered, not kept).
+    const CAPACITY: usize = 1024;
+
+    /// Appends to `out` the answer for `text`: the one given before, or `answer(text)`.
+    fn append(
+        &mut self,
+        out: &mut StringBuilder,
+        text: &'a str,
+        answer: impl FnOnce(&'a str) -> Option<Cow<'a, str>>,
+    ) {
+        if !self.on {
+            return out.append_option(answer(text));
+        }
+        self.looked += 1;
+        if let Some(known) = self.answers.get(text) {
+            self.hits += 1;
+            return out.append_option(known.as_deref());
+        }
+        let fresh = answer(text);
+        out.append_option(fresh.as_deref());
+        if self.looked >= Self::PROBE && self.hits * Self::MIN_HIT_SHARE < self.looked {
+            self.on = false;
+            self.answers = HashMap::default();
+        } else if self.answers.len() < Self::CAPACITY {
+            self.answers.insert(text, fresh);
+        }
+    }
 }
 
 fn udf(name: &'static str, f: Extractor) -> ScalarUDF {
@@ -317,5 +377,63 @@ mod tests {
         );
         assert_eq!(extract(r#" {"a":[1, 2]} "#, &a).as_deref(), Some("[1, 2]"));
         assert_eq!(extract(r#"{"b":{"a":1}}"#, &a), None);
+    }
+
+    /// Rows answered from the memo are the rows a scan would give: repeated values (valid,
+    /// escaped, invalid, without the member, null), then unique ones.
+    #[test]
+    fn repeated_values_are_answered_as_scanned_ones() {
+        let mut texts: Vec<Option<String>> = Vec::new();
+        for k in 0..600 {
+            texts.push(match k % 5 {
+                0 => None,
+                1 => Some(r#"{"MFAUsed":"No"}"#.to_owned()),
+                2 => Some(r#"{"MFAUsed":"Y\u0065s"}"#.to_owned()),
+                3 => Some(r#"{"MFAUsed":"No",}"#.to_owned()),
+                _ => Some(format!(r#"{{"other":{}}}"#, k % 3)),
+            });
+        }
+        for k in 0..400 {
+            texts.push(Some(format!(
+                r#"{{"MFAUsed":"{}","k":{k}}}"#,
+                ["No", "Yes"][k % 2]
+            )));
+        }
+        let column: ArrayRef = Arc::new(StringArray::from(texts.clone()));
+        let path = ColumnarValue::Scalar(ScalarValue::Utf8(Some("$.MFAUsed".to_owned())));
+        let answered = apply(
+            &[ColumnarValue::Array(column), path],
+            extract_scalar,
+            "json_extract_scalar",
+        )
+        .expect("applied")
+        .to_array(texts.len())
+        .expect("array");
+        let answered = as_string_array(&answered).expect("text");
+        let steps = parse_path("$.MFAUsed").expect("path");
+        for (i, text) in texts.iter().enumerate() {
+            let scanned = text.as_deref().and_then(|t| extract_scalar(t, &steps));
+            assert_eq!(
+                answered.is_valid(i).then(|| answered.value(i)),
+                scanned.as_deref()
+            );
+        }
+
+        // Unique values: the memo gives up once its hits are too few.
+        let unique: Vec<String> = (0..Memo::PROBE + 1)
+            .map(|k| format!("{{\"k\":{k}}}"))
+            .collect();
+        let mut memo = Memo::default();
+        let mut out = StringBuilder::new();
+        for text in &unique {
+            memo.append(&mut out, text, |t| Some(Cow::Borrowed(t)));
+        }
+        assert!(!memo.on && memo.answers.is_empty());
+        // Repeated values keep it on, with one entry per distinct value.
+        let mut memo = Memo::default();
+        for k in 0..2 * Memo::PROBE {
+            memo.append(&mut out, &unique[k % 3], |t| Some(Cow::Borrowed(t)));
+        }
+        assert!(memo.on && memo.answers.len() == 3 && memo.hits == 2 * Memo::PROBE - 3);
     }
 }
