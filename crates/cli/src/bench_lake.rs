@@ -521,7 +521,7 @@ async fn explain_store(stores: &Stores, now: i64, sql: &str) -> anyhow::Result<S
         .await?
         .create_physical_plan()
         .await?;
-    cairn_lake::datafusion::physical_plan::collect(plan.clone(), ctx.task_ctx()).await?;
+    cairn_lake::query::execute(&ctx, plan.clone()).await?;
     let text =
         cairn_lake::datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(
             plan.as_ref(),

@@ -1114,6 +1114,74 @@ fn store_scans_take_the_session_parquet_options() {
     }
 }
 
+/// A store query with a predicate leaves each file it opened in the process's footer cache with
+/// its page index (DataFusion caches footers without it, and decoded the index again at every
+/// query); a query without one leaves the cache as it was, and answers are unchanged.
+#[test]
+fn store_queries_keep_the_page_indexes_of_the_files_they_filter() {
+    use datafusion::datasource::physical_plan::parquet::metadata::CachedParquetMetaData;
+    let now = cairn_model::time::parse_utc("2026-12-20T12:00:00Z").expect("now");
+    let (_data, stores, eds) = store_holding(
+        "indexes",
+        &aged_records(now, &[86_400_000, 2 * 86_400_000, 2 * 86_400_000 + 1]),
+    );
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let ctx = query::session();
+        query::register_store(&ctx, &stores, &eds, now)
+            .await
+            .expect("register");
+        let plan = |sql: &'static str| {
+            let ctx = ctx.clone();
+            async move {
+                ctx.sql(sql)
+                    .await
+                    .expect("sql")
+                    .create_physical_plan()
+                    .await
+                    .expect("plan")
+            }
+        };
+        let files: Vec<_> = file_scans(&plan("SELECT eventName FROM indexes").await)
+            .iter()
+            .flat_map(|c| c.file_groups.clone())
+            .flat_map(|g| g.files().to_vec())
+            .map(|f| f.object_meta.location)
+            .collect();
+        assert_eq!(files.len(), 2, "one file a day");
+        let cache = ctx.runtime_env().cache_manager.get_file_metadata_cache();
+        let indexed = || {
+            files
+                .iter()
+                .map(|path| {
+                    cache.get(path).is_some_and(|entry| {
+                        entry
+                            .file_metadata
+                            .as_any()
+                            .downcast_ref::<CachedParquetMetaData>()
+                            .is_some_and(|m| {
+                                let m = m.parquet_metadata();
+                                m.column_index().is_some() && m.offset_index().is_some()
+                            })
+                    })
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(indexed(), [false, false], "cached before any query");
+        let all = plan("SELECT count(*) AS n FROM indexes").await;
+        let rows = text_rows(&query::execute(&ctx, all).await.expect("run"));
+        assert_eq!(rows, count_rows(3));
+        assert_eq!(indexed(), [false, false], "no predicate, no page index");
+        for _ in 0..2 {
+            let filtered =
+                plan("SELECT count(*) AS n FROM indexes WHERE eventName = 'age48'").await;
+            let rows = text_rows(&query::execute(&ctx, filtered).await.expect("run"));
+            assert_eq!(rows, count_rows(2));
+            assert_eq!(indexed(), [true, true]);
+        }
+    });
+}
+
 /// A store query bounded in time lists and opens only the days its range touches (the rule in
 /// `days.rs`), and answers exactly as the time predicate says.
 #[test]

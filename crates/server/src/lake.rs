@@ -326,11 +326,7 @@ impl LakeAdmin for LakeService {
                 let started = Instant::now();
                 let outcome = async {
                     let plan = frame.create_physical_plan().await?;
-                    let batches = cairn_lake::datafusion::physical_plan::collect(
-                        plan.clone(),
-                        ctx.task_ctx(),
-                    )
-                    .await?;
+                    let batches = query::execute(&ctx, plan.clone()).await?;
                     let mut stats = query::plan_statistics(&plan);
                     stats.execution_ms = started.elapsed().as_millis() as u64;
                     Ok::<_, LakeError>((batches, stats))
