@@ -259,15 +259,42 @@ async fn warm_page_indexes(
             continue;
         }
         let store = ctx.runtime_env().object_store(&config.object_store_url)?;
+        // Several files at once: a store in a bucket answers each lookup it misses after a
+        // round trip or two (footer, then page index).
+        let mut lookups = tokio::task::JoinSet::new();
         for file in config.file_groups.iter().flat_map(|group| group.files()) {
-            DFParquetMetadata::new(store.as_ref(), &file.object_meta)
-                .with_file_metadata_cache(Some(cache.clone()))
-                .with_page_index_policy(Some(PageIndexPolicy::Optional))
-                .fetch_metadata()
-                .await?;
+            if lookups.len() >= WARM_AT_ONCE {
+                joined(lookups.join_next().await)?;
+            }
+            let (store, cache, meta) = (store.clone(), cache.clone(), file.object_meta.clone());
+            lookups.spawn(async move {
+                DFParquetMetadata::new(store.as_ref(), &meta)
+                    .with_file_metadata_cache(Some(cache))
+                    .with_page_index_policy(Some(PageIndexPolicy::Optional))
+                    .fetch_metadata()
+                    .await
+                    .map(drop)
+            });
+        }
+        while let Some(done) = lookups.join_next().await {
+            joined(Some(done))?;
         }
     }
     Ok(())
+}
+
+/// Footer lookups [`warm_page_indexes`] has in flight at most.
+const WARM_AT_ONCE: usize = 16;
+
+/// The outcome of a joined footer lookup.
+fn joined(
+    done: Option<Result<datafusion::error::Result<()>, tokio::task::JoinError>>,
+) -> Result<(), LakeError> {
+    match done {
+        None => Ok(()),
+        Some(Ok(outcome)) => Ok(outcome?),
+        Some(Err(e)) => Err(datafusion::error::DataFusionError::External(Box::new(e)).into()),
+    }
 }
 
 /// Runs `sql` on `ctx`: the result and what it read.
