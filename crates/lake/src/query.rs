@@ -221,8 +221,8 @@ pub fn plan_statistics(plan: &Arc<dyn ExecutionPlan>) -> QueryStatistics {
 /// First, the store files its filtered scans will open are looked up in the process's cache of
 /// Parquet footers with their page indexes, which the cache then keeps. DataFusion opens a file
 /// asking for its footer without the page index (it may not be needed), caches that, and when a
-/// predicate can use the page index reads and decodes it from the file for that query only: a
-/// third of a small store query's work went to decoding the same indexes at every query.
+/// predicate can use the page index reads and decodes it from the file for that query only:
+/// about a tenth of a small store query's work went to decoding the same indexes every time.
 pub async fn execute(
     ctx: &SessionContext,
     plan: Arc<dyn ExecutionPlan>,
