@@ -14,7 +14,7 @@ use datafusion::datasource::listing::{
 };
 use datafusion::execution::context::SQLOptions;
 use datafusion::physical_plan::{collect, ExecutionPlan};
-use datafusion::prelude::{ident, lit, SessionConfig, SessionContext};
+use datafusion::prelude::{ident, lit, DataFrame, SessionConfig, SessionContext};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -233,24 +233,16 @@ pub async fn execute(
 
 /// The Parquet files that the scans of `plan` with a predicate will open, each looked up with
 /// its page index in the runtime's footer cache (read from the file and kept when missing).
+/// Files the cache already holds with their page index, the usual case, cost no lookup.
 async fn warm_page_indexes(
     ctx: &SessionContext,
     plan: &Arc<dyn ExecutionPlan>,
 ) -> Result<(), LakeError> {
     use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
-    use datafusion::datasource::physical_plan::{FileScanConfig, FileSource, ParquetSource};
-    use datafusion::datasource::source::DataSourceExec;
+    use datafusion::datasource::physical_plan::{FileSource, ParquetSource};
     use datafusion::parquet::file::metadata::PageIndexPolicy;
     let cache = ctx.runtime_env().cache_manager.get_file_metadata_cache();
-    let mut stack = vec![plan.clone()];
-    while let Some(node) = stack.pop() {
-        stack.extend(node.children().into_iter().cloned());
-        let Some(config) = node
-            .downcast_ref::<DataSourceExec>()
-            .and_then(|exec| exec.data_source().downcast_ref::<FileScanConfig>())
-        else {
-            continue;
-        };
+    for config in file_scans(plan) {
         let filtered = config
             .file_source()
             .downcast_ref::<ParquetSource>()
@@ -262,7 +254,12 @@ async fn warm_page_indexes(
         // Several files at once: a store in a bucket answers each lookup it misses after a
         // round trip or two (footer, then page index).
         let mut lookups = tokio::task::JoinSet::new();
-        for file in config.file_groups.iter().flat_map(|group| group.files()) {
+        let missing = config
+            .file_groups
+            .iter()
+            .flat_map(|group| group.files())
+            .filter(|file| !page_index_cached(cache.as_ref(), &file.object_meta));
+        for file in missing {
             if lookups.len() >= WARM_AT_ONCE {
                 joined(lookups.join_next().await)?;
             }
@@ -281,6 +278,46 @@ async fn warm_page_indexes(
         }
     }
     Ok(())
+}
+
+/// The file scans of `plan` (its `DataSourceExec`s over files).
+pub(crate) fn file_scans(
+    plan: &Arc<dyn ExecutionPlan>,
+) -> Vec<datafusion::datasource::physical_plan::FileScanConfig> {
+    use datafusion::datasource::physical_plan::FileScanConfig;
+    use datafusion::datasource::source::DataSourceExec;
+    let mut stack = vec![plan.clone()];
+    let mut found = Vec::new();
+    while let Some(node) = stack.pop() {
+        if let Some(config) = node
+            .downcast_ref::<DataSourceExec>()
+            .and_then(|s| s.data_source().downcast_ref::<FileScanConfig>())
+        {
+            found.push(config.clone());
+        }
+        stack.extend(node.children().into_iter().cloned());
+    }
+    found
+}
+
+/// Whether `cache` holds the footer of the file `meta` describes (as it is now) with its page
+/// index.
+pub(crate) fn page_index_cached(
+    cache: &datafusion::execution::cache::cache_manager::FileMetadataCache,
+    meta: &object_store::ObjectMeta,
+) -> bool {
+    use datafusion::datasource::physical_plan::parquet::metadata::CachedParquetMetaData;
+    cache.get(&meta.location).is_some_and(|entry| {
+        entry.is_valid_for(meta)
+            && entry
+                .file_metadata
+                .as_any()
+                .downcast_ref::<CachedParquetMetaData>()
+                .is_some_and(|m| {
+                    let m = m.parquet_metadata();
+                    m.column_index().is_some() && m.offset_index().is_some()
+                })
+    })
 }
 
 /// Footer lookups [`warm_page_indexes`] has in flight at most.
@@ -307,6 +344,15 @@ pub async fn run(
         .sql_with_options(sql, read_only())
         .await
         .map_err(|e| LakeError::InvalidQuery(e.to_string()))?;
+    run_frame(ctx, frame, started).await
+}
+
+/// Runs a planned query of `ctx` (started at `started`): the result and what it read.
+pub async fn run_frame(
+    ctx: &SessionContext,
+    frame: DataFrame,
+    started: std::time::Instant,
+) -> Result<(Vec<RecordBatch>, QueryStatistics), LakeError> {
     let plan = frame.create_physical_plan().await?;
     let batches = execute(ctx, plan.clone()).await?;
     let mut stats = plan_statistics(&plan);

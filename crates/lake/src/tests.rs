@@ -3,6 +3,7 @@
 //! and in store mode (Parquet written by [`store::Stores`]) must give the same rows.
 
 use super::*;
+use crate::query::file_scans;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -1059,26 +1060,6 @@ async fn the_text_search_rules_out_records_without_changing_answers() {
     assert_eq!(rows, count_rows(1));
 }
 
-/// The file scans of a physical plan.
-fn file_scans(
-    plan: &Arc<dyn datafusion::physical_plan::ExecutionPlan>,
-) -> Vec<datafusion::datasource::physical_plan::FileScanConfig> {
-    use datafusion::datasource::physical_plan::FileScanConfig;
-    use datafusion::datasource::source::DataSourceExec;
-    let mut stack = vec![plan.clone()];
-    let mut found = Vec::new();
-    while let Some(node) = stack.pop() {
-        if let Some(config) = node
-            .downcast_ref::<DataSourceExec>()
-            .and_then(|s| s.data_source().downcast_ref::<FileScanConfig>())
-        {
-            found.push(config.clone());
-        }
-        stack.extend(node.children().into_iter().cloned());
-    }
-    found
-}
-
 /// A store's scans run with the session's Parquet options (a `ParquetFormat` built on its own
 /// carries defaults: filters not reordered, bloom filters looked for in files that have none).
 #[test]
@@ -1119,7 +1100,6 @@ fn store_scans_take_the_session_parquet_options() {
 /// query); a query without one leaves the cache as it was, and answers are unchanged.
 #[test]
 fn store_queries_keep_the_page_indexes_of_the_files_they_filter() {
-    use datafusion::datasource::physical_plan::parquet::metadata::CachedParquetMetaData;
     let now = cairn_model::time::parse_utc("2026-12-20T12:00:00Z").expect("now");
     let (_data, stores, eds) = store_holding(
         "indexes",
@@ -1146,25 +1126,14 @@ fn store_queries_keep_the_page_indexes_of_the_files_they_filter() {
             .iter()
             .flat_map(|c| c.file_groups.clone())
             .flat_map(|g| g.files().to_vec())
-            .map(|f| f.object_meta.location)
+            .map(|f| f.object_meta)
             .collect();
         assert_eq!(files.len(), 2, "one file a day");
         let cache = ctx.runtime_env().cache_manager.get_file_metadata_cache();
         let indexed = || {
             files
                 .iter()
-                .map(|path| {
-                    cache.get(path).is_some_and(|entry| {
-                        entry
-                            .file_metadata
-                            .as_any()
-                            .downcast_ref::<CachedParquetMetaData>()
-                            .is_some_and(|m| {
-                                let m = m.parquet_metadata();
-                                m.column_index().is_some() && m.offset_index().is_some()
-                            })
-                    })
-                })
+                .map(|meta| query::page_index_cached(cache.as_ref(), meta))
                 .collect::<Vec<_>>()
         };
         assert_eq!(indexed(), [false, false], "cached before any query");

@@ -323,15 +323,7 @@ impl LakeAdmin for LakeService {
                 if !queries.running(&query_id) {
                     return;
                 }
-                let started = Instant::now();
-                let outcome = async {
-                    let plan = frame.create_physical_plan().await?;
-                    let batches = query::execute(&ctx, plan.clone()).await?;
-                    let mut stats = query::plan_statistics(&plan);
-                    stats.execution_ms = started.elapsed().as_millis() as u64;
-                    Ok::<_, LakeError>((batches, stats))
-                }
-                .await;
+                let outcome = query::run_frame(&ctx, frame, Instant::now()).await;
                 queries.finish(&query_id, outcome);
             });
             Ok(json!({ "QueryId": id }))
