@@ -1151,6 +1151,49 @@ fn store_queries_keep_the_page_indexes_of_the_files_they_filter() {
     });
 }
 
+/// A file gone between planning and running, its footer never read (so the page-index lookup
+/// before the scan meets the missing file first), fails the query with an error that names it.
+#[test]
+fn a_store_file_gone_before_the_query_runs_fails_it_by_name() {
+    let now = cairn_model::time::parse_utc("2026-12-20T12:00:00Z").expect("now");
+    let (_data, stores, eds) = store_holding("gone", &aged_records(now, &[86_400_000]));
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let error = rt.block_on(async {
+        let ctx = query::session();
+        query::register_store(&ctx, &stores, &eds, now)
+            .await
+            .expect("register");
+        let plan = ctx
+            .sql("SELECT count(*) FROM gone WHERE eventName = 'age24'")
+            .await
+            .expect("sql")
+            .create_physical_plan()
+            .await
+            .expect("plan");
+        let files: Vec<_> = file_scans(&plan)
+            .iter()
+            .flat_map(|c| c.file_groups.clone())
+            .flat_map(|g| g.files().to_vec())
+            .collect();
+        assert_eq!(files.len(), 1);
+        let name = files[0]
+            .object_meta
+            .location
+            .filename()
+            .expect("name")
+            .to_owned();
+        let path = std::path::Path::new("/").join(files[0].object_meta.location.as_ref());
+        std::fs::remove_file(&path).expect("remove the file");
+        (
+            query::execute(&ctx, plan)
+                .await
+                .expect_err("a file is gone"),
+            name,
+        )
+    });
+    assert!(error.0.to_string().contains(&error.1), "{}", error.0);
+}
+
 /// A store query bounded in time lists and opens only the days its range touches (the rule in
 /// `days.rs`), and answers exactly as the time predicate says.
 #[test]
