@@ -1060,6 +1060,42 @@ async fn the_text_search_rules_out_records_without_changing_answers() {
     assert_eq!(rows, count_rows(1));
 }
 
+/// A session with `eds` registered as the server's queries see it at `now`.
+async fn store_session(
+    stores: &store::Stores,
+    eds: &store::EventDataStore,
+    now: i64,
+) -> datafusion::prelude::SessionContext {
+    let ctx = query::session();
+    query::register_store(&ctx, stores, eds, now)
+        .await
+        .expect("register");
+    ctx
+}
+
+/// The physical plan of `sql` on `ctx`.
+async fn physical_plan(
+    ctx: &datafusion::prelude::SessionContext,
+    sql: &str,
+) -> Arc<dyn datafusion::physical_plan::ExecutionPlan> {
+    ctx.sql(sql)
+        .await
+        .expect("sql")
+        .create_physical_plan()
+        .await
+        .expect("plan")
+}
+
+/// The files the scans of `plan` will open.
+fn scanned_files(
+    plan: &Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+) -> Vec<datafusion::datasource::listing::PartitionedFile> {
+    file_scans(plan)
+        .iter()
+        .flat_map(|c| c.file_groups.iter().flat_map(|g| g.files().to_vec()))
+        .collect()
+}
+
 /// A store's scans run with the session's Parquet options (a `ParquetFormat` built on its own
 /// carries defaults: filters not reordered, bloom filters looked for in files that have none).
 #[test]
@@ -1069,17 +1105,9 @@ fn store_scans_take_the_session_parquet_options() {
     let (_data, stores, eds) = store_holding("opts", &aged_records(now, &[86_400_000]));
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let options = rt.block_on(async {
-        let ctx = query::session();
-        query::register_store(&ctx, &stores, &eds, now)
-            .await
-            .expect("register");
-        let plan = ctx
-            .sql("SELECT eventName FROM opts WHERE eventName = 'age24'")
-            .await
-            .expect("sql")
-            .create_physical_plan()
-            .await
-            .expect("plan");
+        let ctx = store_session(&stores, &eds, now).await;
+        let plan =
+            physical_plan(&ctx, "SELECT eventName FROM opts WHERE eventName = 'age24'").await;
         file_scans(&plan)
             .iter()
             .filter_map(|c| c.file_source().downcast_ref::<ParquetSource>())
@@ -1107,25 +1135,10 @@ fn store_queries_keep_the_page_indexes_of_the_files_they_filter() {
     );
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
-        let ctx = query::session();
-        query::register_store(&ctx, &stores, &eds, now)
-            .await
-            .expect("register");
-        let plan = |sql: &'static str| {
-            let ctx = ctx.clone();
-            async move {
-                ctx.sql(sql)
-                    .await
-                    .expect("sql")
-                    .create_physical_plan()
-                    .await
-                    .expect("plan")
-            }
-        };
-        let files: Vec<_> = file_scans(&plan("SELECT eventName FROM indexes").await)
-            .iter()
-            .flat_map(|c| c.file_groups.clone())
-            .flat_map(|g| g.files().to_vec())
+        let ctx = store_session(&stores, &eds, now).await;
+        let plan = |sql| physical_plan(&ctx, sql);
+        let files: Vec<_> = scanned_files(&plan("SELECT eventName FROM indexes").await)
+            .into_iter()
             .map(|f| f.object_meta)
             .collect();
         assert_eq!(files.len(), 2, "one file a day");
@@ -1159,22 +1172,9 @@ fn a_store_file_gone_before_the_query_runs_fails_it_by_name() {
     let (_data, stores, eds) = store_holding("gone", &aged_records(now, &[86_400_000]));
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let error = rt.block_on(async {
-        let ctx = query::session();
-        query::register_store(&ctx, &stores, &eds, now)
-            .await
-            .expect("register");
-        let plan = ctx
-            .sql("SELECT count(*) FROM gone WHERE eventName = 'age24'")
-            .await
-            .expect("sql")
-            .create_physical_plan()
-            .await
-            .expect("plan");
-        let files: Vec<_> = file_scans(&plan)
-            .iter()
-            .flat_map(|c| c.file_groups.clone())
-            .flat_map(|g| g.files().to_vec())
-            .collect();
+        let ctx = store_session(&stores, &eds, now).await;
+        let plan = physical_plan(&ctx, "SELECT count(*) FROM gone WHERE eventName = 'age24'").await;
+        let files = scanned_files(&plan);
         assert_eq!(files.len(), 1);
         let name = files[0]
             .object_meta
