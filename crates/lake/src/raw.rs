@@ -330,10 +330,19 @@ pub async fn list(source: &TreeSource) -> Result<Vec<String>, crate::LakeError> 
 /// which on 450,000 files cost a tenth of the listing). The directories of one depth are
 /// listed in parallel, one share per core (listing a tree of 450,000 small files took most of
 /// a second on one core), and the listings are put in that order afterwards.
+///
+/// Symbolic links are followed, and each directory is listed once: one reached again (a link
+/// to a directory listed already, or to one of its own ancestors) is left out, so that no file
+/// is read twice and a cycle of links ends. Of two paths to one directory, the one the walk
+/// meets first (the shallower, then the first in name order) is kept.
 fn walk(dir: &std::path::Path) -> Result<Vec<String>, crate::LakeError> {
-    use std::collections::HashMap;
+    use std::collections::{HashMap, HashSet};
     use std::path::PathBuf;
     let mut listed: HashMap<PathBuf, Listing> = HashMap::new();
+    let mut seen: HashSet<DirId> = HashSet::new();
+    if let Some(root) = dir_id(dir) {
+        seen.insert(root);
+    }
     let mut depth = vec![dir.to_path_buf()];
     while !depth.is_empty() {
         let listings = crate::map_on_cores(depth, 1, |d| {
@@ -342,7 +351,13 @@ fn walk(dir: &std::path::Path) -> Result<Vec<String>, crate::LakeError> {
         });
         let mut next = Vec::new();
         for (d, listing) in listings {
-            let listing = listing?;
+            let mut listing = listing?;
+            // In the order of the walk, so that the same path is kept on every run.
+            let ids = std::mem::take(&mut listing.dir_ids);
+            let mut ids = ids.into_iter();
+            listing
+                .dirs
+                .retain(|_| ids.next().flatten().is_none_or(|id| seen.insert(id)));
             next.extend(listing.dirs.iter().cloned());
             listed.insert(d, listing);
         }
@@ -364,6 +379,28 @@ fn walk(dir: &std::path::Path) -> Result<Vec<String>, crate::LakeError> {
 struct Listing {
     files: Vec<String>,
     dirs: Vec<std::path::PathBuf>,
+    /// What each of `dirs` is, links followed (`None`: not known; the directory is listed).
+    dir_ids: Vec<Option<DirId>>,
+}
+
+/// What a directory is, whatever the path to it: its device and inode.
+#[cfg(unix)]
+type DirId = (u64, u64);
+
+/// What a directory is, whatever the path to it: its path with every link resolved.
+#[cfg(not(unix))]
+type DirId = std::path::PathBuf;
+
+/// One `stat` per directory (not per file), following links.
+#[cfg(unix)]
+fn dir_id(path: &std::path::Path) -> Option<DirId> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn dir_id(path: &std::path::Path) -> Option<DirId> {
+    std::fs::canonicalize(path).ok()
 }
 
 fn list_dir(d: &std::path::Path) -> Result<Listing, crate::LakeError> {
@@ -386,10 +423,12 @@ fn list_dir(d: &std::path::Path) -> Result<Listing, crate::LakeError> {
     let mut out = Listing {
         files: Vec::new(),
         dirs: Vec::new(),
+        dir_ids: Vec::new(),
     };
     for (name, is_dir) in entries {
         let path = d.join(name);
         if is_dir {
+            out.dir_ids.push(dir_id(&path));
             out.dirs.push(path);
         } else {
             // Paths are text almost always: taken as they are, not scanned for a lossy copy.
@@ -819,6 +858,40 @@ mod tests {
                 "/b/1.json.gz",
                 "/b/2.json.gz",
             ]
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_directory_reached_again_through_a_link_is_listed_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        for path in ["a/1.json.gz", "a/x/y", "b/c/2.json.gz"] {
+            let full = root.join(path);
+            std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
+            std::fs::write(full, b"").expect("write");
+        }
+        let link = |target: &str, at: &str| {
+            std::os::unix::fs::symlink(target, root.join(at)).expect("symlink");
+        };
+        link("..", "a/up"); // a cycle: back to the root
+        link("../c", "b/c/loop"); // a cycle: to its own directory
+        link(&root.join("b/c").display().to_string(), "a/x/alias"); // b/c again, deeper
+        link("a", "z"); // a again, as deep, later in name order
+        link(&root.join("elsewhere").display().to_string(), "d"); // only reached by a link
+        std::fs::create_dir(root.join("elsewhere")).expect("mkdir");
+        std::fs::write(root.join("elsewhere/3.json.gz"), b"").expect("write");
+        let prefix = root.display().to_string();
+        let listed: Vec<String> = walk(root)
+            .expect("walk")
+            .into_iter()
+            .map(|p| p.strip_prefix(&prefix).expect("under the root").to_owned())
+            .collect();
+        // `elsewhere` is a directory of the root too: it is reached first through `d`.
+        assert_eq!(
+            listed,
+            ["/a/1.json.gz", "/a/x/y", "/b/c/2.json.gz", "/d/3.json.gz"],
+            "{listed:?}"
         );
     }
 
