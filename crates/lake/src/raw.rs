@@ -614,9 +614,15 @@ pub fn read_into<'b>(path: &str, buffer: &'b mut Vec<u8>) -> Result<&'b [u8], St
 pub use libdeflater::Decompressor as Inflater;
 
 /// Decompresses one log file into `buffer`. libdeflate (whole buffer at once, about twice the
-/// speed of a streaming inflater) when the gzip trailer — the uncompressed size and CRC-32 at
-/// the end of the file — describes the member it decoded, which makes it the file's only member;
-/// otherwise the streaming decoder, which reads every member or names what is wrong.
+/// speed of a streaming inflater) when the file is one gzip member; otherwise the streaming
+/// decoder, which reads every member or names what is wrong.
+///
+/// libdeflate decodes the first member and checks it against its own trailer (CRC-32 and
+/// size), and ignores what follows it. The member is taken as the whole file when the size in
+/// the file's last four bytes is the size decoded, and those four bytes followed by the start
+/// of a gzip header (`1f 8b 08`) appear nowhere in the file: a first member of that size
+/// followed by another would end with them. (Comparing CRCs instead missed a file holding one
+/// member twice, and computed a CRC libdeflate had already checked.)
 pub fn gunzip<'b>(
     bytes: &[u8],
     inflater: &mut Inflater,
@@ -627,8 +633,15 @@ pub fn gunzip<'b>(
         let trailer = |at: usize| {
             u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
         };
-        let (crc, size) = (trailer(n - 8), trailer(n - 4) as usize);
-        if size <= MAX_FILE_BYTES {
+        let size = trailer(n - 4);
+        if (size as usize) <= MAX_FILE_BYTES {
+            let size_then_header = {
+                let mut needle = [0; 7];
+                needle[..4].copy_from_slice(&size.to_le_bytes());
+                needle[4..].copy_from_slice(&[0x1f, 0x8b, 0x08]);
+                needle
+            };
+            let size = size as usize;
             // The buffer only grows (zeroed then): bytes past `size` are left from earlier files
             // and are neither written nor returned.
             if buffer.len() < size {
@@ -636,7 +649,7 @@ pub fn gunzip<'b>(
             }
             let out = &mut buffer[..size];
             if let Ok(written) = inflater.gzip_decompress(bytes, out) {
-                if written == size && libdeflater::crc32(out) == crc {
+                if written == size && memchr::memmem::find(bytes, &size_then_header).is_none() {
                     return Ok(&buffer[..size]);
                 }
             }
@@ -958,6 +971,14 @@ mod tests {
         assert!(gunzip(&two, &mut inflater, &mut buffer)
             .expect_err("two members")
             .contains("after"));
+        // Two members of the first one's size, the same text or another: libdeflate reads the
+        // first alone and checks it against its own trailer, which the file's end repeats.
+        for second in [r#"{"Records":[]}"#, r#"{"Records":{}}"#] {
+            let twice = [one.clone(), gzip(second)].concat();
+            assert!(gunzip(&twice, &mut inflater, &mut buffer)
+                .expect_err("two members of one size")
+                .contains("after"));
+        }
         let truncated = &one[..one.len() - 3];
         assert!(gunzip(truncated, &mut inflater, &mut buffer).is_err());
         let mut corrupt = one.clone();
