@@ -334,13 +334,14 @@ pub async fn list(source: &TreeSource) -> Result<Vec<String>, crate::LakeError> 
 /// Symbolic links are followed, and each directory is listed once: one reached again (a link
 /// to a directory listed already, or to one of its own ancestors) is left out, so that no file
 /// is read twice and a cycle of links ends. Of two paths to one directory, the one the walk
-/// meets first (the shallower, then the first in name order) is kept.
+/// meets first (the shallower, then the first in name order) is kept. Likewise a link to a
+/// file of the tree, or to one an earlier link reached, is left out.
 fn walk(dir: &std::path::Path) -> Result<Vec<String>, crate::LakeError> {
     use std::collections::{HashMap, HashSet};
     use std::path::PathBuf;
     let mut listed: HashMap<PathBuf, Listing> = HashMap::new();
-    let mut seen: HashSet<DirId> = HashSet::new();
-    if let Some(root) = dir_id(dir) {
+    let mut seen: HashSet<NodeId> = HashSet::new();
+    if let Some(root) = node_id(dir) {
         seen.insert(root);
     }
     let mut depth = vec![dir.to_path_buf()];
@@ -364,11 +365,28 @@ fn walk(dir: &std::path::Path) -> Result<Vec<String>, crate::LakeError> {
         depth = next;
     }
     let mut out = Vec::with_capacity(listed.values().map(|l| l.files.len()).sum());
+    // A symbolic link to a file is read only if the file is not in the tree itself, nor reached
+    // by a link listed before (files that are not links are always read). Only a tree with
+    // links to files gathers what its files are (known without a `stat`: see `plain_file_id`).
+    let mut files_seen = listed.values().any(|l| l.linked_files).then(|| {
+        let plain = listed.values().flat_map(|l| l.plain_ids.iter().copied());
+        plain.collect::<HashSet<NodeId>>()
+    });
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         // Every directory is listed, and once: each path is its parent's and a name in it.
         let listing = listed.remove(&d).expect("a listed directory");
-        out.extend(listing.files);
+        match files_seen.as_mut() {
+            None => out.extend(listing.files),
+            Some(seen) => {
+                let links = listing.link_ids;
+                let files = listing.files.into_iter().zip(links);
+                out.extend(files.filter_map(|(file, link)| match link {
+                    Some(target) if !seen.insert(target) => None,
+                    _ => Some(file),
+                }));
+            }
+        }
         // Popped last first: visit the subdirectories in name order.
         stack.extend(listing.dirs.into_iter().rev());
     }
@@ -378,29 +396,50 @@ fn walk(dir: &std::path::Path) -> Result<Vec<String>, crate::LakeError> {
 /// One directory's files and subdirectories, each in name order.
 struct Listing {
     files: Vec<String>,
+    /// What each of `files` that is a symbolic link points to (`None`: not a link, or not
+    /// known; the file is read).
+    link_ids: Vec<Option<NodeId>>,
+    /// What each of `files` that is not a link is, when known.
+    plain_ids: Vec<NodeId>,
+    /// Whether one of `files` is a symbolic link.
+    linked_files: bool,
     dirs: Vec<std::path::PathBuf>,
     /// What each of `dirs` is, links followed (`None`: not known; the directory is listed).
-    dir_ids: Vec<Option<DirId>>,
+    dir_ids: Vec<Option<NodeId>>,
 }
 
-/// What a directory is, whatever the path to it: its device and inode.
+/// What a file or directory is, whatever the path to it: its device and inode.
 #[cfg(unix)]
-type DirId = (u64, u64);
+type NodeId = (u64, u64);
 
 /// What a directory is, whatever the path to it: its path with every link resolved.
 #[cfg(not(unix))]
-type DirId = std::path::PathBuf;
+type NodeId = std::path::PathBuf;
 
-/// One `stat` per directory (not per file), following links.
+/// One `stat`, following links (made per directory and per linked file, not per file).
 #[cfg(unix)]
-fn dir_id(path: &std::path::Path) -> Option<DirId> {
+fn node_id(path: &std::path::Path) -> Option<NodeId> {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 #[cfg(not(unix))]
-fn dir_id(path: &std::path::Path) -> Option<DirId> {
+fn node_id(path: &std::path::Path) -> Option<NodeId> {
     std::fs::canonicalize(path).ok()
+}
+
+/// What a file that is not a link is, from its directory's listing without a `stat`: the
+/// directory's device and the entry's inode (`None` elsewhere than Unix, where links to files
+/// are not told from their targets).
+#[cfg(unix)]
+fn plain_file_id(entry: &std::fs::DirEntry, dir: Option<&NodeId>) -> Option<NodeId> {
+    use std::os::unix::fs::DirEntryExt;
+    dir.map(|&(dev, _)| (dev, entry.ino()))
+}
+
+#[cfg(not(unix))]
+fn plain_file_id(_: &std::fs::DirEntry, _: Option<&NodeId>) -> Option<NodeId> {
+    None
 }
 
 fn list_dir(d: &std::path::Path) -> Result<Listing, crate::LakeError> {
@@ -408,29 +447,52 @@ fn list_dir(d: &std::path::Path) -> Result<Listing, crate::LakeError> {
         path: d.display().to_string(),
         message: e.to_string(),
     })?;
+    let here = node_id(d);
+    let mut linked_files = false;
     let mut entries = Vec::new();
     for entry in listing.flatten() {
         // The entry's type comes with the directory listing (no `stat` per file, which on a
         // tree of 450,000 small files was a second of the query); symbolic links are followed.
-        let is_dir = match entry.file_type() {
-            Ok(t) if t.is_symlink() => entry.path().is_dir(),
-            Ok(t) => t.is_dir(),
-            Err(_) => entry.path().is_dir(),
+        let (is_dir, id) = match entry.file_type() {
+            Ok(t) if t.is_symlink() => {
+                let path = entry.path();
+                let is_dir = path.is_dir();
+                linked_files |= !is_dir;
+                (is_dir, node_id(&path).map(|id| (id, true)))
+            }
+            Ok(t) if t.is_dir() => (true, None),
+            Ok(_) => (
+                false,
+                plain_file_id(&entry, here.as_ref()).map(|id| (id, false)),
+            ),
+            Err(_) => (entry.path().is_dir(), None),
         };
-        entries.push((entry.file_name(), is_dir));
+        entries.push((entry.file_name(), is_dir, id));
     }
-    entries.sort_unstable();
+    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mut out = Listing {
         files: Vec::new(),
+        link_ids: Vec::new(),
+        plain_ids: Vec::new(),
+        linked_files,
         dirs: Vec::new(),
         dir_ids: Vec::new(),
     };
-    for (name, is_dir) in entries {
+    for (name, is_dir, id) in entries {
         let path = d.join(name);
         if is_dir {
-            out.dir_ids.push(dir_id(&path));
+            out.dir_ids
+                .push(id.map(|(id, _)| id).or_else(|| node_id(&path)));
             out.dirs.push(path);
         } else {
+            match id {
+                Some((id, true)) => out.link_ids.push(Some(id)),
+                Some((id, false)) => {
+                    out.plain_ids.push(id);
+                    out.link_ids.push(None);
+                }
+                None => out.link_ids.push(None),
+            }
             // Paths are text almost always: taken as they are, not scanned for a lossy copy.
             out.files.push(
                 path.into_os_string()
@@ -891,6 +953,9 @@ mod tests {
         link("../c", "b/c/loop"); // a cycle: to its own directory
         link(&root.join("b/c").display().to_string(), "a/x/alias"); // b/c again, deeper
         link("a", "z"); // a again, as deep, later in name order
+        link("1.json.gz", "a/again.json.gz"); // a file twice in one directory
+        link("../../b/c/2.json.gz", "a/x/two.json.gz"); // a file of another directory
+        link("a/missing.json.gz", "broken.json.gz"); // a link to nothing: listed, fails to read
         link(&root.join("elsewhere").display().to_string(), "d"); // only reached by a link
         std::fs::create_dir(root.join("elsewhere")).expect("mkdir");
         std::fs::write(root.join("elsewhere/3.json.gz"), b"").expect("write");
@@ -903,7 +968,13 @@ mod tests {
         // `elsewhere` is a directory of the root too: it is reached first through `d`.
         assert_eq!(
             listed,
-            ["/a/1.json.gz", "/a/x/y", "/b/c/2.json.gz", "/d/3.json.gz"],
+            [
+                "/broken.json.gz",
+                "/a/1.json.gz",
+                "/a/x/y",
+                "/b/c/2.json.gz",
+                "/d/3.json.gz"
+            ],
             "{listed:?}"
         );
     }
