@@ -412,7 +412,7 @@ struct Listing {
 #[cfg(unix)]
 type NodeId = (u64, u64);
 
-/// What a directory is, whatever the path to it: its path with every link resolved.
+/// What a file or directory is, whatever the path to it: its path with every link resolved.
 #[cfg(not(unix))]
 type NodeId = std::path::PathBuf;
 
@@ -938,7 +938,7 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
-    fn a_directory_reached_again_through_a_link_is_listed_once() {
+    fn a_directory_or_file_reached_again_through_a_link_is_listed_once() {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path();
         for path in ["a/1.json.gz", "a/x/y", "b/c/2.json.gz"] {
@@ -1043,7 +1043,8 @@ mod tests {
             .expect_err("two members")
             .contains("after"));
         // Two members of the first one's size, the same text or another: libdeflate reads the
-        // first alone and checks it against its own trailer, which the file's end repeats.
+        // first alone and checks it against its own trailer; the file's last trailer has the
+        // size it decoded (and, for the same text, its CRC-32 too).
         for second in [r#"{"Records":[]}"#, r#"{"Records":{}}"#] {
             let twice = [one.clone(), gzip(second)].concat();
             assert!(gunzip(&twice, &mut inflater, &mut buffer)
