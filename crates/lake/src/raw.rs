@@ -340,25 +340,21 @@ fn walk(dir: &std::path::Path) -> Result<Vec<String>, crate::LakeError> {
     use std::collections::{HashMap, HashSet};
     use std::path::PathBuf;
     let mut listed: HashMap<PathBuf, Listing> = HashMap::new();
-    let mut seen: HashSet<NodeId> = HashSet::new();
-    if let Some(root) = node_id(dir) {
-        seen.insert(root);
-    }
-    let mut depth = vec![dir.to_path_buf()];
+    let root = node_id(dir);
+    let mut seen: HashSet<NodeId> = root.iter().cloned().collect();
+    let mut depth = vec![(dir.to_path_buf(), root)];
     while !depth.is_empty() {
-        let listings = crate::map_on_cores(depth, 1, |d| {
-            let listing = list_dir(&d);
+        let listings = crate::map_on_cores(depth, 1, |(d, id)| {
+            let listing = list_dir(&d, id.as_ref());
             (d, listing)
         });
         let mut next = Vec::new();
         for (d, listing) in listings {
             let mut listing = listing?;
             // In the order of the walk, so that the same path is kept on every run.
-            let ids = std::mem::take(&mut listing.dir_ids);
-            let mut ids = ids.into_iter();
             listing
                 .dirs
-                .retain(|_| ids.next().flatten().is_none_or(|id| seen.insert(id)));
+                .retain(|(_, id)| id.as_ref().is_none_or(|id| seen.insert(id.to_owned())));
             next.extend(listing.dirs.iter().cloned());
             listed.insert(d, listing);
         }
@@ -368,8 +364,9 @@ fn walk(dir: &std::path::Path) -> Result<Vec<String>, crate::LakeError> {
     // A symbolic link to a file is read only if the file is not in the tree itself, nor reached
     // by a link listed before (files that are not links are always read). Only a tree with
     // links to files gathers what its files are (known without a `stat`: see `plain_file_id`).
-    let mut files_seen = listed.values().any(|l| l.linked_files).then(|| {
-        let plain = listed.values().flat_map(|l| l.plain_ids.iter().copied());
+    let linked = |l: &Listing| l.link_targets.iter().any(Option::is_some);
+    let mut files_seen = listed.values().any(linked).then(|| {
+        let plain = listed.values().flat_map(|l| l.plain_ids.iter().cloned());
         plain.collect::<HashSet<NodeId>>()
     });
     let mut stack = vec![dir.to_path_buf()];
@@ -379,16 +376,15 @@ fn walk(dir: &std::path::Path) -> Result<Vec<String>, crate::LakeError> {
         match files_seen.as_mut() {
             None => out.extend(listing.files),
             Some(seen) => {
-                let links = listing.link_ids;
-                let files = listing.files.into_iter().zip(links);
-                out.extend(files.filter_map(|(file, link)| match link {
+                let files = listing.files.into_iter().zip(listing.link_targets);
+                out.extend(files.filter_map(|(file, target)| match target {
                     Some(target) if !seen.insert(target) => None,
                     _ => Some(file),
                 }));
             }
         }
         // Popped last first: visit the subdirectories in name order.
-        stack.extend(listing.dirs.into_iter().rev());
+        stack.extend(listing.dirs.into_iter().rev().map(|(path, _)| path));
     }
     Ok(out)
 }
@@ -396,16 +392,13 @@ fn walk(dir: &std::path::Path) -> Result<Vec<String>, crate::LakeError> {
 /// One directory's files and subdirectories, each in name order.
 struct Listing {
     files: Vec<String>,
-    /// What each of `files` that is a symbolic link points to (`None`: not a link, or not
-    /// known; the file is read).
-    link_ids: Vec<Option<NodeId>>,
-    /// What each of `files` that is not a link is, when known.
+    /// For each of `files`, what it points to if it is a symbolic link (`None`: not a link, or
+    /// one to nothing; the file is read).
+    link_targets: Vec<Option<NodeId>>,
+    /// What the files that are not links are, when known.
     plain_ids: Vec<NodeId>,
-    /// Whether one of `files` is a symbolic link.
-    linked_files: bool,
-    dirs: Vec<std::path::PathBuf>,
-    /// What each of `dirs` is, links followed (`None`: not known; the directory is listed).
-    dir_ids: Vec<Option<NodeId>>,
+    /// Each subdirectory with what it is, links followed (`None`: not known; it is listed).
+    dirs: Vec<(std::path::PathBuf, Option<NodeId>)>,
 }
 
 /// What a file or directory is, whatever the path to it: its device and inode.
@@ -416,7 +409,7 @@ type NodeId = (u64, u64);
 #[cfg(not(unix))]
 type NodeId = std::path::PathBuf;
 
-/// One `stat`, following links (made per directory and per linked file, not per file).
+/// One `stat`, following links (made per directory and per link, not per file).
 #[cfg(unix)]
 fn node_id(path: &std::path::Path) -> Option<NodeId> {
     use std::os::unix::fs::MetadataExt;
@@ -442,64 +435,66 @@ fn plain_file_id(_: &std::fs::DirEntry, _: Option<&NodeId>) -> Option<NodeId> {
     None
 }
 
-fn list_dir(d: &std::path::Path) -> Result<Listing, crate::LakeError> {
+/// What a directory entry is, and what it is or points to, when known.
+enum Entry {
+    Dir(Option<NodeId>),
+    LinkToFile(Option<NodeId>),
+    File(Option<NodeId>),
+}
+
+/// Lists directory `d`, which is `id` (see [`NodeId`]).
+fn list_dir(d: &std::path::Path, id: Option<&NodeId>) -> Result<Listing, crate::LakeError> {
     let listing = std::fs::read_dir(d).map_err(|e| crate::LakeError::Read {
         path: d.display().to_string(),
         message: e.to_string(),
     })?;
-    let here = node_id(d);
-    let mut linked_files = false;
     let mut entries = Vec::new();
     for entry in listing.flatten() {
         // The entry's type comes with the directory listing (no `stat` per file, which on a
         // tree of 450,000 small files was a second of the query); symbolic links are followed.
-        let (is_dir, id) = match entry.file_type() {
-            Ok(t) if t.is_symlink() => {
-                let path = entry.path();
-                let is_dir = path.is_dir();
-                linked_files |= !is_dir;
-                (is_dir, node_id(&path).map(|id| (id, true)))
+        let followed = |path: std::path::PathBuf| {
+            if path.is_dir() {
+                Entry::Dir(node_id(&path))
+            } else {
+                Entry::LinkToFile(node_id(&path))
             }
-            Ok(t) if t.is_dir() => (true, None),
-            Ok(_) => (
-                false,
-                plain_file_id(&entry, here.as_ref()).map(|id| (id, false)),
-            ),
-            Err(_) => (entry.path().is_dir(), None),
         };
-        entries.push((entry.file_name(), is_dir, id));
+        let kind = match entry.file_type() {
+            Ok(t) if t.is_symlink() => followed(entry.path()),
+            Ok(t) if t.is_dir() => Entry::Dir(node_id(&entry.path())),
+            Ok(_) => Entry::File(plain_file_id(&entry, id)),
+            Err(_) if entry.path().is_dir() => Entry::Dir(node_id(&entry.path())),
+            Err(_) => Entry::File(None),
+        };
+        entries.push((entry.file_name(), kind));
     }
     entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mut out = Listing {
         files: Vec::new(),
-        link_ids: Vec::new(),
+        link_targets: Vec::new(),
         plain_ids: Vec::new(),
-        linked_files,
         dirs: Vec::new(),
-        dir_ids: Vec::new(),
     };
-    for (name, is_dir, id) in entries {
+    for (name, kind) in entries {
         let path = d.join(name);
-        if is_dir {
-            out.dir_ids
-                .push(id.map(|(id, _)| id).or_else(|| node_id(&path)));
-            out.dirs.push(path);
-        } else {
-            match id {
-                Some((id, true)) => out.link_ids.push(Some(id)),
-                Some((id, false)) => {
-                    out.plain_ids.push(id);
-                    out.link_ids.push(None);
-                }
-                None => out.link_ids.push(None),
+        let target = match kind {
+            Entry::Dir(id) => {
+                out.dirs.push((path, id));
+                continue;
             }
-            // Paths are text almost always: taken as they are, not scanned for a lossy copy.
-            out.files.push(
-                path.into_os_string()
-                    .into_string()
-                    .unwrap_or_else(|p| p.to_string_lossy().into_owned()),
-            );
-        }
+            Entry::LinkToFile(target) => target,
+            Entry::File(id) => {
+                out.plain_ids.extend(id);
+                None
+            }
+        };
+        out.link_targets.push(target);
+        // Paths are text almost always: taken as they are, not scanned for a lossy copy.
+        out.files.push(
+            path.into_os_string()
+                .into_string()
+                .unwrap_or_else(|p| p.to_string_lossy().into_owned()),
+        );
     }
     Ok(out)
 }
