@@ -692,12 +692,8 @@ pub fn gunzip<'b>(
         };
         let size = trailer(n - 4);
         if (size as usize) <= MAX_FILE_BYTES {
-            let size_then_header = {
-                let mut needle = [0; 7];
-                needle[..4].copy_from_slice(&size.to_le_bytes());
-                needle[4..].copy_from_slice(&[0x1f, 0x8b, 0x08]);
-                needle
-            };
+            let [a, b, c, d] = size.to_le_bytes();
+            let size_then_header = [a, b, c, d, 0x1f, 0x8b, 0x08];
             let size = size as usize;
             // The buffer only grows (zeroed then): bytes past `size` are left from earlier files
             // and are neither written nor returned.
