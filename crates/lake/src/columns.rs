@@ -825,11 +825,12 @@ impl EventsBuilder {
         }
         // The whole text is checked once (the parser then reads it as text and needs not check
         // each string it meets).
-        let json = std::str::from_utf8(json).map_err(|e| {
-            format!(
-                "not a CloudTrail log file: invalid UTF-8 at byte {}",
-                e.valid_up_to()
-            )
+        let json = simdutf8::basic::from_utf8(json).map_err(|_| {
+            // The fast check does not say where; the error names the byte.
+            let at = std::str::from_utf8(json)
+                .err()
+                .map_or(0, |e| e.valid_up_to());
+            format!("not a CloudTrail log file: invalid UTF-8 at byte {at}")
         })?;
         // Records are split out first only when each must be looked at as text: when some are
         // chosen by their text, or when the file may hold notifications, which the scan leaves
