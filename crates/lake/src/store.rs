@@ -23,6 +23,7 @@ use datafusion::arrow::compute::{lexsort_to_indices, take_record_batch, SortColu
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::parquet::schema::types::ColumnPath;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
@@ -715,12 +716,27 @@ fn parquet_files(dir: &Path) -> std::io::Result<impl Iterator<Item = PathBuf>> {
 /// ([`columns::store_schema`]).
 pub fn encode_parquet(batch: &RecordBatch) -> Result<Vec<u8>, LakeError> {
     let batch = &columns::to_store_batch(batch)?;
-    let props = WriterProperties::builder()
+    let mut props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(3).expect("zstd level 3 exists"),
         ))
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .build();
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
+    // The few-valued columns are stored as dictionary indices, run-length and bit-packed,
+    // which zstd hardly shrinks further; uncompressed, a reader needs no zstd context for them
+    // (the `parquet` crate makes one per column chunk read, a fixed cost that dominated the
+    // short queries filtering on these columns).
+    let few_valued = columns::DICTIONARY_COLUMNS
+        .iter()
+        .map(|c| ColumnPath::from(*c))
+        .chain(
+            columns::DICTIONARY_MEMBERS
+                .iter()
+                .map(|(c, m)| ColumnPath::from(vec![(*c).to_owned(), (*m).to_owned()])),
+        );
+    for column in few_valued {
+        props = props.set_column_compression(column, Compression::UNCOMPRESSED);
+    }
+    let props = props.build();
     let mut out = Vec::new();
     let mut writer = ArrowWriter::try_new(&mut out, batch.schema(), Some(props))?;
     writer.write(batch)?;

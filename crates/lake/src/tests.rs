@@ -815,6 +815,60 @@ fn a_store_file_holds_each_api_call_together_in_time_order() {
 }
 
 #[test]
+fn a_store_file_stores_its_few_valued_columns_uncompressed_and_zstds_the_rest() {
+    use datafusion::parquet::basic::Compression;
+    use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+    let records: Vec<Box<serde_json::value::RawValue>> = (0..3)
+        .map(|i| {
+            serde_json::value::to_raw_value(&serde_json::json!({
+                "eventTime": format!("2026-12-01T00:0{i}:00Z"),
+                "eventName": "GetObject",
+                "awsRegion": "eu-west-1",
+                "eventID": format!("id-{i}"),
+                "userIdentity": {"type": "IAMUser", "arn": format!("arn:aws:iam::1:user/u{i}")},
+            }))
+            .expect("raw")
+        })
+        .collect();
+    let (_data, stores, eds) = store_holding("codecs", &records);
+    let files = stores.files(&eds).expect("files");
+    let reader =
+        SerializedFileReader::new(std::fs::File::open(&files[0]).expect("open")).expect("parquet");
+    let row_group = reader.metadata().row_group(0);
+    let codec = |path: &str| {
+        row_group
+            .columns()
+            .iter()
+            .find(|c| c.column_path().string() == path)
+            .unwrap_or_else(|| panic!("no column {path}"))
+            .compression()
+    };
+    for few_valued in columns::DICTIONARY_COLUMNS
+        .iter()
+        .map(|c| (*c).to_owned())
+        .chain(
+            columns::DICTIONARY_MEMBERS
+                .iter()
+                .map(|(c, m)| format!("{c}.{m}")),
+        )
+    {
+        assert_eq!(
+            codec(&few_valued),
+            Compression::UNCOMPRESSED,
+            "{few_valued}"
+        );
+    }
+    for other in [
+        "eventID",
+        "eventTime",
+        "userIdentity.arn",
+        "requestParameters",
+    ] {
+        assert!(matches!(codec(other), Compression::ZSTD(_)), "{other}");
+    }
+}
+
+#[test]
 fn retention_deletes_exactly_the_expired_days() {
     let data = tempfile::tempdir().expect("tempdir");
     let stores = store::Stores::open(data.path(), "us-east-1", "111122223333").expect("stores");
