@@ -317,6 +317,7 @@ pub async fn start_with_fs(
         records = recovery.records,
         last_seq = recovery.last_seq,
         torn_bytes_cut = recovery.torn_bytes_cut,
+        incomplete_segments_removed = recovery.incomplete_segments_removed,
         "write-ahead log recovered"
     );
     let wal = Arc::new(wal);

@@ -343,6 +343,43 @@ fn incomplete_last_segment_header_is_removed() {
     );
 }
 
+/// The writer syncs a segment's header before it appends any record, so no crash leaves a last
+/// segment whose header is not whole but which holds more bytes than a header: that is damage,
+/// and the segment is kept for an operator to look at instead of being removed with what it holds.
+#[test]
+fn a_last_segment_with_a_bad_header_and_more_bytes_is_refused_and_kept() {
+    let fs = SimFs::default();
+    let (wal, _) = open(&fs);
+    wal.append_blocking(vec![b"a".to_vec()]).expect("append");
+    wal.close();
+    drop(wal);
+    let mut record = Vec::new();
+    record::encode_record(&mut record, 2, &[9u8; 100]);
+    let damaged = dir().join(record::segment_name(2));
+    fs.state().files.insert(
+        damaged.clone(),
+        SimFile {
+            data: record[..record.len() / 2].to_vec(),
+            synced: 0,
+        },
+    );
+    let err = Wal::open(
+        &dir(),
+        Arc::new(fs.clone()),
+        WalConfig::test_config(),
+        Arc::new(NoopObserver),
+    )
+    .expect_err("a segment without its header must be refused");
+    assert!(
+        matches!(&err, OpenError::Corrupt { path, offset: 0, .. } if *path == damaged),
+        "{err}"
+    );
+    assert!(
+        fs.state().files.contains_key(&damaged),
+        "the segment was removed"
+    );
+}
+
 #[test]
 fn failed_write_and_failed_fsync_are_reported_and_recovered_from() {
     let fs = SimFs::default();
