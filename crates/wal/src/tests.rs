@@ -306,25 +306,38 @@ fn damage_in_an_older_segment_is_refused() {
     drop(wal);
     let first = dir().join(record::segment_name(1));
     fs.state().files.get_mut(&first).expect("segment").data[HEADER_LEN_FOR_TEST + 20] ^= 1;
-    let err = Wal::open(
-        &dir(),
-        Arc::new(fs.clone()),
-        WalConfig::test_config(),
-        Arc::new(NoopObserver),
-    )
-    .expect_err("damaged older segment must be refused");
+    let err = open_refused(&fs, "damaged older segment must be refused");
     assert!(matches!(err, OpenError::Corrupt { .. }), "{err}");
 }
 
 const HEADER_LEN_FOR_TEST: usize = record::HEADER_LEN;
 
-#[test]
-fn incomplete_last_segment_header_is_removed() {
+/// Why opening the WAL on `fs` fails (`why`: what the test expects it to refuse).
+fn open_refused(fs: &SimFs, why: &str) -> OpenError {
+    match Wal::open(
+        &dir(),
+        Arc::new(fs.clone()),
+        WalConfig::test_config(),
+        Arc::new(NoopObserver),
+    ) {
+        Ok(_) => panic!("{why}"),
+        Err(e) => e,
+    }
+}
+
+/// A WAL holding record 1 in its first segment, closed: the next segment would start at 2.
+fn closed_wal_with_one_record() -> SimFs {
     let fs = SimFs::default();
     let (wal, _) = open(&fs);
     wal.append_blocking(vec![b"a".to_vec()]).expect("append");
     wal.close();
     drop(wal);
+    fs
+}
+
+#[test]
+fn incomplete_last_segment_header_is_removed() {
+    let fs = closed_wal_with_one_record();
     let half = dir().join(record::segment_name(2));
     fs.state().files.insert(
         half,
@@ -348,11 +361,7 @@ fn incomplete_last_segment_header_is_removed() {
 /// and the segment is kept for an operator to look at instead of being removed with what it holds.
 #[test]
 fn a_last_segment_with_a_bad_header_and_more_bytes_is_refused_and_kept() {
-    let fs = SimFs::default();
-    let (wal, _) = open(&fs);
-    wal.append_blocking(vec![b"a".to_vec()]).expect("append");
-    wal.close();
-    drop(wal);
+    let fs = closed_wal_with_one_record();
     let mut record = Vec::new();
     record::encode_record(&mut record, 2, &[9u8; 100]);
     let damaged = dir().join(record::segment_name(2));
@@ -363,13 +372,7 @@ fn a_last_segment_with_a_bad_header_and_more_bytes_is_refused_and_kept() {
             synced: 0,
         },
     );
-    let err = Wal::open(
-        &dir(),
-        Arc::new(fs.clone()),
-        WalConfig::test_config(),
-        Arc::new(NoopObserver),
-    )
-    .expect_err("a segment without its header must be refused");
+    let err = open_refused(&fs, "a segment without its header must be refused");
     assert!(
         matches!(&err, OpenError::Corrupt { path, offset: 0, .. } if *path == damaged),
         "{err}"
