@@ -6,7 +6,10 @@
 
 mod support;
 
-use cairn_wal::record::{encode_header, encode_record, HEADER_LEN};
+use cairn_wal::record::{
+    decode_record, encode_header, encode_record, parse_segment_name, segment_name, Decoded,
+    HEADER_LEN,
+};
 use support::JsonValue;
 
 use rand::{Rng, SeedableRng};
@@ -95,6 +98,48 @@ async fn history_ids(
 enum Tear {
     Record,
     Header,
+}
+
+/// Leaves at the end of the WAL what a power cut mid-write would, given its last `segment`.
+/// Usually the kill landed between group commits: half a record (`payload`'s) is left at the
+/// end of the segment. If it landed while a segment was being made, before its header was
+/// written (the segment is shorter than a header, or `mid_roll` makes the next segment now),
+/// only part of a header is left, never a record: the writer syncs a header before any record.
+fn tear(segment: &std::path::Path, mid_roll: bool, payload: &[u8]) -> Tear {
+    let bytes = std::fs::read(segment).expect("segment");
+    let name = segment.file_name().and_then(|n| n.to_str()).expect("name");
+    let first = parse_segment_name(name).expect("a segment's name");
+    let append = |path: &std::path::Path, tail: &[u8]| {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .expect("segment");
+        file.write_all(tail).expect("tear");
+    };
+    if bytes.len() < HEADER_LEN {
+        append(segment, &encode_header(first)[bytes.len()..HEADER_LEN - 1]);
+        return Tear::Header;
+    }
+    let mut next = first;
+    let mut at = HEADER_LEN;
+    while let Decoded::Record {
+        seq, encoded_len, ..
+    } = decode_record(&bytes[at..])
+    {
+        next = seq + 1;
+        at += encoded_len;
+    }
+    // The writer rolls only from a segment that holds records, all of them whole.
+    if mid_roll && next > first && at == bytes.len() {
+        let made = segment.with_file_name(segment_name(next));
+        append(&made, &encode_header(next)[..HEADER_LEN / 2]);
+        return Tear::Header;
+    }
+    let mut record = Vec::new();
+    encode_record(&mut record, u64::MAX / 2, payload);
+    append(segment, &record[..record.len() / 2]);
+    Tear::Record
 }
 
 fn last_segment(dir: &std::path::Path) -> std::path::PathBuf {
@@ -239,26 +284,13 @@ async fn sigkill_during_concurrent_ingest_loses_no_acknowledged_event() {
             task.await.expect("client task");
         }
         if (round + 1) % 3 == 0 {
-            // A power cut mid-write. Usually the kill landed between group commits: half a
-            // record is left at the end of the last segment. Rarely it landed while a segment
-            // was being made, before its header was written: a power cut then leaves part of a
-            // header and never a record (the writer syncs the header before any record).
-            let segment = last_segment(dir.path());
-            let len = std::fs::metadata(&segment).expect("segment").len() as usize;
-            let mut file = std::fs::OpenOptions::new()
-                .append(true)
-                .open(&segment)
-                .expect("segment");
-            if len < HEADER_LEN {
-                file.write_all(&encode_header(0)[len..HEADER_LEN - 1])
-                    .expect("tear");
-                torn = Some(Tear::Header);
-            } else {
-                let mut record = Vec::new();
-                encode_record(&mut record, u64::MAX / 2, event("torn", &time).as_bytes());
-                file.write_all(&record[..record.len() / 2]).expect("tear");
-                torn = Some(Tear::Record);
-            }
+            // In every other of these rounds the kill is also taken to have landed while the
+            // writer was making the next segment, which a real kill hits only by chance.
+            torn = Some(tear(
+                &last_segment(dir.path()),
+                (round + 1) % 6 == 0,
+                event("torn", &time).as_bytes(),
+            ));
         }
     }
     let total = acked.lock().expect("acked").len();
