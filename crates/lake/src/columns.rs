@@ -162,6 +162,19 @@ pub const DICTIONARY_COLUMNS: &[&str] = &[
 /// query filters every row on `userIdentity.type`).
 pub const DICTIONARY_MEMBERS: &[(&str, &str)] = &[("userIdentity", "type")];
 
+/// Where [`DICTIONARY_COLUMNS`] and [`DICTIONARY_MEMBERS`] are in a store file, as column
+/// paths: `["eventName"]`, `["userIdentity", "type"]`.
+pub fn dictionary_paths() -> impl Iterator<Item = Vec<String>> {
+    DICTIONARY_COLUMNS
+        .iter()
+        .map(|c| vec![(*c).to_owned()])
+        .chain(
+            DICTIONARY_MEMBERS
+                .iter()
+                .map(|(c, m)| vec![(*c).to_owned(), (*m).to_owned()]),
+        )
+}
+
 fn dictionary_of_text() -> DataType {
     DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
 }

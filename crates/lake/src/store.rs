@@ -725,16 +725,8 @@ pub fn encode_parquet(batch: &RecordBatch) -> Result<Vec<u8>, LakeError> {
     // which zstd hardly shrinks further; uncompressed, a reader needs no zstd context for them
     // (the `parquet` crate makes one per column chunk read: about a tenth of a short query
     // that filters on these columns, measured on the security group benchmark query).
-    let few_valued = columns::DICTIONARY_COLUMNS
-        .iter()
-        .map(|c| ColumnPath::from(*c))
-        .chain(
-            columns::DICTIONARY_MEMBERS
-                .iter()
-                .map(|(c, m)| ColumnPath::from(vec![(*c).to_owned(), (*m).to_owned()])),
-        );
-    for column in few_valued {
-        props = props.set_column_compression(column, Compression::UNCOMPRESSED);
+    for path in columns::dictionary_paths() {
+        props = props.set_column_compression(ColumnPath::new(path), Compression::UNCOMPRESSED);
     }
     let props = props.build();
     let mut out = Vec::new();

@@ -843,15 +843,7 @@ fn a_store_file_stores_its_few_valued_columns_uncompressed_and_zstds_the_rest() 
             .unwrap_or_else(|| panic!("no column {path}"))
             .compression()
     };
-    for few_valued in columns::DICTIONARY_COLUMNS
-        .iter()
-        .map(|c| (*c).to_owned())
-        .chain(
-            columns::DICTIONARY_MEMBERS
-                .iter()
-                .map(|(c, m)| format!("{c}.{m}")),
-        )
-    {
+    for few_valued in columns::dictionary_paths().map(|path| path.join(".")) {
         assert_eq!(
             codec(&few_valued),
             Compression::UNCOMPRESSED,

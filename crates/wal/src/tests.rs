@@ -320,6 +320,7 @@ fn open_refused(fs: &SimFs, why: &str) -> OpenError {
         WalConfig::test_config(),
         Arc::new(NoopObserver),
     ) {
+        // `expect_err` would need the WAL to be `Debug`.
         Ok(_) => panic!("{why}"),
         Err(e) => e,
     }
