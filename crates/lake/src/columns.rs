@@ -274,7 +274,35 @@ pub fn schema() -> SchemaRef {
 }
 
 /// See [`Col::struct_parts`].
-type StructParts<'c> = (&'static [Node], &'c mut [Col], &'c mut Vec<bool>, u64);
+struct StructParts<'c> {
+    members: &'static [Node],
+    children: &'c mut [Col],
+    valid: &'c mut Vec<bool>,
+    unread: u64,
+    read_lengths: NameLengths,
+}
+
+/// The lengths of some names (those shorter than 64 bytes), one bit each: a member whose name
+/// has none of them is none of those names, known without comparing it with any. Queries that
+/// read one member of `userIdentity` (its `arn`, say) skip the other nine so.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct NameLengths(u64);
+
+impl NameLengths {
+    fn of<'n>(names: impl IntoIterator<Item = &'n str>) -> Self {
+        Self(
+            names
+                .into_iter()
+                .filter(|n| n.len() < 64)
+                .fold(0, |bits, n| bits | 1 << n.len()),
+        )
+    }
+
+    /// Whether `name` may be one of the names.
+    fn may_be(self, name: &str) -> bool {
+        name.len() < 64 && self.0 >> name.len() & 1 == 1
+    }
+}
 
 /// One column under construction.
 enum Col {
@@ -288,13 +316,15 @@ enum Col {
         /// Bits of the members not built (the query reads none of them): they are skipped
         /// like unknown members, and the column gives them as nulls.
         unread: u64,
+        /// The lengths of the names of the members built.
+        read_lengths: NameLengths,
     },
     Resources(ListBuilder<StructBuilder>),
 }
 
 impl Col {
-    /// A struct column's parts: its members, their columns, its rows' validity, and the bits
-    /// of the members not built.
+    /// A struct column's parts: its members, their columns, its rows' validity, the bits
+    /// of the members not built and the lengths of the others' names.
     fn struct_parts(&mut self) -> Option<StructParts<'_>> {
         match self {
             Col::Struct {
@@ -302,7 +332,14 @@ impl Col {
                 children,
                 valid,
                 unread,
-            } => Some((*members, children, valid, *unread)),
+                read_lengths,
+            } => Some(StructParts {
+                members,
+                children,
+                valid,
+                unread: *unread,
+                read_lengths: *read_lengths,
+            }),
             _ => None,
         }
     }
@@ -317,6 +354,7 @@ impl Col {
                 children: members.iter().map(|m| Col::new(m.kind)).collect(),
                 valid: Vec::new(),
                 unread: 0,
+                read_lengths: NameLengths::of(members.iter().map(|m| m.name)),
             },
             Kind::Resources => Col::Resources(
                 ListBuilder::new(StructBuilder::from_fields(resource_fields(), 0)).with_field(
@@ -362,6 +400,7 @@ impl Col {
                 children,
                 valid,
                 unread,
+                ..
             } => {
                 let fields = struct_fields(members);
                 let rows = valid.len();
@@ -439,12 +478,23 @@ fn scan_into(col: &mut Col, kind: Kind, s: &mut Scanner<'_>) -> Result<(), Stop>
 /// An object (at its `{`) into a struct column, as [`fill_struct`] reads it: the first of
 /// each member taken, unknown members skipped, missing ones null.
 fn scan_struct(col: &mut Col, s: &mut Scanner<'_>) -> Result<(), Stop> {
-    let Some((members, children, valid, unread)) = col.struct_parts() else {
+    let Some(StructParts {
+        members,
+        children,
+        valid,
+        unread,
+        read_lengths,
+    }) = col.struct_parts()
+    else {
         return Err(Stop::Invalid);
     };
     // The members not built count as taken: skipped, and not given a null.
     let seen = scan_object(s, unread, |seen, s| {
-        match struct_member(members, seen, s.member_name()?) {
+        let name = s.member_name()?;
+        if !read_lengths.may_be(name) {
+            return Ok(None);
+        }
+        match struct_member(members, seen, name) {
             Some(i) => scan_into(&mut children[i], members[i].kind, s).map(|()| Some(i)),
             None => Ok(None),
         }
@@ -497,7 +547,13 @@ fn end_object(children: &mut [Col], valid: &mut Vec<bool>, seen: u64) {
 
 /// Pads a struct whose members were partly appended (see [`Col::append_raw`]).
 fn pad_struct(col: &mut Col) {
-    if let Some((_, children, valid, unread)) = col.struct_parts() {
+    if let Some(StructParts {
+        children,
+        valid,
+        unread,
+        ..
+    }) = col.struct_parts()
+    {
         let rows = valid.len() + 1;
         for (i, c) in children.iter_mut().enumerate() {
             while unread & (1 << i) == 0 && c.len() < rows {
@@ -643,7 +699,14 @@ impl<'de> Visitor<'de> for StructValue<'_> {
 }
 
 fn fill_struct<'de, A: MapAccess<'de>>(col: &mut Col, map: &mut A) -> Result<(), A::Error> {
-    let Some((members, children, valid, unread)) = col.struct_parts() else {
+    let Some(StructParts {
+        members,
+        children,
+        valid,
+        unread,
+        ..
+    }) = col.struct_parts()
+    else {
         return Err(serde::de::Error::custom("not a struct column"));
     };
     let mut seen = unread;
@@ -738,14 +801,19 @@ impl EventsBuilder {
     /// or not built, is left as it is.
     pub fn reading_members(mut self, column: usize, read: &[String]) -> Self {
         if let Some(Some(Col::Struct {
-            members, unread, ..
+            members,
+            unread,
+            read_lengths,
+            ..
         })) = self.cols.get_mut(column)
         {
+            let is_read = |m: &Node| read.iter().any(|r| r == m.name);
             *unread = members
                 .iter()
                 .enumerate()
-                .filter(|(_, m)| !read.iter().any(|r| r == m.name))
+                .filter(|(_, m)| !is_read(m))
                 .fold(0, |bits, (i, _)| bits | 1 << i);
+            *read_lengths = NameLengths::of(members.iter().filter(|m| is_read(m)).map(|m| m.name));
         }
         self
     }
@@ -1456,6 +1524,28 @@ fn append_nulls(cols: &mut [Option<Col>], mut missing: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn name_lengths_let_through_every_name_of_a_length_they_hold_and_no_other() {
+        let lengths = NameLengths::of(["arn", "userIdentity", &"x".repeat(64)]);
+        for name in ["arn", "arm", "userIdentity", "eventVersion"] {
+            assert!(lengths.may_be(name), "{name}");
+        }
+        for name in [
+            "",
+            "ar",
+            "type",
+            "sourceIPAddress",
+            &"x".repeat(64),
+            &"x".repeat(200),
+        ] {
+            assert!(!lengths.may_be(name), "{name}");
+        }
+        assert!(!NameLengths::default().may_be("arn"));
+        // Every column's name passes the lengths of every column's names.
+        let all = NameLengths::of(COLUMNS.iter().map(|c| c.name));
+        assert!(COLUMNS.iter().all(|c| all.may_be(c.name)));
+    }
 
     #[test]
     fn every_column_name_finds_its_column_and_nothing_else_finds_one() {
