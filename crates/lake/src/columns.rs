@@ -282,25 +282,24 @@ struct StructParts<'c> {
     read_lengths: NameLengths,
 }
 
-/// The lengths of some names (those shorter than 64 bytes), one bit each: a member whose name
-/// has none of them is none of those names, known without comparing it with any. Queries that
-/// read one member of `userIdentity` (its `arn`, say) skip the other nine so.
+/// The lengths of some names, one bit each (lengths of 63 bytes and more share the last): a
+/// member whose name has none of them is none of those names, known without comparing it with
+/// any. Queries that read one member of `userIdentity` (its `arn`, say) skip the other nine so.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct NameLengths(u64);
 
 impl NameLengths {
     fn of<'n>(names: impl IntoIterator<Item = &'n str>) -> Self {
-        Self(
-            names
-                .into_iter()
-                .filter(|n| n.len() < 64)
-                .fold(0, |bits, n| bits | 1 << n.len()),
-        )
+        Self(names.into_iter().fold(0, |bits, n| bits | Self::bit(n)))
+    }
+
+    fn bit(name: &str) -> u64 {
+        1 << name.len().min(63)
     }
 
     /// Whether `name` may be one of the names.
     fn may_be(self, name: &str) -> bool {
-        name.len() < 64 && self.0 >> name.len() & 1 == 1
+        self.0 & Self::bit(name) != 0
     }
 }
 
@@ -1527,24 +1526,32 @@ mod tests {
 
     #[test]
     fn name_lengths_let_through_every_name_of_a_length_they_hold_and_no_other() {
-        let lengths = NameLengths::of(["arn", "userIdentity", &"x".repeat(64)]);
+        let lengths = NameLengths::of(["arn", "userIdentity"]);
         for name in ["arn", "arm", "userIdentity", "eventVersion"] {
             assert!(lengths.may_be(name), "{name}");
         }
-        for name in [
-            "",
-            "ar",
-            "type",
-            "sourceIPAddress",
-            &"x".repeat(64),
-            &"x".repeat(200),
-        ] {
+        let long = |n: usize| "x".repeat(n);
+        for name in ["", "ar", "type", "sourceIPAddress", &long(63), &long(200)] {
             assert!(!lengths.may_be(name), "{name}");
         }
         assert!(!NameLengths::default().may_be("arn"));
-        // Every column's name passes the lengths of every column's names.
-        let all = NameLengths::of(COLUMNS.iter().map(|c| c.name));
-        assert!(COLUMNS.iter().all(|c| all.may_be(c.name)));
+        // Long names: any of 63 bytes or more may be one of them.
+        let lengths = NameLengths::of(["arn", &long(70)]);
+        for name in ["arn", &long(63), &long(64), &long(70), &long(200)] {
+            assert!(lengths.may_be(name), "{name}");
+        }
+        assert!(!lengths.may_be(&long(62)));
+        // Every column's (and struct member's) name passes the lengths of its fellows' names.
+        fn check(nodes: &[Node]) {
+            let all = NameLengths::of(nodes.iter().map(|c| c.name));
+            for node in nodes {
+                assert!(all.may_be(node.name), "{}", node.name);
+                if let Kind::Struct(members) = node.kind {
+                    check(members);
+                }
+            }
+        }
+        check(COLUMNS);
     }
 
     #[test]

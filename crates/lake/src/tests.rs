@@ -1448,11 +1448,12 @@ fn a_log_file_reads_the_same_by_the_scan_and_by_serde_json() {
         r#"{"Records":[{"userIdentity":{"type":"A","arn":"x"}},{"userIdentity":{"type":"D",Xarn":"v"}}]}"#,
         // A guessed name whose opening quote is something else.
         r#"{"Records":[{"eventName":"A","awsRegion":"r"},{"eventName":"B",XawsRegion":"s"}]}"#,
-        // Names of the length of a column's (or a member's) that are not it, and names too long
-        // to be any: skipped by their length or by the comparison, and checked all the same.
+        // Names of the length of a column's or an identity member's that are not it, and names
+        // longer than any: skipped (identity members by their length) and checked all the same.
         r#"{"Records":[{"eventVersiom":"1","userIdentitx":{"arn":"n"},"sourceIPAddresz":"i","eventSourcf":"aws:s3","userIdentity":{"arm":"m","arn":"a","typf":"t"},"sourceIPAddress":"1.2.3.4"}]}"#,
         r#"{"Records":[{"anEventNameLongerThanSixtyFourBytesWhichNoColumnOfTheTableCanEverHave":"x","eventName":"X"}]}"#,
-        r#"{"Records":[{"anEventNameLongerThanSixtyFourBytesWhichNoColumnOfTheTableCanEverHave":tru,"eventName":"X"}]}"#,
+        r#"{"Records":[{"userIdentity":{"anIdentityMemberNameLongerThanSixtyFourBytesWhichNoMemberCanHave":"x","arn":"a"}}]}"#,
+        r#"{"Records":[{"userIdentity":{"anIdentityMemberNameLongerThanSixtyFourBytesWhichNoMemberCanHave":tru,"arn":"a"}}]}"#,
         r#"{"Records":[{"userIdentity":{"typ":1,"arm":[tru]},"sourceIPAddress":"1.2.3.4"}]}"#,
         // What ends a scalar, bytes outside strings, runs of backslashes.
         r#"{"Records":[{"readOnly":true"x"}]}"#,
