@@ -778,10 +778,12 @@ async fn floor(tree: &Path, check: bool) -> anyhow::Result<(f64, u64)> {
                     let mut inflater = cairn_lake::raw::Inflater::new();
                     let mut buffer = Vec::new();
                     let mut compressed = Vec::new();
+                    let mut opener = cairn_lake::raw::Opener::default();
                     let mut total = 0u64;
                     for location in files.iter().skip(k).step_by(threads) {
-                        let bytes = cairn_lake::raw::read_into(location, &mut compressed)
-                            .map_err(|e| anyhow::anyhow!("{location}: {e}"))?;
+                        let bytes =
+                            cairn_lake::raw::read_into(location, &mut opener, &mut compressed)
+                                .map_err(|e| anyhow::anyhow!("{location}: {e}"))?;
                         let json = cairn_lake::raw::gunzip(bytes, &mut inflater, &mut buffer)
                             .map_err(|e| anyhow::anyhow!("{location}: {e}"))?;
                         if check {
