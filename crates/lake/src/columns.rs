@@ -7,7 +7,7 @@
 //! is not a JSON object is malformed; a record whose `eventSource` starts with `aws:` is an S3 /
 //! SES notification that landed in a tree, not a CloudTrail record ("foreign").
 
-use crate::json_scan::{same_name, special_bits, Scanner, Stop};
+use crate::json_scan::{next_special, same_name, special_bits, Scanner, Stop};
 use datafusion::arrow::array::{
     new_null_array, ArrayBuilder, ArrayRef, BooleanBuilder, ListBuilder, RecordBatch,
     RecordBatchOptions, StringBuilder, StructArray, StructBuilder, TimestampMillisecondBuilder,
@@ -923,7 +923,7 @@ impl EventsBuilder {
                 return self.append_file_direct(json).map(|added| (added, 0));
             }
         }
-        if let Some(spans) = record_spans(json.as_bytes()) {
+        if let Some(spans) = record_spans(json.as_bytes(), &mut self.specials) {
             // Found without parsing; each record taken is parsed (and checked) on its own. If
             // one is not valid JSON, the file's rows are cut off again and the file is read
             // below, which names the fault.
@@ -1151,10 +1151,16 @@ fn concat(schema: &SchemaRef, a: &RecordBatch, b: &RecordBatch) -> RecordBatch {
 }
 
 /// Where each record of a `{"Records":[...]}` file is, found by following its structure only:
-/// strings skipped with a vectorised search for their closing quote, brackets counted. No
-/// value is parsed (the records a caller takes are parsed then); `None` if the text is not of
-/// that shape as far as this scan sees.
-pub(crate) fn record_spans(json: &[u8]) -> Option<Vec<std::ops::Range<usize>>> {
+/// strings skipped by the text's [`special_bits`] (computed into `specials`, whose allocation
+/// is kept: a shift and a count to each string's end, where a search for the closing quote
+/// cost a call per string), brackets counted. No value is parsed (the records a caller takes
+/// are parsed then); `None` if the text is not of that shape as far as this scan sees.
+pub(crate) fn record_spans(
+    json: &[u8],
+    specials: &mut Vec<u64>,
+) -> Option<Vec<std::ops::Range<usize>>> {
+    special_bits(json, specials);
+    let specials = &specials[..];
     let ws = |mut i: usize| {
         while json.get(i).is_some_and(u8::is_ascii_whitespace) {
             i += 1;
@@ -1174,7 +1180,7 @@ pub(crate) fn record_spans(json: &[u8]) -> Option<Vec<std::ops::Range<usize>>> {
         if json.get(i) != Some(&b'"') {
             return None;
         }
-        let key_end = skip_string(json, i)?;
+        let key_end = skip_string(json, specials, i)?;
         let key = &json[i + 1..key_end - 1];
         i = ws(key_end);
         if json.get(i) != Some(&b':') {
@@ -1191,7 +1197,7 @@ pub(crate) fn record_spans(json: &[u8]) -> Option<Vec<std::ops::Range<usize>>> {
                 i += 1;
             } else {
                 loop {
-                    let end = skip_value(json, i)?;
+                    let end = skip_value(json, specials, i)?;
                     records.push(i..end);
                     i = ws(end);
                     match json.get(i) {
@@ -1206,7 +1212,7 @@ pub(crate) fn record_spans(json: &[u8]) -> Option<Vec<std::ops::Range<usize>>> {
             }
             spans = Some(records);
         } else {
-            i = skip_value(json, i)?;
+            i = skip_value(json, specials, i)?;
         }
         i = ws(i);
         match json.get(i) {
@@ -1219,28 +1225,30 @@ pub(crate) fn record_spans(json: &[u8]) -> Option<Vec<std::ops::Range<usize>>> {
     spans
 }
 
-/// The end of the string starting at `i` (its opening quote).
-fn skip_string(json: &[u8], mut i: usize) -> Option<usize> {
+/// The end of the string starting at `i` (its opening quote), in a text whose
+/// [`special_bits`] are `specials`.
+fn skip_string(json: &[u8], specials: &[u64], mut i: usize) -> Option<usize> {
     i += 1;
     loop {
-        i += memchr::memchr2(b'"', b'\\', json.get(i..)?)?;
-        if json[i] == b'"' {
-            return Some(i + 1);
+        i = next_special(specials, json.len(), i);
+        match *json.get(i)? {
+            b'"' => return Some(i + 1),
+            b'\\' => i += 2, // an escape and the character it escapes
+            _ => i += 1,     // a control character: judged when the record is parsed
         }
-        i += 2; // an escape and the character it escapes
     }
 }
 
-/// The end of the JSON value starting at `i`.
-fn skip_value(json: &[u8], mut i: usize) -> Option<usize> {
+/// The end of the JSON value starting at `i` (see [`skip_string`]).
+fn skip_value(json: &[u8], specials: &[u64], mut i: usize) -> Option<usize> {
     match *json.get(i)? {
-        b'"' => skip_string(json, i),
+        b'"' => skip_string(json, specials, i),
         b'{' | b'[' => {
             let mut depth = 0usize;
             loop {
                 match *json.get(i)? {
                     b'"' => {
-                        i = skip_string(json, i)?;
+                        i = skip_string(json, specials, i)?;
                         continue;
                     }
                     b'{' | b'[' => depth += 1,

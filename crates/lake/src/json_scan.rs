@@ -369,7 +369,7 @@ impl<'a> Scanner<'a> {
 
 /// The position of the first quote, backslash or control character at or after `from` in a
 /// text of `len` bytes whose [`special_bits`] are `specials` (`len` if there is none).
-fn next_special(specials: &[u64], len: usize, from: usize) -> usize {
+pub(crate) fn next_special(specials: &[u64], len: usize, from: usize) -> usize {
     let word = from / 64;
     // The 64 bits from `from` on, out of two words (the index ends with a word of zeros):
     // one shift, whether or not a word's end falls inside the string.

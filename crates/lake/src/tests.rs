@@ -938,7 +938,7 @@ fn a_store_in_a_bucket_keeps_its_files_there() {
 #[test]
 fn records_are_delimited_by_structure_without_parsing() {
     let texts = |json: &str| {
-        columns::record_spans(json.as_bytes()).map(|spans| {
+        columns::record_spans(json.as_bytes(), &mut Vec::new()).map(|spans| {
             spans
                 .into_iter()
                 .map(|r| json[r].to_owned())
@@ -967,7 +967,25 @@ fn records_are_delimited_by_structure_without_parsing() {
         texts("{\"Records\":[{\"a\":\"x\ny\\\"}]\"},{}]}"),
         Some(vec!["{\"a\":\"x\ny\\\"}]\"}".to_owned(), "{}".to_owned()])
     );
+    // Strings longer than the 64-byte words of the scan's bits, escapes on either side of a
+    // word's end.
+    for at in [50, 62, 63, 64, 65, 127, 128, 200] {
+        let long = format!(
+            r#"{}\"{}\\{}"#,
+            "x".repeat(at),
+            "y".repeat(70),
+            "z".repeat(3)
+        );
+        let record = format!(r#"{{"a":"{long}","b":["{long}",{{"c":"]"}}]}}"#);
+        assert_eq!(
+            texts(&format!(r#"{{"Records":[{record},{{}}]}}"#)),
+            Some(vec![record.clone(), "{}".to_owned()]),
+            "{at}"
+        );
+        assert_eq!(texts(&format!(r#"{{"Records":[{{"a":"{long}"#)), None);
+    }
     for not_a_log in [
+        "{\"Records\":[{\"a\":\"\\",
         r#"{"Records":[{"a":1}]} x"#,
         r#"{"Records":[{"a":1}"#,
         r#"{"Records":[{"a":"open}]}"#,
