@@ -781,9 +781,9 @@ async fn floor(tree: &Path, check: bool) -> anyhow::Result<(f64, u64)> {
                     let mut opener = cairn_lake::raw::Opener::default();
                     let mut total = 0u64;
                     for location in files.iter().skip(k).step_by(threads) {
-                        let bytes =
-                            cairn_lake::raw::read_into(location, &mut opener, &mut compressed)
-                                .map_err(|e| anyhow::anyhow!("{location}: {e}"))?;
+                        let bytes = opener
+                            .read_into(location, &mut compressed)
+                            .map_err(|e| anyhow::anyhow!("{location}: {e}"))?;
                         let json = cairn_lake::raw::gunzip(bytes, &mut inflater, &mut buffer)
                             .map_err(|e| anyhow::anyhow!("{location}: {e}"))?;
                         if check {

@@ -74,12 +74,11 @@ pub async fn scan(args: ScanBenchArgs) -> anyhow::Result<()> {
     let (mut records, mut left_out) = (0, 0);
     let mut opener = cairn_lake::raw::Opener::default();
     for &location in &locations {
-        let loaded =
-            cairn_lake::raw::read_into(location, &mut opener, &mut buffer).and_then(|bytes| {
-                let text = cairn_lake::raw::gunzip(bytes, &mut inflater, &mut inflated)?;
-                let n = count_records(text).map_err(|e| e.to_string())?;
-                Ok((bytes.to_vec(), text.to_vec(), n))
-            });
+        let loaded = opener.read_into(location, &mut buffer).and_then(|bytes| {
+            let text = cairn_lake::raw::gunzip(bytes, &mut inflater, &mut inflated)?;
+            let n = count_records(text).map_err(|e| e.to_string())?;
+            Ok((bytes.to_vec(), text.to_vec(), n))
+        });
         match loaded {
             Ok((bytes, text, n)) => {
                 compressed.push(bytes);

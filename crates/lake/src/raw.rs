@@ -677,29 +677,30 @@ impl Opener {
         }
         std::fs::File::open(path)
     }
-}
 
-/// Reads a whole local file into `buffer` and gives its bytes. The buffer only grows (zeroed
-/// then), and the bytes past the file's are left from earlier files: with a buffer as large as
-/// the files, reading one is an `open`, two `read`s and a `close`, without the `stat` and
-/// `lseek` that [`std::io::Read::read_to_end`] spends on a `File` to size its buffer.
-pub fn read_into<'b>(
-    path: &str,
-    opener: &mut Opener,
-    buffer: &'b mut Vec<u8>,
-) -> Result<&'b [u8], String> {
-    use std::io::Read;
-    let mut file = opener.open(path).map_err(|e| e.to_string())?;
-    let mut len = 0;
-    loop {
-        if len == buffer.len() {
-            buffer.resize((2 * len).max(1 << 16), 0);
-        }
-        match file.read(&mut buffer[len..]) {
-            Ok(0) => return Ok(&buffer[..len]),
-            Ok(n) => len += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e.to_string()),
+    /// Reads a whole local file into `buffer` and gives its bytes. The buffer only grows
+    /// (zeroed then), and the bytes past the file's are left from earlier files: with a buffer
+    /// as large as the files, reading one is an `open`, two `read`s and a `close`, without the
+    /// `stat` and `lseek` that [`std::io::Read::read_to_end`] spends on a `File` to size its
+    /// buffer.
+    pub fn read_into<'b>(
+        &mut self,
+        path: &str,
+        buffer: &'b mut Vec<u8>,
+    ) -> Result<&'b [u8], String> {
+        use std::io::Read;
+        let mut file = self.open(path).map_err(|e| e.to_string())?;
+        let mut len = 0;
+        loop {
+            if len == buffer.len() {
+                buffer.resize((2 * len).max(1 << 16), 0);
+            }
+            match file.read(&mut buffer[len..]) {
+                Ok(0) => return Ok(&buffer[..len]),
+                Ok(n) => len += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.to_string()),
+            }
         }
     }
 }
@@ -778,7 +779,7 @@ impl PartitionStream for TreePartition {
             for file in files.iter().map(|&i| &listing[i]) {
                 let fetched = match &source {
                     // Read into one buffer (no allocation, no `stat` for the size per file).
-                    TreeSource::Dir(_) => read_into(&file.location, &mut opener, &mut compressed),
+                    TreeSource::Dir(_) => opener.read_into(&file.location, &mut compressed),
                     TreeSource::Objects { .. } => handle
                         .block_on(fetch(&source, &file.location))
                         .map(|bytes| {
@@ -1050,18 +1051,12 @@ mod tests {
         let mut opener = Opener::default();
         for _ in 0..2 {
             let path = big_path.to_str().expect("utf-8");
-            assert_eq!(
-                read_into(path, &mut opener, &mut buffer).expect("read"),
-                big
-            );
+            assert_eq!(opener.read_into(path, &mut buffer).expect("read"), big);
             let path = small_path.to_str().expect("utf-8");
-            assert_eq!(
-                read_into(path, &mut opener, &mut buffer).expect("read"),
-                b"tiny"
-            );
+            assert_eq!(opener.read_into(path, &mut buffer).expect("read"), b"tiny");
         }
         let missing = dir.path().join("missing");
-        let missing = read_into(missing.to_str().expect("utf-8"), &mut opener, &mut buffer);
+        let missing = opener.read_into(missing.to_str().expect("utf-8"), &mut buffer);
         assert!(missing.is_err_and(|e| e.contains("No such file")));
     }
 
@@ -1110,6 +1105,17 @@ mod tests {
         // The tree's files again after the failures.
         for path in &paths {
             assert_eq!(read(&mut opener, path).expect("read"), *path);
+        }
+        // On Unix the files of the directory last opened are opened through it, not by their
+        // paths: its files are still found after it is renamed, until another directory's.
+        #[cfg(unix)]
+        {
+            let (x, y) = (&paths[4], &paths[5]); // a/c/x, a/c/y
+            assert_eq!(read(&mut opener, x).expect("read"), *x);
+            std::fs::rename(format!("{root}/a/c"), format!("{root}/a/moved")).expect("rename");
+            assert_eq!(read(&mut opener, y).expect("through the directory"), *y);
+            read(&mut opener, &paths[0]).expect("another directory");
+            assert!(read(&mut opener, y).is_err(), "{y} opened by path");
         }
     }
 
