@@ -301,6 +301,18 @@ impl NameLengths {
     fn may_be(self, name: &str) -> bool {
         self.0 & Self::bit(name) != 0
     }
+
+    /// The lengths of the names of the `members` of a struct column that are read: all but
+    /// those of `unread` (bits, as [`Col::Struct`]'s).
+    fn of_read(members: &[Node], unread: u64) -> Self {
+        Self::of(
+            members
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| unread & (1 << i) == 0)
+                .map(|(_, m)| m.name),
+        )
+    }
 }
 
 /// One column under construction.
@@ -315,7 +327,8 @@ enum Col {
         /// Bits of the members not built (the query reads none of them): they are skipped
         /// like unknown members, and the column gives them as nulls.
         unread: u64,
-        /// The lengths of the names of the members built.
+        /// The lengths of the names of the members built: [`NameLengths::of_read`] of
+        /// `members` and `unread`, kept beside them for the scan of each row.
         read_lengths: NameLengths,
     },
     Resources(ListBuilder<StructBuilder>),
@@ -353,7 +366,7 @@ impl Col {
                 children: members.iter().map(|m| Col::new(m.kind)).collect(),
                 valid: Vec::new(),
                 unread: 0,
-                read_lengths: NameLengths::of(members.iter().map(|m| m.name)),
+                read_lengths: NameLengths::of_read(members, 0),
             },
             Kind::Resources => Col::Resources(
                 ListBuilder::new(StructBuilder::from_fields(resource_fields(), 0)).with_field(
@@ -806,13 +819,12 @@ impl EventsBuilder {
             ..
         })) = self.cols.get_mut(column)
         {
-            let is_read = |m: &Node| read.iter().any(|r| r == m.name);
             *unread = members
                 .iter()
                 .enumerate()
-                .filter(|(_, m)| !is_read(m))
+                .filter(|(_, m)| !read.iter().any(|r| r == m.name))
                 .fold(0, |bits, (i, _)| bits | 1 << i);
-            *read_lengths = NameLengths::of(members.iter().filter(|m| is_read(m)).map(|m| m.name));
+            *read_lengths = NameLengths::of_read(members, *unread);
         }
         self
     }
