@@ -37,6 +37,20 @@ enum Work {
 }
 
 impl Work {
+    /// Every kind, in the order they run and are printed.
+    const ALL: [Work; 5] = [
+        Work::Inflate,
+        Work::SerdeCheck,
+        Work::ScanAll,
+        Work::ScanTwo,
+        Work::ScanNone,
+    ];
+
+    /// Whether the run is one of raw mode's scans, which must meet every record.
+    fn is_scan(self) -> bool {
+        !matches!(self, Work::Inflate | Work::SerdeCheck)
+    }
+
     fn name(self) -> &'static str {
         match self {
             Work::Inflate => "inflate (libdeflate, as raw mode does)",
@@ -103,20 +117,13 @@ pub async fn scan(args: ScanBenchArgs) -> anyhow::Result<()> {
         json_bytes as f64 / 1e6,
         args.runs,
     );
-    let kinds = [
-        Work::Inflate,
-        Work::SerdeCheck,
-        Work::ScanAll,
-        Work::ScanTwo,
-        Work::ScanNone,
-    ];
-    let mut best = [f64::INFINITY; 5];
+    let mut best = [f64::INFINITY; Work::ALL.len()];
     for _ in 0..args.runs {
-        for (k, &work) in kinds.iter().enumerate() {
+        for (k, work) in Work::ALL.into_iter().enumerate() {
             let t = Instant::now();
             let taken = run(work, &compressed, &json, &mut inflater, &mut inflated)?;
             best[k] = best[k].min(t.elapsed().as_secs_f64());
-            if matches!(work, Work::ScanAll | Work::ScanTwo | Work::ScanNone) && taken != records {
+            if work.is_scan() && taken != records {
                 bail!("{}: {taken} records, not {records}", work.name());
             }
         }
@@ -125,7 +132,7 @@ pub async fn scan(args: ScanBenchArgs) -> anyhow::Result<()> {
         "{:<50} {:>9} {:>10} {:>10}",
         "work", "seconds", "MB/s JSON", "/ inflate"
     );
-    for (k, &work) in kinds.iter().enumerate() {
+    for (k, work) in Work::ALL.into_iter().enumerate() {
         println!(
             "{:<50} {:>9.3} {:>10.0} {:>10.2}",
             work.name(),

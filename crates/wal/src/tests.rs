@@ -305,12 +305,10 @@ fn damage_in_an_older_segment_is_refused() {
     wal.close();
     drop(wal);
     let first = dir().join(record::segment_name(1));
-    fs.state().files.get_mut(&first).expect("segment").data[HEADER_LEN_FOR_TEST + 20] ^= 1;
+    fs.state().files.get_mut(&first).expect("segment").data[record::HEADER_LEN + 20] ^= 1;
     let err = open_refused(&fs, "damaged older segment must be refused");
     assert!(matches!(err, OpenError::Corrupt { .. }), "{err}");
 }
-
-const HEADER_LEN_FOR_TEST: usize = record::HEADER_LEN;
 
 /// Why opening the WAL on `fs` fails (`why`: what the test expects it to refuse).
 fn open_refused(fs: &SimFs, why: &str) -> OpenError {
