@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-pub use validate::{validate_bucket_name, validate_prefix, validate_trail_name};
+pub use validate::{
+    validate_bucket_name, validate_local_directory, validate_prefix, validate_trail_name,
+};
 
 /// Most trails per region (CloudTrail's limit).
 pub const MAX_TRAILS: usize = 5;
@@ -228,6 +230,8 @@ pub struct Deployment {
     pub organization_id: Option<String>,
     /// Whether an S3-compatible store is configured.
     pub s3_configured: bool,
+    /// Cairn's data directory: no trail may deliver into it.
+    pub data_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -398,15 +402,7 @@ impl Catalog {
                 ))
             }
             (Some(dir), None) => {
-                if !dir.is_absolute() {
-                    return Err(CatalogError::invalid(
-                        "InvalidParameterException",
-                        format!(
-                            "LocalDirectory must be an absolute path, got {}",
-                            dir.display()
-                        ),
-                    ));
-                }
+                validate_local_directory(&dir, self.deployment.data_dir.as_deref())?;
                 trail.local_directory = Some(dir);
                 trail.s3_bucket_name = None;
             }

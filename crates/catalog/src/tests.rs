@@ -6,6 +6,7 @@ fn deployment() -> Deployment {
         region: "eu-west-1".into(),
         organization_id: Some("o-abc123".into()),
         s3_configured: false,
+        data_dir: Some("/var/lib/cairn".into()),
     }
 }
 
@@ -182,6 +183,32 @@ fn contradictions_and_limits() {
         }),
         "InvalidParameterException"
     );
+    // Escapes and Cairn's own data directory are refused at the door, not at each flush.
+    for dir in [
+        "/var/audit/../lib/cairn",
+        "/var/audit/./x",
+        "/var/lib/cairn",
+        "/var/lib/cairn/wal",
+    ] {
+        assert_eq!(
+            code(TrailSettings {
+                local_directory: Some(dir.into()),
+                ..local("esc")
+            }),
+            "InvalidParameterException",
+            "{dir}"
+        );
+    }
+    for prefix in ["a/../b", "..", "./x", "a/."] {
+        assert_eq!(
+            code(TrailSettings {
+                s3_key_prefix: Some(prefix.into()),
+                ..local("pre")
+            }),
+            "InvalidS3PrefixException",
+            "{prefix}"
+        );
+    }
     let org = catalog
         .create(TrailSettings {
             is_organization_trail: Some(true),

@@ -93,5 +93,79 @@ pub fn validate_prefix(prefix: &str) -> Result<(), CatalogError> {
     if prefix.chars().any(|c| c.is_control() || c == '\\') {
         return Err(invalid("control characters and '\\' are not allowed"));
     }
+    if prefix
+        .split('/')
+        .any(|segment| segment == "." || segment == "..")
+    {
+        return Err(invalid(
+            "no '.' or '..' path segment (object stores refuse such keys)",
+        ));
+    }
+    Ok(())
+}
+
+/// `LocalDirectory`: an absolute path without `.` or `..` segments, not inside Cairn's data
+/// directory (followed through symbolic links where the path exists).
+pub fn validate_local_directory(
+    dir: &std::path::Path,
+    data_dir: Option<&std::path::Path>,
+) -> Result<(), CatalogError> {
+    use std::path::Component;
+    let invalid = |why: String| {
+        CatalogError::invalid(
+            "InvalidParameterException",
+            format!("LocalDirectory {} is invalid: {why}", dir.display()),
+        )
+    };
+    if !dir.is_absolute() {
+        return Err(invalid("it must be an absolute path".to_owned()));
+    }
+    if dir.to_str().is_some_and(|s| {
+        s.split('/')
+            .any(|segment| segment == "." || segment == "..")
+    }) || dir
+        .components()
+        .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
+    {
+        return Err(invalid("no '.' or '..' path segment".to_owned()));
+    }
+    let Some(data_dir) = data_dir else {
+        return Ok(());
+    };
+    // The data directory as given and as it resolves; the destination as given and as its
+    // nearest existing ancestor resolves (the rest of it appended).
+    let data = [
+        data_dir.to_path_buf(),
+        std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf()),
+    ];
+    let resolved = {
+        let mut existing = dir.to_path_buf();
+        let mut rest = Vec::new();
+        loop {
+            if let Ok(real) = std::fs::canonicalize(&existing) {
+                break rest.iter().rev().fold(real, |path, part| path.join(part));
+            }
+            match (
+                existing.file_name().map(ToOwned::to_owned),
+                existing.parent(),
+            ) {
+                (Some(name), Some(parent)) => {
+                    rest.push(name);
+                    existing = parent.to_path_buf();
+                }
+                _ => break dir.to_path_buf(),
+            }
+        }
+    };
+    for candidate in [dir.to_path_buf(), resolved] {
+        for data in &data {
+            if candidate.starts_with(data) {
+                return Err(invalid(format!(
+                    "it is inside Cairn's data directory {}",
+                    data_dir.display()
+                )));
+            }
+        }
+    }
     Ok(())
 }

@@ -100,6 +100,25 @@ struct Shared {
 }
 
 impl Shared {
+    /// Waits out `duration` (a retry backoff): new WAL records do not cut it short (they
+    /// arrive many times a second under load); a stop or a flush request (someone waits for
+    /// the outcome of an attempt) does.
+    fn pause(&self, duration: Duration) {
+        let deadline = std::time::Instant::now() + duration;
+        let mut guard = self.signals.lock().expect("delivery lock poisoned");
+        while !self.stop.load(Ordering::Acquire) && guard.flush_waiters.is_empty() {
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return;
+            }
+            guard = self
+                .cond
+                .wait_timeout(guard, deadline - now)
+                .expect("delivery lock poisoned")
+                .0;
+        }
+    }
+
     fn wait(&self, timeout: Duration) {
         let guard = self.signals.lock().expect("delivery lock poisoned");
         let (mut guard, _) = self
@@ -438,7 +457,8 @@ impl TrailWorker {
             metadata,
         } in files
         {
-            let mut backoff = BACKOFF_MIN;
+            let mut backoff = cairn_wal::Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
+            let mut failures = 0u32;
             loop {
                 let bytes = Bytes::from(body.clone());
                 let result = self.runtime.block_on(async {
@@ -458,6 +478,9 @@ impl TrailWorker {
                 });
                 match result {
                     Ok(outcome) => {
+                        if failures > 0 {
+                            tracing::info!(trail = %trail.name, key, attempts = failures + 1, "delivery recovered");
+                        }
                         tracing::debug!(trail = %trail.name, key, ?outcome, "delivered log file");
                         break;
                     }
@@ -468,7 +491,15 @@ impl TrailWorker {
                                 .map(|s| s.to_string())
                                 .unwrap_or_default()
                         );
-                        tracing::warn!(trail = %trail.name, key, error = %message, retry_in = ?backoff, "delivery failed");
+                        failures += 1;
+                        let wait = backoff.next_wait();
+                        // One line when the store starts failing; the rest at debug level (the
+                        // status and the failure counter show every attempt).
+                        if failures == 1 {
+                            tracing::warn!(trail = %trail.name, key, error = %message, "delivery failed; retrying with backoff (1 s doubling to 60 s, with jitter)");
+                        } else {
+                            tracing::debug!(trail = %trail.name, key, error = %message, retry_in = ?wait, attempt = failures, "delivery failed again");
+                        }
                         if metadata.is_some() {
                             self.observer.digest_failed(trail, &message);
                         } else {
@@ -478,11 +509,10 @@ impl TrailWorker {
                         if self.stopping() {
                             return Err(message);
                         }
-                        self.shared.wait(backoff);
+                        self.shared.pause(wait);
                         if self.stopping() {
                             return Err(message);
                         }
-                        backoff = (backoff * 2).min(BACKOFF_MAX);
                     }
                 }
             }
@@ -653,7 +683,7 @@ impl TrailWorker {
                 }
                 Err(e) => {
                     tracing::error!(trail = %trail.name, error = %e, "replaying the delivery journal failed; retrying");
-                    self.shared.wait(BACKOFF_MIN);
+                    self.shared.pause(BACKOFF_MIN);
                 }
             }
         };
@@ -663,6 +693,8 @@ impl TrailWorker {
         let mut window_started: Option<i64> = None;
         let mut last_commit = self.clock.now_millis();
         let interval = i64::try_from(self.config.interval.as_millis()).unwrap_or(i64::MAX);
+        let mut retry = cairn_wal::Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
+        let mut failing = false;
         while !self.stopping() {
             let trail = self.trail();
             let flush_wanted = !self
@@ -676,7 +708,7 @@ impl TrailWorker {
                 Ok(records) => records,
                 Err(e) => {
                     tracing::error!(trail = %trail.name, error = %e, "reading the WAL failed");
-                    self.shared.wait(BACKOFF_MIN);
+                    self.shared.pause(BACKOFF_MIN);
                     continue;
                 }
             };
@@ -714,6 +746,11 @@ impl TrailWorker {
                     });
                 match &result {
                     Ok(report) => {
+                        if failing {
+                            tracing::info!(trail = %trail.name, "delivery recovered");
+                            failing = false;
+                            retry.reset();
+                        }
                         cursor = last_read;
                         batcher.clear();
                         window_started = None;
@@ -726,9 +763,12 @@ impl TrailWorker {
                         if self.stopping() {
                             break;
                         }
-                        tracing::error!(trail = %trail.name, error = %e, "delivery failed");
+                        if !failing {
+                            tracing::error!(trail = %trail.name, error = %e, "delivery failed; retrying with backoff");
+                        }
+                        failing = true;
                         self.observer.failed(&trail, e);
-                        self.shared.wait(BACKOFF_MIN);
+                        self.shared.pause(retry.next_wait());
                     }
                 }
                 if result.is_ok() || flush_wanted {
@@ -737,9 +777,12 @@ impl TrailWorker {
                 continue;
             }
             if let Err(e) = self.digest_tick(&trail, &mut ledger, cursor) {
-                tracing::error!(trail = %trail.name, error = %e, "digest delivery failed");
+                if !failing {
+                    tracing::error!(trail = %trail.name, error = %e, "digest delivery failed; retrying with backoff");
+                }
+                failing = true;
                 self.observer.digest_failed(&trail, &e);
-                self.shared.wait(BACKOFF_MIN);
+                self.shared.pause(retry.next_wait());
                 continue;
             }
             if !read_any {

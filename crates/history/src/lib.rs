@@ -18,7 +18,7 @@ use cairn_model::event::ProducerDigest;
 use cairn_model::time::{utc_day, EpochMillis};
 use cairn_model::{EventCategory, EventView};
 use keys::{AttributeKey, Kind};
-use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle};
+use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -28,6 +28,8 @@ pub use redb::Error as RedbError;
 
 const EVENT_IDS: TableDefinition<&str, &[u8]> = TableDefinition::new("event_ids");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
+const TOKEN_KEY: &str = "next_token_key";
 const APPLIED_SEQ: &str = "applied_seq";
 
 /// One day in milliseconds.
@@ -142,8 +144,11 @@ pub struct RecordedId {
 /// The Event history store.
 #[derive(Debug)]
 pub struct HistoryStore {
-    db: Database,
+    /// Reopened after an I/O failure (a full disk), so the store recovers without a restart.
+    db: cairn_durable::Db,
     retention_ms: i64,
+    /// Authenticates NextTokens.
+    token_key: query::TokenKey,
 }
 
 fn attribute_values(view: &EventView) -> Vec<(AttributeKey, String)> {
@@ -246,27 +251,68 @@ fn push_found(
 }
 
 impl HistoryStore {
+    /// Notes a storage failure, so that the next use reopens the database.
+    fn noted<T>(&self, result: Result<T, HistoryError>) -> Result<T, HistoryError> {
+        if let Err(HistoryError::Store { source, .. }) = &result {
+            self.db.note(source);
+        }
+        result
+    }
+
     /// Opens or creates the store at `path`.
     pub fn open(path: &Path, config: &HistoryConfig) -> Result<Self, HistoryError> {
-        let db = Database::builder()
-            .set_cache_size(config.cache_bytes)
-            .create(path)
-            .map_err(|source| HistoryError::Open {
+        let db = cairn_durable::Db::create(path, config.cache_bytes).map_err(|source| {
+            HistoryError::Open {
                 path: path.to_path_buf(),
                 source,
-            })?;
-        let tx = db.begin_write().during("initialise")?;
-        tx.open_table(EVENT_IDS).during("initialise")?;
-        tx.open_table(META).during("initialise")?;
-        tx.commit().during("initialise")?;
+            }
+        })?;
+        let handle = db.get().during("initialise")?;
+        // A store that exists is only read here, so that a start on a full disk can serve it.
+        let existing = {
+            let tx = handle.begin_read().during("initialise")?;
+            let secrets = match tx.open_table(SECRETS) {
+                Ok(table) => Some(table),
+                Err(redb::TableError::TableDoesNotExist(_)) => None,
+                Err(e) => return Err(e).during("initialise"),
+            };
+            match secrets {
+                Some(table) => table
+                    .get(TOKEN_KEY)
+                    .during("initialise")?
+                    .and_then(|v| query::TokenKey::try_from(v.value()).ok()),
+                None => None,
+            }
+        };
+        let token_key = match existing {
+            Some(key) => key,
+            None => {
+                let key: query::TokenKey = rand::random();
+                let tx = handle.begin_write().during("initialise")?;
+                tx.open_table(EVENT_IDS).during("initialise")?;
+                tx.open_table(META).during("initialise")?;
+                tx.open_table(SECRETS)
+                    .during("initialise")?
+                    .insert(TOKEN_KEY, key.as_slice())
+                    .during("initialise")?;
+                tx.commit().during("initialise")?;
+                key
+            }
+        };
+        drop(handle);
         Ok(Self {
             db,
             retention_ms: config.retention_days * DAY_MS,
+            token_key,
         })
     }
 
     /// The last WAL sequence number indexed (0 if none).
     pub fn applied_seq(&self) -> Result<u64, HistoryError> {
+        self.noted(self.applied_seq_unnoted())
+    }
+
+    fn applied_seq_unnoted(&self) -> Result<u64, HistoryError> {
         let tx = self.db.begin_read().during("read applied sequence")?;
         let meta = tx.open_table(META).during("read applied sequence")?;
         Ok(meta
@@ -277,6 +323,10 @@ impl HistoryStore {
 
     /// The digest recorded for `event_id`, if the id is known.
     pub fn recorded_id(&self, event_id: &str) -> Result<Option<RecordedId>, HistoryError> {
+        self.noted(self.recorded_id_unnoted(event_id))
+    }
+
+    fn recorded_id_unnoted(&self, event_id: &str) -> Result<Option<RecordedId>, HistoryError> {
         let tx = self.db.begin_read().during("read event id")?;
         let ids = tx.open_table(EVENT_IDS).during("read event id")?;
         let entry = ids.get(event_id).during("read event id")?;
@@ -287,6 +337,13 @@ impl HistoryStore {
 
     /// The digests recorded for each of `event_ids` (one read transaction).
     pub fn recorded_ids_batch(
+        &self,
+        event_ids: &[&str],
+    ) -> Result<Vec<Option<RecordedId>>, HistoryError> {
+        self.noted(self.recorded_ids_batch_unnoted(event_ids))
+    }
+
+    fn recorded_ids_batch_unnoted(
         &self,
         event_ids: &[&str],
     ) -> Result<Vec<Option<RecordedId>>, HistoryError> {
@@ -306,6 +363,14 @@ impl HistoryStore {
     /// Indexes a batch of WAL records in one durable transaction, recording the last
     /// sequence number as applied. Items at or below the applied sequence are skipped.
     pub fn index_batch(
+        &self,
+        items: &[IndexItem<'_>],
+        now: EpochMillis,
+    ) -> Result<IndexReport, HistoryError> {
+        self.noted(self.index_batch_unnoted(items, now))
+    }
+
+    fn index_batch_unnoted(
         &self,
         items: &[IndexItem<'_>],
         now: EpochMillis,
@@ -419,8 +484,16 @@ impl HistoryStore {
         query: &LookupQuery,
         now: EpochMillis,
     ) -> Result<LookupPage, HistoryError> {
+        self.noted(self.lookup_unnoted(query, now))
+    }
+
+    fn lookup_unnoted(
+        &self,
+        query: &LookupQuery,
+        now: EpochMillis,
+    ) -> Result<LookupPage, HistoryError> {
         let retention_start = now - self.retention_ms;
-        let (start, end, page, token) = query.resolve(now, retention_start)?;
+        let (start, end, page, token) = query.resolve(now, retention_start, &self.token_key)?;
         let kind = if query.insights {
             Kind::Insights
         } else {
@@ -547,10 +620,13 @@ impl HistoryStore {
         let next_token = if found.len() > page {
             found.truncate(page);
             found.last().map(|(time, seq, _)| {
-                query.encode_token(query::PageToken {
-                    time: *time,
-                    seq: *seq,
-                })
+                query.encode_token(
+                    &self.token_key,
+                    query::PageToken {
+                        time: *time,
+                        seq: *seq,
+                    },
+                )
             })
         } else {
             None
@@ -564,6 +640,10 @@ impl HistoryStore {
     /// Drops every day older than the retention window, events, index and ids alike.
     /// Returns the number of days dropped.
     pub fn expire(&self, now: EpochMillis) -> Result<usize, HistoryError> {
+        self.noted(self.expire_unnoted(now))
+    }
+
+    fn expire_unnoted(&self, now: EpochMillis) -> Result<usize, HistoryError> {
         let cutoff_day = utc_day(now - self.retention_ms);
         let expired_days: Vec<i64> = {
             let tx = self.db.begin_read().during("list history days")?;
@@ -606,6 +686,10 @@ impl HistoryStore {
 
     /// Number of eventIDs recorded (all categories).
     pub fn recorded_ids(&self) -> Result<u64, HistoryError> {
+        self.noted(self.recorded_ids_unnoted())
+    }
+
+    fn recorded_ids_unnoted(&self) -> Result<u64, HistoryError> {
         let tx = self.db.begin_read().during("count event ids")?;
         tx.open_table(EVENT_IDS)
             .during("count event ids")?

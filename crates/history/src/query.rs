@@ -58,7 +58,23 @@ pub(crate) struct PageToken {
     pub(crate) seq: u64,
 }
 
-const TOKEN_VERSION: u8 = 1;
+const TOKEN_VERSION: u8 = 2;
+/// Bytes of a token: version, query fingerprint, time, sequence, MAC.
+const TOKEN_LEN: usize = 1 + 8 + 8 + 8 + MAC_LEN;
+const MAC_LEN: usize = 16;
+
+/// The secret NextTokens are authenticated with (kept in the store, so tokens outlive a
+/// restart).
+pub type TokenKey = [u8; 32];
+
+fn token_mac(key: &TokenKey, body: &[u8]) -> [u8; MAC_LEN] {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(body);
+    mac.finalize().into_bytes()[..MAC_LEN]
+        .try_into()
+        .expect("16 bytes")
+}
 
 /// LookupEvents counts `_`, space, `,` and newline twice toward the value limit.
 pub fn attribute_value_cost(value: &str) -> usize {
@@ -104,22 +120,40 @@ impl LookupQuery {
         digest[..8].try_into().expect("8 bytes")
     }
 
-    pub(crate) fn encode_token(&self, token: PageToken) -> String {
+    /// A NextToken for `token`: bound to this query and authenticated with `key`, so that a
+    /// changed token is refused rather than followed.
+    pub(crate) fn encode_token(&self, key: &TokenKey, token: PageToken) -> String {
         let mut bytes = vec![TOKEN_VERSION];
         bytes.extend_from_slice(&self.fingerprint());
         bytes.extend_from_slice(&token.time.to_be_bytes());
         bytes.extend_from_slice(&token.seq.to_be_bytes());
+        let mac = token_mac(key, &bytes);
+        bytes.extend_from_slice(&mac);
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     }
 
-    pub(crate) fn decode_token(&self) -> Result<Option<PageToken>, QueryError> {
+    pub(crate) fn decode_token(&self, key: &TokenKey) -> Result<Option<PageToken>, QueryError> {
         let Some(text) = &self.next_token else {
             return Ok(None);
         };
         let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(text)
             .map_err(|_| QueryError::InvalidNextToken)?;
-        if bytes.len() != 25 || bytes[0] != TOKEN_VERSION || bytes[1..9] != self.fingerprint() {
+        if bytes.len() != TOKEN_LEN
+            || bytes[0] != TOKEN_VERSION
+            || bytes[1..9] != self.fingerprint()
+        {
+            return Err(QueryError::InvalidNextToken);
+        }
+        let (body, mac) = bytes.split_at(TOKEN_LEN - MAC_LEN);
+        // Compared whole (no early exit on the first differing byte).
+        let expected = token_mac(key, body);
+        if expected
+            .iter()
+            .zip(mac)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            != 0
+        {
             return Err(QueryError::InvalidNextToken);
         }
         Ok(Some(PageToken {
@@ -133,6 +167,7 @@ impl LookupQuery {
         &self,
         now: EpochMillis,
         retention_start: EpochMillis,
+        key: &TokenKey,
     ) -> Result<(EpochMillis, EpochMillis, usize, Option<PageToken>), QueryError> {
         let page = self.max_results.unwrap_or(MAX_PAGE);
         if !(1..=MAX_PAGE).contains(&page) {
@@ -173,7 +208,7 @@ impl LookupQuery {
             .unwrap_or(retention_start)
             .max(retention_start);
         let end = self.end_time.unwrap_or(now);
-        Ok((start, end, page, self.decode_token()?))
+        Ok((start, end, page, self.decode_token(key)?))
     }
 }
 
@@ -181,29 +216,61 @@ impl LookupQuery {
 mod tests {
     use super::*;
 
+    const KEY: TokenKey = [7; 32];
+
     #[test]
-    fn tokens_are_bound_to_their_query() {
+    fn tokens_are_bound_to_their_query_and_authenticated() {
         let query = LookupQuery::region("us-east-1");
-        let token = query.encode_token(PageToken { time: 5, seq: 9 });
-        let with_token = LookupQuery {
-            next_token: Some(token.clone()),
+        let token = query.encode_token(&KEY, PageToken { time: 5, seq: 9 });
+        let with = |token: String| LookupQuery {
+            next_token: Some(token),
             ..query.clone()
         };
         assert_eq!(
-            with_token.decode_token(),
+            with(token.clone()).decode_token(&KEY),
             Ok(Some(PageToken { time: 5, seq: 9 }))
         );
         let other = LookupQuery {
-            next_token: Some(token),
+            next_token: Some(token.clone()),
             region: "eu-west-1".into(),
             ..query.clone()
         };
-        assert_eq!(other.decode_token(), Err(QueryError::InvalidNextToken));
-        let garbage = LookupQuery {
-            next_token: Some("!!".into()),
-            ..query
-        };
-        assert_eq!(garbage.decode_token(), Err(QueryError::InvalidNextToken));
+        assert_eq!(other.decode_token(&KEY), Err(QueryError::InvalidNextToken));
+        assert_eq!(
+            with("!!".into()).decode_token(&KEY),
+            Err(QueryError::InvalidNextToken)
+        );
+        // Another store's key, and every single-character change, are refused.
+        assert_eq!(
+            with(token.clone()).decode_token(&[8; 32]),
+            Err(QueryError::InvalidNextToken)
+        );
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        for at in 0..token.len() {
+            for &c in alphabet {
+                let mut changed = token.clone().into_bytes();
+                if changed[at] == c {
+                    continue;
+                }
+                changed[at] = c;
+                let changed = String::from_utf8(changed).expect("ascii");
+                // Base64 without padding can spell the same bytes two ways in its last
+                // character; a change that decodes to the same bytes is the same token.
+                let same = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(&changed)
+                    .ok()
+                    == base64::engine::general_purpose::URL_SAFE_NO_PAD
+                        .decode(&token)
+                        .ok();
+                if !same {
+                    assert_eq!(
+                        with(changed.clone()).decode_token(&KEY),
+                        Err(QueryError::InvalidNextToken),
+                        "{changed}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
@@ -211,7 +278,7 @@ mod tests {
         let q = |f: fn(&mut LookupQuery)| {
             let mut query = LookupQuery::region("us-east-1");
             f(&mut query);
-            query.resolve(1000, 0)
+            query.resolve(1000, 0, &KEY)
         };
         assert!(matches!(
             q(|q| q.max_results = Some(0)),

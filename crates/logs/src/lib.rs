@@ -224,7 +224,8 @@ pub struct FoundEvent {
 
 /// The store of log groups.
 pub struct Logs {
-    db: redb::Database,
+    /// Reopened after an I/O failure (a full disk), so the store recovers without a restart.
+    db: cairn_durable::Db,
     config_path: PathBuf,
     config: RwLock<Config>,
     compiled: RwLock<BTreeMap<String, Vec<Arc<MetricFilter>>>>,
@@ -248,11 +249,23 @@ fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 impl Logs {
+    /// A store error, noted so that an I/O failure reopens the database at its next use.
+    fn db_error(&self, e: impl Into<redb::Error>) -> LogsError {
+        let e = e.into();
+        self.db.note(&e);
+        LogsError::Store(e.to_string())
+    }
+
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Self, LogsError> {
-        let db = redb::Database::create(dir.join("logs.redb")).map_err(store_error)?;
+        let db = cairn_durable::Db::create(&dir.join("logs.redb"), 64 * 1024 * 1024)
+            .map_err(store_error)?;
         {
-            let txn = db.begin_write().map_err(store_error)?;
+            let txn = db
+                .get()
+                .map_err(store_error)?
+                .begin_write()
+                .map_err(store_error)?;
             txn.open_table(EVENTS).map_err(store_error)?;
             txn.open_table(DATAPOINTS).map_err(store_error)?;
             txn.open_table(META).map_err(store_error)?;
@@ -534,11 +547,11 @@ impl Logs {
 
     /// The WAL position applied last.
     pub fn applied_seq(&self) -> Result<u64, LogsError> {
-        let txn = self.db.begin_read().map_err(store_error)?;
-        let meta = txn.open_table(META).map_err(store_error)?;
+        let txn = self.db.begin_read().map_err(|e| self.db_error(e))?;
+        let meta = txn.open_table(META).map_err(|e| self.db_error(e))?;
         Ok(meta
             .get("applied_seq")
-            .map_err(store_error)?
+            .map_err(|e| self.db_error(e))?
             .map_or(0, |v| v.value()))
     }
 
@@ -554,12 +567,12 @@ impl Logs {
         };
         let groups = self.groups();
         let compiled = self.compiled.read().expect("logs lock poisoned").clone();
-        let txn = self.db.begin_write().map_err(store_error)?;
+        let txn = self.db.begin_write().map_err(|e| self.db_error(e))?;
         let mut stored = 0;
         {
-            let mut events = txn.open_table(EVENTS).map_err(store_error)?;
-            let mut points = txn.open_table(DATAPOINTS).map_err(store_error)?;
-            let mut meta = txn.open_table(META).map_err(store_error)?;
+            let mut events = txn.open_table(EVENTS).map_err(|e| self.db_error(e))?;
+            let mut points = txn.open_table(DATAPOINTS).map_err(|e| self.db_error(e))?;
+            let mut meta = txn.open_table(META).map_err(|e| self.db_error(e))?;
             for (seq, payload) in records {
                 let Some(decoded) = cairn_model::payload::decode(payload) else {
                     continue;
@@ -578,7 +591,7 @@ impl Logs {
                     let time = event_time(message).unwrap_or(0);
                     events
                         .insert((group.name.as_str(), time, *seq), record)
-                        .map_err(store_error)?;
+                        .map_err(|e| self.db_error(e))?;
                     stored += 1;
                     for filter in compiled.get(&group.name).into_iter().flatten() {
                         let Some(point) = filter.datapoint(message) else {
@@ -588,8 +601,9 @@ impl Logs {
                             metric_key(&filter.namespace, &filter.metric_name, &point.dimensions);
                         let minute = time.div_euclid(60_000) * 60_000;
                         let mut stats = Stats::of(point.value);
-                        if let Some(old) =
-                            points.get((key.as_str(), minute)).map_err(store_error)?
+                        if let Some(old) = points
+                            .get((key.as_str(), minute))
+                            .map_err(|e| self.db_error(e))?
                         {
                             let (sum, count, min, max) = old.value();
                             stats.merge(&Stats {
@@ -604,13 +618,14 @@ impl Logs {
                                 (key.as_str(), minute),
                                 (stats.sum, stats.count, stats.min, stats.max),
                             )
-                            .map_err(store_error)?;
+                            .map_err(|e| self.db_error(e))?;
                     }
                 }
             }
-            meta.insert("applied_seq", last).map_err(store_error)?;
+            meta.insert("applied_seq", last)
+                .map_err(|e| self.db_error(e))?;
         }
-        txn.commit().map_err(store_error)?;
+        txn.commit().map_err(|e| self.db_error(e))?;
         Ok(stored)
     }
 
@@ -632,8 +647,8 @@ impl Logs {
         let pattern =
             cairn_filter::parse(pattern).map_err(|e| LogsError::Invalid(e.to_string()))?;
         let limit = limit.clamp(1, MAX_PAGE);
-        let txn = self.db.begin_read().map_err(store_error)?;
-        let events = txn.open_table(EVENTS).map_err(store_error)?;
+        let txn = self.db.begin_read().map_err(|e| self.db_error(e))?;
+        let events = txn.open_table(EVENTS).map_err(|e| self.db_error(e))?;
         let from = match after {
             Some((t, s)) => (group, t, s.saturating_add(1)),
             None => (group, start, 0),
@@ -641,9 +656,9 @@ impl Logs {
         let mut found = Vec::new();
         for item in events
             .range(from..=(group, end, u64::MAX))
-            .map_err(store_error)?
+            .map_err(|e| self.db_error(e))?
         {
-            let (key, value) = item.map_err(store_error)?;
+            let (key, value) = item.map_err(|e| self.db_error(e))?;
             let (_, time, seq) = key.value();
             let message = String::from_utf8_lossy(value.value()).into_owned();
             if !pattern.matches(&message) {
@@ -681,15 +696,15 @@ impl Logs {
             ));
         }
         let key = metric_key(namespace, metric, dimensions);
-        let txn = self.db.begin_read().map_err(store_error)?;
-        let points = txn.open_table(DATAPOINTS).map_err(store_error)?;
+        let txn = self.db.begin_read().map_err(|e| self.db_error(e))?;
+        let points = txn.open_table(DATAPOINTS).map_err(|e| self.db_error(e))?;
         let mut out: BTreeMap<i64, Stats> = BTreeMap::new();
         let first = start.div_euclid(60_000) * 60_000;
         for item in points
             .range((key.as_str(), first)..(key.as_str(), end))
-            .map_err(store_error)?
+            .map_err(|e| self.db_error(e))?
         {
-            let (k, v) = item.map_err(store_error)?;
+            let (k, v) = item.map_err(|e| self.db_error(e))?;
             let (_, minute) = k.value();
             let (sum, count, min, max) = v.value();
             let bucket = start + (minute - start).div_euclid(period_ms) * period_ms;
@@ -709,15 +724,15 @@ impl Logs {
     /// Deletes events older than their group's retention.
     pub fn expire(&self, now: i64) -> Result<usize, LogsError> {
         let groups = self.groups();
-        let txn = self.db.begin_write().map_err(store_error)?;
+        let txn = self.db.begin_write().map_err(|e| self.db_error(e))?;
         let mut removed = 0;
         {
-            let mut events = txn.open_table(EVENTS).map_err(store_error)?;
+            let mut events = txn.open_table(EVENTS).map_err(|e| self.db_error(e))?;
             for group in &groups {
                 let cutoff = now - i64::from(group.retention_days) * 86_400_000;
                 let old: Vec<(i64, u64)> = events
                     .range((group.name.as_str(), i64::MIN, 0)..(group.name.as_str(), cutoff, 0))
-                    .map_err(store_error)?
+                    .map_err(|e| self.db_error(e))?
                     .filter_map(Result::ok)
                     .map(|(k, _)| {
                         let (_, t, s) = k.value();
@@ -727,12 +742,12 @@ impl Logs {
                 for (t, s) in old {
                     events
                         .remove((group.name.as_str(), t, s))
-                        .map_err(store_error)?;
+                        .map_err(|e| self.db_error(e))?;
                     removed += 1;
                 }
             }
         }
-        txn.commit().map_err(store_error)?;
+        txn.commit().map_err(|e| self.db_error(e))?;
         Ok(removed)
     }
 }

@@ -17,6 +17,13 @@ use std::fmt;
 /// Largest event accepted, in bytes of the producer's JSON (CloudTrail's 256 KB).
 pub const MAX_EVENT_BYTES: usize = 256 * 1024;
 
+/// Deepest nesting of objects and arrays an event may have, the event object itself counting
+/// as 1. CloudTrail's records are shallow (11 levels at most in the real samples); the limit
+/// keeps every accepted event within what every reader of it handles in full — metric filters
+/// (512), the Lake's JSON functions (`serde_json`, 128) — so that no accepted event can hide
+/// from a filter or a query by its depth.
+pub const MAX_EVENT_DEPTH: usize = 100;
+
 /// Longest `eventID` a producer may set.
 pub const MAX_EVENT_ID_LEN: usize = 128;
 
@@ -37,6 +44,8 @@ pub enum RejectKind {
     InvalidTimestamp,
     /// The event is larger than [`MAX_EVENT_BYTES`].
     TooLarge,
+    /// The event nests deeper than [`MAX_EVENT_DEPTH`].
+    TooDeep,
     /// The `eventID` was already recorded with other content.
     DuplicateEventId,
     /// A PutAuditEvents checksum did not match.
@@ -54,6 +63,7 @@ impl RejectKind {
             Self::InvalidValue => "invalid_value",
             Self::InvalidTimestamp => "invalid_timestamp",
             Self::TooLarge => "too_large",
+            Self::TooDeep => "too_deep",
             Self::DuplicateEventId => "duplicate_event_id",
             Self::InvalidChecksum => "invalid_checksum",
         }
@@ -402,6 +412,38 @@ const TYPE_ONLY_MEMBERS: &[&str] = &[
 /// Parses the event's top level once: detects members given twice, parses the members Cairn
 /// reads, and stands in an empty value of the right JSON type for members only type-checked,
 /// so that large request and response bodies are scanned, never built into a tree.
+/// The nesting depth reached, if it exceeds `limit` (strings skipped; malformed JSON is left to
+/// the parser).
+fn deeper_than(raw: &[u8], limit: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in raw {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > limit {
+                    return Some(depth);
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
+}
+
 fn parse_object(raw: &[u8]) -> Result<Map<String, Value>, Rejection> {
     if raw.len() > MAX_EVENT_BYTES {
         return Err(Rejection::whole(
@@ -409,6 +451,14 @@ fn parse_object(raw: &[u8]) -> Result<Map<String, Value>, Rejection> {
             format!(
                 "event is {} bytes, the limit is {MAX_EVENT_BYTES}",
                 raw.len()
+            ),
+        ));
+    }
+    if let Some(depth) = deeper_than(raw, MAX_EVENT_DEPTH) {
+        return Err(Rejection::whole(
+            RejectKind::TooDeep,
+            format!(
+                "event nests objects and arrays {depth} levels deep or more, the limit is {MAX_EVENT_DEPTH}"
             ),
         ));
     }

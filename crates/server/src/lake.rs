@@ -21,7 +21,7 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Events a store holds in memory before it writes a file regardless of time.
@@ -111,8 +111,6 @@ pub struct LakeService {
     pub queries: Arc<Queries>,
     /// For the WAL position a new store starts from.
     pub wal: Arc<Wal>,
-    /// WAL consumers (a store's cursor holds segments until it has read them).
-    pub consumers: Arc<RwLock<Vec<String>>>,
     /// For the record of changes.
     pub ingest: Arc<IngestService>,
     /// Clock.
@@ -171,19 +169,29 @@ impl LakeAdmin for LakeService {
                 .to_owned();
             let changes = changes(&request)?;
             let now = self.clock.now_millis();
-            // Events from here on enter the store; commit its cursor before it exists so the
-            // WAL keeps them.
+            // Events from here on enter the store. A placeholder holds the WAL from `start`
+            // until the store's own position is registered and its cursor file written.
             let start = self.wal.durable_seq();
-            let store = self
+            let hold = format!("lake-new-{}", uuid::Uuid::new_v4().simple());
+            self.wal
+                .register(&hold, start)
+                .map_err(ApiError::internal)?;
+            let created = self
                 .blocking(move |s| s.create(&name, changes, now, start))
-                .await?;
+                .await;
+            let store = match created {
+                Ok(store) => store,
+                Err(e) => {
+                    self.wal.unregister(&hold);
+                    return Err(e);
+                }
+            };
+            let registered = self.wal.register(&store.cursor(), start);
+            self.wal.unregister(&hold);
+            registered.map_err(ApiError::internal)?;
             if let Err(e) = self.wal.commit_cursor(&store.cursor(), start) {
-                tracing::warn!(error = %e, store = %store.name, "committing the new store's cursor failed");
+                tracing::warn!(error = %e, store = %store.name, "committing the new store's cursor failed (its start position is kept in the store)");
             }
-            self.consumers
-                .write()
-                .expect("consumers lock")
-                .push(store.cursor());
             let out = store_out(&store);
             self.audit(
                 &caller,
@@ -235,10 +243,7 @@ impl LakeAdmin for LakeService {
         Box::pin(async move {
             let request = json!({ "EventDataStore": key });
             let store = self.blocking(move |s| s.delete(&key)).await?;
-            self.consumers
-                .write()
-                .expect("consumers lock")
-                .retain(|c| *c != store.cursor());
+            self.wal.unregister(&store.cursor());
             self.audit(
                 &caller,
                 "DeleteEventDataStore",
@@ -387,6 +392,25 @@ struct Feed {
     read: u64,
     held: Vec<Vec<u8>>,
     since: Instant,
+}
+
+/// Registers every store's WAL position (its cursor file, or its start) with the WAL, so that
+/// no segment a store has not written to files is deleted.
+pub fn register_all(stores: &Stores, wal: &Wal) {
+    for store in stores.list() {
+        let position = wal
+            .load_cursor(&store.cursor())
+            .map(|c| c.max(store.start_seq));
+        match position
+            .map_err(|e| e.to_string())
+            .and_then(|p| wal.register(&store.cursor(), p))
+        {
+            Ok(()) => {}
+            Err(e) => {
+                tracing::error!(store = %store.name, error = %e, "cannot register the store's WAL position")
+            }
+        }
+    }
 }
 
 /// Feeds every store from the WAL until `stop`; expires old days once a minute.

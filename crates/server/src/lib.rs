@@ -22,7 +22,7 @@ use cairn_history::{HistoryConfig, HistoryError, HistoryStore, LookupPage, Looku
 use cairn_model::{AccountId, Clock};
 use cairn_wal::{Wal, WalConfig, WalObserver};
 use config::Config;
-use indexer::{Indexer, Wakeup};
+use indexer::HistoryConsumer;
 use ingest::IngestService;
 use metrics::Metrics;
 use std::net::SocketAddr;
@@ -116,14 +116,12 @@ pub fn resolve_account_id(
 
 struct Observer {
     metrics: Arc<Metrics>,
-    wakeup: Arc<Wakeup>,
     trails: Arc<std::sync::OnceLock<Arc<trails::TrailService>>>,
 }
 
 impl WalObserver for Observer {
     fn committed(&self, last_seq: u64, records: usize, bytes: usize, fsync: Duration) {
         self.metrics.committed(last_seq, records, bytes, fsync);
-        self.wakeup.notify();
         if let Some(trails) = self.trails.get() {
             trails.wake_all();
         }
@@ -181,6 +179,7 @@ impl Health for ServerHealth {
     }
 
     fn metrics(&self) -> String {
+        self.metrics.observe_consumers(&self.wal);
         self.metrics.encode()
     }
 }
@@ -198,7 +197,6 @@ pub struct Running {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     serve: tokio::task::JoinHandle<()>,
     stop_indexer: Arc<AtomicBool>,
-    wakeup: Arc<Wakeup>,
     indexer: Option<std::thread::JoinHandle<()>>,
     logs_worker: Option<std::thread::JoinHandle<()>>,
     lake_feeder: Option<std::thread::JoinHandle<()>>,
@@ -217,7 +215,7 @@ impl Running {
         }
         let _ = (&mut self.serve).await;
         self.stop_indexer.store(true, Ordering::Release);
-        self.wakeup.notify();
+        self.wal.wake_consumers();
         if let Some(thread) = self.indexer.take() {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
@@ -295,11 +293,9 @@ pub async fn start_with_fs(
     }
     let account_id = resolve_account_id(&data_dir, config.account_id.as_ref())?;
     let metrics = Arc::new(Metrics::new());
-    let wakeup = Arc::new(Wakeup::default());
     let trails_cell = Arc::new(std::sync::OnceLock::new());
     let observer = Arc::new(Observer {
         metrics: metrics.clone(),
-        wakeup: wakeup.clone(),
         trails: trails_cell.clone(),
     });
     let wal_config = WalConfig {
@@ -345,6 +341,7 @@ pub async fn start_with_fs(
                 region: config.region.clone(),
                 organization_id: config.organization_id.clone(),
                 s3_configured: config.s3.is_some(),
+                data_dir: Some(data_dir.clone()),
             },
         )
         .map_err(|e| StartError::Catalog(e.to_string()))?,
@@ -371,14 +368,6 @@ pub async fn start_with_fs(
     if let Some(path) = &admin_credentials {
         tracing::warn!(path = %path.display(), "first start: administrator credentials written (mode 0600); keep them safe");
     }
-    let consumers = Arc::new(std::sync::RwLock::new(vec![
-        indexer::CONSUMER.to_owned(),
-        cairn_logs::CURSOR.to_owned(),
-    ]));
-    consumers
-        .write()
-        .expect("fresh lock")
-        .extend(catalog.list().iter().map(cairn_catalog::Trail::cursor_name));
     let mut stores = cairn_lake::store::Stores::open(
         &data_dir.join("lake"),
         &config.region,
@@ -396,42 +385,68 @@ pub async fn start_with_fs(
         });
     }
     let stores = Arc::new(stores);
-    consumers.write().expect("fresh lock").extend(
-        stores
-            .list()
-            .iter()
-            .map(cairn_lake::store::EventDataStore::cursor),
+    let log_store = Arc::new(
+        cairn_logs::Logs::open(&data_dir)
+            .map_err(|e| StartError::Keys(format!("log groups: {e}")))?,
     );
-    let lake_consumers = consumers.clone();
-    let mut indexer = Indexer::new(
+    let trail_service = Arc::new(trails::TrailService::new(
+        catalog.clone(),
         wal.clone(),
-        history.clone(),
         ingest.clone(),
         metrics.clone(),
         clock.clone(),
-        consumers.clone(),
-    )
-    .map_err(StartError::History)?;
-    let indexer = tokio::task::spawn_blocking(move || indexer.catch_up().map(|()| indexer))
-        .await
-        .map_err(|e| StartError::CatchUp(e.to_string()))?
+        trails::TrailsConfig {
+            interval: config.delivery_interval,
+            max_file_bytes: config.max_log_file_bytes,
+            s3: config.s3.clone(),
+            journal_dir: data_dir.join("delivery"),
+            abort_after_upload: config.failpoint_abort_after_upload,
+            keys: keys.clone(),
+            digest_period: config.digest_period,
+        },
+    ));
+    // Every consumer's position is registered before any consumer moves, so that no segment
+    // one of them still needs is retired by another's progress.
+    trail_service.register_all();
+    lake::register_all(&stores, &wal);
+    let logs_position = log_store
+        .applied_seq()
+        .map_err(|e| StartError::Keys(format!("log groups: {e}")))?;
+    wal.register(cairn_logs::CURSOR, logs_position)
         .map_err(StartError::CatchUp)?;
+    let mut history_runner = cairn_wal::Runner::new(
+        wal.clone(),
+        HistoryConsumer::new(
+            wal.clone(),
+            history.clone(),
+            ingest.clone(),
+            metrics.clone(),
+            clock.clone(),
+        ),
+    )
+    .map_err(StartError::CatchUp)?
+    .with_batch(indexer::BATCH_RECORDS, indexer::BATCH_BYTES);
+    // Positions once kept in cursor files beside the stores that keep them now.
+    for stale in [indexer::CONSUMER, cairn_logs::CURSOR] {
+        let _ = std::fs::remove_file(data_dir.join("wal/cursors").join(format!("{stale}.cursor")));
+    }
+    let history_runner =
+        tokio::task::spawn_blocking(move || history_runner.catch_up().map(|()| history_runner))
+            .await
+            .map_err(|e| StartError::CatchUp(e.to_string()))?
+            .map_err(StartError::CatchUp)?;
     let stop_indexer = Arc::new(AtomicBool::new(false));
     let indexer_thread = {
-        let (wakeup, stop) = (wakeup.clone(), stop_indexer.clone());
+        let stop = stop_indexer.clone();
         std::thread::Builder::new()
             .name("cairn-history-indexer".to_owned())
-            .spawn(move || indexer.run(wakeup, stop))
+            .spawn(move || history_runner.run(&stop))
             .map_err(|source| StartError::DataDir {
                 path: data_dir.clone(),
                 source,
             })?
     };
 
-    let log_store = Arc::new(
-        cairn_logs::Logs::open(&data_dir)
-            .map_err(|e| StartError::Keys(format!("log groups: {e}")))?,
-    );
     let notification_key = Arc::new(notify::NotificationKey::new(
         data_dir.join("notifications-key.pem"),
     ));
@@ -456,18 +471,21 @@ pub async fn start_with_fs(
         path: data_dir.clone(),
         source,
     })?;
-    let logs_thread = {
-        let (logs, wal, catalog, clock, stop, notifier) = (
+    let logs_runner = cairn_wal::Runner::new(
+        wal.clone(),
+        logs::LogsConsumer::new(
             log_store.clone(),
-            wal.clone(),
             catalog.clone(),
             clock.clone(),
-            stop_indexer.clone(),
             notifier.clone(),
-        );
+        ),
+    )
+    .map_err(StartError::CatchUp)?;
+    let logs_thread = {
+        let stop = stop_indexer.clone();
         std::thread::Builder::new()
             .name("cairn-log-groups".to_owned())
-            .spawn(move || logs::run_worker(logs, wal, catalog, clock, stop, notifier))
+            .spawn(move || logs_runner.run(&stop))
             .map_err(|source| StartError::DataDir {
                 path: data_dir.clone(),
                 source,
@@ -489,23 +507,6 @@ pub async fn start_with_fs(
                 source,
             })?
     };
-    let trail_service = Arc::new(trails::TrailService::new(
-        catalog.clone(),
-        wal.clone(),
-        ingest.clone(),
-        metrics.clone(),
-        clock.clone(),
-        trails::TrailsConfig {
-            interval: config.delivery_interval,
-            max_file_bytes: config.max_log_file_bytes,
-            s3: config.s3.clone(),
-            journal_dir: data_dir.join("delivery"),
-            abort_after_upload: config.failpoint_abort_after_upload,
-            keys: keys.clone(),
-            digest_period: config.digest_period,
-        },
-        consumers,
-    ));
     trail_service.start_all();
     let _ = trails_cell.set(trail_service.clone());
 
@@ -530,7 +531,6 @@ pub async fn start_with_fs(
             stores,
             queries: Arc::new(cairn_lake::query::Queries::default()),
             wal: wal.clone(),
-            consumers: lake_consumers,
             ingest: ingest.clone(),
             clock: clock.clone(),
         }),
@@ -606,7 +606,6 @@ pub async fn start_with_fs(
         shutdown: Some(shutdown_tx),
         serve,
         stop_indexer,
-        wakeup,
         indexer: Some(indexer_thread),
         logs_worker: Some(logs_thread),
         lake_feeder: Some(lake_thread),

@@ -9,92 +9,104 @@ use cairn_api::{ApiError, BoxFuture};
 use cairn_catalog::Catalog;
 use cairn_logs::{FilterConfig, LogGroup, Logs, LogsError};
 use cairn_model::Clock;
-use cairn_wal::Wal;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Feeds the log groups until `stop`, and evaluates the alarms (about four times a second),
-/// handing state changes to `notifier`.
-pub fn run_worker(
+/// The log-group consumer: puts the events of each group's trail into the group and through its
+/// metric filters, and evaluates the alarms (about four times a second, and at once after new
+/// datapoints), handing state changes to the notifier. Its position is the store's applied
+/// sequence, written in the same transaction as the events.
+pub struct LogsConsumer {
     logs: Arc<Logs>,
-    wal: Arc<Wal>,
     catalog: Arc<Catalog>,
     clock: Arc<dyn Clock>,
-    stop: Arc<AtomicBool>,
     notifier: crate::notify::Notifier,
-) {
-    let mut last_evaluation = std::time::Instant::now();
-    let mut evaluate = |logs: &Logs, force: bool| {
-        if !force && last_evaluation.elapsed() < Duration::from_millis(250) {
+    position: u64,
+    last_evaluation: Option<i64>,
+    last_expiry: i64,
+}
+
+impl LogsConsumer {
+    /// The consumer of `logs`.
+    pub fn new(
+        logs: Arc<Logs>,
+        catalog: Arc<Catalog>,
+        clock: Arc<dyn Clock>,
+        notifier: crate::notify::Notifier,
+    ) -> Self {
+        Self {
+            logs,
+            catalog,
+            clock,
+            notifier,
+            position: 0,
+            last_evaluation: None,
+            last_expiry: 0,
+        }
+    }
+
+    fn evaluate(&mut self, force: bool) {
+        let now = self.clock.now_millis();
+        if !force && self.last_evaluation.is_some_and(|t| now - t < 250) {
             return;
         }
-        last_evaluation = std::time::Instant::now();
-        match logs.evaluate_alarms(clock.now_millis()) {
+        self.last_evaluation = Some(now);
+        match self.logs.evaluate_alarms(now) {
             Ok(changes) => {
                 for change in changes {
                     tracing::info!(alarm = %change.alarm.name, from = change.change.old.as_str(), to = change.change.new.as_str(), "alarm state changed");
                     // AlarmActions: notified on entering ALARM.
                     if change.change.new == cairn_monitor::alarm::State::Alarm {
-                        notifier.send(change);
+                        self.notifier.send(change);
                     }
                 }
             }
             Err(e) => tracing::warn!(error = %e, "evaluating alarms failed"),
         }
-    };
-    let mut applied = match logs.applied_seq() {
-        Ok(seq) => seq,
-        Err(e) => {
-            tracing::error!(error = %e, "log groups: cannot read the applied position; stopped");
-            return;
+    }
+}
+
+impl cairn_wal::Consume for LogsConsumer {
+    fn name(&self) -> &str {
+        cairn_logs::CURSOR
+    }
+
+    fn rewind(&mut self) -> Result<u64, String> {
+        self.position = self
+            .logs
+            .applied_seq()
+            .map_err(|e| format!("reading the applied position: {e}"))?;
+        Ok(self.position)
+    }
+
+    fn apply(&mut self, records: Vec<cairn_wal::WalRecord>) -> Result<u64, String> {
+        let last = records.last().map_or(self.position, |r| r.seq);
+        let batch: Vec<(u64, Vec<u8>)> = records.into_iter().map(|r| (r.seq, r.payload)).collect();
+        self.logs
+            .apply(&batch, &self.catalog.list())
+            .map_err(|e| format!("applying events to log groups: {e}"))?;
+        self.position = last;
+        // New datapoints: an alarm may fire now, not at the next tick.
+        self.evaluate(true);
+        Ok(last)
+    }
+
+    fn idle(&mut self) -> Result<u64, String> {
+        self.evaluate(false);
+        let now = self.clock.now_millis();
+        if now - self.last_expiry > 60_000 {
+            if let Err(e) = self.logs.expire(now) {
+                tracing::warn!(error = %e, "log groups: retention failed");
+            }
+            self.last_expiry = now;
         }
-    };
-    let mut reader = wal.reader(applied);
-    let mut last_expiry = 0i64;
-    while !stop.load(Ordering::Acquire) {
-        let records = match reader.read_batch(4096, 8 << 20) {
-            Ok(records) => records,
-            Err(e) => {
-                tracing::error!(error = %e, "log groups: reading the WAL failed");
-                std::thread::sleep(Duration::from_secs(1));
-                continue;
-            }
-        };
-        if records.is_empty() {
-            evaluate(&logs, false);
-            let now = clock.now_millis();
-            if now - last_expiry > 60_000 {
-                if let Err(e) = logs.expire(now) {
-                    tracing::warn!(error = %e, "log groups: retention failed");
-                }
-                last_expiry = now;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-            continue;
-        }
-        let batch: Vec<(u64, Vec<u8>)> = records
-            .into_iter()
-            .map(|r| (r.seq, r.payload.to_vec()))
-            .collect();
-        let last = batch.last().map_or(applied, |(s, _)| *s);
-        match logs.apply(&batch, &catalog.list()) {
-            Ok(_) => {
-                applied = last;
-                if let Err(e) = wal.commit_cursor(cairn_logs::CURSOR, applied) {
-                    tracing::warn!(error = %e, "log groups: committing the cursor failed");
-                }
-                // New datapoints: an alarm may fire now, not at the next tick.
-                evaluate(&logs, true);
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "log groups: applying events failed; retrying");
-                reader = wal.reader(applied);
-                std::thread::sleep(Duration::from_secs(1));
-            }
-        }
+        Ok(self.position)
+    }
+
+    fn tick(&self) -> Duration {
+        Duration::from_millis(250)
     }
 }
 

@@ -44,6 +44,8 @@ pub struct Metrics {
     /// Last durable WAL sequence number.
     pub wal_durable_seq: Gauge,
     lag: Family<Consumer, Gauge>,
+    consumer_position: Family<Consumer, Gauge>,
+    consumer_failures: Family<Consumer, Gauge>,
     /// Events made searchable in Event history.
     pub history_indexed: Counter,
     /// Lookups answered.
@@ -88,6 +90,8 @@ impl Metrics {
             wal_failures: Counter::default(),
             wal_durable_seq: Gauge::default(),
             lag: Family::default(),
+            consumer_position: Family::default(),
+            consumer_failures: Family::default(),
             history_indexed: Counter::default(),
             lookups: Counter::default(),
             history_applied_seq: Gauge::default(),
@@ -191,6 +195,16 @@ impl Metrics {
             metrics.lag.clone(),
         );
         registry.register(
+            "consumer_position",
+            "Last WAL sequence number whose effect a consumer made durable",
+            metrics.consumer_position.clone(),
+        );
+        registry.register(
+            "consumer_failures",
+            "Consecutive failed attempts of a consumer (0 when healthy)",
+            metrics.consumer_failures.clone(),
+        );
+        registry.register(
             "history_indexed",
             "Events made searchable in Event history",
             metrics.history_indexed.clone(),
@@ -277,6 +291,25 @@ impl Metrics {
                 consumer: consumer.to_owned(),
             })
             .set(i64::try_from(records).unwrap_or(i64::MAX));
+    }
+
+    /// Sets every registered WAL consumer's position, lag and failures from the WAL's registry
+    /// (history, log groups, each trail, each event data store, alike).
+    pub fn observe_consumers(&self, wal: &cairn_wal::Wal) {
+        let durable = wal.durable_seq();
+        for (name, status) in wal.consumers() {
+            let label = Consumer { consumer: name };
+            let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+            self.consumer_position
+                .get_or_create(&label)
+                .set(gauge(status.position));
+            self.lag
+                .get_or_create(&label)
+                .set(gauge(durable.saturating_sub(status.position)));
+            self.consumer_failures
+                .get_or_create(&label)
+                .set(i64::from(status.failures));
+        }
     }
 
     /// The text exposition.

@@ -22,7 +22,7 @@ use cairn_wal::Wal;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Delivery settings shared by every trail.
@@ -112,7 +112,6 @@ pub struct TrailService {
     clock: Arc<dyn Clock>,
     config: TrailsConfig,
     workers: Mutex<HashMap<String, DeliveryHandle>>,
-    consumers: Arc<RwLock<Vec<String>>>,
     observer: Arc<StatusObserver>,
 }
 
@@ -125,7 +124,6 @@ impl TrailService {
         metrics: Arc<Metrics>,
         clock: Arc<dyn Clock>,
         config: TrailsConfig,
-        consumers: Arc<RwLock<Vec<String>>>,
     ) -> Self {
         let observer = Arc::new(StatusObserver {
             catalog: catalog.clone(),
@@ -139,7 +137,6 @@ impl TrailService {
             clock,
             config,
             workers: Mutex::new(HashMap::new()),
-            consumers,
             observer,
         }
     }
@@ -160,6 +157,7 @@ impl TrailService {
     }
 
     fn spawn(&self, trail: &Trail) -> Result<(), String> {
+        self.register_consumer(trail)?;
         let store = self.store_for(trail)?;
         let config = DeliveryConfig {
             interval: self.config.interval,
@@ -195,14 +193,26 @@ impl TrailService {
         if let Some(previous) = previous {
             previous.stop();
         }
-        self.register_consumer(trail);
         Ok(())
     }
 
-    fn register_consumer(&self, trail: &Trail) {
-        let mut consumers = self.consumers.write().expect("consumers lock poisoned");
-        if !consumers.contains(&trail.cursor_name()) {
-            consumers.push(trail.cursor_name());
+    /// Registers the trail's WAL position (its cursor file) with the WAL, so that no segment
+    /// it has not delivered is deleted. Every trail is registered before any consumer runs.
+    pub fn register_consumer(&self, trail: &Trail) -> Result<(), String> {
+        let name = trail.cursor_name();
+        let position = self
+            .wal
+            .load_cursor(&name)
+            .map_err(|e| format!("reading the trail's WAL cursor: {e}"))?;
+        self.wal.register(&name, position)
+    }
+
+    /// Registers every trail (see [`TrailService::register_consumer`]).
+    pub fn register_all(&self) {
+        for trail in self.catalog.list() {
+            if let Err(e) = self.register_consumer(&trail) {
+                tracing::error!(trail = %trail.name, error = %e, "cannot register the trail's WAL position");
+            }
         }
     }
 
@@ -295,14 +305,18 @@ impl TrailAdmin for TrailService {
         Box::pin(async move {
             let request = Self::settings_json(&settings);
             let trail = self.catalog.create(settings).map_err(catalog_error)?;
-            // Registered before its cursor exists (a missing cursor reads as 0 and holds back
-            // WAL retirement), so no segment the trail needs is deleted in between.
-            self.register_consumer(&trail);
             // Delivery starts at the current end of the WAL: nothing older belongs to the trail.
-            if let Err(e) = self
-                .wal
-                .commit_cursor(&trail.cursor_name(), self.wal.durable_seq())
-            {
+            // Registered before its cursor file exists, so no segment the trail needs is
+            // deleted in between.
+            let start = self.wal.durable_seq();
+            if let Err(e) = self.wal.register(&trail.cursor_name(), start) {
+                let _ = self.catalog.delete(&trail.name);
+                return Err(ApiError::internal(format!(
+                    "registering the trail's WAL position failed: {e}"
+                )));
+            }
+            if let Err(e) = self.wal.commit_cursor(&trail.cursor_name(), start) {
+                self.wal.unregister(&trail.cursor_name());
                 let _ = self.catalog.delete(&trail.name);
                 return Err(ApiError::internal(format!(
                     "creating the trail's WAL cursor failed: {e}"
@@ -372,10 +386,7 @@ impl TrailAdmin for TrailService {
             if let Some(handle) = handle {
                 let _ = tokio::task::spawn_blocking(move || handle.stop()).await;
             }
-            self.consumers
-                .write()
-                .expect("consumers lock poisoned")
-                .retain(|c| *c != trail.cursor_name());
+            self.wal.unregister(&trail.cursor_name());
             self.audit(
                 &caller,
                 "DeleteTrail",

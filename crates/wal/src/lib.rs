@@ -16,10 +16,13 @@
 //! * **Recovery.** [`Wal::open`] scans every segment, keeps every complete record, cuts a torn
 //!   tail off the last segment and removes a last segment whose header never became whole.
 //!   Damage anywhere else is refused, never silently dropped.
-//! * **Consumers.** Each consumer reads through its own [`WalReader`] from its own durable
-//!   cursor ([`Wal::load_cursor`], [`Wal::commit_cursor`]); [`Wal::retire`] deletes a segment
-//!   only when every named consumer's cursor has passed its last record.
+//! * **Consumers.** Each consumer reads through its own [`WalReader`] and keeps its own durable
+//!   position (in its store, or in a cursor file: [`Wal::load_cursor`], [`Wal::commit_cursor`]).
+//!   The WAL's registry mirrors every registered consumer's durable position
+//!   ([`Wal::register`], [`Wal::advance`]); [`Wal::retire`] deletes a segment only when every
+//!   registered consumer has passed its last record. [`consumer::Runner`] drives a consumer.
 
+pub mod consumer;
 pub mod fs;
 mod reader;
 pub mod record;
@@ -32,6 +35,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
+pub use consumer::{Backoff, Consume, ConsumerStatus, Runner};
 pub use reader::{ReadError, WalReader, WalRecord};
 pub use recovery::{OpenError, RecoveryReport};
 
@@ -115,6 +119,19 @@ pub(crate) struct Shared {
     pub(crate) segments: Mutex<Vec<u64>>,
     pub(crate) durable: AtomicU64,
     pub(crate) last_error: Mutex<Option<String>>,
+    /// Registered consumers and their durable positions.
+    pub(crate) registry: Mutex<consumer::Registry>,
+    /// Bumped (and waiters woken) whenever the durable watermark moves or waiters are nudged.
+    pub(crate) watermark: Mutex<u64>,
+    pub(crate) watermark_moved: std::sync::Condvar,
+}
+
+impl Shared {
+    /// Wakes every consumer waiting on the watermark.
+    pub(crate) fn notify_watermark(&self) {
+        *self.watermark.lock().expect("wal watermark lock poisoned") += 1;
+        self.watermark_moved.notify_all();
+    }
 }
 
 /// Why a cursor could not be read or written.
@@ -176,6 +193,9 @@ impl Wal {
             segments: Mutex::new(recovered.segments.clone()),
             durable: AtomicU64::new(recovered.last_seq),
             last_error: Mutex::new(None),
+            registry: Mutex::new(consumer::Registry::default()),
+            watermark: Mutex::new(0),
+            watermark_moved: std::sync::Condvar::new(),
         });
         let (sender, receiver) = mpsc::channel();
         let state = writer::WriterState::new(
@@ -311,24 +331,211 @@ impl Wal {
         self.shared.fs.create_dir_all(&dir).map_err(io)?;
         let mut bytes = seq.to_le_bytes().to_vec();
         bytes.extend_from_slice(&crc32c::crc32c(&seq.to_le_bytes()).to_le_bytes());
-        self.shared.fs.write_durable(&path, &bytes).map_err(io)
+        self.shared.fs.write_durable(&path, &bytes).map_err(io)?;
+        self.advance(name, seq);
+        Ok(())
     }
 
-    /// Deletes every segment whose records all precede the slowest of `consumers`' cursors.
-    /// The segment being written is never deleted.
-    pub fn retire(&self, consumers: &[&str]) -> Result<RetireReport, CursorError> {
-        let mut min_cursor = u64::MAX;
-        for name in consumers {
-            min_cursor = min_cursor.min(self.load_cursor(name)?);
+    /// Registers consumer `name` at its durable `position`: from now on no segment holding a
+    /// record after it is deleted. Refused when the records after `position` are already gone,
+    /// or when `position` lies beyond the end of the WAL (the log was replaced or lost).
+    pub fn register(&self, name: &str, position: u64) -> Result<(), String> {
+        let durable = self.durable_seq();
+        if position > durable {
+            return Err(format!(
+                "consumer {name} has applied records through sequence {position}, but the write-ahead log ends at {durable}: the log in {} is not the one this consumer read",
+                self.shared.dir.display()
+            ));
         }
-        if consumers.is_empty() {
-            min_cursor = 0;
+        let segments = self
+            .shared
+            .segments
+            .lock()
+            .expect("wal segments lock poisoned");
+        let first = segments.first().copied().unwrap_or(durable + 1);
+        if position < durable && position + 1 < first {
+            return Err(format!(
+                "consumer {name} needs records from sequence {} on, but the write-ahead log starts at {first}",
+                position + 1
+            ));
         }
+        let mut registry = self
+            .shared
+            .registry
+            .lock()
+            .expect("wal registry lock poisoned");
+        let entry = registry.consumers.entry(name.to_owned()).or_default();
+        entry.position = position;
+        Ok(())
+    }
+
+    /// Removes consumer `name` from the registry (its trail or store was deleted).
+    pub fn unregister(&self, name: &str) {
+        self.shared
+            .registry
+            .lock()
+            .expect("wal registry lock poisoned")
+            .consumers
+            .remove(name);
+        self.retire_logged();
+    }
+
+    /// Records that consumer `name`'s effects are durable through `position` (never moves
+    /// back), and deletes segments every registered consumer has passed. A name not
+    /// registered is ignored.
+    pub fn advance(&self, name: &str, position: u64) {
+        let moved_min = {
+            let mut registry = self
+                .shared
+                .registry
+                .lock()
+                .expect("wal registry lock poisoned");
+            let before = registry.min_position();
+            match registry.consumers.get_mut(name) {
+                Some(entry) if position > entry.position => entry.position = position,
+                _ => return,
+            }
+            registry.min_position() != before
+        };
+        if moved_min {
+            self.retire_logged();
+        }
+    }
+
+    fn retire_logged(&self) {
+        match self.retire() {
+            Ok(report) if report.segments_removed > 0 => {
+                tracing::debug!(segments = report.segments_removed, "retired WAL segments");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "retiring WAL segments failed"),
+        }
+    }
+
+    /// The registered position of `name` (0 when not registered).
+    pub fn position(&self, name: &str) -> u64 {
+        self.shared
+            .registry
+            .lock()
+            .expect("wal registry lock poisoned")
+            .consumers
+            .get(name)
+            .map_or(0, |c| c.position)
+    }
+
+    /// Every registered consumer and its status.
+    pub fn consumers(&self) -> Vec<(String, ConsumerStatus)> {
+        self.shared
+            .registry
+            .lock()
+            .expect("wal registry lock poisoned")
+            .consumers
+            .iter()
+            .map(|(name, status)| (name.clone(), status.clone()))
+            .collect()
+    }
+
+    /// Records a failed attempt of `name`; returns how many in a row.
+    pub fn consumer_failed(&self, name: &str, error: &str) -> u32 {
+        let mut registry = self
+            .shared
+            .registry
+            .lock()
+            .expect("wal registry lock poisoned");
+        match registry.consumers.get_mut(name) {
+            Some(entry) => {
+                entry.failures = entry.failures.saturating_add(1);
+                entry.last_error = Some(error.to_owned());
+                entry.failures
+            }
+            None => 1,
+        }
+    }
+
+    /// Records a successful attempt of `name`; true when it had been failing.
+    pub fn consumer_recovered(&self, name: &str) -> bool {
+        let mut registry = self
+            .shared
+            .registry
+            .lock()
+            .expect("wal registry lock poisoned");
+        match registry.consumers.get_mut(name) {
+            Some(entry) if entry.failures > 0 => {
+                entry.failures = 0;
+                entry.last_error = None;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Waits until a record after `seq` is durable, waiters are nudged ([`Wal::wake_consumers`])
+    /// or `timeout` passes.
+    pub fn wait_beyond(&self, seq: u64, timeout: Duration) {
+        let guard = self
+            .shared
+            .watermark
+            .lock()
+            .expect("wal watermark lock poisoned");
+        if self.durable_seq() > seq {
+            return;
+        }
+        let generation = *guard;
+        let _ = self
+            .shared
+            .watermark_moved
+            .wait_timeout_while(guard, timeout, |g| *g == generation)
+            .expect("wal watermark lock poisoned");
+    }
+
+    /// Sleeps for `duration` unless `stop` is set and waiters are nudged meanwhile.
+    pub fn sleep_unless_woken(&self, duration: Duration, stop: &std::sync::atomic::AtomicBool) {
+        let deadline = std::time::Instant::now() + duration;
+        let mut guard = self
+            .shared
+            .watermark
+            .lock()
+            .expect("wal watermark lock poisoned");
+        while !stop.load(Ordering::Acquire) {
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return;
+            }
+            guard = self
+                .shared
+                .watermark_moved
+                .wait_timeout(guard, deadline - now)
+                .expect("wal watermark lock poisoned")
+                .0;
+        }
+    }
+
+    /// Wakes every consumer waiting in [`Wal::wait_beyond`] or [`Wal::sleep_unless_woken`]
+    /// (to see a stop flag).
+    pub fn wake_consumers(&self) {
+        self.shared.notify_watermark();
+    }
+
+    /// Deletes every segment whose records all precede the slowest registered consumer's
+    /// position. With no consumer registered nothing is deleted. The segment being written is
+    /// never deleted.
+    pub fn retire(&self) -> Result<RetireReport, CursorError> {
+        // Segments before registry, as in `register`: a consumer registering meanwhile is
+        // either seen here or sees the segments as they are left.
         let mut segments = self
             .shared
             .segments
             .lock()
             .expect("wal segments lock poisoned");
+        let Some(min_cursor) = self
+            .shared
+            .registry
+            .lock()
+            .expect("wal registry lock poisoned")
+            .min_position()
+        else {
+            return Ok(RetireReport::default());
+        };
         let mut removable = 0;
         // Segment i ends where segment i+1 begins.
         while removable + 1 < segments.len() && segments[removable + 1] - 1 <= min_cursor {

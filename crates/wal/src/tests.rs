@@ -420,31 +420,55 @@ fn cursors_and_retirement_follow_the_slowest_consumer() {
         wal.append_blocking(vec![vec![1u8; 400]]).expect("append");
     }
     let before = wal.segment_count();
-    assert_eq!(wal.load_cursor("history").expect("cursor"), 0);
+    // Nothing registered: nothing is deleted, whatever the cursor files say.
     wal.commit_cursor("history", 30).expect("commit");
-    wal.commit_cursor("slow", 5).expect("commit");
+    assert_eq!(wal.retire().expect("retire"), RetireReport::default());
+    assert_eq!(wal.segment_count(), before);
+    wal.register("history", 30).expect("register");
+    wal.register("slow", 0).expect("register");
     assert_eq!(wal.load_cursor("history").expect("cursor"), 30);
-    let report = wal.retire(&["history", "slow"]).expect("retire");
+    // A cursor commit of a registered consumer moves its position (and retires).
+    wal.commit_cursor("slow", 5).expect("commit");
+    assert_eq!(wal.position("slow"), 5);
+    let report = wal.retire().expect("retire");
     assert_eq!(report.min_cursor, 5);
     let after_slow = wal.segment_count();
-    wal.commit_cursor("slow", 40).expect("commit");
-    let report = wal.retire(&["history", "slow"]).expect("retire");
-    assert!(report.segments_removed > 0);
+    // A position kept elsewhere (a database) moves with advance; positions never go back.
+    wal.advance("slow", 40);
+    wal.advance("slow", 2);
+    assert_eq!(wal.position("slow"), 40);
     assert!(wal.segment_count() < after_slow && after_slow <= before);
-    // Everything after the slowest cursor is still readable.
+    // Everything after the slowest position is still readable.
     let rest = read_all(&wal, 30);
     assert_eq!(rest.len(), 10);
+    // A consumer needing retired records, or claiming records the WAL never had, is refused.
+    let refused = wal.register("late", 1).expect_err("retired records");
+    assert!(refused.contains("starts at"), "{refused}");
+    let refused = wal.register("ahead", 41).expect_err("beyond the end");
+    assert!(refused.contains("ends at 40"), "{refused}");
+    // Unregistering the slowest lets the rest go.
+    wal.advance("history", 40);
+    wal.register("lagging", 40).expect("register");
+    for _ in 0..40 {
+        wal.append_blocking(vec![vec![1u8; 400]]).expect("append");
+    }
+    let held = wal.segment_count();
+    wal.advance("history", 80);
+    wal.advance("slow", 80);
+    assert_eq!(wal.segment_count(), held);
+    wal.unregister("lagging");
+    assert!(wal.segment_count() < held);
     assert!(wal.commit_cursor("../escape", 1).is_err());
     // Retired WAL reopens at the right sequence.
     wal.close();
     drop(wal);
     let (wal, report) = open(&fs);
-    assert_eq!(report.last_seq, 40);
+    assert_eq!(report.last_seq, 80);
     assert_eq!(
         wal.append_blocking(vec![b"x".to_vec()])
             .expect("append")
             .first,
-        41
+        81
     );
 }
 
@@ -549,4 +573,164 @@ fn model_random_operations_with_failures_and_crashes() {
             }
         }
     }
+}
+
+/// A consumer whose durable effect is a list of sequence numbers; it can buffer (durable only
+/// at idle) and fail once when handed a given record, after taking part of its batch.
+struct Recorder {
+    name: String,
+    durable: Arc<Mutex<Vec<u64>>>,
+    pending: Vec<u64>,
+    fail_at: Option<u64>,
+    buffered: bool,
+}
+
+impl Recorder {
+    fn new(name: &str, buffered: bool, fail_at: Option<u64>) -> Self {
+        Self {
+            name: name.to_owned(),
+            durable: Arc::default(),
+            pending: Vec::new(),
+            fail_at,
+            buffered,
+        }
+    }
+
+    fn position(&self) -> u64 {
+        self.durable
+            .lock()
+            .expect("lock")
+            .last()
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+impl Consume for Recorder {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn rewind(&mut self) -> Result<u64, String> {
+        self.pending.clear();
+        Ok(self.position())
+    }
+
+    fn apply(&mut self, records: Vec<WalRecord>) -> Result<u64, String> {
+        for record in records {
+            if self.fail_at == Some(record.seq) {
+                self.fail_at = None;
+                return Err(format!("disk full at {}", record.seq));
+            }
+            self.pending.push(record.seq);
+        }
+        if !self.buffered {
+            self.durable.lock().expect("lock").append(&mut self.pending);
+        }
+        Ok(self.position())
+    }
+
+    fn idle(&mut self) -> Result<u64, String> {
+        self.durable.lock().expect("lock").append(&mut self.pending);
+        Ok(self.position())
+    }
+}
+
+#[test]
+fn a_failed_batch_is_read_again_never_skipped() {
+    let fs = SimFs::default();
+    let (wal, _) = open(&fs);
+    let wal = Arc::new(wal);
+    for i in 0..100u32 {
+        wal.append_blocking(vec![i.to_le_bytes().to_vec()])
+            .expect("append");
+    }
+    let consumer = Recorder::new("history", false, Some(35));
+    let durable = consumer.durable.clone();
+    let mut runner = Runner::new(wal.clone(), consumer)
+        .expect("runner")
+        .with_batch(10, 1 << 20);
+    let error = runner.catch_up().expect_err("the batch holding 35 fails");
+    assert!(error.contains("disk full at 35"), "{error}");
+    let (_, status) = wal.consumers().into_iter().next().expect("registered");
+    assert_eq!(status.failures, 1);
+    assert_eq!(status.position, 30);
+    assert_eq!(status.last_error.as_deref(), Some("disk full at 35"));
+    runner.catch_up().expect("recovers");
+    assert_eq!(
+        *durable.lock().expect("lock"),
+        (1..=100).collect::<Vec<_>>()
+    );
+    assert_eq!(wal.position("history"), 100);
+    assert_eq!(
+        wal.consumers()[0].1,
+        ConsumerStatus {
+            position: 100,
+            last_error: None,
+            failures: 0,
+        }
+    );
+}
+
+#[test]
+fn segments_stay_until_a_buffering_consumer_made_them_durable() {
+    let fs = SimFs::default();
+    let (wal, _) = open(&fs);
+    let wal = Arc::new(wal);
+    for _ in 0..40 {
+        wal.append_blocking(vec![vec![7u8; 400]]).expect("append");
+    }
+    let before = wal.segment_count();
+    let mut fast = Runner::new(wal.clone(), Recorder::new("fast", false, None)).expect("fast");
+    let mut lake = Runner::new(wal.clone(), Recorder::new("lake", true, None)).expect("lake");
+    fast.catch_up().expect("fast");
+    // The buffering consumer read everything; nothing of it is durable, so nothing goes.
+    assert_eq!(lake.step().expect("read"), 40);
+    assert_eq!(wal.position("lake"), 0);
+    assert_eq!(wal.segment_count(), before);
+    // A crash now: a new runner rewinds to the durable position and reads it all again.
+    drop(lake);
+    let mut lake = Runner::new(wal.clone(), Recorder::new("lake", true, None)).expect("lake");
+    assert_eq!(lake.step().expect("read again"), 40);
+    assert_eq!(lake.step().expect("idle flushes"), 0);
+    assert_eq!(wal.position("lake"), 40);
+    assert!(wal.segment_count() < before);
+    assert_eq!(read_all(&wal, 39).len(), 1);
+}
+
+#[test]
+fn a_waiting_consumer_wakes_when_a_record_becomes_durable() {
+    let fs = SimFs::default();
+    let (wal, _) = open(&fs);
+    let wal = Arc::new(wal);
+    let writer = {
+        let wal = wal.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            wal.append_blocking(vec![b"x".to_vec()]).expect("append");
+        })
+    };
+    // Waits for the append (a 60 s timeout would fail the test by hanging it).
+    wal.wait_beyond(0, Duration::from_secs(60));
+    assert_eq!(wal.durable_seq(), 1);
+    writer.join().expect("writer");
+    // Already beyond: no wait at all.
+    wal.wait_beyond(0, Duration::from_secs(60));
+}
+
+#[test]
+fn backoff_grows_to_its_ceiling_with_jitter_in_the_upper_half() {
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
+    let waits: Vec<Duration> = (0..12).map(|_| backoff.next_wait()).collect();
+    let mut ceiling = Duration::from_millis(100);
+    for wait in &waits {
+        assert!(
+            *wait >= ceiling / 2 && *wait <= ceiling,
+            "{wait:?} not in upper half of {ceiling:?}"
+        );
+        ceiling = (ceiling * 2).min(Duration::from_secs(30));
+    }
+    assert!(waits[11] >= Duration::from_secs(15));
+    backoff.reset();
+    assert!(backoff.next_wait() <= Duration::from_millis(100));
 }

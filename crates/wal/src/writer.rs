@@ -158,6 +158,7 @@ impl WriterState {
         let first = self.next_seq;
         self.next_seq = seq;
         self.shared.durable.store(seq - 1, Ordering::Release);
+        self.shared.notify_watermark();
         self.observer
             .committed(seq - 1, records, self.buf.len(), fsync);
         Ok(first)

@@ -241,6 +241,46 @@ fn oversize_event_is_rejected() {
     );
 }
 
+#[test]
+fn nesting_beyond_the_limit_is_rejected_and_brackets_in_strings_do_not_count() {
+    let event = |inner: &str| {
+        format!(
+            r#"{{"eventVersion":"1.08","userIdentity":{{"type":"Root"}},"eventTime":"2023-07-19T21:17:28Z","eventSource":"iam.amazonaws.com","eventName":"CreateAccessKey","awsRegion":"us-east-1","requestParameters":{inner}}}"#
+        )
+    };
+    // requestParameters is level 2: 98 more levels make 100, the limit; one more is refused.
+    let nest = |levels: usize, open: &str, close: &str| {
+        format!("{}1{}", open.repeat(levels), close.repeat(levels))
+    };
+    prepare(&event(&format!("{{\"a\":{}}}", nest(98, "[", "]")))).expect("at the limit");
+    let refused = prepare(&event(&format!("{{\"a\":{}}}", nest(99, "[", "]"))))
+        .expect_err("one level too deep");
+    assert_eq!(refused.kind, RejectKind::TooDeep);
+    assert!(
+        refused.reason.contains("limit is 100"),
+        "{}",
+        refused.reason
+    );
+    // The issue's cases: 600 levels of objects, 100,000 of arrays.
+    let objects = format!("{}1{}", "{\"a\":".repeat(600), "}".repeat(600));
+    assert_eq!(
+        prepare(&event(&objects)).expect_err("deep").kind,
+        RejectKind::TooDeep
+    );
+    let arrays = nest(100_000, "[", "]");
+    assert_eq!(
+        prepare(&event(&arrays)).expect_err("deep").kind,
+        RejectKind::TooDeep
+    );
+    // Brackets inside strings (escaped quotes too) are text, not nesting.
+    let text = format!(
+        r#"{{"policy":"{}\"{}"}}"#,
+        "[{".repeat(5000),
+        "]}".repeat(5000)
+    );
+    prepare(&event(&text)).expect("brackets in a string");
+}
+
 mod audit {
     use crate::audit::{prepare_audit_event, AuditContext};
     use crate::event::RejectKind;
