@@ -53,7 +53,11 @@ pub trait LakeAdmin: Send + Sync {
         body: axum::body::Bytes,
     ) -> BoxFuture<'_, Result<Value, ApiError>>;
     /// StartQuery.
-    fn start_query(&self, statement: String) -> BoxFuture<'_, Result<Value, ApiError>>;
+    fn start_query(
+        &self,
+        caller: Caller,
+        statement: String,
+    ) -> BoxFuture<'_, Result<Value, ApiError>>;
     /// DescribeQuery.
     fn describe_query(&self, id: &str) -> Result<Value, ApiError>;
     /// GetQueryResults.
@@ -133,11 +137,12 @@ async fn import(
 
 async fn start(
     State(state): State<AppState>,
+    caller: Caller,
     bytes: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let request = body(&bytes)?;
     let statement = statement(&request)?;
-    Ok(Json(state.lake.start_query(statement).await?))
+    Ok(Json(state.lake.start_query(caller, statement).await?))
 }
 
 /// `QueryStatement`, checked as StartQuery checks it (1–10000 characters).

@@ -219,7 +219,11 @@ impl lake::LakeAdmin for NoLake {
     ) -> BoxFuture<'_, Result<Value, ApiError>> {
         Box::pin(async { Err(no_lake()) })
     }
-    fn start_query(&self, _: String) -> BoxFuture<'_, Result<Value, ApiError>> {
+    fn start_query(
+        &self,
+        _: crate::trails::Caller,
+        _: String,
+    ) -> BoxFuture<'_, Result<Value, ApiError>> {
         Box::pin(async { Err(no_lake()) })
     }
     fn describe_query(&self, _: &str) -> Result<Value, ApiError> {

@@ -331,7 +331,7 @@ async fn dispatch(
         }
         "StartQuery" => {
             let statement = crate::lake::statement(&request)?;
-            state.lake.start_query(statement).await
+            state.lake.start_query(caller, statement).await
         }
         "DescribeQuery" => state.lake.describe_query(&query_id(&request)?),
         "GetQueryResults" => {

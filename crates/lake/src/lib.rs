@@ -46,6 +46,7 @@ macro_rules! scalars_answer {
 pub mod columns;
 mod days;
 mod json_scan;
+pub mod limits;
 mod members;
 pub mod prefilter;
 pub mod query;
@@ -100,9 +101,9 @@ pub enum LakeError {
     /// A `NextToken` Cairn did not hand out.
     #[error("NextToken {0:?} is not valid")]
     InvalidToken(String),
-    /// Ten queries are running already.
-    #[error("at most {} queries may run at once", query::MAX_CONCURRENT)]
-    TooManyQueries,
+    /// Too many queries are queued or running (in all, or of one user).
+    #[error("{0}")]
+    TooManyQueries(String),
     /// DataFusion refused or failed the query.
     #[error(transparent)]
     Query(#[from] datafusion::error::DataFusionError),
@@ -130,7 +131,7 @@ impl LakeError {
             Self::QueryNotFound(_) => "QueryIdNotFoundException",
             Self::InactiveQuery(_) => "InactiveQueryException",
             Self::InvalidToken(_) => "InvalidNextTokenException",
-            Self::TooManyQueries => "MaxConcurrentQueriesException",
+            Self::TooManyQueries(_) => "MaxConcurrentQueriesException",
             Self::Read { .. } | Self::Parquet(_) => "InternalFailure",
         }
     }

@@ -13,7 +13,7 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::execution::context::SQLOptions;
-use datafusion::physical_plan::{collect, ExecutionPlan};
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{ident, lit, DataFrame, SessionConfig, SessionContext};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -22,7 +22,14 @@ use std::sync::{Arc, Mutex};
 /// A session as Cairn runs queries: identifiers case-sensitive (Lake's camelCase names written
 /// unquoted), string columns as `Utf8`, the JSON functions registered.
 pub fn session() -> SessionContext {
+    session_on(shared_runtime())
+}
+
+/// [`session`] on `runtime` (a query's own memory pool: [`crate::limits::Budget::session`]).
+pub fn session_on(runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>) -> SessionContext {
     let config = SessionConfig::new()
+        // A recursive CTE can grow without end and ignores every bound (crate::limits).
+        .set_bool("datafusion.execution.enable_recursive_ctes", false)
         .set_bool("datafusion.sql_parser.enable_ident_normalization", false)
         .set_bool(
             "datafusion.execution.parquet.schema_force_view_types",
@@ -37,7 +44,7 @@ pub fn session() -> SessionContext {
         // answering `count(*)` from footers; Cairn's queries filter and aggregate one store,
         // and gathering them took 6–9 ms of every plan (a 30 ms query spent 12 ms planning).
         .set_bool("datafusion.execution.collect_statistics", false);
-    let ctx = SessionContext::new_with_config_rt(config, runtime());
+    let ctx = SessionContext::new_with_config_rt(config, runtime);
     crate::udf::register(&ctx);
     ctx.add_optimizer_rule(Arc::new(crate::days::StoreDays));
     ctx.add_optimizer_rule(Arc::new(crate::members::IdentityMembers));
@@ -49,7 +56,7 @@ pub fn session() -> SessionContext {
 /// once and never changed in place). File listings are not cached: files arrive (the feeder)
 /// and go (retention, deletion) between queries, and a stale listing would hide new events or
 /// name files that are gone.
-fn runtime() -> Arc<datafusion::execution::runtime_env::RuntimeEnv> {
+pub fn shared_runtime() -> Arc<datafusion::execution::runtime_env::RuntimeEnv> {
     static RUNTIME: std::sync::OnceLock<Arc<datafusion::execution::runtime_env::RuntimeEnv>> =
         std::sync::OnceLock::new();
     RUNTIME
@@ -227,8 +234,20 @@ pub async fn execute(
     ctx: &SessionContext,
     plan: Arc<dyn ExecutionPlan>,
 ) -> Result<Vec<RecordBatch>, LakeError> {
+    use futures::StreamExt;
     warm_page_indexes(ctx, &plan).await?;
-    Ok(collect(plan, ctx.task_ctx()).await?)
+    // The result is held under the query's memory pool as it arrives: a result larger than
+    // the query may hold fails the query rather than the server.
+    let reservation = datafusion::execution::memory_pool::MemoryConsumer::new("query result")
+        .register(&ctx.runtime_env().memory_pool);
+    let mut stream = datafusion::physical_plan::execute_stream(plan, ctx.task_ctx())?;
+    let mut batches = Vec::new();
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        reservation.try_grow(batch.get_array_memory_size())?;
+        batches.push(batch);
+    }
+    Ok(batches)
 }
 
 /// The Parquet files that the scans of `plan` with a predicate will open, each looked up with
@@ -504,24 +523,71 @@ pub const KEPT_QUERIES: usize = 200;
 pub const MAX_RESULT_ROWS: usize = 1_000_000;
 
 /// The queries of a server (in memory: results are not kept across restarts).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Queries {
     state: Mutex<BTreeMap<String, QueryRecord>>,
     order: Mutex<Vec<String>>,
+    /// Who started each query still queued or running, and how to stop its task.
+    active: Mutex<BTreeMap<String, Active>>,
+    limits: crate::limits::QueryLimits,
+    /// Authenticates GetQueryResults' NextTokens.
+    token_key: [u8; 32],
+}
+
+#[derive(Debug)]
+struct Active {
+    user: String,
+    abort: Option<tokio::task::AbortHandle>,
+}
+
+impl Default for Queries {
+    fn default() -> Self {
+        Self::new(crate::limits::QueryLimits::default())
+    }
 }
 
 impl Queries {
-    /// Accepts a query: `Err` at once if there are too many running.
-    pub fn accept(&self, statement: &str, now_ms: i64) -> Result<String, LakeError> {
+    /// No queries yet, under `limits`' concurrency.
+    pub fn new(limits: crate::limits::QueryLimits) -> Self {
+        Self {
+            state: Mutex::default(),
+            order: Mutex::default(),
+            active: Mutex::default(),
+            limits,
+            token_key: rand::random(),
+        }
+    }
+
+    /// Accepts a query of `user`: `Err` at once if too many are queued or running, in all or
+    /// of that user.
+    pub fn accept(&self, statement: &str, now_ms: i64, user: &str) -> Result<String, LakeError> {
         let mut state = self.state.lock().expect("queries lock");
-        let running = state
-            .values()
-            .filter(|q| matches!(q.status, Status::Queued | Status::Running))
-            .count();
-        if running >= MAX_CONCURRENT {
-            return Err(LakeError::TooManyQueries);
+        let mut active = self.active.lock().expect("queries lock");
+        active.retain(|id, _| {
+            state
+                .get(id)
+                .is_some_and(|q| matches!(q.status, Status::Queued | Status::Running))
+        });
+        if active.len() >= self.limits.max_concurrent {
+            return Err(LakeError::TooManyQueries(format!(
+                "at most {} queries may be queued or running at once (max_concurrent_queries)",
+                self.limits.max_concurrent
+            )));
+        }
+        if active.values().filter(|a| a.user == user).count() >= self.limits.max_per_user {
+            return Err(LakeError::TooManyQueries(format!(
+                "at most {} queries of one user may be queued or running at once (max_queries_per_user)",
+                self.limits.max_per_user
+            )));
         }
         let id = uuid::Uuid::new_v4().to_string();
+        active.insert(
+            id.clone(),
+            Active {
+                user: user.to_owned(),
+                abort: None,
+            },
+        );
         state.insert(
             id.clone(),
             QueryRecord {
@@ -543,6 +609,54 @@ impl Queries {
         Ok(id)
     }
 
+    /// The task running query `id`: CancelQuery aborts it.
+    pub fn attach(&self, id: &str, abort: tokio::task::AbortHandle) {
+        if let Some(active) = self.active.lock().expect("queries lock").get_mut(id) {
+            active.abort = Some(abort);
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &crate::limits::QueryLimits {
+        &self.limits
+    }
+
+    /// GetQueryResults' token for rows from `offset` of query `id`.
+    pub fn token(&self, id: &str, offset: usize) -> String {
+        format!("rows-{offset}-{}", self.token_mac(id, offset))
+    }
+
+    fn token_mac(&self, id: &str, offset: usize) -> String {
+        use hmac::Mac;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.token_key)
+            .expect("HMAC takes any key length");
+        mac.update(id.as_bytes());
+        mac.update(&(offset as u64).to_be_bytes());
+        hex::encode(&mac.finalize().into_bytes()[..16])
+    }
+
+    /// The row offset a `NextToken` of query `id` stands for; a token not handed out for
+    /// that query (changed, or of another query) is refused.
+    pub fn parse_token(&self, id: &str, token: &str) -> Result<usize, LakeError> {
+        let invalid = || LakeError::InvalidToken(token.to_owned());
+        let (offset, mac) = token
+            .strip_prefix("rows-")
+            .and_then(|rest| rest.split_once('-'))
+            .ok_or_else(invalid)?;
+        let offset: usize = offset.parse().map_err(|_| invalid())?;
+        let expected = self.token_mac(id, offset);
+        let differs = expected
+            .bytes()
+            .zip(mac.bytes())
+            .fold(u8::from(expected.len() != mac.len()), |acc, (a, b)| {
+                acc | (a ^ b)
+            });
+        if differs != 0 {
+            return Err(invalid());
+        }
+        Ok(offset)
+    }
+
     /// Marks a query running; false if it was cancelled meanwhile.
     pub fn running(&self, id: &str) -> bool {
         let mut state = self.state.lock().expect("queries lock");
@@ -561,6 +675,7 @@ impl Queries {
         id: &str,
         outcome: Result<(Vec<RecordBatch>, QueryStatistics), LakeError>,
     ) {
+        self.active.lock().expect("queries lock").remove(id);
         let rendered = outcome.and_then(|(batches, stats)| {
             let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
             if total > MAX_RESULT_ROWS {
@@ -603,7 +718,15 @@ impl Queries {
             )));
         }
         q.status = Status::Cancelled;
-        Ok(q.clone())
+        let record = q.clone();
+        drop(state);
+        // The task stops at its next await and drops its streams and memory.
+        if let Some(active) = self.active.lock().expect("queries lock").remove(id) {
+            if let Some(abort) = active.abort {
+                abort.abort();
+            }
+        }
+        Ok(record)
     }
 
     /// A query.
@@ -646,7 +769,7 @@ pub fn describe(q: &QueryRecord) -> Value {
 }
 
 /// GetQueryResults' answer for rows `[offset, offset + max)`.
-pub fn results_page(q: &QueryRecord, offset: usize, max: usize) -> Value {
+pub fn results_page(queries: &Queries, q: &QueryRecord, offset: usize, max: usize) -> Value {
     let total = q.rows.len();
     let end = (offset + max).min(total);
     let rows: Vec<Value> = q.rows[offset.min(total)..end]
@@ -669,18 +792,10 @@ pub fn results_page(q: &QueryRecord, offset: usize, max: usize) -> Value {
         "QueryResultRows": rows,
     });
     if end < total {
-        out["NextToken"] = Value::String(format!("rows-{end}"));
+        out["NextToken"] = Value::String(queries.token(&q.id, end));
     }
     if let Some(e) = &q.error {
         out["ErrorMessage"] = Value::String(e.clone());
     }
     out
-}
-
-/// The row offset a `NextToken` stands for.
-pub fn parse_token(token: &str) -> Result<usize, LakeError> {
-    token
-        .strip_prefix("rows-")
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(|| LakeError::InvalidToken(token.to_owned()))
 }

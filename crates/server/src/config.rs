@@ -40,6 +40,20 @@ pub struct RawConfig {
     pub history_retention_days: Option<i64>,
     /// Event history page cache in MiB. Default 256.
     pub history_cache_mib: Option<usize>,
+    /// Memory one Lake query may hold, in MiB. Default 512.
+    pub query_memory_mib: Option<usize>,
+    /// Memory every Lake query together may hold, in MiB. Default 1024.
+    pub query_memory_total_mib: Option<usize>,
+    /// Seconds a Lake query may run before it is stopped. Default 600.
+    pub query_timeout_seconds: Option<u64>,
+    /// Lake queries queued or running at once. Default 10 (CloudTrail Lake's).
+    pub max_concurrent_queries: Option<usize>,
+    /// Lake queries of one user queued or running at once. Default 5.
+    pub max_queries_per_user: Option<usize>,
+    /// Space kept free on the data directory's filesystem, in MiB: below it producers' ingest
+    /// answers 503 while history, trails, log groups and the lake keep draining the WAL into
+    /// it. Default 64; 0 turns the reserve off.
+    pub min_free_mib: Option<u64>,
     /// Largest request body in bytes (on the wire and decompressed). Default 10 MiB.
     pub max_request_bytes: Option<usize>,
     /// Most events in one `/v1/events` request. Default 10000.
@@ -127,6 +141,10 @@ pub struct Config {
     pub history_retention_days: i64,
     /// History cache.
     pub history_cache_bytes: usize,
+    /// Free space below which producers' ingest pauses.
+    pub min_free_bytes: u64,
+    /// Lake query limits.
+    pub query_limits: cairn_lake::limits::QueryLimits,
     /// API limits.
     pub limits: cairn_api::Limits,
     /// Delivery batching interval.
@@ -311,6 +329,53 @@ impl RawConfig {
             )? as usize
                 * 1024
                 * 1024,
+            min_free_bytes: self.min_free_mib.unwrap_or(64).saturating_mul(1024 * 1024),
+            query_limits: {
+                let defaults = cairn_lake::limits::QueryLimits::default();
+                let mib = |field, value: Option<usize>, default: usize| {
+                    positive(
+                        field,
+                        value.map(|v| v as u64),
+                        (default / (1024 * 1024)) as u64,
+                    )
+                    .map(|v| (v as usize).saturating_mul(1024 * 1024))
+                };
+                let per_query = mib(
+                    "query_memory_mib",
+                    self.query_memory_mib,
+                    defaults.memory_per_query,
+                )?;
+                let total = mib(
+                    "query_memory_total_mib",
+                    self.query_memory_total_mib,
+                    defaults.memory_total,
+                )?;
+                if per_query > total {
+                    return Err(ConfigError::Invalid {
+                        field: "query_memory_mib",
+                        reason: "must not exceed query_memory_total_mib".to_owned(),
+                    });
+                }
+                cairn_lake::limits::QueryLimits {
+                    memory_per_query: per_query,
+                    memory_total: total,
+                    timeout: std::time::Duration::from_secs(positive(
+                        "query_timeout_seconds",
+                        self.query_timeout_seconds,
+                        defaults.timeout.as_secs(),
+                    )?),
+                    max_concurrent: positive(
+                        "max_concurrent_queries",
+                        self.max_concurrent_queries.map(|v| v as u64),
+                        defaults.max_concurrent as u64,
+                    )? as usize,
+                    max_per_user: positive(
+                        "max_queries_per_user",
+                        self.max_queries_per_user.map(|v| v as u64),
+                        defaults.max_per_user as u64,
+                    )? as usize,
+                }
+            },
             limits: cairn_api::Limits {
                 max_request_bytes: positive(
                     "max_request_bytes",

@@ -127,3 +127,33 @@ impl Consume for HistoryConsumer {
         Ok(self.position)
     }
 }
+
+/// Notes every durable event after `position` with the ingest service (see
+/// [`IngestService::note_unindexed`]): what the catch-up before the API opens would have
+/// done, when it could not (a start on a full disk). Returns how many.
+pub fn note_unindexed(wal: &Wal, position: u64, ingest: &IngestService) -> Result<usize, String> {
+    #[derive(serde::Deserialize)]
+    struct Id<'a> {
+        #[serde(borrow, rename = "eventID")]
+        event_id: std::borrow::Cow<'a, str>,
+    }
+    let mut reader = wal.reader(position);
+    let mut noted = 0;
+    loop {
+        let records = reader
+            .read_batch(BATCH_RECORDS, BATCH_BYTES)
+            .map_err(|e| format!("reading the WAL: {e}"))?;
+        if records.is_empty() {
+            return Ok(noted);
+        }
+        for record in records {
+            let Some(decoded) = payload::decode(&record.payload) else {
+                continue;
+            };
+            if let Ok(id) = serde_json::from_slice::<Id<'_>>(decoded.record) {
+                ingest.note_unindexed(record.seq, id.event_id.into_owned(), decoded.digest);
+                noted += 1;
+            }
+        }
+    }
+}

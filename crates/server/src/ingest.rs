@@ -10,6 +10,7 @@
 //! that may still fail) and the indexer keeps the first copy only.
 
 use crate::metrics::Metrics;
+use crate::space::DiskSpace;
 use cairn_api::{ApiError, BoxFuture, Ingest, RecordOutcome};
 use cairn_history::HistoryStore;
 use cairn_model::event::ProducerDigest;
@@ -45,6 +46,7 @@ pub struct IngestService {
     account_id: AccountId,
     region: String,
     clock: Arc<dyn Clock>,
+    space: Arc<DiskSpace>,
 }
 
 impl IngestService {
@@ -56,6 +58,7 @@ impl IngestService {
         account_id: AccountId,
         region: String,
         clock: Arc<dyn Clock>,
+        space: Arc<DiskSpace>,
     ) -> Self {
         Self {
             wal,
@@ -65,6 +68,7 @@ impl IngestService {
             account_id,
             region,
             clock,
+            space,
         }
     }
 
@@ -77,6 +81,71 @@ impl IngestService {
                 pending.by_id.remove(&id);
             }
         }
+    }
+
+    /// Records events whatever the free space (the control plane's own audit records: a
+    /// change is refused if its record cannot be made durable, so they may use the reserve).
+    pub async fn record_internal(
+        &self,
+        events: Vec<PreparedEvent>,
+    ) -> Result<Vec<RecordOutcome>, ApiError> {
+        self.append(events).await
+    }
+
+    async fn append(&self, events: Vec<PreparedEvent>) -> Result<Vec<RecordOutcome>, ApiError> {
+        let (outcomes, request) = self.classify(&events)?;
+        let payloads: Vec<Vec<u8>> = events
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, o)| **o == RecordOutcome::Accepted)
+            .map(|(e, _)| payload::encode(&e.digest, &e.fields, &e.record))
+            .collect();
+        let bytes: usize = payloads.iter().map(Vec::len).sum();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.wal.append(
+            payloads,
+            Box::new(move |result| {
+                let _ = tx.send(result);
+            }),
+        );
+        let result = rx.await.unwrap_or(Err(cairn_wal::AppendError::Closed));
+        match result {
+            Ok(range) => {
+                self.settle(&events, &outcomes, request, Some(range.first));
+                for outcome in &outcomes {
+                    match outcome {
+                        RecordOutcome::Accepted => self.metrics.events_accepted.inc(),
+                        RecordOutcome::Duplicate => self.metrics.events_duplicate.inc(),
+                        RecordOutcome::Conflict => 0,
+                    };
+                }
+                self.metrics.bytes_accepted.inc_by(bytes as u64);
+                Ok(outcomes)
+            }
+            Err(e) => {
+                self.settle(&events, &outcomes, request, None);
+                self.metrics.ingest_unavailable.inc();
+                Err(ApiError::unavailable(format!(
+                    "events were not recorded, retry later: {e}"
+                )))
+            }
+        }
+    }
+
+    /// Remembers a durable event the history indexer has not covered yet (at a start whose
+    /// catch-up failed), so that a retry of it is still recognised.
+    pub fn note_unindexed(&self, seq: u64, event_id: String, digest: ProducerDigest) {
+        let mut pending = self.pending.lock().expect("pending lock poisoned");
+        pending.by_id.insert(
+            event_id.clone(),
+            Pending {
+                digest,
+                seq: Some(seq),
+                // No request of this run has this number.
+                request: u64::MAX,
+            },
+        );
+        pending.order.push_back((seq, event_id));
     }
 
     /// Number of ids waiting for the indexer.
@@ -195,43 +264,11 @@ impl Ingest for IngestService {
         events: Vec<PreparedEvent>,
     ) -> BoxFuture<'_, Result<Vec<RecordOutcome>, ApiError>> {
         Box::pin(async move {
-            let (outcomes, request) = self.classify(&events)?;
-            let payloads: Vec<Vec<u8>> = events
-                .iter()
-                .zip(&outcomes)
-                .filter(|(_, o)| **o == RecordOutcome::Accepted)
-                .map(|(e, _)| payload::encode(&e.digest, &e.fields, &e.record))
-                .collect();
-            let bytes: usize = payloads.iter().map(Vec::len).sum();
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            self.wal.append(
-                payloads,
-                Box::new(move |result| {
-                    let _ = tx.send(result);
-                }),
-            );
-            let result = rx.await.unwrap_or(Err(cairn_wal::AppendError::Closed));
-            match result {
-                Ok(range) => {
-                    self.settle(&events, &outcomes, request, Some(range.first));
-                    for outcome in &outcomes {
-                        match outcome {
-                            RecordOutcome::Accepted => self.metrics.events_accepted.inc(),
-                            RecordOutcome::Duplicate => self.metrics.events_duplicate.inc(),
-                            RecordOutcome::Conflict => 0,
-                        };
-                    }
-                    self.metrics.bytes_accepted.inc_by(bytes as u64);
-                    Ok(outcomes)
-                }
-                Err(e) => {
-                    self.settle(&events, &outcomes, request, None);
-                    self.metrics.ingest_unavailable.inc();
-                    Err(ApiError::unavailable(format!(
-                        "events were not recorded, retry later: {e}"
-                    )))
-                }
+            if let Err(reason) = self.space.check() {
+                self.metrics.ingest_unavailable.inc();
+                return Err(ApiError::unavailable(reason));
             }
+            self.append(events).await
         })
     }
 }

@@ -109,6 +109,10 @@ pub struct LakeService {
     pub stores: Arc<Stores>,
     /// Queries and their results.
     pub queries: Arc<Queries>,
+    /// The memory queries run in.
+    pub budget: cairn_lake::limits::Budget,
+    /// Query tasks alive (a cancelled or timed-out query's task ends, freeing its memory).
+    pub running: prometheus_client::metrics::gauge::Gauge,
     /// For the WAL position a new store starts from.
     pub wal: Arc<Wal>,
     /// For the record of changes.
@@ -298,10 +302,14 @@ impl LakeAdmin for LakeService {
         })
     }
 
-    fn start_query(&self, statement: String) -> BoxFuture<'_, Result<Value, ApiError>> {
+    fn start_query(
+        &self,
+        caller: Caller,
+        statement: String,
+    ) -> BoxFuture<'_, Result<Value, ApiError>> {
         Box::pin(async move {
             let now = self.clock.now_millis();
-            let ctx = query::session();
+            let ctx = self.budget.session();
             for store in self.stores.list() {
                 match query::register_store(&ctx, &self.stores, &store, now).await {
                     Ok(()) => {}
@@ -315,22 +323,46 @@ impl LakeAdmin for LakeService {
                     Err(e) => return Err(lake_error(e)),
                 }
             }
-            // Plan now: a statement that does not parse or names what does not exist is refused
-            // here, with InvalidQueryStatementException, as StartQuery refuses it.
+            // Plan now: a statement that does not parse, names what does not exist or asks for
+            // values beyond the limits is refused here, with InvalidQueryStatementException,
+            // as StartQuery refuses it.
             let frame = ctx
                 .sql_with_options(&statement, query::read_only())
                 .await
                 .map_err(|e| lake_error(LakeError::InvalidQuery(e.to_string())))?;
-            let id = self.queries.accept(&statement, now).map_err(lake_error)?;
+            cairn_lake::limits::check_plan(frame.logical_plan()).map_err(lake_error)?;
+            let user = caller
+                .identity
+                .as_ref()
+                .map_or_else(|| caller.source_ip.clone(), |p| p.arn.clone());
+            let id = self
+                .queries
+                .accept(&statement, now, &user)
+                .map_err(lake_error)?;
             let queries = self.queries.clone();
             let query_id = id.clone();
-            tokio::spawn(async move {
+            let timeout = self.queries.limits().timeout;
+            let running = self.running.clone();
+            let task = tokio::spawn(async move {
+                let _running = RunningQuery::new(running);
                 if !queries.running(&query_id) {
                     return;
                 }
-                let outcome = query::run_frame(&ctx, frame, Instant::now()).await;
+                let outcome = match tokio::time::timeout(
+                    timeout,
+                    query::run_frame(&ctx, frame, Instant::now()),
+                )
+                .await
+                {
+                    Ok(outcome) => outcome,
+                    Err(_) => Err(LakeError::InvalidQuery(format!(
+                        "the query ran longer than {} s (query_timeout_seconds) and was stopped",
+                        timeout.as_secs()
+                    ))),
+                };
                 queries.finish(&query_id, outcome);
             });
+            self.queries.attach(&id, task.abort_handle());
             Ok(json!({ "QueryId": id }))
         })
     }
@@ -358,13 +390,13 @@ impl LakeAdmin for LakeService {
                 ))
             }
         };
+        let q = self.queries.get(id).map_err(lake_error)?;
         let offset = token
-            .map(query::parse_token)
+            .map(|t| self.queries.parse_token(id, t))
             .transpose()
             .map_err(lake_error)?
             .unwrap_or(0);
-        let q = self.queries.get(id).map_err(lake_error)?;
-        Ok(query::results_page(&q, offset, max))
+        Ok(query::results_page(&self.queries, &q, offset, max))
     }
 
     fn cancel_query(&self, id: &str) -> Result<Value, ApiError> {
@@ -380,6 +412,22 @@ impl LakeAdmin for LakeService {
                 "CreationTime": q.created as f64 / 1000.0,
             })).collect::<Vec<_>>()
         })
+    }
+}
+
+/// Counts a query task while it is alive (dropped when it ends or is aborted).
+struct RunningQuery(prometheus_client::metrics::gauge::Gauge);
+
+impl RunningQuery {
+    fn new(count: prometheus_client::metrics::gauge::Gauge) -> Self {
+        count.inc();
+        Self(count)
+    }
+}
+
+impl Drop for RunningQuery {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 

@@ -14,6 +14,7 @@ pub mod logs;
 pub mod metrics;
 pub mod notify;
 pub mod security;
+pub mod space;
 pub mod tls;
 pub mod trails;
 
@@ -166,10 +167,12 @@ fn redb_task_error(e: tokio::task::JoinError) -> Box<cairn_history::RedbError> {
 struct ServerHealth {
     wal: Arc<Wal>,
     metrics: Arc<Metrics>,
+    space: Arc<space::DiskSpace>,
 }
 
 impl Health for ServerHealth {
     fn ready(&self) -> Result<(), String> {
+        self.space.check()?;
         match self.wal.last_error() {
             None => Ok(()),
             Some(e) => Err(format!(
@@ -180,6 +183,11 @@ impl Health for ServerHealth {
 
     fn metrics(&self) -> String {
         self.metrics.observe_consumers(&self.wal);
+        if let Some(free) = self.space.free() {
+            self.metrics
+                .data_dir_free_bytes
+                .set(i64::try_from(free).unwrap_or(i64::MAX));
+        }
         self.metrics.encode()
     }
 }
@@ -325,6 +333,13 @@ pub async fn start_with_fs(
         HistoryStore::open(&data_dir.join("history.redb"), &history_config)
             .map_err(StartError::History)?,
     );
+    let space = Arc::new(space::DiskSpace::new(
+        data_dir.clone(),
+        config.min_free_bytes,
+    ));
+    if let Err(reason) = space.check() {
+        tracing::warn!(%reason, "starting on a full disk: reads are served, producers' ingest is refused until space returns");
+    }
     let ingest = Arc::new(IngestService::new(
         wal.clone(),
         history.clone(),
@@ -332,6 +347,7 @@ pub async fn start_with_fs(
         account_id.clone(),
         config.region.clone(),
         clock.clone(),
+        space.clone(),
     ));
     let catalog = Arc::new(
         cairn_catalog::Catalog::open(
@@ -430,11 +446,24 @@ pub async fn start_with_fs(
     for stale in [indexer::CONSUMER, cairn_logs::CURSOR] {
         let _ = std::fs::remove_file(data_dir.join("wal/cursors").join(format!("{stale}.cursor")));
     }
-    let history_runner =
-        tokio::task::spawn_blocking(move || history_runner.catch_up().map(|()| history_runner))
-            .await
-            .map_err(|e| StartError::CatchUp(e.to_string()))?
-            .map_err(StartError::CatchUp)?;
+    // Event history catches up before the API opens (so that idempotency knows every durable
+    // eventID). If it cannot (a full disk), the server still starts: reads are served, the
+    // unindexed eventIDs are noted from the WAL, and history catches up in the background.
+    let history_runner = {
+        let (wal, ingest) = (wal.clone(), ingest.clone());
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = history_runner.catch_up() {
+                let position = wal.position(indexer::CONSUMER);
+                tracing::warn!(error = %e, position, "Event history could not catch up at start; serving reads, it catches up in the background");
+                let noted = indexer::note_unindexed(&wal, position, &ingest)
+                    .map_err(StartError::CatchUp)?;
+                tracing::info!(events = noted, "noted the eventIDs not yet in Event history");
+            }
+            Ok::<_, StartError>(history_runner)
+        })
+        .await
+        .map_err(|e| StartError::CatchUp(e.to_string()))??
+    };
     let stop_indexer = Arc::new(AtomicBool::new(false));
     let indexer_thread = {
         let stop = stop_indexer.clone();
@@ -529,7 +558,9 @@ pub async fn start_with_fs(
         }),
         lake: Arc::new(lake::LakeService {
             stores,
-            queries: Arc::new(cairn_lake::query::Queries::default()),
+            queries: Arc::new(cairn_lake::query::Queries::new(config.query_limits.clone())),
+            budget: cairn_lake::limits::Budget::new(config.query_limits.clone()),
+            running: metrics.lake_queries_running.clone(),
             wal: wal.clone(),
             ingest: ingest.clone(),
             clock: clock.clone(),
@@ -548,6 +579,7 @@ pub async fn start_with_fs(
         health: Arc::new(ServerHealth {
             wal: wal.clone(),
             metrics,
+            space,
         }),
         limits: config.limits.clone(),
     };

@@ -45,6 +45,10 @@ pub struct Metrics {
     pub wal_durable_seq: Gauge,
     lag: Family<Consumer, Gauge>,
     consumer_position: Family<Consumer, Gauge>,
+    /// Bytes free on the data directory's filesystem.
+    pub data_dir_free_bytes: Gauge,
+    /// Lake query tasks alive.
+    pub lake_queries_running: Gauge,
     consumer_failures: Family<Consumer, Gauge>,
     /// Events made searchable in Event history.
     pub history_indexed: Counter,
@@ -91,6 +95,8 @@ impl Metrics {
             wal_durable_seq: Gauge::default(),
             lag: Family::default(),
             consumer_position: Family::default(),
+            data_dir_free_bytes: Gauge::default(),
+            lake_queries_running: Gauge::default(),
             consumer_failures: Family::default(),
             history_indexed: Counter::default(),
             lookups: Counter::default(),
@@ -193,6 +199,16 @@ impl Metrics {
             "consumer_lag_records",
             "Durable WAL records a consumer has not processed yet",
             metrics.lag.clone(),
+        );
+        registry.register(
+            "lake_queries_running",
+            "Lake query tasks alive (a cancelled or timed-out query's task ends, freeing its memory)",
+            metrics.lake_queries_running.clone(),
+        );
+        registry.register(
+            "data_dir_free_bytes",
+            "Bytes free on the data directory's filesystem (ingest pauses below min_free_mib)",
+            metrics.data_dir_free_bytes.clone(),
         );
         registry.register(
             "consumer_position",

@@ -125,7 +125,7 @@ pub async fn record(
         prepare_event(&bytes, &ctx)
             .map_err(|r| ApiError::internal(format!("self-audit event is invalid: {r}")))?
     };
-    match ingest.record(vec![prepared]).await {
+    match ingest.record_internal(vec![prepared]).await {
         Ok(outcomes) if outcomes == [RecordOutcome::Accepted] => Ok(()),
         Ok(outcomes) => Err(ApiError::internal(format!(
             "self-audit event was not recorded: {outcomes:?}"
