@@ -169,6 +169,7 @@ fn request(
         period_ms: HOUR,
         due_until_ms: tree.end,
         keys: HashMap::from([(key.public_key().fingerprint(), key.public_key())]),
+        logging: None,
     }
 }
 

@@ -149,14 +149,20 @@ struct Source {
     store: Arc<dyn object_store::ObjectStore>,
     metadata: cairn_store::MetadataStyle,
     bucket: String,
+    /// Whether `bucket` is known (given, the trail's, an S3 URL's) rather than guessed from a
+    /// copied directory's name: a guess is replaced by the bucket the digests were signed for.
+    bucket_known: bool,
     prefix: Option<String>,
     org_id: Option<String>,
+    /// The trail's logging state, when the server told it and validation is enabled.
+    logging: Option<cairn_digest::validate::Logging>,
 }
 
 fn local_source(dir: &Path, bucket: Option<String>) -> anyhow::Result<Source> {
     if !dir.is_dir() {
         bail!("{} is not a directory", dir.display());
     }
+    let bucket_known = bucket.is_some();
     let bucket = bucket.unwrap_or_else(|| {
         dir.canonicalize()
             .ok()
@@ -167,8 +173,10 @@ fn local_source(dir: &Path, bucket: Option<String>) -> anyhow::Result<Source> {
         store: cairn_store::local(dir)?,
         metadata: cairn_store::MetadataStyle::Sidecar,
         bucket,
+        bucket_known,
         prefix: None,
         org_id: None,
+        logging: None,
     })
 }
 
@@ -182,8 +190,10 @@ async fn resolve_source(args: &ValidateArgs, arn: &Arn) -> anyhow::Result<Source
                 store: s3_from_env(bucket.as_str())?,
                 metadata: cairn_store::MetadataStyle::ObjectMetadata,
                 bucket,
+                bucket_known: true,
                 prefix: Some(prefix.trim_end_matches('/').to_owned()).filter(|p| !p.is_empty()),
                 org_id: None,
+                logging: None,
             }
         }
         (Some(dir), _) => local_source(Path::new(dir), args.s3_bucket.clone())?,
@@ -191,8 +201,10 @@ async fn resolve_source(args: &ValidateArgs, arn: &Arn) -> anyhow::Result<Source
             store: s3_from_env(bucket)?,
             metadata: cairn_store::MetadataStyle::ObjectMetadata,
             bucket: bucket.clone(),
+            bucket_known: true,
             prefix: None,
             org_id: None,
+            logging: None,
         },
         (None, None) => {
             let url = format!(
@@ -223,13 +235,18 @@ async fn resolve_source(args: &ValidateArgs, arn: &Arn) -> anyhow::Result<Source
                     store: s3_from_env(bucket)?,
                     metadata: cairn_store::MetadataStyle::ObjectMetadata,
                     bucket: bucket.to_owned(),
+                    bucket_known: true,
                     prefix: None,
                     org_id: None,
+                    logging: None,
                 },
                 _ => bail!("trail {} has no destination", arn.name),
             };
             source.prefix = trail["S3KeyPrefix"].as_str().map(str::to_owned);
             source.org_id = trail["OrganizationId"].as_str().map(str::to_owned);
+            if trail["LogFileValidationEnabled"].as_bool() == Some(true) {
+                source.logging = Some(trail_logging(args, arn).await?);
+            }
             source
         }
     };
@@ -240,6 +257,42 @@ async fn resolve_source(args: &ValidateArgs, arn: &Arn) -> anyhow::Result<Source
         source.org_id = Some(org.clone());
     }
     Ok(source)
+}
+
+/// The trail's logging state from GetTrailStatus: a stop after the newest digest means a
+/// final digest must exist; logging resumed after a final digest means the chain goes on.
+async fn trail_logging(
+    args: &ValidateArgs,
+    arn: &Arn,
+) -> anyhow::Result<cairn_digest::validate::Logging> {
+    let url = format!(
+        "{}/v1/trails/{}/status",
+        args.endpoint.trim_end_matches('/'),
+        percent_encode(&args.trail_arn)
+    );
+    let response = http()?
+        .get(&url)
+        .send_signed()
+        .await
+        .with_context(|| format!("asking {} for the trail's status", args.endpoint))?;
+    if !response.status().is_success() {
+        bail!(
+            "the status of trail {}: {}",
+            arn.name,
+            error_text(response).await
+        );
+    }
+    let status: Value =
+        serde_json::from_slice(&response.bytes().await?).context("reading the trail status")?;
+    let time = |name: &str| status[name].as_f64().map(|s| (s * 1000.0) as i64);
+    let started_at = time("StartLoggingTime");
+    Ok(cairn_digest::validate::Logging {
+        is_logging: status["IsLogging"].as_bool().unwrap_or(false),
+        started_at,
+        // Only a stop after the last start matters.
+        stopped_at: time("StopLoggingTime")
+            .filter(|stop| started_at.is_none_or(|start| *stop >= start)),
+    })
 }
 
 /// Public keys by their (computed) fingerprint.
@@ -291,7 +344,7 @@ async fn public_keys(
     Ok(keys)
 }
 
-fn status_text(finding: &Finding, region: &str) -> String {
+fn status_text(finding: &Finding, region: &str, bucket: &str) -> String {
     match finding {
         Finding::DigestValid | Finding::LogValid => "valid".into(),
         Finding::DigestNotFound | Finding::LogNotFound => "INVALID: not found".into(),
@@ -299,7 +352,9 @@ fn status_text(finding: &Finding, region: &str) -> String {
             "INVALID: invalid format".into()
         }
         Finding::DigestSignatureFailed(_) => "INVALID: signature verification failed".into(),
-        Finding::DigestMoved => "INVALID: has been moved from its original location".into(),
+        Finding::DigestMoved => format!(
+            "INVALID: has been moved from its original location (validated as bucket {bucket}; the digest names another location)"
+        ),
         Finding::DigestPublicKeyNotFound(fp) => {
             format!("INVALID: public key not found in region {region} for fingerprint {fp}")
         }
@@ -391,6 +446,89 @@ fn progress_bar(progress: Arc<cairn_validate::Progress>) -> tokio::task::JoinHan
     })
 }
 
+/// The (account, region) pairs to validate: those given, else every pair with log files or
+/// digests under the tree's `AWSLogs/` root (organization trails: every member account), else
+/// the trail's own account and home region.
+async fn pairs(
+    args: &ValidateArgs,
+    arn: &Arn,
+    source: &Source,
+) -> anyhow::Result<Vec<(String, String)>> {
+    if let (Some(account), Some(region)) = (&args.account_id, &args.region) {
+        return Ok(vec![(account.clone(), region.clone())]);
+    }
+    let mut root = String::new();
+    if let Some(prefix) = &source.prefix {
+        root.push_str(prefix);
+        root.push('/');
+    }
+    root.push_str("AWSLogs");
+    if let Some(org) = &source.org_id {
+        root.push('/');
+        root.push_str(org);
+    }
+    let store = source.store.as_ref();
+    let mut found = std::collections::BTreeSet::new();
+    for account in cairn_store::children(store, &root).await? {
+        let is_account = account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit());
+        if !is_account || args.account_id.as_ref().is_some_and(|a| *a != account) {
+            continue;
+        }
+        for kind in ["CloudTrail", "CloudTrail-Digest"] {
+            for region in cairn_store::children(store, &format!("{root}/{account}/{kind}")).await? {
+                if args.region.as_ref().is_none_or(|r| *r == region) {
+                    found.insert((account.clone(), region));
+                }
+            }
+        }
+    }
+    if found.is_empty() {
+        found.insert((
+            args.account_id.clone().unwrap_or(arn.account.clone()),
+            args.region.clone().unwrap_or(arn.home_region.clone()),
+        ));
+    }
+    Ok(found.into_iter().collect())
+}
+
+/// The bucket the digests of a copied tree were signed for: the signed `digestS3Bucket` of
+/// the first digest found (a digest claiming another bucket is then reported as moved).
+async fn signed_bucket(source: &Source, pairs: &[(String, String)]) -> Option<String> {
+    let mut root = String::new();
+    if let Some(prefix) = &source.prefix {
+        root.push_str(prefix);
+        root.push('/');
+    }
+    root.push_str("AWSLogs/");
+    if let Some(org) = &source.org_id {
+        root.push_str(org);
+        root.push('/');
+    }
+    for (account, region) in pairs {
+        let base = format!("{root}{account}/CloudTrail-Digest/{region}");
+        let keys = cairn_store::list(source.store.as_ref(), &base).await.ok()?;
+        for key in keys.iter().filter(|k| k.ends_with(".json.gz")) {
+            let Ok(Some(bytes)) = cairn_store::get(source.store.as_ref(), key).await else {
+                continue;
+            };
+            let Ok(json) = cairn_logfile::body::decompress(&bytes, 64 << 20) else {
+                continue;
+            };
+            if let Ok(document) = cairn_digest::DigestDocument::parse(&json) {
+                return Some(document.digest_s3_bucket);
+            }
+        }
+    }
+    None
+}
+
+/// What one chain's validation found, for the summary.
+struct ChainResult {
+    account: String,
+    region: String,
+    outcome: cairn_validate::Outcome,
+}
+
 /// `cairn validate-logs`.
 pub async fn validate_logs(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     let arn = parse_arn(&args.trail_arn)?;
@@ -406,40 +544,19 @@ pub async fn validate_logs(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     if args.digest_period_seconds == 0 {
         bail!("--digest-period-seconds must be at least 1");
     }
-    let region = args.region.clone().unwrap_or(arn.home_region.clone());
-    let account = args.account_id.clone().unwrap_or(arn.account.clone());
-    let source = resolve_source(&args, &arn).await?;
-    let keys_until = end + 2 * 3_600_000;
-    let keys = public_keys(&args, &region, start, keys_until).await?;
-    let display = cairn_model::time::format_utc_seconds;
-    if keys.is_empty() {
-        eprintln!(
-            "No public keys found between {} and {}",
-            display(start),
-            display(keys_until)
-        );
-        return Ok(ExitCode::from(255));
+    let mut source = resolve_source(&args, &arn).await?;
+    let pairs = pairs(&args, &arn, &source).await?;
+    if !source.bucket_known {
+        if let Some(bucket) = signed_bucket(&source, &pairs).await {
+            source.bucket = bucket;
+        }
     }
+    let keys_until = end + 2 * 3_600_000;
+    let display = cairn_model::time::format_utc_seconds;
     let period_ms = args.digest_period_seconds as i64 * 1000;
     // A digest is written shortly after its period ends: allow that long before calling it
     // missing.
     let grace = (period_ms / 2).min(5 * 60_000);
-    let request = cairn_validate::Request {
-        store: source.store,
-        metadata: source.metadata,
-        bucket: source.bucket,
-        prefix: source.prefix,
-        org_id: source.org_id,
-        account,
-        region: region.clone(),
-        trail_name: arn.name.clone(),
-        home_region: arn.home_region.clone(),
-        start_ms: start,
-        end_ms: end,
-        period_ms,
-        due_until_ms: end.min(now) - grace,
-        keys,
-    };
     let text = args.output == ValidateOutput::Text;
     let mut stdout = std::io::stdout().lock();
     if text {
@@ -450,116 +567,267 @@ pub async fn validate_logs(args: ValidateArgs) -> anyhow::Result<ExitCode> {
             display(start),
             display(end)
         )?;
+        if pairs.len() > 1 {
+            writeln!(
+                stdout,
+                "{} chains (account, region): {}\n",
+                pairs.len(),
+                pairs
+                    .iter()
+                    .map(|(a, r)| format!("{a} {r}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )?;
+        }
         stdout.flush()?;
     }
-    let progress = Arc::new(cairn_validate::Progress::default());
-    let bar = text.then(|| progress_bar(progress.clone()));
-    let outcome = cairn_validate::run(&request, progress).await;
-    if let Some(bar) = bar {
-        bar.abort();
-        if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-            eprint!("\r\x1b[2K");
+    let mut keys_by_region: HashMap<String, HashMap<String, PublicKey>> = HashMap::new();
+    let mut results = Vec::new();
+    for (account, region) in &pairs {
+        if !keys_by_region.contains_key(region) {
+            let keys = public_keys(&args, region, start, keys_until).await?;
+            keys_by_region.insert(region.clone(), keys);
         }
-    }
-    let outcome = outcome?;
-    let digests = counts(&outcome.lines, "digest");
-    let backfill = counts(&outcome.lines, "backfill-digest");
-    let logs = counts(&outcome.lines, "log");
-    // Found times are clipped to the requested window, as the AWS CLI reports them.
-    let found = outcome.found.as_ref().map(|(s, e)| {
-        let s = cairn_model::time::parse_utc(s).map_or(start, |t| t.max(start));
-        let e = cairn_model::time::parse_utc(e).map_or(end, |t| t.min(end));
-        (display(s), display(e))
-    });
-    if !text {
-        let results: Vec<Value> = outcome
-            .lines
-            .iter()
-            .map(|(at, f)| {
-                json!({
-                    "type": kind_of(at, f),
-                    "location": at,
-                    "status": status_text(f, &region),
-                    "class": f.class(),
-                    "detail": detail(f),
-                })
-            })
-            .collect();
-        let ratio = |c: &Counts| json!({ "valid": c.valid, "invalid": c.invalid });
-        let document = json!({
-            "trailArn": args.trail_arn,
-            "region": region,
-            "requested": { "start": display(start), "end": display(end) },
-            "found": found.as_ref().map(|(s, e)| json!({ "start": s, "end": e })),
-            "valid": outcome.is_valid(),
-            "digests": ratio(&digests),
-            "backfillDigests": ratio(&backfill),
-            "logs": ratio(&logs),
-            "bytesRead": outcome.bytes_read,
-            "results": results,
+        let keys = keys_by_region[region].clone();
+        if keys.is_empty() && pairs.len() == 1 {
+            eprintln!(
+                "No public keys found between {} and {}",
+                display(start),
+                display(keys_until)
+            );
+            return Ok(ExitCode::from(255));
+        }
+        let request = cairn_validate::Request {
+            store: source.store.clone(),
+            metadata: source.metadata,
+            bucket: source.bucket.clone(),
+            prefix: source.prefix.clone(),
+            org_id: source.org_id.clone(),
+            account: account.clone(),
+            region: region.clone(),
+            trail_name: arn.name.clone(),
+            home_region: arn.home_region.clone(),
+            start_ms: start,
+            end_ms: end,
+            period_ms,
+            due_until_ms: end.min(now) - grace,
+            keys,
+            logging: source.logging,
+        };
+        let progress = Arc::new(cairn_validate::Progress::default());
+        let bar = text.then(|| progress_bar(progress.clone()));
+        let outcome = cairn_validate::run(&request, progress).await;
+        if let Some(bar) = bar {
+            bar.abort();
+            if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                eprint!("\r\x1b[2K");
+            }
+        }
+        results.push(ChainResult {
+            account: account.clone(),
+            region: region.clone(),
+            outcome: outcome?,
         });
-        writeln!(stdout, "{}", serde_json::to_string_pretty(&document)?)?;
-    } else {
-        let mut stderr = std::io::stderr().lock();
-        let mut double_spaced = false;
-        for (at, finding) in &outcome.lines {
-            let prefix = match kind_of(at, finding) {
-                "backfill-digest" => "(backfill) Digest file",
-                "digest" => "Digest file",
-                _ => "Log file",
-            };
-            let line = format!("{prefix}\t{at}\t{}", status_text(finding, &region));
-            if finding.is_failure() {
-                if double_spaced {
-                    write!(stderr, "{line}\n\n")?;
+    }
+    let valid = results.iter().all(|r| r.outcome.is_valid());
+    if text {
+        for result in &results {
+            if results.len() > 1 {
+                writeln!(
+                    stdout,
+                    "== account {}, region {}",
+                    result.account, result.region
+                )?;
+            }
+            write_text(&mut stdout, &args, result, start, end, &source.bucket)?;
+        }
+        if results.len() > 1 {
+            writeln!(stdout, "\nSummary: {} chains", results.len())?;
+            for result in &results {
+                let verdict = if result.outcome.is_valid() {
+                    "valid".to_owned()
                 } else {
-                    write!(stderr, "\n{line}\n\n")?;
-                }
-                double_spaced = true;
-            } else if args.verbose {
-                double_spaced = false;
-                writeln!(stdout, "{line}")?;
+                    let failures = result
+                        .outcome
+                        .lines
+                        .iter()
+                        .filter(|(_, f)| f.is_failure())
+                        .count();
+                    format!("INVALID ({failures} findings)")
+                };
+                writeln!(stdout, "  {} {}: {verdict}", result.account, result.region)?;
             }
         }
-        stderr.flush()?;
-        if !double_spaced {
-            writeln!(stdout)?;
-        }
-        writeln!(
-            stdout,
-            "Results requested for {} to {}",
-            display(start),
-            display(end)
-        )?;
-        if digests.valid + digests.invalid + backfill.valid + backfill.invalid == 0 {
-            writeln!(stdout, "No digests found")?;
-        } else {
-            match &found {
-                Some((s, e)) => writeln!(stdout, "Results found for {s} to {e}:")?,
-                None => writeln!(stdout, "No valid digests found in range")?,
-            }
-            for (c, name) in [
-                (&digests, "digest"),
-                (&backfill, "backfill digest"),
-                (&logs, "log"),
-            ] {
-                let total = c.valid + c.invalid;
-                if total > 0 {
-                    write!(stdout, "\n{}/{total} {name} files valid", c.valid)?;
-                    if c.invalid > 0 {
-                        write!(stdout, ", {}/{total} {name} files INVALID", c.invalid)?;
-                    }
-                }
-            }
-            writeln!(stdout)?;
-        }
+    } else {
+        let document = json_document(&args, &results, start, end, &source.bucket);
+        writeln!(stdout, "{}", serde_json::to_string_pretty(&document)?)?;
     }
     stdout.flush()?;
-    Ok(if outcome.is_valid() {
+    Ok(if valid {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Found times are clipped to the requested window, as the AWS CLI reports them.
+fn found_window(
+    outcome: &cairn_validate::Outcome,
+    start: i64,
+    end: i64,
+) -> Option<(String, String)> {
+    let display = cairn_model::time::format_utc_seconds;
+    outcome.found.as_ref().map(|(s, e)| {
+        let s = cairn_model::time::parse_utc(s).map_or(start, |t| t.max(start));
+        let e = cairn_model::time::parse_utc(e).map_or(end, |t| t.min(end));
+        (display(s), display(e))
+    })
+}
+
+fn json_document(
+    args: &ValidateArgs,
+    results: &[ChainResult],
+    start: i64,
+    end: i64,
+    bucket: &str,
+) -> Value {
+    let display = cairn_model::time::format_utc_seconds;
+    let ratio = |c: &Counts| json!({ "valid": c.valid, "invalid": c.invalid });
+    let mut all_lines = Vec::new();
+    let mut chains = Vec::new();
+    for result in results {
+        let lines = &result.outcome.lines;
+        for (at, f) in lines {
+            all_lines.push(json!({
+                "type": kind_of(at, f),
+                "location": at,
+                "status": status_text(f, &result.region, bucket),
+                "class": f.class(),
+                "detail": detail(f),
+                "account": result.account,
+                "region": result.region,
+            }));
+        }
+        chains.push(json!({
+            "account": result.account,
+            "region": result.region,
+            "valid": result.outcome.is_valid(),
+            "found": found_window(&result.outcome, start, end)
+                .map(|(s, e)| json!({ "start": s, "end": e })),
+            "digests": ratio(&counts(lines, "digest")),
+            "backfillDigests": ratio(&counts(lines, "backfill-digest")),
+            "logs": ratio(&counts(lines, "log")),
+        }));
+    }
+    let every: Vec<ReportLine> = results
+        .iter()
+        .flat_map(|r| r.outcome.lines.iter().cloned())
+        .collect();
+    let found = {
+        let windows: Vec<(String, String)> = results
+            .iter()
+            .filter_map(|r| found_window(&r.outcome, start, end))
+            .collect();
+        windows
+            .iter()
+            .map(|(s, _)| s.clone())
+            .min()
+            .zip(windows.iter().map(|(_, e)| e.clone()).max())
+    };
+    json!({
+        "trailArn": args.trail_arn,
+        "region": (results.len() == 1).then(|| results[0].region.clone()),
+        "requested": { "start": display(start), "end": display(end) },
+        "found": found.map(|(s, e)| json!({ "start": s, "end": e })),
+        "valid": results.iter().all(|r| r.outcome.is_valid()),
+        "digests": ratio(&counts(&every, "digest")),
+        "backfillDigests": ratio(&counts(&every, "backfill-digest")),
+        "logs": ratio(&counts(&every, "log")),
+        "bytesRead": results.iter().map(|r| r.outcome.bytes_read).sum::<u64>(),
+        "chains": chains,
+        "results": all_lines,
+    })
+}
+
+/// One chain's report in the AWS CLI's text form (failures on stderr).
+fn write_text(
+    stdout: &mut impl Write,
+    args: &ValidateArgs,
+    result: &ChainResult,
+    start: i64,
+    end: i64,
+    bucket: &str,
+) -> anyhow::Result<()> {
+    let display = cairn_model::time::format_utc_seconds;
+    let outcome = &result.outcome;
+    let digests = counts(&outcome.lines, "digest");
+    let backfill = counts(&outcome.lines, "backfill-digest");
+    let logs = counts(&outcome.lines, "log");
+    let found = found_window(outcome, start, end);
+    let mut stderr = std::io::stderr().lock();
+    let mut double_spaced = false;
+    for (at, finding) in &outcome.lines {
+        let prefix = match kind_of(at, finding) {
+            "backfill-digest" => "(backfill) Digest file",
+            "digest" => "Digest file",
+            _ => "Log file",
+        };
+        let line = format!(
+            "{prefix}\t{at}\t{}",
+            status_text(finding, &result.region, bucket)
+        );
+        if finding.is_failure() {
+            if double_spaced {
+                write!(stderr, "{line}\n\n")?;
+            } else {
+                write!(stderr, "\n{line}\n\n")?;
+            }
+            double_spaced = true;
+        } else if args.verbose {
+            double_spaced = false;
+            writeln!(stdout, "{line}")?;
+        }
+    }
+    stderr.flush()?;
+    if !double_spaced {
+        writeln!(stdout)?;
+    }
+    writeln!(
+        stdout,
+        "Results requested for {} to {}",
+        display(start),
+        display(end)
+    )?;
+    if digests.valid + digests.invalid + backfill.valid + backfill.invalid == 0 {
+        writeln!(stdout, "No digests found")?;
+        if logs.invalid > 0 {
+            writeln!(
+                stdout,
+                "{} log files in the window are vouched for by no digest: INVALID",
+                logs.invalid
+            )?;
+        }
+    } else {
+        match &found {
+            Some((s, e)) => writeln!(stdout, "Results found for {s} to {e}:")?,
+            None => writeln!(stdout, "No valid digests found in range")?,
+        }
+        for (c, name) in [
+            (&digests, "digest"),
+            (&backfill, "backfill digest"),
+            (&logs, "log"),
+        ] {
+            let total = c.valid + c.invalid;
+            if total > 0 {
+                write!(stdout, "\n{}/{total} {name} files valid", c.valid)?;
+                if c.invalid > 0 {
+                    write!(stdout, ", {}/{total} {name} files INVALID", c.invalid)?;
+                }
+            }
+        }
+        writeln!(stdout)?;
+    }
+    Ok(())
 }
 
 #[derive(Debug, clap::Args)]

@@ -252,6 +252,71 @@ async fn validate_logs_passes_cairns_chains_and_reports_every_tampering() {
         now_listed["PublicKeyList"][0]["Fingerprint"], rotated["Fingerprint"],
         "only the current key now"
     );
+    // Through the server (no --source): it knows the trail stopped, so its final digest must
+    // exist. Deleted, the home chain fails with the final period missing; put back, it passes.
+    let through_server = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .args(["validate-logs", "--trail-arn", ARN, "--start-time", &start])
+            .args([
+                "--account-id",
+                ACCOUNT,
+                "--region",
+                REGION,
+                "--output",
+                "json",
+            ])
+            .args(["--digest-period-seconds", &PERIOD_SECONDS.to_string()])
+            .args(extra)
+            .env("CAIRN_ENDPOINT", &server.base)
+            .env("CAIRN_DATA_DIR", dir.path().join("data"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_PROFILE")
+            .output()
+            .expect("run")
+    };
+    let output = through_server(&[]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let final_digest = files(&bucket)
+        .iter()
+        .filter(|f| {
+            key_of(&bucket, f)
+                .parse::<DigestKey>()
+                .is_ok_and(|k| k.account == ACCOUNT && k.region == REGION && !k.backfill)
+        })
+        .max_by_key(|f| {
+            key_of(&bucket, f)
+                .parse::<DigestKey>()
+                .map(|k| k.end_time)
+                .ok()
+        })
+        .expect("a final digest")
+        .clone();
+    // The final digest is due once the digest grace (half a period) has passed the stop.
+    tokio::time::sleep(std::time::Duration::from_millis(PERIOD_SECONDS * 1000)).await;
+    let saved = std::fs::read(&final_digest).expect("read");
+    std::fs::remove_file(&final_digest).expect("rm");
+    let output = through_server(&[]);
+    let report: Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{} deleted: {report:#} {}",
+        final_digest.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        classes(&report).iter().any(|(c, _)| c == "digest_missing"),
+        "{report:#}"
+    );
+    std::fs::write(&final_digest, saved).expect("restore");
     server.stop().await;
     let mut logs_checked = 0;
     for (account, region) in &chains {
@@ -269,7 +334,28 @@ async fn validate_logs_passes_cairns_chains_and_reports_every_tampering() {
         "every delivered log file is covered by a digest"
     );
 
-    // The AWS CLI's text form: status lines with --verbose, the summary, exit 0.
+    // Every chain in one run, with every region's keys in one file: the AWS CLI's text form
+    // for each (status lines with --verbose, the summary), a summary of all, exit 0. The tree
+    // is validated where it is copied, under another name: the bucket the digests were signed
+    // for is taken from them.
+    let every_key: Vec<Value> = chains
+        .iter()
+        .map(|(_, r)| r)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .flat_map(|region| {
+            let text = std::fs::read_to_string(keys_of(region)).expect("keys");
+            let keys: Value = serde_json::from_str(&text).expect("json");
+            keys["PublicKeyList"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect();
+    let all_keys = dir.path().join("keys-all.json");
+    std::fs::write(&all_keys, json!({ "PublicKeyList": every_key }).to_string()).expect("keys");
+    let copy = dir.path().join("audit-copy");
+    copy_tree(&bucket, &copy);
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
         .args([
             "validate-logs",
@@ -279,19 +365,28 @@ async fn validate_logs_passes_cairns_chains_and_reports_every_tampering() {
             &start,
             "--verbose",
         ])
-        .args([
-            "--source",
-            bucket.to_str().expect("utf8"),
-            "--s3-bucket",
-            "bucket",
-        ])
+        .args(["--source", copy.to_str().expect("utf8")])
         .arg("--public-keys")
-        .arg(&keys_file)
+        .arg(&all_keys)
         .args(["--digest-period-seconds", &PERIOD_SECONDS.to_string()])
         .output()
         .expect("run");
     let text = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        text.contains(&format!("Summary: {} chains", chains.len())),
+        "{text}"
+    );
+    assert_eq!(
+        text.lines().filter(|l| l.ends_with(": valid")).count(),
+        chains.len(),
+        "{text}"
+    );
     assert!(
         text.starts_with(&format!(
             "Validating log files for trail {ARN} between {start} and "
@@ -552,6 +647,25 @@ async fn validate_logs_passes_cairns_chains_and_reports_every_tampering() {
             }),
             "digest_signature_failed",
             d[middle].clone(),
+        ),
+        (
+            // The AWS CLI says "No digests found" and passes; nothing vouches for the files.
+            "every digest deleted and a log file edited",
+            Box::new({
+                let (digests, f) = (d.clone(), l[0].clone());
+                move |root: &Path| {
+                    for digest in &digests {
+                        std::fs::remove_file(root.join(digest)).expect("rm");
+                        let _ = std::fs::remove_file(sidecar(&root.join(digest)));
+                    }
+                    let path = root.join(&f);
+                    let mut json = gunzip(&path);
+                    json[20] ^= 1;
+                    std::fs::write(&path, cairn_logfile::body::gzip(&json)).expect("write");
+                }
+            }),
+            "log_unreferenced",
+            l[0].clone(),
         ),
     ];
     for (n, (name, tamper, class, location)) in cases.into_iter().enumerate() {

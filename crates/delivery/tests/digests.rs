@@ -183,6 +183,7 @@ fn hourly_digests_and_a_backfill_digest_after_the_clock_steps_back() {
                 period_ms: HOUR,
                 due_until_ms: T0 + 2 * HOUR - 60_000,
                 keys: keys.public_keys(),
+                logging: None,
             },
             Arc::new(cairn_validate::Progress::default()),
         ))

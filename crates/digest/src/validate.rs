@@ -162,6 +162,24 @@ pub struct Chain<'a> {
     /// Digests are due for periods ending up to this time (epoch ms): the end of the window
     /// less the time a digest takes to be written.
     pub due_until_ms: i64,
+    /// What the trail says of its logging, when it is known (validating through the server):
+    /// it tells a final digest that must exist, and a chain that must go on, from what the
+    /// files alone cannot.
+    pub logging: Option<Logging>,
+    /// The chain's digest key with any end time, to name missing digests when none is
+    /// present to copy (`None`: they are named by their time only).
+    pub key_template: Option<DigestKey>,
+}
+
+/// A trail's logging state, as its status reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Logging {
+    /// Whether the trail logs now (with log file validation enabled).
+    pub is_logging: bool,
+    /// When logging last started, epoch ms.
+    pub started_at: Option<i64>,
+    /// When logging last stopped (after it last started), epoch ms.
+    pub stopped_at: Option<i64>,
 }
 
 /// One line of the report: where (`s3://bucket/key`), and what was found.
@@ -371,12 +389,12 @@ pub fn validate(chain: &Chain<'_>) -> Vec<ReportLine> {
             report.push((log_here, log_finding));
         }
     }
-    let tail_from = report_missing(
+    let (tail_from, stopped) = report_missing(
         chain,
         &mut report,
         &mut present_ends,
         &mut verified,
-        template,
+        template.or_else(|| chain.key_template.clone()),
     );
     // Log files no digest lists though one must: delivered inside a digested span, or after
     // the newest digest of a running chain, in a period whose digest is already due.
@@ -387,6 +405,10 @@ pub fn validate(chain: &Chain<'_>) -> Vec<ReportLine> {
             if delivered < from.div_euclid(60_000) * 60_000 {
                 return false;
             }
+            // Delivered before a known stop: the final digest at the stop lists it.
+            if stopped.is_some_and(|t| delivered + 60_000 <= t) {
+                return true;
+            }
             let periods = ((delivered.max(from) - from) + period - 1) / period;
             from + period * periods.max(1) + period / 4 <= chain.due_until_ms
         })
@@ -395,8 +417,15 @@ pub fn validate(chain: &Chain<'_>) -> Vec<ReportLine> {
     // a running chain a later digest lists it (the tail rule); after a final digest it may
     // never be (validation disabled), so it is not reported.
     let chain_end = spans.iter().map(|&(_, e)| e).max().unwrap_or(i64::MIN);
+    // No digest verified at all: nothing vouches for any log file in the window, so each is
+    // reported (deleting every digest must not turn into "No digests found" and success).
+    let unvouched = verified.is_empty();
     for key in chain.present_logs {
         if referenced.contains(key.as_str()) {
+            continue;
+        }
+        if unvouched {
+            report.push((location(chain.bucket, key), Finding::LogUnreferenced));
             continue;
         }
         let delivered = key.parse::<LogFileKey>().map(|k| k.delivered_at);
@@ -416,14 +445,15 @@ pub fn validate(chain: &Chain<'_>) -> Vec<ReportLine> {
 }
 
 /// Adds a `DigestMissing` line for every period that must have a digest and has none; returns
-/// the end of the newest digest when the chain goes on after it (it is not a final digest).
+/// the end of the newest digest when the chain goes on after it (it is not a final digest), and
+/// the stop after it that a final digest must close, when the trail's status tells of one.
 fn report_missing(
     chain: &Chain<'_>,
     report: &mut Vec<ReportLine>,
     present_ends: &mut [i64],
     verified: &mut [Verified],
     template: Option<DigestKey>,
-) -> Option<i64> {
+) -> (Option<i64>, Option<i64>) {
     let period = chain.period_ms.max(1000);
     let tolerance = period / 4;
     present_ends.sort_unstable();
@@ -464,13 +494,65 @@ fn report_missing(
         }
     }
     let mut tail_from = None;
+    let mut final_missing = None;
+    let mut stopped_after = None;
     if let Some(newest) = verified.last() {
         let short = newest.end - newest.start < period - tolerance;
         let on_boundary = newest.end.rem_euclid(period) == 0;
-        let is_final = short && !on_boundary;
+        // A final digest ends the chain, unless the trail logs again since it ended: then the
+        // later digests (a starting one, at least) must be there.
+        let resumed = chain.logging.is_some_and(|l| {
+            l.is_logging && l.started_at.is_none_or(|s| s >= newest.end - tolerance)
+        });
+        // The trail stopped (and did not start again): the chain ends with a final digest at
+        // or after the stop (Cairn ends it at the second it finished delivering, a second at
+        // least after the previous digest).
+        let stop = chain
+            .logging
+            .and_then(|l| l.stopped_at.filter(|_| !l.is_logging));
+        // A digest ending at the stop's second is its final one only if it is short (a
+        // period's digest can end in that second, just before the stop).
+        let ends_at_stop = stop
+            .is_some_and(|t| newest.end >= t || (short && newest.end >= t.div_euclid(1000) * 1000));
+        let is_final = (short && !on_boundary && !resumed) || ends_at_stop;
+        // Stopped after the newest digest: digests are due up to the stop, and then the final
+        // digest (unless a later digest is present but failed its checks: reported already).
+        let later_present = present_ends.iter().any(|&e| e > newest.end);
+        let stopped = stop
+            .filter(|&t| !is_final && t > newest.end && t <= chain.due_until_ms && !later_present);
         if !is_final {
-            expect(newest.end, chain.due_until_ms - tolerance, &mut missing);
+            let until = stopped.map_or(chain.due_until_ms, |t| t.min(chain.due_until_ms));
+            expect(newest.end, until - tolerance, &mut missing);
             tail_from = Some(newest.end);
+        }
+        if let Some(t) = stopped.filter(|_| !is_final) {
+            final_missing = Some(t);
+            stopped_after = Some(t);
+        }
+    } else if let Some(logging) = chain.logging {
+        // No digest at all, though the trail logged with validation in the window.
+        let logged = logging.is_logging || logging.stopped_at.is_some();
+        if logged {
+            let from = logging
+                .started_at
+                .unwrap_or(chain.window_start_ms)
+                .max(chain.window_start_ms);
+            let until = logging
+                .stopped_at
+                .filter(|_| !logging.is_logging)
+                .map_or(chain.due_until_ms, |t| t.min(chain.due_until_ms));
+            let first = from.div_euclid(period) * period;
+            expect(first, until - tolerance, &mut missing);
+            if let Some(t) = logging.stopped_at.filter(|&t| {
+                !logging.is_logging && t >= chain.window_start_ms && t <= chain.due_until_ms
+            }) {
+                final_missing = Some(t);
+            }
+        }
+    }
+    if let Some(t) = final_missing {
+        if !missing.contains(&t) {
+            missing.push(t);
         }
     }
     for due in missing {
@@ -491,7 +573,7 @@ fn report_missing(
         };
         report.push((at, Finding::DigestMissing));
     }
-    tail_from
+    (tail_from, stopped_after)
 }
 
 #[cfg(test)]

@@ -332,6 +332,30 @@ pub async fn list(store: &dyn ObjectStore, prefix: &str) -> Result<Vec<String>, 
     Ok(keys)
 }
 
+/// The names of the "directories" directly under `prefix` (common prefixes up to the next
+/// `/`), sorted.
+pub async fn children(store: &dyn ObjectStore, prefix: &str) -> Result<Vec<String>, StoreError> {
+    let prefix_path = if prefix.is_empty() {
+        None
+    } else {
+        Some(path(prefix)?)
+    };
+    let listing = store
+        .list_with_delimiter(prefix_path.as_ref())
+        .await
+        .map_err(|source| StoreError::List {
+            prefix: prefix.to_owned(),
+            source,
+        })?;
+    let mut names: Vec<String> = listing
+        .common_prefixes
+        .iter()
+        .filter_map(|p| p.filename().map(str::to_owned))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
 /// The contract every backend must keep, run by each backend's tests.
 #[doc(hidden)]
 pub mod testing {

@@ -59,6 +59,8 @@ pub struct Request {
     pub due_until_ms: i64,
     /// Public keys by fingerprint.
     pub keys: HashMap<String, PublicKey>,
+    /// The trail's logging state, when known (see [`cairn_digest::validate::Logging`]).
+    pub logging: Option<cairn_digest::validate::Logging>,
 }
 
 /// Progress counters, readable while [`run`] works.
@@ -258,6 +260,17 @@ pub async fn run(request: &Request, progress: Arc<Progress>) -> Result<Outcome, 
         period_ms: request.period_ms,
         window_start_ms: request.start_ms,
         due_until_ms: request.due_until_ms,
+        logging: request.logging,
+        key_template: Some(DigestKey {
+            prefix: request.prefix.clone(),
+            org_id: request.org_id.clone(),
+            account: request.account.clone(),
+            region: request.region.clone(),
+            trail_name: request.trail_name.clone(),
+            home_region: request.home_region.clone(),
+            end_time: 0,
+            backfill: false,
+        }),
     });
     let valid_windows: Vec<(String, String)> = lines
         .iter()

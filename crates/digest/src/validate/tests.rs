@@ -106,6 +106,8 @@ fn run(store: &Store) -> Vec<ReportLine> {
         period_ms: HOUR,
         window_start_ms: 0,
         due_until_ms: START + 4 * HOUR,
+        logging: None,
+        key_template: None,
     })
 }
 
@@ -466,6 +468,8 @@ fn run_until(store: &Store, due_until_ms: i64) -> Vec<ReportLine> {
         period_ms: HOUR,
         window_start_ms: 0,
         due_until_ms,
+        logging: None,
+        key_template: None,
     })
 }
 
@@ -530,5 +534,130 @@ fn a_final_digest_ends_the_chain_and_a_starting_digest_may_follow_a_gap() {
     let restart = end + 2 * HOUR + 10 * 60_000;
     add_digest(&mut store, &key, restart, restart + 50 * 60_000, None);
     let report = run_until(&store, restart + 50 * 60_000);
+    assert!(report.iter().all(|(_, f)| !f.is_failure()), "{report:#?}");
+}
+
+fn run_with(store: &Store, due_until_ms: i64, logging: Option<Logging>) -> Vec<ReportLine> {
+    let logs: BTreeMap<String, LogState> = store
+        .logs
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.as_ref().map(|b| sha256_hex(b)).map_err(Clone::clone),
+            )
+        })
+        .collect();
+    let present: BTreeSet<String> = store.logs.keys().cloned().collect();
+    validate(&Chain {
+        bucket: BUCKET,
+        digests: &store.digests,
+        logs: &logs,
+        present_logs: &present,
+        keys: &store.keys,
+        period_ms: HOUR,
+        window_start_ms: 0,
+        due_until_ms,
+        logging,
+        key_template: Some(test_digest_key(0)),
+    })
+}
+
+fn count(report: &[ReportLine], finding: Finding) -> usize {
+    report.iter().filter(|(_, f)| *f == finding).count()
+}
+
+#[test]
+fn deleting_every_digest_does_not_pass() {
+    let key = SigningKey::generate().expect("key");
+    let mut store = good_chain(&key);
+    store.digests.clear();
+    let edited = store.log_keys[3].clone();
+    store.logs.insert(
+        edited.clone(),
+        Ok(br#"{"Records":[{"eventID":"forged"}]}"#.to_vec()),
+    );
+    let report = run(&store);
+    // Every log file is reported, the edited one among them: nothing vouches for any.
+    assert_eq!(count(&report, Finding::LogUnreferenced), 8, "{report:#?}");
+    assert!(has(&report, &edited, |f| *f == Finding::LogUnreferenced));
+    // Knowing the trail logged with validation, every period it logged is missing its digest
+    // too, named by its key.
+    let logging = Logging {
+        is_logging: true,
+        started_at: Some(START),
+        stopped_at: None,
+    };
+    let report = run_with(&store, START + 4 * HOUR, Some(logging));
+    assert_eq!(count(&report, Finding::DigestMissing), 4, "{report:#?}");
+    assert!(report
+        .iter()
+        .any(|(at, f)| *f == Finding::DigestMissing && at.contains("CloudTrail-Digest")));
+}
+
+#[test]
+fn a_stopped_trail_whose_final_digest_was_deleted_fails() {
+    let key = SigningKey::generate().expect("key");
+    let mut store = good_chain(&key);
+    let end = START + 4 * HOUR;
+    let stop = end + 20 * 60_000;
+    // Two files delivered after the last hourly digest, before the stop: the final digest
+    // listed them, and it was deleted.
+    for (n, at) in [(0, end + 5 * 60_000), (1, end + 15 * 60_000)] {
+        let log = log_key(at, &format!("LATE{n}aaaaaaaaaaa")[..16]);
+        store
+            .logs
+            .insert(log.clone(), Ok(b"{\"Records\":[]}".to_vec()));
+    }
+    let stopped = Logging {
+        is_logging: false,
+        started_at: Some(START),
+        stopped_at: Some(stop),
+    };
+    // Without the trail's status nothing tells the deletion (the AWS CLI passes it too).
+    assert!(
+        run_with(&store, stop + 5 * 60_000, None)
+            .iter()
+            .all(|(_, f)| !f.is_failure()),
+        "no status, no finding"
+    );
+    let report = run_with(&store, stop + 5 * 60_000, Some(stopped));
+    assert_eq!(count(&report, Finding::DigestMissing), 1, "{report:#?}");
+    assert_eq!(count(&report, Finding::LogUnreferenced), 2, "{report:#?}");
+    // Later, only the final digest is missing: no period after the stop is due.
+    let report = run_with(&store, stop + 5 * HOUR, Some(stopped));
+    assert_eq!(count(&report, Finding::DigestMissing), 1, "{report:#?}");
+    // With the final digest in place, the same status validates.
+    let last = store.digest_keys[3].clone();
+    let mut with_final = good_chain(&key);
+    with_final.logs = store.logs.clone();
+    add_digest(&mut with_final, &key, end, stop, Some(&last));
+    let report = run_with(&with_final, stop + 5 * HOUR, Some(stopped));
+    assert_eq!(count(&report, Finding::DigestMissing), 0, "{report:#?}");
+}
+
+#[test]
+fn a_chain_cut_after_a_final_digest_fails_while_the_trail_logs_again() {
+    let key = SigningKey::generate().expect("key");
+    let mut store = good_chain(&key);
+    let end = START + 4 * HOUR;
+    let last = store.digest_keys[3].clone();
+    add_digest(&mut store, &key, end, end + 20 * 60_000, Some(&last));
+    // Logging restarted an hour later; its starting digest and the ones after were deleted.
+    let restart = end + 80 * 60_000;
+    let resumed = Logging {
+        is_logging: true,
+        started_at: Some(restart),
+        stopped_at: Some(end + 20 * 60_000),
+    };
+    let report = run_with(&store, restart + 3 * HOUR, Some(resumed));
+    assert!(count(&report, Finding::DigestMissing) >= 3, "{report:#?}");
+    // A trail that stays stopped ends its chain with the final digest.
+    let stopped = Logging {
+        is_logging: false,
+        started_at: Some(START),
+        stopped_at: Some(end + 20 * 60_000),
+    };
+    let report = run_with(&store, restart + 3 * HOUR, Some(stopped));
     assert!(report.iter().all(|(_, f)| !f.is_failure()), "{report:#?}");
 }
