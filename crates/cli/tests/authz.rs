@@ -334,6 +334,23 @@ async fn malformed_and_oversized_requests_are_refused_early() {
     assert_eq!(old, (400, "InvalidSignatureException".to_owned()));
     let fine = support::sign_at(&server, &url, -5 * 60 * 1000).await;
     assert_eq!(fine.0, 200, "{fine:?}");
+    // A credential scoped to a service Cairn does not serve is refused, however valid the
+    // signature; both services it serves are accepted.
+    for (service, expected) in [
+        ("s3", 400),
+        ("foo", 400),
+        ("iam", 400),
+        ("cloudtrail", 200),
+        ("cloudtrail-data", 200),
+    ] {
+        let mut request = server.client.get(&url).build().expect("request");
+        support::sign_as(&mut request, &server.creds, "us-east-1", 0, service);
+        let (status, code) = outcome(server.client.execute(request).await.expect("send")).await;
+        assert_eq!(status, expected, "{service}: {code}");
+        if expected == 400 {
+            assert_eq!(code, "InvalidSignatureException", "{service}");
+        }
+    }
     // Still serving.
     let (status, _) = server.get("/v1/trails").await;
     assert_eq!(status, 200);

@@ -336,3 +336,65 @@ async fn put_events_retries_while_the_server_is_unavailable() {
     );
     server.stop().await;
 }
+
+/// Everything in the data directory is the server's alone, and a start that cannot listen
+/// writes nothing.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_directory_is_private_and_a_failed_bind_leaves_nothing() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // An older version's data directory, readable by all.
+    let data_dir = dir.path().join("data");
+    std::fs::create_dir(&data_dir).expect("mkdir");
+    std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let server = TestServer::start(&data_dir, |_| {}).await;
+    let (status, _) = server
+        .post(
+            "/v1/events",
+            "application/json",
+            format!("[{}]", event("private-1")),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let trails = dir.path().join("trails");
+    let (status, body) = server
+        .post(
+            "/v1/trails",
+            "application/json",
+            serde_json::json!({"Name": "private", "LocalDirectory": trails, "EnableLogFileValidation": true})
+                .to_string(),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    server.wait_indexed().await;
+    let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode(&data_dir), 0o700);
+    let mut checked = 0;
+    let mut stack = vec![data_dir.clone()];
+    while let Some(path) = stack.pop() {
+        for entry in std::fs::read_dir(&path).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            let m = mode(&path);
+            assert_eq!(m & 0o077, 0, "{} is {m:o}", path.display());
+            if path.is_dir() {
+                stack.push(path);
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 5, "wal, history, catalog, iam, ...: {checked}");
+    // The port is taken: the start fails and creates no data directory, no credentials.
+    let taken = server.running.as_ref().expect("running").local_addr;
+    let fresh = dir.path().join("fresh");
+    let raw = cairn_server::config::RawConfig {
+        data_dir: Some(fresh.clone()),
+        listen: Some(taken.to_string()),
+        ..Default::default()
+    };
+    let config = raw.resolve().expect("config");
+    let started = cairn_server::start(config, Arc::new(cairn_model::SystemClock)).await;
+    assert!(started.is_err(), "bound a taken port");
+    assert!(!fresh.exists(), "a failed start left {}", fresh.display());
+    server.stop().await;
+}

@@ -272,11 +272,36 @@ pub async fn start_with_fs(
     clock: Arc<dyn Clock>,
     wal_fs: Arc<dyn cairn_wal::fs::WalFs>,
 ) -> Result<Running, StartError> {
+    // The address first: a start that cannot listen leaves nothing behind (no new data
+    // directory, no administrator credentials).
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
     let data_dir = config.data_dir.clone();
+    // Everything Cairn writes is its own: files 0600, directories 0700 (the umask covers every
+    // file created from here on, whichever crate creates it), and the data directory itself
+    // 0700 even when an older version made it readable.
+    #[cfg(unix)]
+    {
+        rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    }
     std::fs::create_dir_all(&data_dir).map_err(|source| StartError::DataDir {
         path: data_dir.clone(),
         source,
     })?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o700)).map_err(
+            |source| StartError::DataDir {
+                path: data_dir.clone(),
+                source,
+            },
+        )?;
+    }
     // One process per data directory: a second one's WAL recovery would cut the first one's
     // in-flight writes. The lock lives as long as the returned server.
     let lock_path = data_dir.join("LOCK");
@@ -583,12 +608,6 @@ pub async fn start_with_fs(
         }),
         limits: config.limits.clone(),
     };
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: config.listen,
-            source,
-        })?;
     let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
         addr: config.listen,
         source,

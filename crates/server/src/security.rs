@@ -149,6 +149,11 @@ pub fn resource_type(arn: &str) -> &'static str {
     }
 }
 
+/// The services a SigV4 credential scope may name: CloudTrail's API and its data plane
+/// (PutAuditEvents). A signature scoped to another service (`s3`, `iam`) is refused, as AWS
+/// refuses a credential scoped to the wrong service.
+pub const SERVED_SERVICES: [&str; 2] = ["cloudtrail", "cloudtrail-data"];
+
 /// The `Authenticator` port.
 pub struct Security {
     /// Identities.
@@ -169,6 +174,13 @@ impl Authenticator for Security {
         let verified = cairn_sigv4::verify(request, self.clock.now_millis(), |key| {
             self.iam.secret_of(key)
         })?;
+        if !SERVED_SERVICES.contains(&verified.service.as_str()) {
+            return Err(cairn_sigv4::SigError::InvalidSignature(format!(
+                "Credential should be scoped to a service Cairn serves ({}), not {:?}",
+                SERVED_SERVICES.join(", "),
+                verified.service
+            )));
+        }
         self.iam
             .principal_of(&verified.access_key_id)
             .ok_or(cairn_sigv4::SigError::UnrecognizedClient)

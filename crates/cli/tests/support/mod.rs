@@ -79,6 +79,22 @@ pub fn sign(request: &mut reqwest::Request, creds: &Creds, region: &str) {
 }
 
 fn sign_with_time(request: &mut reqwest::Request, creds: &Creds, region: &str, offset_ms: i64) {
+    let service = if request.url().path() == "/PutAuditEvents" {
+        "cloudtrail-data"
+    } else {
+        "cloudtrail"
+    };
+    sign_as(request, creds, region, offset_ms, service);
+}
+
+/// [`sign`] with the credential scoped to `service`.
+pub fn sign_as(
+    request: &mut reqwest::Request,
+    creds: &Creds,
+    region: &str,
+    offset_ms: i64,
+    service: &str,
+) {
     let url = request.url().clone();
     let host = format!(
         "{}:{}",
@@ -102,11 +118,6 @@ fn sign_with_time(request: &mut reqwest::Request, creds: &Creds, region: &str, o
         .expect("now")
         .as_millis() as i64
         + offset_ms;
-    let service = if url.path() == "/PutAuditEvents" {
-        "cloudtrail-data"
-    } else {
-        "cloudtrail"
-    };
     let hash = cairn_sigv4::sha256_hex(&body);
     let (date, authorization) = cairn_sigv4::sign(
         &cairn_sigv4::Request {
