@@ -283,6 +283,28 @@ pub fn operation(
         ("POST", ["v1", "iam", "users", name, "attached-policies"]) => {
             op("iam:AttachUserPolicy", user(name), false, true, false)
         }
+        ("DELETE", ["v1", "iam", "users", name]) => {
+            op("iam:DeleteUser", user(name), false, true, false)
+        }
+        ("PATCH", ["v1", "iam", "users", name, "access-keys", _]) => {
+            op("iam:UpdateAccessKey", user(name), false, true, false)
+        }
+        ("GET", ["v1", "iam", "users", name, "attached-policies"]) => op(
+            "iam:ListAttachedUserPolicies",
+            user(name),
+            true,
+            false,
+            false,
+        ),
+        ("DELETE", ["v1", "iam", "users", name, "attached-policies", _]) => {
+            op("iam:DetachUserPolicy", user(name), false, true, false)
+        }
+        ("GET", ["v1", "iam", "users", name, "policies"]) => {
+            op("iam:ListUserPolicies", user(name), true, false, false)
+        }
+        ("DELETE", ["v1", "iam", "users", name, "policies", _]) => {
+            op("iam:DeleteUserPolicy", user(name), false, true, false)
+        }
         ("PUT", ["v1", "iam", "users", name, "policies", _]) => {
             op("iam:PutUserPolicy", user(name), false, true, false)
         }

@@ -9,6 +9,12 @@
 //! | `DELETE /v1/iam/users/{user}/access-keys/{id}` | DeleteAccessKey | `{}` |
 //! | `POST /v1/iam/users/{user}/attached-policies` | AttachUserPolicy | `{"PolicyArn"}`: `AdministratorAccess`, `CairnWriter`, `CairnReader`, `CairnAuditor` (name or `arn:aws:iam::aws:policy/<name>`) |
 //! | `PUT /v1/iam/users/{user}/policies/{name}` | PutUserPolicy | the policy document |
+//! | `DELETE /v1/iam/users/{user}` | DeleteUser | `{}`; 409 `DeleteConflict` while it has access keys or policies |
+//! | `PATCH /v1/iam/users/{user}/access-keys/{id}` | UpdateAccessKey | `{"Status": "Active" \| "Inactive"}` → `{}`; an inactive key signs nothing from the next request on |
+//! | `GET /v1/iam/users/{user}/attached-policies` | ListAttachedUserPolicies | `{"AttachedPolicies":[{PolicyName, PolicyArn}]}` |
+//! | `DELETE /v1/iam/users/{user}/attached-policies/{policy}` | DetachUserPolicy | `{}` (policy name or URL-encoded ARN) |
+//! | `GET /v1/iam/users/{user}/policies` | ListUserPolicies | `{"PolicyNames":[…]}` |
+//! | `DELETE /v1/iam/users/{user}/policies/{name}` | DeleteUserPolicy | `{}` |
 
 use crate::error::ApiError;
 use crate::trails::Caller;
@@ -45,6 +51,34 @@ pub trait IamAdmin: Send + Sync {
         caller: Caller,
         user: String,
         policy: String,
+    ) -> BoxFuture<'_, Result<(), ApiError>>;
+    /// DeleteUser.
+    fn delete_user(&self, caller: Caller, user: String) -> BoxFuture<'_, Result<(), ApiError>>;
+    /// UpdateAccessKey.
+    fn update_access_key(
+        &self,
+        caller: Caller,
+        user: String,
+        key_id: String,
+        status: String,
+    ) -> BoxFuture<'_, Result<(), ApiError>>;
+    /// ListAttachedUserPolicies.
+    fn list_attached_policies(&self, user: &str) -> Result<Value, ApiError>;
+    /// DetachUserPolicy.
+    fn detach_policy(
+        &self,
+        caller: Caller,
+        user: String,
+        policy: String,
+    ) -> BoxFuture<'_, Result<(), ApiError>>;
+    /// ListUserPolicies.
+    fn list_user_policies(&self, user: &str) -> Result<Value, ApiError>;
+    /// DeleteUserPolicy.
+    fn delete_user_policy(
+        &self,
+        caller: Caller,
+        user: String,
+        name: String,
     ) -> BoxFuture<'_, Result<(), ApiError>>;
     /// PutUserPolicy.
     fn put_user_policy(
@@ -129,6 +163,61 @@ async fn put_policy(
     Ok(Json(json!({})))
 }
 
+async fn delete_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(user): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    state.iam.delete_user(caller, user).await?;
+    Ok(Json(json!({})))
+}
+
+async fn update_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((user, key)): Path<(String, String)>,
+    bytes: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let status = member(&bytes, "Status")?;
+    state
+        .iam
+        .update_access_key(caller, user, key, status)
+        .await?;
+    Ok(Json(json!({})))
+}
+
+async fn list_attached(
+    State(state): State<AppState>,
+    Path(user): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(state.iam.list_attached_policies(&user)?))
+}
+
+async fn detach(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((user, policy)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    state.iam.detach_policy(caller, user, policy).await?;
+    Ok(Json(json!({})))
+}
+
+async fn list_policies(
+    State(state): State<AppState>,
+    Path(user): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(state.iam.list_user_policies(&user)?))
+}
+
+async fn delete_policy(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((user, name)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    state.iam.delete_user_policy(caller, user, name).await?;
+    Ok(Json(json!({})))
+}
+
 /// The identity routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -137,9 +226,24 @@ pub fn routes() -> Router<AppState> {
             "/v1/iam/users/{user}/access-keys",
             post(create_key).get(list_keys),
         )
-        .route("/v1/iam/users/{user}/access-keys/{key}", delete(delete_key))
-        .route("/v1/iam/users/{user}/attached-policies", post(attach))
-        .route("/v1/iam/users/{user}/policies/{name}", put(put_policy))
+        .route("/v1/iam/users/{user}", delete(delete_user))
+        .route(
+            "/v1/iam/users/{user}/access-keys/{key}",
+            delete(delete_key).patch(update_key),
+        )
+        .route(
+            "/v1/iam/users/{user}/attached-policies",
+            post(attach).get(list_attached),
+        )
+        .route(
+            "/v1/iam/users/{user}/attached-policies/{policy}",
+            delete(detach),
+        )
+        .route("/v1/iam/users/{user}/policies", get(list_policies))
+        .route(
+            "/v1/iam/users/{user}/policies/{name}",
+            put(put_policy).delete(delete_policy),
+        )
         .route("/v1/iam/whoami", get(whoami))
 }
 

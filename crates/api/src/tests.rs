@@ -375,6 +375,40 @@ impl iam::IamAdmin for NoIam {
     ) -> BoxFuture<'_, Result<(), ApiError>> {
         Box::pin(async { Err(no_iam()) })
     }
+    fn delete_user(&self, _: trails::Caller, _: String) -> BoxFuture<'_, Result<(), ApiError>> {
+        Box::pin(async { Err(no_iam()) })
+    }
+    fn update_access_key(
+        &self,
+        _: trails::Caller,
+        _: String,
+        _: String,
+        _: String,
+    ) -> BoxFuture<'_, Result<(), ApiError>> {
+        Box::pin(async { Err(no_iam()) })
+    }
+    fn list_attached_policies(&self, _: &str) -> Result<serde_json::Value, ApiError> {
+        Err(no_iam())
+    }
+    fn detach_policy(
+        &self,
+        _: trails::Caller,
+        _: String,
+        _: String,
+    ) -> BoxFuture<'_, Result<(), ApiError>> {
+        Box::pin(async { Err(no_iam()) })
+    }
+    fn list_user_policies(&self, _: &str) -> Result<serde_json::Value, ApiError> {
+        Err(no_iam())
+    }
+    fn delete_user_policy(
+        &self,
+        _: trails::Caller,
+        _: String,
+        _: String,
+    ) -> BoxFuture<'_, Result<(), ApiError>> {
+        Box::pin(async { Err(no_iam()) })
+    }
 }
 
 /// Two eu-west-1 keys: one valid 1000–2000 s, the current one from 2000 s; now is 3000 s.

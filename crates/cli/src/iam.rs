@@ -56,6 +56,44 @@ enum IamCommand {
         #[arg(long)]
         policy_document: String,
     },
+    /// Delete a user (its access keys and policies must be gone first).
+    DeleteUser {
+        #[arg(long)]
+        user_name: String,
+    },
+    /// Make an access key Active or Inactive (an inactive key signs nothing).
+    UpdateAccessKey {
+        #[arg(long)]
+        user_name: String,
+        #[arg(long)]
+        access_key_id: String,
+        #[arg(long, value_parser = ["Active", "Inactive"])]
+        status: String,
+    },
+    /// List the built-in policies attached to a user.
+    ListAttachedPolicies {
+        #[arg(long)]
+        user_name: String,
+    },
+    /// Detach a built-in policy from a user.
+    DetachPolicy {
+        #[arg(long)]
+        user_name: String,
+        #[arg(long)]
+        policy_arn: String,
+    },
+    /// List a user's inline policies.
+    ListUserPolicies {
+        #[arg(long)]
+        user_name: String,
+    },
+    /// Delete an inline policy.
+    DeleteUserPolicy {
+        #[arg(long)]
+        user_name: String,
+        #[arg(long)]
+        policy_name: String,
+    },
     /// Who the credentials in use belong to.
     Whoami,
 }
@@ -109,6 +147,40 @@ pub async fn run(args: IamArgs) -> anyhow::Result<()> {
                 ))
                 .body(document)
         }
+        IamCommand::DeleteUser { user_name } => client.delete(user_path(&user_name)),
+        IamCommand::UpdateAccessKey {
+            user_name,
+            access_key_id,
+            status,
+        } => client
+            .patch(format!(
+                "{}/access-keys/{}",
+                user_path(&user_name),
+                percent_encode(&access_key_id)
+            ))
+            .body(json!({ "Status": status }).to_string()),
+        IamCommand::ListAttachedPolicies { user_name } => {
+            client.get(format!("{}/attached-policies", user_path(&user_name)))
+        }
+        IamCommand::DetachPolicy {
+            user_name,
+            policy_arn,
+        } => client.delete(format!(
+            "{}/attached-policies/{}",
+            user_path(&user_name),
+            percent_encode(&policy_arn)
+        )),
+        IamCommand::ListUserPolicies { user_name } => {
+            client.get(format!("{}/policies", user_path(&user_name)))
+        }
+        IamCommand::DeleteUserPolicy {
+            user_name,
+            policy_name,
+        } => client.delete(format!(
+            "{}/policies/{}",
+            user_path(&user_name),
+            percent_encode(&policy_name)
+        )),
         IamCommand::Whoami => client.get(format!("{base}/v1/iam/whoami")),
     };
     let body = crate::client::call(request, &base).await?;

@@ -35,6 +35,12 @@ fn routes() -> Vec<(&'static str, &'static str, Option<&'static str>, String)> {
         ("POST", "/v1/iam/users/made/attached-policies", None, json!({"PolicyArn": "CairnReader"}).to_string()),
         ("PUT", "/v1/iam/users/made/policies/p", None, r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"cloudtrail:Get*","Resource":"*"}]}"#.to_owned()),
         ("POST", "/v1/iam/users/made/access-keys", None, String::new()),
+        ("GET", "/v1/iam/users/made/attached-policies", None, String::new()),
+        ("GET", "/v1/iam/users/made/policies", None, String::new()),
+        ("PATCH", "/v1/iam/users/made/access-keys/AKIANOSUCHKEY0000000", None, json!({"Status": "Inactive"}).to_string()),
+        ("DELETE", "/v1/iam/users/made/attached-policies/CairnReader", None, String::new()),
+        ("DELETE", "/v1/iam/users/made/policies/p", None, String::new()),
+        ("DELETE", "/v1/iam/users/nobody", None, String::new()),
         ("PUT", "/v1/log-groups/audit", None, json!({"trailName": "main", "retentionInDays": 7}).to_string()),
         ("GET", "/v1/log-groups", None, String::new()),
         ("PUT", "/v1/log-groups/audit/metric-filters/roots", None, json!({"filterPattern": "{ $.userIdentity.type = \"Root\" }", "metricTransformations": [{"metricName": "Root", "metricNamespace": "LogMetrics", "metricValue": "1"}]}).to_string()),
@@ -500,5 +506,185 @@ async fn public_metrics_and_operator_signing_keys() {
         keys["PublicKeyList"][0]["Fingerprint"].as_str(),
         Some(key.public_key().fingerprint().as_str())
     );
+    server.stop().await;
+}
+
+/// Revocation: every grant can be taken back, each takes effect on the very next request, and
+/// each is recorded in the trail of Cairn's own calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_grant_can_be_revoked_at_once_and_is_recorded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start(&dir.path().join("data"), |_| {}).await;
+    let json_ct = "application/json";
+    let (status, _) = server
+        .post(
+            "/v1/iam/users",
+            json_ct,
+            json!({"UserName": "mallory"}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, key) = server
+        .post("/v1/iam/users/mallory/access-keys", json_ct, "")
+        .await;
+    let mallory = support::Creds {
+        id: key["AccessKey"]["AccessKeyId"]
+            .as_str()
+            .expect("id")
+            .to_owned(),
+        secret: key["AccessKey"]["SecretAccessKey"]
+            .as_str()
+            .expect("secret")
+            .to_owned(),
+    };
+    let as_mallory = |method: reqwest::Method, path: &str| {
+        let request = server
+            .client
+            .request(method, format!("{}{path}", server.base))
+            .header("content-type", json_ct);
+        support::send(request, &mallory)
+    };
+    let status_of = |r: reqwest::Response| r.status().as_u16();
+    // AdministratorAccess: everything, then detached: nothing.
+    let (status, _) = server
+        .post(
+            "/v1/iam/users/mallory/attached-policies",
+            json_ct,
+            json!({"PolicyArn": "arn:aws:iam::aws:policy/AdministratorAccess"}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        status_of(as_mallory(reqwest::Method::GET, "/v1/iam/users").await),
+        200
+    );
+    let (status, attached) = server.get("/v1/iam/users/mallory/attached-policies").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        attached["AttachedPolicies"][0]["PolicyName"],
+        "AdministratorAccess"
+    );
+    // DeleteUser refuses while keys and policies remain, with IAM's DeleteConflict.
+    let response = server
+        .send(
+            server
+                .client
+                .delete(format!("{}/v1/iam/users/mallory", server.base)),
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 409);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["__type"], "DeleteConflict", "{body}");
+    let detach = format!(
+        "{}/v1/iam/users/mallory/attached-policies/{}",
+        server.base,
+        support::encode("arn:aws:iam::aws:policy/AdministratorAccess")
+    );
+    let response = server.send(server.client.delete(&detach)).await;
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(
+        status_of(as_mallory(reqwest::Method::GET, "/v1/iam/users").await),
+        403
+    );
+    // An inline Allow, then deleted.
+    let allow = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:ListUsers", "Resource": "*"}]});
+    let response = server
+        .send(
+            server
+                .client
+                .put(format!(
+                    "{}/v1/iam/users/mallory/policies/list",
+                    server.base
+                ))
+                .body(allow.to_string()),
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(
+        status_of(as_mallory(reqwest::Method::GET, "/v1/iam/users").await),
+        200
+    );
+    let (_, names) = server.get("/v1/iam/users/mallory/policies").await;
+    assert_eq!(names["PolicyNames"], json!(["list"]));
+    let response = server
+        .send(server.client.delete(format!(
+            "{}/v1/iam/users/mallory/policies/list",
+            server.base
+        )))
+        .await;
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(
+        status_of(as_mallory(reqwest::Method::GET, "/v1/iam/users").await),
+        403
+    );
+    // The key made inactive: unrecognized at once; active again: recognized.
+    let key_url = format!(
+        "{}/v1/iam/users/mallory/access-keys/{}",
+        server.base, mallory.id
+    );
+    let set_status = |status: &'static str| {
+        server.send(
+            server
+                .client
+                .patch(&key_url)
+                .body(json!({"Status": status}).to_string()),
+        )
+    };
+    assert_eq!(set_status("Inactive").await.status().as_u16(), 200);
+    let (_, keys) = server.get("/v1/iam/users/mallory/access-keys").await;
+    assert_eq!(keys["AccessKeyMetadata"][0]["Status"], "Inactive");
+    let response = as_mallory(reqwest::Method::GET, "/v1/iam/whoami").await;
+    assert_eq!(response.status().as_u16(), 400);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["__type"], "UnrecognizedClientException");
+    assert_eq!(set_status("Active").await.status().as_u16(), 200);
+    assert_eq!(
+        status_of(as_mallory(reqwest::Method::GET, "/v1/iam/whoami").await),
+        200
+    );
+    assert_eq!(set_status("Dormant").await.status().as_u16(), 400);
+    // The key deleted, then the user.
+    assert_eq!(
+        server
+            .send(server.client.delete(&key_url))
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        status_of(as_mallory(reqwest::Method::GET, "/v1/iam/whoami").await),
+        400
+    );
+    let response = server
+        .send(
+            server
+                .client
+                .delete(format!("{}/v1/iam/users/mallory", server.base)),
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 200);
+    let (status, _) = server.get("/v1/iam/users/mallory/attached-policies").await;
+    assert_eq!(status, 404);
+    // Every change is in Event history under its IAM name.
+    server.wait_indexed().await;
+    for name in [
+        "DetachUserPolicy",
+        "DeleteUserPolicy",
+        "UpdateAccessKey",
+        "DeleteAccessKey",
+        "DeleteUser",
+    ] {
+        let (status, page) = server
+            .get(&format!(
+                "/v1/event-history?lookup-attribute=EventName%3D{name}"
+            ))
+            .await;
+        assert_eq!(status, 200);
+        assert!(
+            page["Events"].as_array().is_some_and(|e| !e.is_empty()),
+            "{name} not recorded: {page}"
+        );
+    }
     server.stop().await;
 }

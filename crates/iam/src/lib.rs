@@ -32,6 +32,9 @@ pub enum IamError {
     /// Too many keys for a user.
     #[error("Cannot exceed quota for AccessKeysPerUser: 2")]
     LimitExceeded,
+    /// The user still has access keys or policies (DeleteUser).
+    #[error("Cannot delete entity, must {0} first.")]
+    DeleteConflict(&'static str),
     /// `iam.json` could not be read or written.
     #[error("identity store {path}: {message}")]
     Io {
@@ -51,6 +54,7 @@ impl IamError {
             Self::ValidationError(_) => "ValidationError",
             Self::MalformedPolicyDocument(_) => "MalformedPolicyDocument",
             Self::LimitExceeded => "LimitExceeded",
+            Self::DeleteConflict(_) => "DeleteConflict",
             Self::Io { .. } => "ServiceFailure",
         }
     }
@@ -82,6 +86,13 @@ pub struct AccessKey {
     pub user: String,
     /// Creation time, epoch ms.
     pub created: i64,
+    /// `Active`, or `Inactive`: an inactive key signs nothing (UpdateAccessKey).
+    #[serde(default = "active")]
+    pub status: String,
+}
+
+fn active() -> String {
+    "Active".to_owned()
 }
 
 /// Who signed a request: what self-audit events record as `userIdentity`.
@@ -275,6 +286,7 @@ impl Iam {
                 secret: random_secret(),
                 user: user.to_owned(),
                 created: now,
+                status: active(),
             };
             state.keys.push(key.clone());
             Ok(key)
@@ -355,21 +367,113 @@ impl Iam {
         })
     }
 
-    /// The secret of an access key (SigV4 verification).
+    /// Sets an access key `Active` or `Inactive` (UpdateAccessKey); an inactive key is refused
+    /// from the next request on, as if it did not exist.
+    pub fn update_access_key(
+        &self,
+        user: &str,
+        key_id: &str,
+        status: &str,
+    ) -> Result<(), IamError> {
+        if status != "Active" && status != "Inactive" {
+            return Err(IamError::ValidationError(format!(
+                "Status must be Active or Inactive, got {status:?}"
+            )));
+        }
+        self.modify(|state| {
+            let key = state
+                .keys
+                .iter_mut()
+                .find(|k| k.user == user && k.id == key_id)
+                .ok_or_else(|| {
+                    IamError::NoSuchEntity(format!("access key {key_id} of user {user}"))
+                })?;
+            key.status = status.to_owned();
+            Ok(())
+        })
+    }
+
+    /// Detaches a built-in policy (name or ARN) from `user` (DetachUserPolicy).
+    pub fn detach_policy(&self, user: &str, policy: &str) -> Result<(), IamError> {
+        let name = policy.rsplit('/').next().unwrap_or(policy).to_owned();
+        self.modify(|state| {
+            let user = state
+                .users
+                .iter_mut()
+                .find(|u| u.name == user)
+                .ok_or_else(|| IamError::NoSuchEntity(user.to_owned()))?;
+            let before = user.attached.len();
+            user.attached.retain(|p| *p != name);
+            if user.attached.len() == before {
+                return Err(IamError::NoSuchEntity(format!(
+                    "policy {policy} is not attached to user {}",
+                    user.name
+                )));
+            }
+            Ok(())
+        })
+    }
+
+    /// Deletes an inline policy of `user` (DeleteUserPolicy).
+    pub fn delete_user_policy(&self, user: &str, name: &str) -> Result<(), IamError> {
+        self.modify(|state| {
+            let user = state
+                .users
+                .iter_mut()
+                .find(|u| u.name == user)
+                .ok_or_else(|| IamError::NoSuchEntity(user.to_owned()))?;
+            let before = user.inline.len();
+            user.inline.retain(|(n, _)| n != name);
+            if user.inline.len() == before {
+                return Err(IamError::NoSuchEntity(format!(
+                    "The user policy with name {name} cannot be found."
+                )));
+            }
+            Ok(())
+        })
+    }
+
+    /// Deletes a user with no access keys and no policies left (DeleteUser; else
+    /// `DeleteConflict`, as IAM answers).
+    pub fn delete_user(&self, name: &str) -> Result<(), IamError> {
+        self.modify(|state| {
+            let user = state
+                .users
+                .iter()
+                .find(|u| u.name == name)
+                .ok_or_else(|| IamError::NoSuchEntity(name.to_owned()))?;
+            if state.keys.iter().any(|k| k.user == name) {
+                return Err(IamError::DeleteConflict("delete access keys"));
+            }
+            if !user.attached.is_empty() {
+                return Err(IamError::DeleteConflict("detach all policies"));
+            }
+            if !user.inline.is_empty() {
+                return Err(IamError::DeleteConflict("delete policies"));
+            }
+            state.users.retain(|u| u.name != name);
+            Ok(())
+        })
+    }
+
+    /// The secret of an active access key (SigV4 verification).
     pub fn secret_of(&self, key_id: &str) -> Option<String> {
         self.state
             .read()
             .expect("iam lock poisoned")
             .keys
             .iter()
-            .find(|k| k.id == key_id)
+            .find(|k| k.id == key_id && k.status == "Active")
             .map(|k| k.secret.clone())
     }
 
-    /// Who an access key belongs to.
+    /// Who an active access key belongs to.
     pub fn principal_of(&self, key_id: &str) -> Option<Principal> {
         let state = self.state.read().expect("iam lock poisoned");
-        let key = state.keys.iter().find(|k| k.id == key_id)?;
+        let key = state
+            .keys
+            .iter()
+            .find(|k| k.id == key_id && k.status == "Active")?;
         let user = state.users.iter().find(|u| u.name == key.user)?;
         Some(Principal {
             kind: "IAMUser",

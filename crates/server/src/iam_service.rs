@@ -25,7 +25,9 @@ pub struct IamService {
 fn iam_error(error: IamError) -> ApiError {
     let status = match &error {
         IamError::NoSuchEntity(_) => axum::http::StatusCode::NOT_FOUND,
-        IamError::EntityAlreadyExists(_) => axum::http::StatusCode::CONFLICT,
+        IamError::EntityAlreadyExists(_) | IamError::DeleteConflict(_) => {
+            axum::http::StatusCode::CONFLICT
+        }
         IamError::Io { .. } => axum::http::StatusCode::INTERNAL_SERVER_ERROR,
         _ => axum::http::StatusCode::BAD_REQUEST,
     };
@@ -155,7 +157,7 @@ impl IamAdmin for IamService {
         let keys = self.iam.list_access_keys(user).map_err(iam_error)?;
         let list: Vec<Value> = keys
             .iter()
-            .map(|k| json!({ "UserName": k.user, "AccessKeyId": k.id, "Status": "Active", "CreateDate": date(k.created) }))
+            .map(|k| json!({ "UserName": k.user, "AccessKeyId": k.id, "Status": k.status, "CreateDate": date(k.created) }))
             .collect();
         Ok(json!({ "AccessKeyMetadata": list, "IsTruncated": false }))
     }
@@ -195,6 +197,100 @@ impl IamAdmin for IamService {
                 "AttachUserPolicy",
                 &user,
                 json!({ "userName": user, "policyArn": policy }),
+                Value::Null,
+            )
+            .await
+        })
+    }
+
+    fn delete_user(&self, caller: Caller, user: String) -> BoxFuture<'_, Result<(), ApiError>> {
+        Box::pin(async move {
+            let u = user.clone();
+            self.blocking(move |iam| iam.delete_user(&u)).await?;
+            self.audit(
+                &caller,
+                "DeleteUser",
+                &user,
+                json!({ "userName": user }),
+                Value::Null,
+            )
+            .await
+        })
+    }
+
+    fn update_access_key(
+        &self,
+        caller: Caller,
+        user: String,
+        key_id: String,
+        status: String,
+    ) -> BoxFuture<'_, Result<(), ApiError>> {
+        Box::pin(async move {
+            let (u, k, st) = (user.clone(), key_id.clone(), status.clone());
+            self.blocking(move |iam| iam.update_access_key(&u, &k, &st))
+                .await?;
+            self.audit(
+                &caller,
+                "UpdateAccessKey",
+                &user,
+                json!({ "userName": user, "accessKeyId": key_id, "status": status }),
+                Value::Null,
+            )
+            .await
+        })
+    }
+
+    fn list_attached_policies(&self, user: &str) -> Result<Value, ApiError> {
+        let user = self.iam.get_user(user).map_err(iam_error)?;
+        let list: Vec<Value> = user
+            .attached
+            .iter()
+            .map(|name| json!({ "PolicyName": name, "PolicyArn": format!("arn:aws:iam::aws:policy/{name}") }))
+            .collect();
+        Ok(json!({ "AttachedPolicies": list, "IsTruncated": false }))
+    }
+
+    fn detach_policy(
+        &self,
+        caller: Caller,
+        user: String,
+        policy: String,
+    ) -> BoxFuture<'_, Result<(), ApiError>> {
+        Box::pin(async move {
+            let (u, p) = (user.clone(), policy.clone());
+            self.blocking(move |iam| iam.detach_policy(&u, &p)).await?;
+            self.audit(
+                &caller,
+                "DetachUserPolicy",
+                &user,
+                json!({ "userName": user, "policyArn": policy }),
+                Value::Null,
+            )
+            .await
+        })
+    }
+
+    fn list_user_policies(&self, user: &str) -> Result<Value, ApiError> {
+        let user = self.iam.get_user(user).map_err(iam_error)?;
+        let names: Vec<&str> = user.inline.iter().map(|(n, _)| n.as_str()).collect();
+        Ok(json!({ "PolicyNames": names, "IsTruncated": false }))
+    }
+
+    fn delete_user_policy(
+        &self,
+        caller: Caller,
+        user: String,
+        name: String,
+    ) -> BoxFuture<'_, Result<(), ApiError>> {
+        Box::pin(async move {
+            let (u, n) = (user.clone(), name.clone());
+            self.blocking(move |iam| iam.delete_user_policy(&u, &n))
+                .await?;
+            self.audit(
+                &caller,
+                "DeleteUserPolicy",
+                &user,
+                json!({ "userName": user, "policyName": name }),
                 Value::Null,
             )
             .await
