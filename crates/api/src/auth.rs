@@ -325,6 +325,29 @@ pub fn operation(
         ("PUT", ["v1", "log-groups", name, "metric-filters", _]) => {
             op("logs:PutMetricFilter", group(name), false, true, false)
         }
+        ("DELETE", ["v1", "log-groups", name, "metric-filters", _]) => {
+            op("logs:DeleteMetricFilter", group(name), false, true, false)
+        }
+        ("DELETE", ["v1", "log-groups", name]) => {
+            op("logs:DeleteLogGroup", group(name), false, true, false)
+        }
+        ("DELETE", ["v1", "topics", name]) => op(
+            "sns:DeleteTopic",
+            format!("arn:aws:sns:{region}:{account}:{}", percent_decode(name)),
+            false,
+            true,
+            false,
+        ),
+        ("DELETE", ["v1", "alarms", name]) => op(
+            "cloudwatch:DeleteAlarms",
+            format!(
+                "arn:aws:cloudwatch:{region}:{account}:alarm:{}",
+                percent_decode(name)
+            ),
+            false,
+            true,
+            false,
+        ),
         ("GET", ["v1", "topics"]) => op("sns:ListTopics", any(), true, false, false),
         ("PUT", ["v1", "topics", name]) => op(
             "sns:CreateTopic",

@@ -7,6 +7,10 @@
 //! | `GET /v1/log-groups/{group}/events?filterPattern=&startTime=&endTime=&limit=&nextToken=` | FilterLogEvents (times in epoch ms) |
 //! | `PUT /v1/log-groups/{group}/metric-filters/{name}` | PutMetricFilter: `{"filterPattern", "metricTransformations":[{metricName, metricNamespace, metricValue, defaultValue?, dimensions?, unit?}]}` |
 //! | `GET /v1/log-groups/{group}/metric-filters` | DescribeMetricFilters |
+//! | `DELETE /v1/log-groups/{group}` | DeleteLogGroup (its metric filters and events too) |
+//! | `DELETE /v1/log-groups/{group}/metric-filters/{name}` | DeleteMetricFilter |
+//! | `DELETE /v1/alarms/{name}` | DeleteAlarms (one alarm) |
+//! | `DELETE /v1/topics/{name}` | DeleteTopic (400 `InvalidParameterException` while an alarm notifies it) |
 //! | `GET /v1/metrics/statistics?namespace=&metricName=&startTime=&endTime=&period=&statistics=Sum,Maximum&dimension=Name=Value` | GetMetricStatistics (times in epoch ms, period in seconds) |
 
 use crate::error::ApiError;
@@ -74,6 +78,23 @@ pub trait LogsAdmin: Send + Sync {
         group: String,
         topic: String,
     ) -> BoxFuture<'_, Result<Value, ApiError>>;
+    /// DeleteLogGroup.
+    fn delete_group(&self, caller: Caller, name: String) -> BoxFuture<'_, Result<(), ApiError>>;
+    /// DeleteMetricFilter.
+    fn delete_filter(
+        &self,
+        caller: Caller,
+        group: String,
+        name: String,
+    ) -> BoxFuture<'_, Result<(), ApiError>>;
+    /// DeleteAlarms.
+    fn delete_alarms(
+        &self,
+        caller: Caller,
+        names: Vec<String>,
+    ) -> BoxFuture<'_, Result<(), ApiError>>;
+    /// DeleteTopic.
+    fn delete_topic(&self, caller: Caller, name: String) -> BoxFuture<'_, Result<(), ApiError>>;
     /// GetMetricStatistics.
     #[allow(clippy::too_many_arguments)]
     fn statistics(
@@ -416,22 +437,61 @@ async fn install_cis(
     ))
 }
 
+async fn delete_group(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(group): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    state.logs.delete_group(caller, group).await?;
+    Ok(Json(serde_json::json!({})))
+}
+
+async fn delete_filter(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((group, name)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    state.logs.delete_filter(caller, group, name).await?;
+    Ok(Json(serde_json::json!({})))
+}
+
+async fn delete_alarm(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    state.logs.delete_alarms(caller, vec![name]).await?;
+    Ok(Json(serde_json::json!({})))
+}
+
+async fn delete_topic(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    state.logs.delete_topic(caller, name).await?;
+    Ok(Json(serde_json::json!({})))
+}
+
 /// The routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/log-groups", get(groups))
-        .route("/v1/log-groups/{group}", put(put_group))
+        .route(
+            "/v1/log-groups/{group}",
+            put(put_group).delete(delete_group),
+        )
         .route("/v1/log-groups/{group}/events", get(events))
         .route("/v1/log-groups/{group}/metric-filters", get(filters))
         .route(
             "/v1/log-groups/{group}/metric-filters/{name}",
-            put(put_filter),
+            put(put_filter).delete(delete_filter),
         )
         .route("/v1/metrics/statistics", get(statistics))
         .route("/v1/topics", get(topics))
         .route("/v1/topics/signing-key", get(signing_key))
-        .route("/v1/topics/{name}", put(put_topic))
+        .route("/v1/topics/{name}", put(put_topic).delete(delete_topic))
         .route("/v1/alarms", get(alarms))
         .route("/v1/alarms/install-cis", axum::routing::post(install_cis))
-        .route("/v1/alarms/{name}", put(put_alarm))
+        .route("/v1/alarms/{name}", put(put_alarm).delete(delete_alarm))
 }

@@ -244,6 +244,27 @@ impl lake::LakeAdmin for NoLake {
 struct NoLogs;
 
 impl logs::LogsAdmin for NoLogs {
+    fn delete_group(&self, _: trails::Caller, name: String) -> BoxFuture<'_, Result<(), ApiError>> {
+        Box::pin(async move { Err(ApiError::bad_request("ResourceNotFoundException", name)) })
+    }
+    fn delete_filter(
+        &self,
+        _: trails::Caller,
+        group: String,
+        _: String,
+    ) -> BoxFuture<'_, Result<(), ApiError>> {
+        Box::pin(async move { Err(ApiError::bad_request("ResourceNotFoundException", group)) })
+    }
+    fn delete_alarms(
+        &self,
+        _: trails::Caller,
+        _: Vec<String>,
+    ) -> BoxFuture<'_, Result<(), ApiError>> {
+        Box::pin(async { Err(ApiError::bad_request("ResourceNotFoundException", "alarm")) })
+    }
+    fn delete_topic(&self, _: trails::Caller, name: String) -> BoxFuture<'_, Result<(), ApiError>> {
+        Box::pin(async move { Err(ApiError::bad_request("ResourceNotFoundException", name)) })
+    }
     fn put_group(
         &self,
         _: trails::Caller,

@@ -111,6 +111,14 @@ fn routes() -> Vec<(&'static str, &'static str, Option<&'static str>, String)> {
     ] {
         out.push(("POST", "/", Some(op), body.to_owned()));
     }
+    for path in [
+        "/v1/log-groups/nogroup/metric-filters/nofilter",
+        "/v1/log-groups/nogroup",
+        "/v1/alarms/noalarm",
+        "/v1/topics/notopic",
+    ] {
+        out.push(("DELETE", path, None, String::new()));
+    }
     out.push(("DELETE", "/v1/trails/other", None, String::new()));
     out.push(("DELETE", "/v1/event-data-stores/eds", None, String::new()));
     out

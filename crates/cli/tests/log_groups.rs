@@ -282,3 +282,135 @@ async fn a_trail_feeds_a_log_group_and_its_metric_filter() {
     assert!(outputs.5.contains("\"audit\""), "{}", outputs.5);
     server.stop().await;
 }
+
+/// Monitoring can be taken down only on the record: DeleteMetricFilter, DeleteAlarms,
+/// DeleteTopic (refused while an alarm notifies it) and DeleteLogGroup, each with AWS's shapes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_alarms_topics_and_groups_can_be_deleted_on_the_record() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start(&dir.path().join("data"), |_| {}).await;
+    let json_ct = "application/json";
+    let settings = json!({"Name": "main", "LocalDirectory": dir.path().join("bucket")});
+    assert_eq!(
+        server
+            .post("/v1/trails", json_ct, settings.to_string())
+            .await
+            .0,
+        200
+    );
+    let send = |method: reqwest::Method, path: &str, body: Value| {
+        let request = server
+            .client
+            .request(method, format!("{}{path}", server.base))
+            .header("content-type", json_ct)
+            .body(body.to_string());
+        server.send(request)
+    };
+    let delete = |path: &str| send(reqwest::Method::DELETE, path, Value::Null);
+    let code = |r: reqwest::Response| async move {
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        (status, body["__type"].as_str().unwrap_or("").to_owned())
+    };
+    assert_eq!(
+        send(
+            reqwest::Method::PUT,
+            "/v1/log-groups/audit",
+            json!({"trailName": "main"})
+        )
+        .await
+        .status(),
+        200
+    );
+    let sink = dir.path().join("notifications.ndjson");
+    let topic = json!({"subscriptions": [{"protocol": "file", "endpoint": sink}]});
+    assert_eq!(
+        send(reqwest::Method::PUT, "/v1/topics/security", topic)
+            .await
+            .status(),
+        200
+    );
+    let (status, installed) = server
+        .post(
+            "/v1/alarms/install-cis",
+            json_ct,
+            json!({"logGroupName": "audit", "topicName": "security"}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 200, "{installed}");
+    // A topic an alarm notifies cannot go first.
+    let (status, kind) = code(delete("/v1/topics/security").await).await;
+    assert_eq!((status, kind.as_str()), (400, "InvalidParameterException"));
+    // Alarms: each deleted, then unknown.
+    let (_, alarms) = server.get("/v1/alarms").await;
+    let names: Vec<String> = alarms["MetricAlarms"]
+        .as_array()
+        .expect("alarms")
+        .iter()
+        .filter_map(|a| a["name"].as_str().map(str::to_owned))
+        .collect();
+    assert!(!names.is_empty());
+    for name in &names {
+        let path = format!("/v1/alarms/{}", support::encode(name));
+        assert_eq!(delete(&path).await.status().as_u16(), 200, "{name}");
+    }
+    let (status, kind) =
+        code(delete(&format!("/v1/alarms/{}", support::encode(&names[0]))).await).await;
+    assert_eq!((status, kind.as_str()), (404, "ResourceNotFoundException"));
+    let (_, alarms) = server.get("/v1/alarms").await;
+    assert_eq!(alarms["MetricAlarms"].as_array().map(Vec::len), Some(0));
+    assert_eq!(delete("/v1/topics/security").await.status().as_u16(), 200);
+    let (_, topics) = server.get("/v1/topics").await;
+    assert_eq!(topics["topics"].as_array().map(Vec::len), Some(0));
+    // A metric filter, then the whole group with the rest.
+    let (_, filters) = server.get("/v1/log-groups/audit/metric-filters").await;
+    let filters = filters["metricFilters"]
+        .as_array()
+        .expect("filters")
+        .clone();
+    let first = filters[0]["filterName"].as_str().expect("name").to_owned();
+    let path = format!(
+        "/v1/log-groups/audit/metric-filters/{}",
+        support::encode(&first)
+    );
+    assert_eq!(delete(&path).await.status().as_u16(), 200);
+    let (_, after) = server.get("/v1/log-groups/audit/metric-filters").await;
+    assert_eq!(
+        after["metricFilters"].as_array().map(Vec::len),
+        Some(filters.len() - 1)
+    );
+    assert_eq!(delete(&path).await.status().as_u16(), 404);
+    assert_eq!(delete("/v1/log-groups/audit").await.status().as_u16(), 200);
+    let (_, groups) = server.get("/v1/log-groups").await;
+    assert_eq!(groups["logGroups"].as_array().map(Vec::len), Some(0));
+    let (status, _) = server.get("/v1/log-groups/audit/metric-filters").await;
+    let (_, remaining) = server.get("/v1/log-groups/audit/metric-filters").await;
+    assert!(
+        status == 404
+            || remaining["metricFilters"]
+                .as_array()
+                .is_some_and(Vec::is_empty),
+        "{remaining}"
+    );
+    let (status, kind) = code(delete("/v1/log-groups/audit").await).await;
+    assert_eq!((status, kind.as_str()), (404, "ResourceNotFoundException"));
+    // On the record.
+    server.wait_indexed().await;
+    for name in [
+        "DeleteAlarms",
+        "DeleteTopic",
+        "DeleteMetricFilter",
+        "DeleteLogGroup",
+    ] {
+        let (_, page) = server
+            .get(&format!(
+                "/v1/event-history?lookup-attribute=EventName%3D{name}"
+            ))
+            .await;
+        assert!(
+            page["Events"].as_array().is_some_and(|e| !e.is_empty()),
+            "{name} not recorded: {page}"
+        );
+    }
+    server.stop().await;
+}

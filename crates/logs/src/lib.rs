@@ -479,6 +479,90 @@ impl Logs {
             .clone()
     }
 
+    /// DeleteMetricFilter: the filter stops counting from the next event on.
+    pub fn delete_filter(&self, group: &str, name: &str) -> Result<(), LogsError> {
+        self.modify(|config| {
+            let before = config.filters.len();
+            config
+                .filters
+                .retain(|f| !(f.group == group && f.name == name));
+            if config.filters.len() == before {
+                return Err(LogsError::NotFound(format!(
+                    "metric filter {name} of log group {group}"
+                )));
+            }
+            Ok(())
+        })?;
+        self.recompile()
+    }
+
+    /// DeleteLogGroup: the group, its metric filters and its events (metrics already
+    /// produced stay, as CloudWatch keeps them).
+    pub fn delete_group(&self, name: &str) -> Result<(), LogsError> {
+        self.modify(|config| {
+            if !config.groups.iter().any(|g| g.name == name) {
+                return Err(LogsError::NotFound(name.to_owned()));
+            }
+            config.groups.retain(|g| g.name != name);
+            config.filters.retain(|f| f.group != name);
+            Ok(())
+        })?;
+        self.recompile()?;
+        let txn = self.db.begin_write().map_err(|e| self.db_error(e))?;
+        {
+            let mut events = txn.open_table(EVENTS).map_err(|e| self.db_error(e))?;
+            let keys: Vec<(i64, u64)> = events
+                .range((name, i64::MIN, 0)..=(name, i64::MAX, u64::MAX))
+                .map_err(|e| self.db_error(e))?
+                .filter_map(Result::ok)
+                .map(|(k, _)| {
+                    let (_, t, s) = k.value();
+                    (t, s)
+                })
+                .collect();
+            for (t, s) in keys {
+                events.remove((name, t, s)).map_err(|e| self.db_error(e))?;
+            }
+        }
+        txn.commit().map_err(|e| self.db_error(e))
+    }
+
+    /// DeleteAlarms: every named alarm, or none when one does not exist.
+    pub fn delete_alarms(&self, names: &[String]) -> Result<(), LogsError> {
+        self.modify(|config| {
+            if let Some(missing) = names
+                .iter()
+                .find(|n| !config.alarms.iter().any(|a| a.name == **n))
+            {
+                return Err(LogsError::NotFound(format!("alarm {missing}")));
+            }
+            config.alarms.retain(|a| !names.contains(&a.name));
+            Ok(())
+        })
+    }
+
+    /// DeleteTopic: refused while an alarm notifies it (delete or change the alarm first), so
+    /// that no alarm is left notifying nobody without saying so.
+    pub fn delete_topic(&self, name: &str) -> Result<(), LogsError> {
+        self.modify(|config| {
+            if !config.topics.iter().any(|t| t.name == name) {
+                return Err(LogsError::NotFound(format!("topic {name}")));
+            }
+            if let Some(alarm) = config
+                .alarms
+                .iter()
+                .find(|a| a.actions.iter().any(|t| t == name))
+            {
+                return Err(LogsError::Invalid(format!(
+                    "topic {name} is an action of alarm {}; delete the alarm or change its actions first",
+                    alarm.name
+                )));
+            }
+            config.topics.retain(|t| t.name != name);
+            Ok(())
+        })
+    }
+
     fn modify<T>(
         &self,
         f: impl FnOnce(&mut Config) -> Result<T, LogsError>,

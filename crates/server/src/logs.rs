@@ -376,6 +376,81 @@ impl LogsAdmin for LogsService {
         json!({ "MetricAlarms": self.logs.alarms() })
     }
 
+    fn delete_group(&self, caller: Caller, name: String) -> BoxFuture<'_, Result<(), ApiError>> {
+        Box::pin(async move {
+            let logs = self.logs.clone();
+            let group = name.clone();
+            tokio::task::spawn_blocking(move || logs.delete_group(&group))
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))?
+                .map_err(logs_error)?;
+            self.audit(
+                &caller,
+                "DeleteLogGroup",
+                &name,
+                json!({ "logGroupName": name }),
+            )
+            .await
+        })
+    }
+
+    fn delete_filter(
+        &self,
+        caller: Caller,
+        group: String,
+        name: String,
+    ) -> BoxFuture<'_, Result<(), ApiError>> {
+        Box::pin(async move {
+            self.logs.delete_filter(&group, &name).map_err(logs_error)?;
+            self.audit(
+                &caller,
+                "DeleteMetricFilter",
+                &group,
+                json!({ "logGroupName": group, "filterName": name }),
+            )
+            .await
+        })
+    }
+
+    fn delete_alarms(
+        &self,
+        caller: Caller,
+        names: Vec<String>,
+    ) -> BoxFuture<'_, Result<(), ApiError>> {
+        Box::pin(async move {
+            self.logs.delete_alarms(&names).map_err(logs_error)?;
+            let arn = self.arn(
+                "cloudwatch",
+                &format!("alarm:{}", names.first().cloned().unwrap_or_default()),
+            );
+            self.audit_as(
+                &caller,
+                "monitoring.amazonaws.com",
+                "DeleteAlarms",
+                arn,
+                "AWS::CloudWatch::Alarm",
+                json!({ "alarmNames": names }),
+            )
+            .await
+        })
+    }
+
+    fn delete_topic(&self, caller: Caller, name: String) -> BoxFuture<'_, Result<(), ApiError>> {
+        Box::pin(async move {
+            self.logs.delete_topic(&name).map_err(logs_error)?;
+            let arn = self.arn("sns", &name);
+            self.audit_as(
+                &caller,
+                "sns.amazonaws.com",
+                "DeleteTopic",
+                arn.clone(),
+                "AWS::SNS::Topic",
+                json!({ "topicArn": arn }),
+            )
+            .await
+        })
+    }
+
     fn install_cis(
         &self,
         caller: Caller,
