@@ -22,6 +22,7 @@ pub use category::EventCategory;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use event::{
     prepare_event, PrepareContext, PreparedEvent, RejectKind, Rejection, MAX_EVENT_BYTES,
+    MAX_EVENT_DEPTH,
 };
 pub use ids::AccountId;
 pub use view::EventView;
