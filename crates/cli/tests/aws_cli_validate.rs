@@ -6,7 +6,7 @@
 
 mod support;
 
-use object_store::ObjectStoreExt;
+use object_store::{ObjectStore, ObjectStoreExt};
 use serde_json::json;
 use support::{python_with, Moto, TestServer};
 
@@ -164,5 +164,174 @@ async fn the_aws_cli_validates_cairns_digests() {
         text.contains(&format!("{key}\tINVALID: hash value doesn't match")),
         "{text}"
     );
+    store
+        .put(
+            &object_store::path::Path::from(key.as_str()),
+            cairn_logfile::body::gzip(original.as_bytes()).into(),
+        )
+        .await
+        .expect("restore");
+
+    // The attacks the AWS CLI misses, each run through both validators on the same bucket:
+    // Cairn's (through the server, which knows the trail stopped) fails every one.
+    let cairn_validate = {
+        let (start, base, s3, data) = (
+            start.clone(),
+            base.clone(),
+            moto.endpoint.clone(),
+            dir.path().to_path_buf(),
+        );
+        let creds = server.creds.clone();
+        move || {
+            let output = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+                .args(["validate-logs", "--trail-arn", ARN, "--start-time", &start])
+                .args(["--digest-period-seconds", "2", "--output", "json"])
+                .env("CAIRN_ENDPOINT", &base)
+                .env("CAIRN_DATA_DIR", &data)
+                .env("AWS_ENDPOINT_URL_S3", &s3)
+                // Cairn's administrator signs the calls to Cairn; moto accepts any key.
+                .env("AWS_ACCESS_KEY_ID", &creds.id)
+                .env("AWS_SECRET_ACCESS_KEY", &creds.secret)
+                .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+                .env_remove("AWS_PROFILE")
+                .output()
+                .expect("run cairn");
+            let report: serde_json::Value =
+                serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null);
+            (output.status.code().unwrap_or(-1), report)
+        }
+    };
+    let digests: Vec<String> = cairn_store::list(
+        store.as_ref(),
+        "cairn/AWSLogs/111122223333/CloudTrail-Digest/",
+    )
+    .await
+    .expect("list")
+    .into_iter()
+    .filter(|k| k.ends_with(".json.gz"))
+    .collect();
+    assert!(digests.len() >= 3, "{digests:?}");
+    let style = cairn_store::MetadataStyle::ObjectMetadata;
+    let mut saved = Vec::new();
+    for digest in &digests {
+        let (bytes, metadata) = cairn_store::get_with_metadata(store.as_ref(), digest, style)
+            .await
+            .expect("get")
+            .expect("digest");
+        saved.push((digest.clone(), bytes, metadata));
+    }
+    let restore = |keep: Vec<(String, _, cairn_store::Metadata)>| {
+        let store = store.clone();
+        async move {
+            for (digest, bytes, metadata) in keep {
+                let _ = store
+                    .delete(&object_store::path::Path::from(digest.as_str()))
+                    .await;
+                cairn_store::put_create_only_with_metadata(
+                    store.as_ref(),
+                    &digest,
+                    bytes,
+                    &metadata,
+                    style,
+                )
+                .await
+                .expect("restore digest");
+            }
+        }
+    };
+    // (attack, what it does, the AWS CLI's exit code as observed)
+    let mut table = Vec::new();
+    for attack in [
+        "every digest deleted, a log file edited",
+        "the final digest deleted",
+        "a log file injected",
+    ] {
+        let mut injected = None;
+        match attack {
+            "every digest deleted, a log file edited" => {
+                for digest in &digests {
+                    store
+                        .delete(&object_store::path::Path::from(digest.as_str()))
+                        .await
+                        .expect("delete");
+                }
+                store
+                    .put(
+                        &object_store::path::Path::from(key.as_str()),
+                        cairn_logfile::body::gzip(altered.as_bytes()).into(),
+                    )
+                    .await
+                    .expect("edit");
+            }
+            "the final digest deleted" => {
+                let newest = digests.iter().max().expect("a digest");
+                store
+                    .delete(&object_store::path::Path::from(newest.as_str()))
+                    .await
+                    .expect("delete");
+            }
+            _ => {
+                let mut log: cairn_logfile::keys::LogFileKey = key.parse().expect("log key");
+                log.unique = "INJECTEDzzzzzzzz".into();
+                let injected_key = log.to_string();
+                store
+                    .put(
+                        &object_store::path::Path::from(injected_key.as_str()),
+                        cairn_logfile::body::gzip(b"{\"Records\":[]}").into(),
+                    )
+                    .await
+                    .expect("inject");
+                injected = Some(injected_key);
+            }
+        }
+        let (aws_code, aws_text) = tokio::task::spawn_blocking({
+            let (aws, start, cairn, s3) = (
+                aws.clone(),
+                start.clone(),
+                base.clone(),
+                moto.endpoint.clone(),
+            );
+            let creds = server.creds.clone();
+            move || aws_validate(&aws, &s3, &cairn, &start, &creds)
+        })
+        .await
+        .expect("aws");
+        let (cairn_code, report) = tokio::task::spawn_blocking(cairn_validate.clone())
+            .await
+            .expect("cairn");
+        assert_eq!(cairn_code, 1, "Cairn passed {attack}: {report:#}");
+        eprintln!("{attack}: aws cloudtrail validate-logs exits {aws_code}; cairn validate-logs exits {cairn_code}\n{aws_text}");
+        table.push((attack, aws_code));
+        // Put everything back.
+        restore(saved.clone()).await;
+        store
+            .put(
+                &object_store::path::Path::from(key.as_str()),
+                cairn_logfile::body::gzip(original.as_bytes()).into(),
+            )
+            .await
+            .expect("restore log");
+        if let Some(injected) = injected {
+            store
+                .delete(&object_store::path::Path::from(injected.as_str()))
+                .await
+                .expect("remove injected");
+        }
+    }
+    // What the AWS CLI does with them (documented in RELIABILITY.md): it passes all three.
+    assert_eq!(
+        table,
+        vec![
+            ("every digest deleted, a log file edited", 0),
+            ("the final digest deleted", 0),
+            ("a log file injected", 0),
+        ],
+        "the AWS CLI's verdicts changed: update RELIABILITY.md"
+    );
+    // Restored, both pass again.
+    let (cairn_code, report) = tokio::task::spawn_blocking(cairn_validate.clone())
+        .await
+        .expect("cairn");
+    assert_eq!(cairn_code, 0, "{report:#}");
     server.stop().await;
 }

@@ -417,6 +417,10 @@ pub fn validate(chain: &Chain<'_>) -> Vec<ReportLine> {
     // a running chain a later digest lists it (the tail rule); after a final digest it may
     // never be (validation disabled), so it is not reported.
     let chain_end = spans.iter().map(|&(_, e)| e).max().unwrap_or(i64::MIN);
+    let stopped_for_good = chain
+        .logging
+        .filter(|l| !l.is_logging)
+        .and_then(|l| l.stopped_at);
     // No digest verified at all: nothing vouches for any log file in the window, so each is
     // reported (deleting every digest must not turn into "No digests found" and success).
     let unvouched = verified.is_empty();
@@ -432,9 +436,18 @@ pub fn validate(chain: &Chain<'_>) -> Vec<ReportLine> {
         // A key names its delivery minute: the file was delivered in [t, t + 1 min). In a
         // running chain, a file that may have been delivered after the newest digest is listed
         // by a later one: the tail rule decides.
+        // When the trail's status says it stopped (and has not logged since), nothing was
+        // delivered after the stop: a file of the chain's time up to the stop's minute must be
+        // listed, even one in the minute the final digest ends.
+        let stopped_listed = |t: i64| {
+            stopped_for_good
+                .is_some_and(|stop| t <= stop && spans.iter().any(|&(s, _)| t + 60_000 > s))
+        };
         let inside = delivered.as_ref().is_ok_and(|&t| {
             let settled = t + 60_000 <= chain_end;
-            (settled && spans.iter().any(|&(s, e)| t < e && t + 60_000 > s)) || tail_due(t)
+            (settled && spans.iter().any(|&(s, e)| t < e && t + 60_000 > s))
+                || tail_due(t)
+                || stopped_listed(t)
         });
         if inside {
             report.push((location(chain.bucket, key), Finding::LogUnreferenced));

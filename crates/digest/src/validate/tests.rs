@@ -634,6 +634,23 @@ fn a_stopped_trail_whose_final_digest_was_deleted_fails() {
     add_digest(&mut with_final, &key, end, stop, Some(&last));
     let report = run_with(&with_final, stop + 5 * HOUR, Some(stopped));
     assert_eq!(count(&report, Finding::DigestMissing), 0, "{report:#?}");
+    // The late files are listed by no digest here (add_digest lists none): reported. So is a
+    // file injected in the very minute the final digest ends, which the files alone cannot
+    // tell from one delivered after it, but a stopped trail delivers nothing after its stop.
+    let injected = log_key(stop - 30_000, "INJECTEDzzzzzzzz");
+    with_final
+        .logs
+        .insert(injected.clone(), Ok(b"{\"Records\":[]}".to_vec()));
+    let report = run_with(&with_final, stop + 5 * HOUR, Some(stopped));
+    assert!(
+        has(&report, &injected, |f| *f == Finding::LogUnreferenced),
+        "{report:#?}"
+    );
+    let report = run_with(&with_final, stop + 5 * HOUR, None);
+    assert!(
+        !has(&report, &injected, |f| *f == Finding::LogUnreferenced),
+        "{report:#?}"
+    );
 }
 
 #[test]
