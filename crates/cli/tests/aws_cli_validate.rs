@@ -6,7 +6,7 @@
 
 mod support;
 
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::ObjectStoreExt;
 use serde_json::json;
 use support::{python_with, Moto, TestServer};
 
