@@ -428,6 +428,12 @@ pub fn operation(
     })
 }
 
+/// The largest body any route reads: `max_request_bytes` (at least 1 MiB, for the control
+/// plane's documents) and 64 KiB of envelope.
+pub(crate) fn body_limit(limits: &crate::Limits) -> usize {
+    limits.max_request_bytes.max(1 << 20) + 64 * 1024
+}
+
 fn sig_error(error: &cairn_sigv4::SigError) -> ApiError {
     let status = match error {
         cairn_sigv4::SigError::MissingAuthenticationToken => StatusCode::FORBIDDEN,
@@ -471,7 +477,7 @@ pub async fn layer(
     }
     let (mut parts, body) = request.into_parts();
     // The wire limit of the largest route, plus room for a JSON envelope.
-    let limit = state.limits.max_request_bytes.max(1 << 20) + 64 * 1024;
+    let limit = body_limit(&state.limits);
     let bytes = match crate::body::read_limited(body, limit).await {
         Ok(bytes) => bytes,
         Err(e) => return e.into_response(),

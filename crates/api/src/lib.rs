@@ -153,6 +153,12 @@ pub fn app(state: AppState) -> Router {
                 message: "no such route".to_owned(),
             }
         })
+        // The authentication layer has already read the body within `max_request_bytes`;
+        // handlers take it whole up to the same bound (axum's own default, 2 MB, refused the
+        // import client's 4 MB batches).
+        .layer(axum::extract::DefaultBodyLimit::max(auth::body_limit(
+            &state.limits,
+        )))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::layer,

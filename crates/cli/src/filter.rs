@@ -13,8 +13,8 @@ pub enum FilterCommand {
     /// `{"line", "match", "values"}` object per event (`--output json`). Lines and records are
     /// numbered from 1. Exit 1 when the pattern is invalid.
     Test {
-        /// The pattern.
-        #[arg(long)]
+        /// The pattern (may start with `-`: `--pattern '-"health check"'`).
+        #[arg(long, allow_hyphen_values = true)]
         pattern: String,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Output::Text)]

@@ -37,7 +37,7 @@ enum LogsCommand {
     FilterLogEvents {
         #[arg(long)]
         log_group: String,
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", allow_hyphen_values = true)]
         filter_pattern: String,
         /// `2026-12-01T10:00:00Z` or epoch seconds.
         #[arg(long)]
@@ -54,7 +54,7 @@ enum LogsCommand {
         log_group: String,
         #[arg(long)]
         filter_name: String,
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         filter_pattern: String,
         #[arg(long)]
         metric_name: String,

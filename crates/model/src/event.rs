@@ -219,8 +219,9 @@ const OPTIONAL_STRINGS: &[&str] = &[
     "sessionCredentialFromConsole",
 ];
 const OPTIONAL_OBJECTS_OR_NULL: &[&str] = &["requestParameters", "responseElements"];
+// `additionalEventData` is usually an object, but some services write a string (AWS's own
+// Route 53 Domains example): any JSON value is kept as given.
 const OPTIONAL_OBJECTS: &[&str] = &[
-    "additionalEventData",
     "serviceEventDetails",
     "addendum",
     "edgeDeviceDetails",

@@ -349,3 +349,17 @@ fn null_optional_members_count_as_absent() {
     let view = EventView::from_record(&prepared.record).expect("view");
     assert!(view.resources.is_empty());
 }
+
+#[test]
+fn additional_event_data_may_be_a_string_as_real_records_have_it() {
+    // AWS's own Route 53 Domains example.
+    let raw = r#"{"eventVersion":"1.08","userIdentity":{"type":"IAMUser"},"eventTime":"2023-07-19T21:17:28Z","eventSource":"route53domains.amazonaws.com","eventName":"RegisterDomain","awsRegion":"us-east-1","additionalEventData":"Personally-identifying contact information is not logged"}"#;
+    let prepared = prepare(raw).expect("accepted");
+    let stored = std::str::from_utf8(&prepared.record).expect("utf8");
+    assert!(
+        stored.contains(
+            r#""additionalEventData":"Personally-identifying contact information is not logged""#
+        ),
+        "{stored}"
+    );
+}
