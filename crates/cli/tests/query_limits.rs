@@ -175,3 +175,36 @@ async fn result_page_tokens_cannot_be_edited() {
     }
     server.stop().await;
 }
+
+/// CloudTrail Lake's query text names a store by its ID, unquoted: it runs unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_id_runs_unquoted_as_cloudtrail_lake_writes_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start(&dir.path().join("data"), |_| {}).await;
+    let (status, store) = server
+        .post(
+            "/v1/event-data-stores",
+            "application/json",
+            serde_json::json!({"Name": "audit", "TerminationProtectionEnabled": false}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 200, "{store}");
+    let id = store["EventDataStoreArn"]
+        .as_str()
+        .and_then(|arn| arn.rsplit('/').next())
+        .expect("id")
+        .to_owned();
+    let (status, body) = start_query(
+        &server,
+        &format!("SELECT count(*) AS n FROM {id} WHERE eventTime > '2020-01-01 00:00:00'"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let query = body["QueryId"].as_str().expect("id").to_owned();
+    let done = wait_for(&server, &query, |q| {
+        q["QueryStatus"] != "RUNNING" && q["QueryStatus"] != "QUEUED"
+    })
+    .await;
+    assert_eq!(done["QueryStatus"], "FINISHED", "{done}");
+    server.stop().await;
+}

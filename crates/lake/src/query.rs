@@ -69,6 +69,68 @@ pub fn shared_runtime() -> Arc<datafusion::execution::runtime_env::RuntimeEnv> {
         .clone()
 }
 
+/// CloudTrail Lake's query text names a store by its ID unquoted (`FROM 4f7a…-…`), which no
+/// SQL parser reads as one identifier (it starts with a digit and holds `-`). Each unquoted
+/// occurrence of one of `ids` outside string literals and quoted identifiers is quoted; the
+/// rest of the text is kept as written.
+pub fn quote_store_ids(sql: &str, ids: &[&str]) -> String {
+    let bytes = sql.as_bytes();
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut i = 0;
+    let mut quote: Option<u8> = None;
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
+    // The end of the character at `i` (its bytes are copied whole).
+    let char_end = |i: usize| {
+        (i + 1..=bytes.len())
+            .find(|&j| sql.is_char_boundary(j))
+            .unwrap_or(bytes.len())
+    };
+    while i < bytes.len() {
+        let b = bytes[i];
+        match quote {
+            Some(q) => {
+                let next = char_end(i);
+                out.push_str(&sql[i..next]);
+                if b == q {
+                    quote = None;
+                }
+                i = next;
+                continue;
+            }
+            None if b == b'\'' || b == b'"' => {
+                quote = Some(b);
+                out.push(b as char);
+                i += 1;
+                continue;
+            }
+            None => {}
+        }
+        let starts_word = i == 0 || !word(bytes[i - 1]);
+        let found = starts_word
+            .then(|| {
+                ids.iter().find(|id| {
+                    sql[i..].starts_with(**id)
+                        && bytes.get(i + id.len()).is_none_or(|&next| !word(next))
+                })
+            })
+            .flatten();
+        match found {
+            Some(id) => {
+                out.push('"');
+                out.push_str(id);
+                out.push('"');
+                i += id.len();
+            }
+            None => {
+                let next = char_end(i);
+                out.push_str(&sql[i..next]);
+                i = next;
+            }
+        }
+    }
+    out
+}
+
 /// Only queries: no DDL, no DML, no `SET`.
 pub fn read_only() -> SQLOptions {
     SQLOptions::new()

@@ -1772,3 +1772,31 @@ async fn a_raw_scan_builds_only_the_identity_members_a_query_reads() {
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 }
+
+#[test]
+fn store_ids_are_quoted_as_cloudtrail_lake_writes_them_unquoted() {
+    let id = "4f7a8c9e-1234-4bcd-9ef0-0123456789ab";
+    let ids = [id];
+    let q = |sql: &str| query::quote_store_ids(sql, &ids);
+    assert_eq!(
+        q(&format!("SELECT count(*) FROM {id} WHERE eventName = 'x'")),
+        format!("SELECT count(*) FROM \"{id}\" WHERE eventName = 'x'")
+    );
+    // Already quoted, inside a literal, or part of a longer word: left alone.
+    for kept in [
+        format!("SELECT * FROM \"{id}\""),
+        format!("SELECT * FROM x WHERE a = 'from {id} on'"),
+        format!("SELECT * FROM x{id}"),
+        format!("SELECT * FROM {id}0"),
+        "SELECT 'é', \"ü\" FROM events".to_owned(),
+    ] {
+        assert_eq!(q(&kept), kept);
+    }
+    // Twice, and joined.
+    assert_eq!(
+        q(&format!(
+            "SELECT a.eventID FROM {id} a JOIN {id} b ON a.eventID = b.eventID"
+        )),
+        format!("SELECT a.eventID FROM \"{id}\" a JOIN \"{id}\" b ON a.eventID = b.eventID")
+    );
+}

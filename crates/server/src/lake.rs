@@ -326,8 +326,11 @@ impl LakeAdmin for LakeService {
             // Plan now: a statement that does not parse, names what does not exist or asks for
             // values beyond the limits is refused here, with InvalidQueryStatementException,
             // as StartQuery refuses it.
+            let ids: Vec<String> = self.stores.list().into_iter().map(|s| s.id).collect();
+            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let sql = query::quote_store_ids(&statement, &ids);
             let frame = ctx
-                .sql_with_options(&statement, query::read_only())
+                .sql_with_options(&sql, query::read_only())
                 .await
                 .map_err(|e| lake_error(LakeError::InvalidQuery(e.to_string())))?;
             cairn_lake::limits::check_plan(frame.logical_plan()).map_err(lake_error)?;
