@@ -122,6 +122,12 @@ pub fn history_error(error: HistoryError) -> ApiError {
             };
             ApiError::bad_request(code, query.to_string())
         }
+        other if other.is_storage_failure() => {
+            tracing::warn!(error = %other, "event history lookup failed on storage");
+            ApiError::unavailable(format!(
+                "event history is unavailable while its storage fails (a full disk?); it reopens by itself once writes succeed: {other}"
+            ))
+        }
         other => {
             tracing::error!(error = %other, "event history lookup failed");
             ApiError::internal(format!("event history is unavailable: {other}"))

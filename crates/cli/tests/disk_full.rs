@@ -147,9 +147,19 @@ async fn assert_all_searchable(server: &TestServer, acknowledged: &BTreeSet<Stri
     );
 }
 
-async fn lookups_answer(server: &TestServer) {
+/// Lookups on a full disk: with the reserve they answer; with none, a lookup may meet the
+/// history database while it cannot reopen (redb repairs with writes), and then says so with a
+/// 503 — never a 500, never a wrong answer.
+async fn lookups_answer(server: &TestServer, reserve: bool) {
     let (status, page) = server.get("/v1/event-history?max-results=5").await;
-    assert_eq!(status, 200, "lookups keep answering on a full disk: {page}");
+    if reserve {
+        assert_eq!(status, 200, "lookups keep answering on a full disk: {page}");
+    } else {
+        assert!(
+            status == 200 || (status == 503 && page.to_string().contains("reopens by itself")),
+            "{status}: {page}"
+        );
+    }
 }
 
 /// With the reserve (the default) ingest stops before the disk is full; with none (the
@@ -190,7 +200,7 @@ async fn full_disk_round(min_free_mib: u64) {
     // 1. The disk fills: ingest is refused with the reason, lookups keep answering.
     let filler = fill(&disk.path);
     assert!(ingest.run(&server, 500, true).await, "ingest was refused");
-    lookups_answer(&server).await;
+    lookups_answer(&server, min_free_mib > 0).await;
     if min_free_mib > 0 {
         let (status, body) = server.get("/readyz").await;
         assert_eq!(status, 503, "not ready below the reserve: {body}");
@@ -207,14 +217,18 @@ async fn full_disk_round(min_free_mib: u64) {
     // 3. Full again while history is behind, then a stop.
     let filler = fill(&disk.path);
     ingest.run(&server, 200, true).await;
-    lookups_answer(&server).await;
+    lookups_answer(&server, min_free_mib > 0).await;
     server.stop().await;
 
-    // 4. A start on the full disk serves reads and refuses writes.
-    let server = TestServer::start(&data_dir, tweak).await;
-    lookups_answer(&server).await;
-    ingest.run(&server, 5, true).await;
-    server.stop().await;
+    // 4. A start on the full disk serves reads and refuses writes. (Without the reserve the
+    // history database may need a repair, which writes, before it opens: such a start waits
+    // for space; RELIABILITY.md says so.)
+    if min_free_mib > 0 {
+        let server = TestServer::start(&data_dir, tweak).await;
+        lookups_answer(&server, true).await;
+        ingest.run(&server, 5, true).await;
+        server.stop().await;
+    }
 
     // 5. With room again, a start finds every acknowledged event.
     std::fs::remove_file(&filler).expect("free");

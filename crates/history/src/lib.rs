@@ -79,6 +79,18 @@ pub enum HistoryError {
     Query(#[from] QueryError),
 }
 
+impl HistoryError {
+    /// Whether the storage failed (an I/O error, a full disk) rather than the request: the
+    /// store reopens by itself, so the caller may retry (503, not 500).
+    pub fn is_storage_failure(&self) -> bool {
+        match self {
+            Self::Store { source, .. } => cairn_durable::is_io(source),
+            Self::Open { .. } => true,
+            Self::Query(_) => false,
+        }
+    }
+}
+
 trait StoreResult<T> {
     fn during(self, operation: &'static str) -> Result<T, HistoryError>;
 }
