@@ -446,6 +446,21 @@ fn progress_bar(progress: Arc<cairn_validate::Progress>) -> tokio::task::JoinHan
     })
 }
 
+/// `[<prefix>/]AWSLogs[/<organization id>]`: where the accounts' directories are.
+fn awslogs_root(source: &Source) -> String {
+    let mut root = String::new();
+    if let Some(prefix) = &source.prefix {
+        root.push_str(prefix);
+        root.push('/');
+    }
+    root.push_str("AWSLogs");
+    if let Some(org) = &source.org_id {
+        root.push('/');
+        root.push_str(org);
+    }
+    root
+}
+
 /// The (account, region) pairs to validate: those given, else every pair with log files or
 /// digests under the tree's `AWSLogs/` root (organization trails: every member account), else
 /// the trail's own account and home region.
@@ -457,16 +472,7 @@ async fn pairs(
     if let (Some(account), Some(region)) = (&args.account_id, &args.region) {
         return Ok(vec![(account.clone(), region.clone())]);
     }
-    let mut root = String::new();
-    if let Some(prefix) = &source.prefix {
-        root.push_str(prefix);
-        root.push('/');
-    }
-    root.push_str("AWSLogs");
-    if let Some(org) = &source.org_id {
-        root.push('/');
-        root.push_str(org);
-    }
+    let root = awslogs_root(source);
     let store = source.store.as_ref();
     let mut found = std::collections::BTreeSet::new();
     for account in cairn_store::children(store, &root).await? {
@@ -494,18 +500,9 @@ async fn pairs(
 /// The bucket the digests of a copied tree were signed for: the signed `digestS3Bucket` of
 /// the first digest found (a digest claiming another bucket is then reported as moved).
 async fn signed_bucket(source: &Source, pairs: &[(String, String)]) -> Option<String> {
-    let mut root = String::new();
-    if let Some(prefix) = &source.prefix {
-        root.push_str(prefix);
-        root.push('/');
-    }
-    root.push_str("AWSLogs/");
-    if let Some(org) = &source.org_id {
-        root.push_str(org);
-        root.push('/');
-    }
+    let root = awslogs_root(source);
     for (account, region) in pairs {
-        let base = format!("{root}{account}/CloudTrail-Digest/{region}");
+        let base = format!("{root}/{account}/CloudTrail-Digest/{region}");
         let keys = cairn_store::list(source.store.as_ref(), &base).await.ok()?;
         for key in keys.iter().filter(|k| k.ends_with(".json.gz")) {
             let Ok(Some(bytes)) = cairn_store::get(source.store.as_ref(), key).await else {

@@ -98,7 +98,8 @@ async fn the_aws_cli_validates_cairns_digests() {
     assert_eq!(status, 200, "{report}");
 
     let base = server.base.clone();
-    let (code, text) = tokio::task::spawn_blocking({
+    // `aws cloudtrail validate-logs` over the bucket, Cairn answering its CloudTrail calls.
+    let aws_run = {
         let (aws, start, cairn, s3) = (
             aws.clone(),
             start.clone(),
@@ -107,9 +108,10 @@ async fn the_aws_cli_validates_cairns_digests() {
         );
         let creds = server.creds.clone();
         move || aws_validate(&aws, &s3, &cairn, &start, &creds)
-    })
-    .await
-    .expect("aws");
+    };
+    let (code, text) = tokio::task::spawn_blocking(aws_run.clone())
+        .await
+        .expect("aws");
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("digest files valid"), "{text}");
     // The CLI walked the whole chain: every log file the trail delivered was checked.
@@ -147,18 +149,9 @@ async fn the_aws_cli_validates_cairns_digests() {
         )
         .await
         .expect("overwrite");
-    let (code, text) = tokio::task::spawn_blocking({
-        let (aws, start, cairn, s3) = (
-            aws.clone(),
-            start.clone(),
-            base.clone(),
-            moto.endpoint.clone(),
-        );
-        let creds = server.creds.clone();
-        move || aws_validate(&aws, &s3, &cairn, &start, &creds)
-    })
-    .await
-    .expect("aws");
+    let (code, text) = tokio::task::spawn_blocking(aws_run.clone())
+        .await
+        .expect("aws");
     assert_eq!(code, 1, "{text}");
     assert!(
         text.contains(&format!("{key}\tINVALID: hash value doesn't match")),
@@ -284,18 +277,9 @@ async fn the_aws_cli_validates_cairns_digests() {
                 injected = Some(injected_key);
             }
         }
-        let (aws_code, aws_text) = tokio::task::spawn_blocking({
-            let (aws, start, cairn, s3) = (
-                aws.clone(),
-                start.clone(),
-                base.clone(),
-                moto.endpoint.clone(),
-            );
-            let creds = server.creds.clone();
-            move || aws_validate(&aws, &s3, &cairn, &start, &creds)
-        })
-        .await
-        .expect("aws");
+        let (aws_code, aws_text) = tokio::task::spawn_blocking(aws_run.clone())
+            .await
+            .expect("aws");
         let (cairn_code, report) = tokio::task::spawn_blocking(cairn_validate.clone())
             .await
             .expect("cairn");

@@ -143,6 +143,14 @@ fn random_secret() -> String {
         .collect()
 }
 
+fn user_mut<'a>(state: &'a mut State, name: &str) -> Result<&'a mut User, IamError> {
+    state
+        .users
+        .iter_mut()
+        .find(|u| u.name == name)
+        .ok_or_else(|| IamError::NoSuchEntity(name.to_owned()))
+}
+
 fn validate_user_name(name: &str) -> Result<(), IamError> {
     let ok = (1..=64).contains(&name.len())
         && name
@@ -335,11 +343,7 @@ impl Iam {
             )));
         }
         self.modify(|state| {
-            let user = state
-                .users
-                .iter_mut()
-                .find(|u| u.name == user)
-                .ok_or_else(|| IamError::NoSuchEntity(user.to_owned()))?;
+            let user = user_mut(state, user)?;
             if !user.attached.contains(&name) {
                 user.attached.push(name);
             }
@@ -356,11 +360,7 @@ impl Iam {
             ));
         }
         self.modify(|state| {
-            let user = state
-                .users
-                .iter_mut()
-                .find(|u| u.name == user)
-                .ok_or_else(|| IamError::NoSuchEntity(user.to_owned()))?;
+            let user = user_mut(state, user)?;
             user.inline.retain(|(n, _)| n != name);
             user.inline.push((name.to_owned(), document.to_owned()));
             Ok(())
@@ -397,11 +397,7 @@ impl Iam {
     pub fn detach_policy(&self, user: &str, policy: &str) -> Result<(), IamError> {
         let name = policy.rsplit('/').next().unwrap_or(policy).to_owned();
         self.modify(|state| {
-            let user = state
-                .users
-                .iter_mut()
-                .find(|u| u.name == user)
-                .ok_or_else(|| IamError::NoSuchEntity(user.to_owned()))?;
+            let user = user_mut(state, user)?;
             let before = user.attached.len();
             user.attached.retain(|p| *p != name);
             if user.attached.len() == before {
@@ -417,11 +413,7 @@ impl Iam {
     /// Deletes an inline policy of `user` (DeleteUserPolicy).
     pub fn delete_user_policy(&self, user: &str, name: &str) -> Result<(), IamError> {
         self.modify(|state| {
-            let user = state
-                .users
-                .iter_mut()
-                .find(|u| u.name == user)
-                .ok_or_else(|| IamError::NoSuchEntity(user.to_owned()))?;
+            let user = user_mut(state, user)?;
             let before = user.inline.len();
             user.inline.retain(|(n, _)| n != name);
             if user.inline.len() == before {

@@ -511,20 +511,31 @@ impl Logs {
         let txn = self.db.begin_write().map_err(|e| self.db_error(e))?;
         {
             let mut events = txn.open_table(EVENTS).map_err(|e| self.db_error(e))?;
-            let keys: Vec<(i64, u64)> = events
-                .range((name, i64::MIN, 0)..=(name, i64::MAX, u64::MAX))
-                .map_err(|e| self.db_error(e))?
-                .filter_map(Result::ok)
-                .map(|(k, _)| {
-                    let (_, t, s) = k.value();
-                    (t, s)
-                })
-                .collect();
-            for (t, s) in keys {
-                events.remove((name, t, s)).map_err(|e| self.db_error(e))?;
-            }
+            self.remove_events(&mut events, name, i64::MAX)?;
         }
         txn.commit().map_err(|e| self.db_error(e))
+    }
+
+    /// Removes the events of `group` with times before `until`; returns how many.
+    fn remove_events(
+        &self,
+        events: &mut redb::Table<'_, (&str, i64, u64), &[u8]>,
+        group: &str,
+        until: i64,
+    ) -> Result<usize, LogsError> {
+        let keys: Vec<(i64, u64)> = events
+            .range((group, i64::MIN, 0)..(group, until, 0))
+            .map_err(|e| self.db_error(e))?
+            .filter_map(Result::ok)
+            .map(|(k, _)| {
+                let (_, t, s) = k.value();
+                (t, s)
+            })
+            .collect();
+        for &(t, s) in &keys {
+            events.remove((group, t, s)).map_err(|e| self.db_error(e))?;
+        }
+        Ok(keys.len())
     }
 
     /// DeleteAlarms: every named alarm, or none when one does not exist.
@@ -814,21 +825,7 @@ impl Logs {
             let mut events = txn.open_table(EVENTS).map_err(|e| self.db_error(e))?;
             for group in &groups {
                 let cutoff = now - i64::from(group.retention_days) * 86_400_000;
-                let old: Vec<(i64, u64)> = events
-                    .range((group.name.as_str(), i64::MIN, 0)..(group.name.as_str(), cutoff, 0))
-                    .map_err(|e| self.db_error(e))?
-                    .filter_map(Result::ok)
-                    .map(|(k, _)| {
-                        let (_, t, s) = k.value();
-                        (t, s)
-                    })
-                    .collect();
-                for (t, s) in old {
-                    events
-                        .remove((group.name.as_str(), t, s))
-                        .map_err(|e| self.db_error(e))?;
-                    removed += 1;
-                }
+                removed += self.remove_events(&mut events, &group.name, cutoff)?;
             }
         }
         txn.commit().map_err(|e| self.db_error(e))?;

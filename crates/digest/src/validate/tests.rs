@@ -86,29 +86,7 @@ fn good_chain(signing_key: &SigningKey) -> Store {
 }
 
 fn run(store: &Store) -> Vec<ReportLine> {
-    let logs: BTreeMap<String, LogState> = store
-        .logs
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.clone(),
-                v.as_ref().map(|b| sha256_hex(b)).map_err(Clone::clone),
-            )
-        })
-        .collect();
-    let present: BTreeSet<String> = store.logs.keys().cloned().collect();
-    validate(&Chain {
-        bucket: BUCKET,
-        digests: &store.digests,
-        logs: &logs,
-        present_logs: &present,
-        keys: &store.keys,
-        period_ms: HOUR,
-        window_start_ms: 0,
-        due_until_ms: START + 4 * HOUR,
-        logging: None,
-        key_template: None,
-    })
+    run_until(store, START + 4 * HOUR)
 }
 
 fn failures(store: &Store) -> Vec<ReportLine> {
@@ -448,29 +426,7 @@ fn resign(store: &mut Store, key: &str, other: &SigningKey, keep_fingerprint: bo
 }
 
 fn run_until(store: &Store, due_until_ms: i64) -> Vec<ReportLine> {
-    let logs: BTreeMap<String, LogState> = store
-        .logs
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.clone(),
-                v.as_ref().map(|b| sha256_hex(b)).map_err(Clone::clone),
-            )
-        })
-        .collect();
-    let present: BTreeSet<String> = store.logs.keys().cloned().collect();
-    validate(&Chain {
-        bucket: BUCKET,
-        digests: &store.digests,
-        logs: &logs,
-        present_logs: &present,
-        keys: &store.keys,
-        period_ms: HOUR,
-        window_start_ms: 0,
-        due_until_ms,
-        logging: None,
-        key_template: None,
-    })
+    run_with(store, due_until_ms, None)
 }
 
 /// Adds a digest `[start, end]` to the store, linked to `previous` (or starting).
