@@ -207,25 +207,7 @@ async fn resolve_source(args: &ValidateArgs, arn: &Arn) -> anyhow::Result<Source
             logging: None,
         },
         (None, None) => {
-            let url = format!(
-                "{}/v1/trails/{}",
-                args.endpoint.trim_end_matches('/'),
-                percent_encode(&args.trail_arn)
-            );
-            let response = http()?
-                .get(&url)
-                .send_signed()
-                .await
-                .with_context(|| format!("asking {} for the trail", args.endpoint))?;
-            if !response.status().is_success() {
-                bail!(
-                    "describing trail {}: {}",
-                    arn.name,
-                    error_text(response).await
-                );
-            }
-            let trail: Value =
-                serde_json::from_slice(&response.bytes().await?).context("reading the trail")?;
+            let trail = trail_json(args, arn, "", "the trail").await?;
             let mut source = match (
                 trail["LocalDirectory"].as_str(),
                 trail["S3BucketName"].as_str(),
@@ -259,14 +241,15 @@ async fn resolve_source(args: &ValidateArgs, arn: &Arn) -> anyhow::Result<Source
     Ok(source)
 }
 
-/// The trail's logging state from GetTrailStatus: a stop after the newest digest means a
-/// final digest must exist; logging resumed after a final digest means the chain goes on.
-async fn trail_logging(
+/// `GET /v1/trails/<arn><suffix>` from the server, as JSON (`what` names it in errors).
+async fn trail_json(
     args: &ValidateArgs,
     arn: &Arn,
-) -> anyhow::Result<cairn_digest::validate::Logging> {
+    suffix: &str,
+    what: &str,
+) -> anyhow::Result<Value> {
     let url = format!(
-        "{}/v1/trails/{}/status",
+        "{}/v1/trails/{}{suffix}",
         args.endpoint.trim_end_matches('/'),
         percent_encode(&args.trail_arn)
     );
@@ -274,16 +257,24 @@ async fn trail_logging(
         .get(&url)
         .send_signed()
         .await
-        .with_context(|| format!("asking {} for the trail's status", args.endpoint))?;
+        .with_context(|| format!("asking {} for {what}", args.endpoint))?;
     if !response.status().is_success() {
         bail!(
-            "the status of trail {}: {}",
+            "{what} of trail {}: {}",
             arn.name,
             error_text(response).await
         );
     }
-    let status: Value =
-        serde_json::from_slice(&response.bytes().await?).context("reading the trail status")?;
+    serde_json::from_slice(&response.bytes().await?).with_context(|| format!("reading {what}"))
+}
+
+/// The trail's logging state from GetTrailStatus: a stop after the newest digest means a
+/// final digest must exist; logging resumed after a final digest means the chain goes on.
+async fn trail_logging(
+    args: &ValidateArgs,
+    arn: &Arn,
+) -> anyhow::Result<cairn_digest::validate::Logging> {
+    let status = trail_json(args, arn, "/status", "the trail's status").await?;
     let time = |name: &str| status[name].as_f64().map(|s| (s * 1000.0) as i64);
     let started_at = time("StartLoggingTime");
     Ok(cairn_digest::validate::Logging {
