@@ -94,6 +94,7 @@ async fn runaway_queries_are_refused_stopped_or_cancelled() {
     );
 
     // Cancel stops the work: the task ends, not only the status.
+    wait_no_query_running(&server).await;
     let (_, body) = start_query(&server, ENDLESS).await;
     let cancelled = body["QueryId"].as_str().expect("id").to_owned();
     wait_for(&server, &cancelled, |q| q["QueryStatus"] == "RUNNING").await;
