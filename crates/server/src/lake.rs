@@ -442,7 +442,8 @@ struct Feed {
     /// The last WAL position read.
     read: u64,
     held: Vec<Vec<u8>>,
-    since: Instant,
+    /// When the held events started gathering (the injected clock's epoch ms).
+    since: i64,
 }
 
 /// Registers every store's WAL position (its cursor file, or its start) with the WAL, so that
@@ -474,6 +475,7 @@ pub fn run_feeder(
 ) {
     let mut feeds: BTreeMap<String, Feed> = BTreeMap::new();
     let mut last_expiry = 0i64;
+    let flush_every_ms = i64::try_from(flush_every.as_millis()).unwrap_or(i64::MAX);
     while !stop.load(Ordering::Acquire) {
         let list = stores.list();
         feeds.retain(|id, _| list.iter().any(|s| &s.id == id));
@@ -501,7 +503,7 @@ pub fn run_feeder(
                         committed: cursor,
                         read: cursor,
                         held: Vec::new(),
-                        since: Instant::now(),
+                        since: clock.now_millis(),
                     })
                 }
             };
@@ -524,9 +526,10 @@ pub fn run_feeder(
                 }
             }
             let due = feed.read > feed.committed
-                && (feed.held.len() >= FLUSH_EVENTS || feed.since.elapsed() >= flush_every);
+                && (feed.held.len() >= FLUSH_EVENTS
+                    || clock.now_millis() - feed.since >= flush_every_ms);
             if due {
-                match flush(&stores, store, feed) {
+                match flush(&stores, store, feed, clock.now_millis()) {
                     Ok(()) => {
                         if let Err(e) = wal.commit_cursor(&store.cursor(), feed.committed) {
                             tracing::warn!(store = %store.name, error = %e, "committing the store's cursor failed");
@@ -538,7 +541,7 @@ pub fn run_feeder(
                         feed.reader = wal.reader(feed.committed);
                         feed.read = feed.committed;
                         feed.held.clear();
-                        feed.since = Instant::now();
+                        feed.since = clock.now_millis();
                     }
                 }
             }
@@ -570,7 +573,12 @@ fn select(store: &EventDataStore, payload: &[u8]) -> bool {
     subject.is_ok_and(|s| store.selects(&s))
 }
 
-fn flush(stores: &Stores, store: &EventDataStore, feed: &mut Feed) -> Result<(), LakeError> {
+fn flush(
+    stores: &Stores,
+    store: &EventDataStore,
+    feed: &mut Feed,
+    now: i64,
+) -> Result<(), LakeError> {
     let from = feed.committed + 1;
     let to = feed.read;
     if !feed.held.is_empty() {
@@ -583,6 +591,6 @@ fn flush(stores: &Stores, store: &EventDataStore, feed: &mut Feed) -> Result<(),
     }
     feed.committed = to;
     feed.held.clear();
-    feed.since = Instant::now();
+    feed.since = now;
     Ok(())
 }
