@@ -520,6 +520,7 @@ pub async fn start_with_fs(
         account: account_id.to_string(),
         signing_cert_url,
         metrics: metrics.clone(),
+        clock: clock.clone(),
     })
     .map_err(|source| StartError::DataDir {
         path: data_dir.clone(),

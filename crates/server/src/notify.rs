@@ -116,6 +116,8 @@ pub struct NotifierConfig {
     pub signing_cert_url: String,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    /// The clock (delivery times in the topic status).
+    pub clock: Arc<dyn cairn_model::Clock>,
 }
 
 /// Starts the notifier thread; it ends (and releases the log store) once every [`Notifier`]
@@ -263,11 +265,7 @@ async fn deliver(
             match result {
                 Ok(()) => {
                     entry.delivered += 1;
-                    entry.last_delivery = Some(
-                        std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map_or(0, |d| d.as_millis() as i64),
-                    );
+                    entry.last_delivery = Some(config.clock.now_millis());
                     config.metrics.notification(true);
                     true
                 }
