@@ -8,7 +8,7 @@ use serde_json::Value;
 
 /// Why a policy document is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("MalformedPolicyDocument: {0}")]
+#[error("{0}")]
 pub struct PolicyError(pub String);
 
 /// Allow or Deny.
