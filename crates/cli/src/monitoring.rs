@@ -294,7 +294,15 @@ pub async fn topics(args: TopicsArgs) -> anyhow::Result<()> {
         TopicsCommand::Create { name, http, file } => {
             let subscriptions: Vec<Value> = http
                 .iter()
-                .map(|u| json!({"protocol": "http", "endpoint": u}))
+                .map(|u| {
+                    // SNS names the protocol after the URL's scheme.
+                    let protocol = if u.starts_with("https://") {
+                        "https"
+                    } else {
+                        "http"
+                    };
+                    json!({"protocol": protocol, "endpoint": u})
+                })
                 .chain(
                     file.iter()
                         .map(|f| json!({"protocol": "file", "endpoint": f})),

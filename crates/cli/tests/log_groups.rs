@@ -251,6 +251,8 @@ async fn a_trail_feeds_a_log_group_and_its_metric_filter() {
                 "ops",
                 "--file",
                 sink.to_str().expect("utf8"),
+                "--http",
+                "https://127.0.0.1:9/hook",
             ]),
             run(&[
                 "alarms",
@@ -280,6 +282,16 @@ async fn a_trail_feeds_a_log_group_and_its_metric_filter() {
         "{}",
         outputs.2
     );
+    // An https endpoint is an https subscription.
+    let topic: Value = serde_json::from_str(&outputs.2).expect("json");
+    let https = topic["topic"]["subscriptions"]
+        .as_array()
+        .expect("subscriptions")
+        .iter()
+        .find(|s| s["endpoint"] == "https://127.0.0.1:9/hook")
+        .cloned()
+        .expect("the https subscription");
+    assert_eq!(https["protocol"], "https", "{topic}");
     let installed: Value = serde_json::from_str(&outputs.3).expect("json");
     assert_eq!(installed["installed"].as_array().map(Vec::len), Some(15));
     let alarms: Value = serde_json::from_str(&outputs.4).expect("json");

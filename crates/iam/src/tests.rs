@@ -90,7 +90,10 @@ fn malformed_documents_are_refused_with_the_reason() {
         // The code travels apart (`__type`); the message does not repeat it.
         let error = IamError::from(error);
         assert_eq!(error.code(), "MalformedPolicyDocument");
-        assert!(!error.to_string().contains("MalformedPolicyDocument"), "{error}");
+        assert!(
+            !error.to_string().contains("MalformedPolicyDocument"),
+            "{error}"
+        );
     }
 }
 
