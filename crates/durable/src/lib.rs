@@ -72,11 +72,6 @@ impl Db {
         })
     }
 
-    /// The file, for messages.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// The database, reopened first if an I/O failure was noted. Fails while reopening fails
     /// (the disk is still full, or a transaction of the failed handle is still running).
     pub fn get(&self) -> Result<Arc<Database>, redb::Error> {

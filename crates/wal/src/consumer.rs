@@ -109,11 +109,6 @@ impl Backoff {
     pub fn reset(&mut self) {
         self.next = self.min;
     }
-
-    /// The ceiling of the next wait.
-    pub fn ceiling(&self) -> Duration {
-        self.next
-    }
 }
 
 impl Default for Backoff {
@@ -165,22 +160,6 @@ impl<C: Consume> Runner<C> {
         self
     }
 
-    /// Sets the retry backoff.
-    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = backoff;
-        self
-    }
-
-    /// The consumer.
-    pub fn consumer(&self) -> &C {
-        &self.consumer
-    }
-
-    /// The consumer, mutably.
-    pub fn consumer_mut(&mut self) -> &mut C {
-        &mut self.consumer
-    }
-
     /// Reads and applies one batch (or, when there is nothing to read, does the idle work).
     /// Returns how many records were applied. On failure nothing is skipped: the reader goes
     /// back to the consumer's durable position before the error is returned.
@@ -201,8 +180,8 @@ impl<C: Consume> Runner<C> {
                 match self.consumer.rewind() {
                     Ok(position) => self.reader = self.wal.reader(position),
                     Err(e2) => {
-                        // The reader stays put; the next step retries nothing until a rewind
-                        // succeeds (try_step rewinds first when asked).
+                        // The consumer cannot say where it is: read again from the position the
+                        // registry last heard from it (durable by definition).
                         self.reader = self.wal.reader(self.wal.position(self.consumer.name()));
                         tracing::debug!(consumer = self.consumer.name(), error = %e2, "rewinding failed");
                     }
