@@ -78,6 +78,20 @@ impl IamService {
         .await
     }
 
+    /// Applies a change to the store (off the async threads) and records it: the shape every
+    /// identity change shares.
+    async fn change(
+        &self,
+        caller: &Caller,
+        event: &str,
+        user: &str,
+        request: Value,
+        apply: impl FnOnce(&Iam) -> Result<(), IamError> + Send + 'static,
+    ) -> Result<(), ApiError> {
+        self.blocking(apply).await?;
+        self.audit(caller, event, user, request, Value::Null).await
+    }
+
     fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Iam) -> Result<T, IamError> + Send + 'static,
@@ -170,15 +184,10 @@ impl IamAdmin for IamService {
     ) -> BoxFuture<'_, Result<(), ApiError>> {
         Box::pin(async move {
             let (u, k) = (user.clone(), key_id.clone());
-            self.blocking(move |iam| iam.delete_access_key(&u, &k))
-                .await?;
-            self.audit(
-                &caller,
-                "DeleteAccessKey",
-                &user,
-                json!({ "userName": user, "accessKeyId": key_id }),
-                Value::Null,
-            )
+            let request = json!({ "userName": user, "accessKeyId": key_id });
+            self.change(&caller, "DeleteAccessKey", &user, request, move |iam| {
+                iam.delete_access_key(&u, &k)
+            })
             .await
         })
     }
@@ -191,14 +200,10 @@ impl IamAdmin for IamService {
     ) -> BoxFuture<'_, Result<(), ApiError>> {
         Box::pin(async move {
             let (u, p) = (user.clone(), policy.clone());
-            self.blocking(move |iam| iam.attach_policy(&u, &p)).await?;
-            self.audit(
-                &caller,
-                "AttachUserPolicy",
-                &user,
-                json!({ "userName": user, "policyArn": policy }),
-                Value::Null,
-            )
+            let request = json!({ "userName": user, "policyArn": policy });
+            self.change(&caller, "AttachUserPolicy", &user, request, move |iam| {
+                iam.attach_policy(&u, &p)
+            })
             .await
         })
     }
@@ -206,14 +211,10 @@ impl IamAdmin for IamService {
     fn delete_user(&self, caller: Caller, user: String) -> BoxFuture<'_, Result<(), ApiError>> {
         Box::pin(async move {
             let u = user.clone();
-            self.blocking(move |iam| iam.delete_user(&u)).await?;
-            self.audit(
-                &caller,
-                "DeleteUser",
-                &user,
-                json!({ "userName": user }),
-                Value::Null,
-            )
+            let request = json!({ "userName": user });
+            self.change(&caller, "DeleteUser", &user, request, move |iam| {
+                iam.delete_user(&u)
+            })
             .await
         })
     }
@@ -227,15 +228,10 @@ impl IamAdmin for IamService {
     ) -> BoxFuture<'_, Result<(), ApiError>> {
         Box::pin(async move {
             let (u, k, st) = (user.clone(), key_id.clone(), status.clone());
-            self.blocking(move |iam| iam.update_access_key(&u, &k, &st))
-                .await?;
-            self.audit(
-                &caller,
-                "UpdateAccessKey",
-                &user,
-                json!({ "userName": user, "accessKeyId": key_id, "status": status }),
-                Value::Null,
-            )
+            let request = json!({ "userName": user, "accessKeyId": key_id, "status": status });
+            self.change(&caller, "UpdateAccessKey", &user, request, move |iam| {
+                iam.update_access_key(&u, &k, &st)
+            })
             .await
         })
     }
@@ -258,14 +254,10 @@ impl IamAdmin for IamService {
     ) -> BoxFuture<'_, Result<(), ApiError>> {
         Box::pin(async move {
             let (u, p) = (user.clone(), policy.clone());
-            self.blocking(move |iam| iam.detach_policy(&u, &p)).await?;
-            self.audit(
-                &caller,
-                "DetachUserPolicy",
-                &user,
-                json!({ "userName": user, "policyArn": policy }),
-                Value::Null,
-            )
+            let request = json!({ "userName": user, "policyArn": policy });
+            self.change(&caller, "DetachUserPolicy", &user, request, move |iam| {
+                iam.detach_policy(&u, &p)
+            })
             .await
         })
     }
@@ -284,15 +276,10 @@ impl IamAdmin for IamService {
     ) -> BoxFuture<'_, Result<(), ApiError>> {
         Box::pin(async move {
             let (u, n) = (user.clone(), name.clone());
-            self.blocking(move |iam| iam.delete_user_policy(&u, &n))
-                .await?;
-            self.audit(
-                &caller,
-                "DeleteUserPolicy",
-                &user,
-                json!({ "userName": user, "policyName": name }),
-                Value::Null,
-            )
+            let request = json!({ "userName": user, "policyName": name });
+            self.change(&caller, "DeleteUserPolicy", &user, request, move |iam| {
+                iam.delete_user_policy(&u, &n)
+            })
             .await
         })
     }
@@ -306,15 +293,11 @@ impl IamAdmin for IamService {
     ) -> BoxFuture<'_, Result<(), ApiError>> {
         Box::pin(async move {
             let (u, n, d) = (user.clone(), name.clone(), document.clone());
-            self.blocking(move |iam| iam.put_user_policy(&u, &n, &d))
-                .await?;
-            self.audit(
-                &caller,
-                "PutUserPolicy",
-                &user,
-                json!({ "userName": user, "policyName": name, "policyDocument": document }),
-                Value::Null,
-            )
+            let request =
+                json!({ "userName": user, "policyName": name, "policyDocument": document });
+            self.change(&caller, "PutUserPolicy", &user, request, move |iam| {
+                iam.put_user_policy(&u, &n, &d)
+            })
             .await
         })
     }
