@@ -459,6 +459,25 @@ async fn the_cli_administers_identities_and_signs_as_them() {
         assert!(!ok && err.contains("AccessDeniedException"), "{err}");
         let (ok, _, err) = run(&["iam", "create-user", "--user-name", "eve"], bob);
         assert!(!ok && err.contains("AccessDeniedException"), "{err}");
+        // Inactive key: unrecognized at once; active again: recognized.
+        for (status, works) in [("Inactive", false), ("Active", true)] {
+            let (ok, _, err) = run(
+                &[
+                    "iam",
+                    "update-access-key",
+                    "--user-name",
+                    "bob",
+                    "--access-key-id",
+                    &id,
+                    "--status",
+                    status,
+                ],
+                None,
+            );
+            assert!(ok, "{err}");
+            let (ok, _, err) = run(&["iam", "whoami"], bob);
+            assert_eq!(ok, works, "{status}: {err}");
+        }
         // Deleted key: unrecognized.
         let (ok, _, err) = run(
             &[
@@ -474,6 +493,28 @@ async fn the_cli_administers_identities_and_signs_as_them() {
         assert!(ok, "{err}");
         let (ok, _, err) = run(&["iam", "whoami"], bob);
         assert!(!ok && err.contains("UnrecognizedClientException"), "{err}");
+        // Then the policy and the user: DeleteUser is refused while a policy is attached.
+        let (ok, _, err) = run(&["iam", "delete-user", "--user-name", "bob"], None);
+        assert!(!ok && err.contains("DeleteConflict"), "{err}");
+        let (ok, _, err) = run(
+            &[
+                "iam",
+                "detach-policy",
+                "--user-name",
+                "bob",
+                "--policy-arn",
+                "CairnReader",
+            ],
+            None,
+        );
+        assert!(ok, "{err}");
+        let (ok, out, err) = run(
+            &["iam", "list-attached-policies", "--user-name", "bob"],
+            None,
+        );
+        assert!(ok && !out.contains("CairnReader"), "{out}{err}");
+        let (ok, _, err) = run(&["iam", "delete-user", "--user-name", "bob"], None);
+        assert!(ok, "{err}");
         // No credentials anywhere: a clear error, nothing sent.
         let (ok, _, err) = run(&["iam", "whoami"], Some(("", "")));
         assert!(!ok && err.contains("no credentials"), "{err}");
