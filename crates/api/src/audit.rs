@@ -191,7 +191,7 @@ pub async fn put_audit_events(
     let region = state.ingest.region().to_owned();
     let ingestion_time = state.ingest.now_millis();
     let ids: Vec<String> = request.audit_events.iter().map(|e| e.id.clone()).collect();
-    let prepared = tokio::task::spawn_blocking(move || {
+    let prepared = state.gates.parse(move || {
         let fresh: &dyn Fn() -> String = &fresh_event_id;
         let ctx = AuditContext { account_id: &account, region: &region, channel_arn: &channel, ingestion_time, fresh_event_id: fresh };
         request
@@ -212,8 +212,7 @@ pub async fn put_audit_events(
             })
             .collect::<Vec<_>>()
     })
-    .await
-    .map_err(|e| ApiError::internal(format!("validation task failed: {e}")))?;
+    .await?;
     let results = record_and_answer(&state, prepared).await?;
     let mut response = PutAuditEventsResponse {
         successful: Vec::new(),

@@ -478,6 +478,11 @@ pub async fn layer(
     let (mut parts, body) = request.into_parts();
     // The wire limit of the largest route, plus room for a JSON envelope.
     let limit = body_limit(&state.limits);
+    // Room in the memory budget for this body, held until the answer is made.
+    let _admission = match state.gates.admit(&parts.headers, limit).await {
+        Ok(admission) => admission,
+        Err(e) => return e.into_response(),
+    };
     let bytes = match crate::body::read_limited(body, limit).await {
         Ok(bytes) => bytes,
         Err(e) => return e.into_response(),

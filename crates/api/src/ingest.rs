@@ -277,10 +277,10 @@ pub async fn put_events(
     let gzip = is_gzip(&headers, &raw)?;
     let account = state.ingest.account_id().clone();
     let limits = state.limits.clone();
-    let prepared =
-        tokio::task::spawn_blocking(move || prepare_body(raw, gzip, format, &account, &limits))
-            .await
-            .map_err(|e| ApiError::internal(format!("validation task failed: {e}")))??;
+    let prepared = state
+        .gates
+        .parse(move || prepare_body(raw, gzip, format, &account, &limits))
+        .await??;
     let results = record_and_answer(&state, prepared).await?;
     let count = |status| results.iter().filter(|r| r.status == status).count();
     let response = PutEventsResponse {

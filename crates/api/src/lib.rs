@@ -23,6 +23,7 @@ pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod error;
+pub mod gate;
 pub mod history;
 pub mod iam;
 pub mod ingest;
@@ -95,6 +96,9 @@ pub struct Limits {
     pub max_request_bytes: usize,
     /// Most events in one `/v1/events` request.
     pub max_events_per_request: usize,
+    /// Memory for request bodies being read, copied and parsed, all requests together
+    /// ([`gate`]).
+    pub request_buffer_bytes: usize,
 }
 
 impl Default for Limits {
@@ -102,6 +106,7 @@ impl Default for Limits {
         Self {
             max_request_bytes: 10 * 1024 * 1024,
             max_events_per_request: 10_000,
+            request_buffer_bytes: 512 * 1024 * 1024,
         }
     }
 }
@@ -129,6 +134,8 @@ pub struct AppState {
     pub lake: Arc<dyn lake::LakeAdmin>,
     /// Limits.
     pub limits: Limits,
+    /// Admission: the request-body budget and the parsing threads.
+    pub gates: Arc<gate::Gates>,
 }
 
 /// The router over `state`.

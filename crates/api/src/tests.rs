@@ -594,7 +594,9 @@ fn router_with(ingest: Arc<FakeIngest>) -> Router {
         limits: Limits {
             max_request_bytes: 512 * 1024,
             max_events_per_request: 50,
+            request_buffer_bytes: 64 << 20,
         },
+        gates: Arc::new(crate::gate::Gates::new(64 << 20, 2)),
     })
 }
 

@@ -38,6 +38,9 @@ pub enum BenchCommand {
     /// Raw mode's JSON scan alone on one core, over log files inflated in memory, beside
     /// inflating them and checking them with serde_json in the same run.
     Scan(crate::bench_scan::ScanBenchArgs),
+    /// The fault suite: SIGKILLs, a full disk, an S3 outage, runaway SQL and connection
+    /// floods, each reporting acknowledged / in history / delivered / duplicated / lost / memory.
+    Faults(crate::bench_faults::FaultsArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -88,6 +91,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Alert(args) => crate::bench_alert::alert(args).await,
         BenchCommand::Lake(args) => crate::bench_lake::lake(args).await,
         BenchCommand::Scan(args) => crate::bench_scan::scan(args).await,
+        BenchCommand::Faults(args) => crate::bench_faults::faults(args).await,
         BenchCommand::Filter(args) => {
             tokio::task::spawn_blocking(move || crate::bench_filter::filter(args)).await?
         }
@@ -197,7 +201,7 @@ fn peak_memory_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_alert;
+mod bench_faults;
 mod bench_filter;
 mod bench_lake;
 mod bench_scan;
@@ -206,8 +207,11 @@ fn quiet_on_closed_pipe() {
 fn main() -> ExitCode {
     quiet_on_closed_pipe();
     let cli = Cli::parse();
+    // Blocking work (parsing bodies, redb reads, file I/O) queues beyond 64 threads instead
+    // of adding a thread, and so a stack and an allocator cache, per waiting request.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(64)
         .build()
     {
         Ok(runtime) => runtime,

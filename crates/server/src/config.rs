@@ -58,6 +58,10 @@ pub struct RawConfig {
     pub max_request_bytes: Option<usize>,
     /// Most events in one `/v1/events` request. Default 10000.
     pub max_events_per_request: Option<usize>,
+    /// MiB of memory for request bodies in flight, all connections together (each body
+    /// counted three times: read, copied, parsed). A request finding no room waits up to
+    /// 10 s, then gets 503. Default 512.
+    pub request_buffer_mib: Option<usize>,
     /// Seconds between a trail's first undelivered event and the delivery of its batch.
     /// Default 300 (CloudTrail's 5 minutes); at least 1.
     pub delivery_interval_seconds: Option<u64>,
@@ -387,6 +391,13 @@ impl RawConfig {
                     self.max_events_per_request.map(|v| v as u64),
                     defaults.max_events_per_request as u64,
                 )? as usize,
+                request_buffer_bytes: positive(
+                    "request_buffer_mib",
+                    self.request_buffer_mib.map(|v| v as u64),
+                    (defaults.request_buffer_bytes >> 20) as u64,
+                )? as usize
+                    * 1024
+                    * 1024,
             },
             delivery_interval: std::time::Duration::from_secs(positive(
                 "delivery_interval_seconds",

@@ -264,7 +264,8 @@ impl Ingest for IngestService {
         events: Vec<PreparedEvent>,
     ) -> BoxFuture<'_, Result<Vec<RecordOutcome>, ApiError>> {
         Box::pin(async move {
-            if let Err(reason) = self.space.check() {
+            let backlog = crate::space::index_backlog(&self.wal, &self.metrics);
+            if let Err(reason) = self.space.check(backlog) {
                 self.metrics.ingest_unavailable.inc();
                 return Err(ApiError::unavailable(reason));
             }

@@ -172,7 +172,8 @@ struct ServerHealth {
 
 impl Health for ServerHealth {
     fn ready(&self) -> Result<(), String> {
-        self.space.check()?;
+        self.space
+            .check(space::index_backlog(&self.wal, &self.metrics))?;
         match self.wal.last_error() {
             None => Ok(()),
             Some(e) => Err(format!(
@@ -362,7 +363,7 @@ pub async fn start_with_fs(
         data_dir.clone(),
         config.min_free_bytes,
     ));
-    if let Err(reason) = space.check() {
+    if let Err(reason) = space.check(0) {
         tracing::warn!(%reason, "starting on a full disk: reads are served, producers' ingest is refused until space returns");
     }
     let ingest = Arc::new(IngestService::new(
@@ -565,7 +566,12 @@ pub async fn start_with_fs(
     trail_service.start_all();
     let _ = trails_cell.set(trail_service.clone());
 
+    let parsers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let state = AppState {
+        gates: Arc::new(cairn_api::gate::Gates::new(
+            config.limits.request_buffer_bytes,
+            parsers,
+        )),
         trails: trail_service.clone(),
         keys: trail_service.clone(),
         auth: Arc::new(security::Security {
