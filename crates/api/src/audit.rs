@@ -148,6 +148,7 @@ fn channel_arn(query: Option<&str>, state: &AppState) -> Result<String, ApiError
 /// The handler.
 pub async fn put_audit_events(
     State(state): State<AppState>,
+    principal: Option<axum::Extension<cairn_iam::Principal>>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
@@ -213,7 +214,8 @@ pub async fn put_audit_events(
             .collect::<Vec<_>>()
     })
     .await?;
-    let results = record_and_answer(&state, prepared).await?;
+    let provenance = crate::ingest::provenance_of(principal.as_deref());
+    let results = record_and_answer(&state, prepared, provenance).await?;
     let mut response = PutAuditEventsResponse {
         successful: Vec::new(),
         failed: Vec::new(),

@@ -5,7 +5,8 @@
 //! `start-time`, `end-time` (inclusive; `2026-02-11T10:15:00Z` or epoch seconds),
 //! `max-results` (1-50, default 50), `next-token`, `event-category=insight`. The answer has
 //! LookupEvents' shape: `{"Events":[...],"NextToken":...}` with `EventTime` in epoch seconds,
-//! `ReadOnly` as a string and `CloudTrailEvent` holding the stored record as a JSON string.
+//! `ReadOnly` as a string and `CloudTrailEvent` holding the stored record as a JSON string,
+//! plus Cairn's `IngestedBy` (who ingested the event; also a lookup attribute).
 
 use crate::error::ApiError;
 use crate::AppState;
@@ -51,6 +52,10 @@ pub struct EventOut {
     pub resources: Vec<ResourceOut>,
     /// The stored record, as a JSON string.
     pub cloud_trail_event: String,
+    /// Cairn's: who ingested the event (out of band of the record): `{"Type":"Cairn"}` for
+    /// Cairn's own records, `{"Type":"Principal","Arn":...,"AccessKeyId":...}` for a signed
+    /// ingest, `{"Type":"Unknown"}` for events recorded before Cairn kept it.
+    pub ingested_by: serde_json::Value,
 }
 
 /// A LookupEvents response.
@@ -67,6 +72,7 @@ pub struct LookupEventsResponse {
 /// Converts a found event to LookupEvents' shape.
 pub fn event_out(found: FoundEvent) -> EventOut {
     let view = found.view;
+    let ingested_by = found.provenance.to_json();
     EventOut {
         event_id: view.event_id,
         event_name: view.event_name,
@@ -85,6 +91,7 @@ pub fn event_out(found: FoundEvent) -> EventOut {
             .collect(),
         cloud_trail_event: String::from_utf8(found.record)
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        ingested_by,
     }
 }
 

@@ -17,6 +17,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use cairn_model::provenance::Provenance;
 use cairn_model::{prepare_event, AccountId, PrepareContext, PreparedEvent, Rejection};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -204,18 +205,28 @@ pub fn prepare_body(
         .collect())
 }
 
-/// Records prepared events and builds the per-event answer.
+/// Who signed the request, as the provenance of what it ingests.
+pub(crate) fn provenance_of(principal: Option<&cairn_iam::Principal>) -> Provenance {
+    principal.map_or(Provenance::Unknown, |p| Provenance::Principal {
+        arn: p.arn.clone(),
+        access_key_id: p.access_key_id.clone(),
+    })
+}
+
+/// Records prepared events, ingested by `provenance`, and builds the per-event answer.
 pub(crate) async fn record_and_answer(
     state: &AppState,
     prepared: Vec<Result<PreparedEvent, Rejection>>,
+    provenance: Provenance,
 ) -> Result<Vec<EventResult>, ApiError> {
     let mut results = Vec::with_capacity(prepared.len());
     let mut to_record = Vec::new();
     let mut positions = Vec::new();
     for (index, slot) in prepared.into_iter().enumerate() {
         match slot {
-            Ok(event) => {
+            Ok(mut event) => {
                 positions.push(index);
+                event.provenance = provenance.clone();
                 to_record.push(event);
                 results.push(None);
             }
@@ -269,6 +280,7 @@ pub(crate) async fn record_and_answer(
 /// The handler.
 pub async fn put_events(
     State(state): State<AppState>,
+    principal: Option<axum::Extension<cairn_iam::Principal>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -281,7 +293,8 @@ pub async fn put_events(
         .gates
         .parse(move || prepare_body(raw, gzip, format, &account, &limits))
         .await??;
-    let results = record_and_answer(&state, prepared).await?;
+    let provenance = provenance_of(principal.as_deref());
+    let results = record_and_answer(&state, prepared, provenance).await?;
     let count = |status| results.iter().filter(|r| r.status == status).count();
     let response = PutEventsResponse {
         accepted: count("accepted"),

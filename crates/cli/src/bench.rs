@@ -463,6 +463,7 @@ fn lookup(args: LookupArgs) -> anyhow::Result<()> {
                         seq,
                         record: r.as_bytes(),
                         digest: cairn_model::event::producer_digest(r.as_bytes()),
+                        provenance: &[],
                     }
                 })
                 .collect();
@@ -646,7 +647,12 @@ fn delivery(args: DeliveryArgs) -> anyhow::Result<()> {
                 let map: serde_json::Map<String, serde_json::Value> =
                     serde_json::from_slice(r).expect("sample events are JSON objects");
                 let fields = cairn_model::fields::SelectionFields::from_map(&map);
-                cairn_model::payload::encode(&cairn_model::event::producer_digest(r), &fields, r)
+                cairn_model::payload::encode(
+                    &cairn_model::event::producer_digest(r),
+                    &fields,
+                    &cairn_model::provenance::Provenance::Unknown,
+                    r,
+                )
             })
             .collect();
         wal.append_blocking(payloads)?;

@@ -68,6 +68,7 @@ fn append(wal: &cairn_wal::Wal, id: &str, time: i64) {
     let payload = cairn_model::payload::encode(
         &cairn_model::event::producer_digest(record.as_bytes()),
         &fields,
+        &cairn_model::provenance::Provenance::Unknown,
         record.as_bytes(),
     );
     wal.append_blocking(vec![payload]).expect("append");

@@ -33,11 +33,14 @@ pub enum AttributeKey {
     EventSource,
     /// `AccessKeyId`.
     AccessKeyId,
+    /// `IngestedBy` (Cairn's): who ingested the event — `cairn` for Cairn's own records, or
+    /// the ingesting principal's ARN or access key id. Not a CloudTrail attribute.
+    IngestedBy,
 }
 
 impl AttributeKey {
     /// Every key, in LookupEvents' spelling order.
-    pub const ALL: [AttributeKey; 8] = [
+    pub const ALL: [AttributeKey; 9] = [
         Self::EventId,
         Self::EventName,
         Self::ReadOnly,
@@ -46,6 +49,7 @@ impl AttributeKey {
         Self::ResourceName,
         Self::EventSource,
         Self::AccessKeyId,
+        Self::IngestedBy,
     ];
 
     /// LookupEvents' spelling (case-sensitive).
@@ -59,6 +63,7 @@ impl AttributeKey {
             Self::ResourceName => "ResourceName",
             Self::EventSource => "EventSource",
             Self::AccessKeyId => "AccessKeyId",
+            Self::IngestedBy => "IngestedBy",
         }
     }
 

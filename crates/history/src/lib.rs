@@ -15,6 +15,7 @@ pub mod keys;
 pub mod query;
 
 use cairn_model::event::ProducerDigest;
+use cairn_model::provenance::Provenance;
 use cairn_model::time::{utc_day, EpochMillis};
 use cairn_model::{EventCategory, EventView};
 use keys::{AttributeKey, Kind};
@@ -113,6 +114,8 @@ pub struct IndexItem<'a> {
     pub record: &'a [u8],
     /// The digest of the producer's payload.
     pub digest: ProducerDigest,
+    /// Who ingested it ([`Provenance::encode`]; empty if unknown).
+    pub provenance: &'a [u8],
 }
 
 /// What one [`HistoryStore::index_batch`] did.
@@ -135,6 +138,38 @@ pub struct FoundEvent {
     pub record: Vec<u8>,
     /// Its typed view.
     pub view: EventView,
+    /// Who ingested it.
+    pub provenance: Provenance,
+}
+
+/// An events-table value: the record alone (stored before provenance was kept, or with an
+/// unknown one), or `0x00 | provenance length u16 BE | provenance | record`. A record is a
+/// JSON object and starts with `{`, so the two cannot be confused.
+fn stored_value(provenance: &[u8], record: &[u8]) -> Vec<u8> {
+    if provenance.is_empty() {
+        return record.to_vec();
+    }
+    let provenance = &provenance[..provenance.len().min(usize::from(u16::MAX))];
+    let mut out = Vec::with_capacity(3 + provenance.len() + record.len());
+    out.push(0);
+    out.extend_from_slice(&(provenance.len() as u16).to_be_bytes());
+    out.extend_from_slice(provenance);
+    out.extend_from_slice(record);
+    out
+}
+
+/// Splits an events-table value into provenance and record.
+fn split_stored(value: &[u8]) -> (Provenance, &[u8]) {
+    match value {
+        [0, a, b, rest @ ..] => {
+            let len = usize::from(u16::from_be_bytes([*a, *b]));
+            match (rest.get(..len), rest.get(len..)) {
+                (Some(p), Some(record)) => (Provenance::decode(p), record),
+                _ => (Provenance::Unknown, value),
+            }
+        }
+        _ => (Provenance::Unknown, value),
+    }
 }
 
 /// One page of lookup results, newest first.
@@ -247,8 +282,9 @@ fn push_found(
     found: &mut Vec<(EpochMillis, u64, FoundEvent)>,
     time: EpochMillis,
     seq: u64,
-    record: &[u8],
+    value: &[u8],
 ) {
+    let (provenance, record) = split_stored(value);
     match EventView::from_record(record) {
         Ok(view) => found.push((
             time,
@@ -256,6 +292,7 @@ fn push_found(
             FoundEvent {
                 record: record.to_vec(),
                 view,
+                provenance,
             },
         )),
         Err(e) => tracing::error!(seq, error = %e, "unreadable record in event history"),
@@ -458,9 +495,20 @@ impl HistoryStore {
                 if in_history {
                     let key = keys::with_position(&scope, view.event_time, item.seq);
                     events
-                        .insert(key.as_slice(), item.record)
+                        .insert(
+                            key.as_slice(),
+                            stored_value(item.provenance, item.record).as_slice(),
+                        )
                         .during("index events")?;
-                    for (attribute, value) in attribute_values(&view) {
+                    let mut values = attribute_values(&view);
+                    let provenance = Provenance::decode(item.provenance);
+                    values.extend(
+                        provenance
+                            .lookup_values()
+                            .into_iter()
+                            .map(|v| (AttributeKey::IngestedBy, v.to_owned())),
+                    );
+                    for (attribute, value) in values {
                         let prefix = keys::attribute_prefix(attribute, &scope, &value);
                         let key = keys::with_position(&prefix, view.event_time, item.seq);
                         index.insert(key.as_slice(), ()).during("index events")?;
@@ -535,11 +583,8 @@ impl HistoryStore {
                         )))
                         .during("lookup")?;
                     let key = keys::with_position(&scope, entry.time, entry.seq);
-                    if let Some(record) = events.get(key.as_slice()).during("lookup")? {
-                        let record = record.value().to_vec();
-                        if let Ok(view) = EventView::from_record(&record) {
-                            found.push((entry.time, entry.seq, FoundEvent { record, view }));
-                        }
+                    if let Some(value) = events.get(key.as_slice()).during("lookup")? {
+                        push_found(&mut found, entry.time, entry.seq, value.value());
                     }
                 }
             }

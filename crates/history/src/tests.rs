@@ -29,6 +29,7 @@ fn index(
             seq: first_seq + i as u64,
             record: r.as_bytes(),
             digest: producer_digest(r.as_bytes()),
+            provenance: &[],
         })
         .collect();
     store.index_batch(&items, now).expect("index")

@@ -222,5 +222,6 @@ pub fn prepare_audit_event(
         digest: producer_digest(event_data.as_bytes()),
         category: EventCategory::ActivityAuditLog,
         event_time,
+        provenance: crate::provenance::Provenance::Unknown,
     })
 }

@@ -138,6 +138,8 @@ pub struct PreparedEvent {
     pub event_time: EpochMillis,
     /// What trail selectors read, extracted once here (carried in the WAL payload).
     pub fields: crate::fields::SelectionFields,
+    /// Who ingests it: set by the ingest edge from the signed request (`Unknown` until then).
+    pub provenance: crate::provenance::Provenance,
 }
 
 /// What preparation needs to know about the deployment.
@@ -621,6 +623,7 @@ pub fn prepare_event(raw: &[u8], ctx: &PrepareContext<'_>) -> Result<PreparedEve
         category,
         event_time,
         fields,
+        provenance: crate::provenance::Provenance::Unknown,
     })
 }
 

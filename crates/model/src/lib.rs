@@ -15,6 +15,7 @@ pub mod event;
 pub mod fields;
 pub mod ids;
 pub mod payload;
+pub mod provenance;
 pub mod time;
 pub mod view;
 

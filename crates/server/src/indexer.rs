@@ -97,6 +97,7 @@ impl Consume for HistoryConsumer {
                     seq: r.seq,
                     record: decoded.record,
                     digest: decoded.digest,
+                    provenance: decoded.provenance,
                 }),
                 None => {
                     tracing::error!(

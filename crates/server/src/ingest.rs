@@ -15,6 +15,7 @@ use cairn_api::{ApiError, BoxFuture, Ingest, RecordOutcome};
 use cairn_history::HistoryStore;
 use cairn_model::event::ProducerDigest;
 use cairn_model::payload;
+use cairn_model::provenance::Provenance;
 use cairn_model::{AccountId, Clock, PreparedEvent, RejectKind};
 use cairn_wal::Wal;
 use std::collections::{HashMap, VecDeque};
@@ -87,8 +88,11 @@ impl IngestService {
     /// change is refused if its record cannot be made durable, so they may use the reserve).
     pub async fn record_internal(
         &self,
-        events: Vec<PreparedEvent>,
+        mut events: Vec<PreparedEvent>,
     ) -> Result<Vec<RecordOutcome>, ApiError> {
+        for event in &mut events {
+            event.provenance = Provenance::Cairn;
+        }
         self.append(events).await
     }
 
@@ -98,7 +102,7 @@ impl IngestService {
             .iter()
             .zip(&outcomes)
             .filter(|(_, o)| **o == RecordOutcome::Accepted)
-            .map(|(e, _)| payload::encode(&e.digest, &e.fields, &e.record))
+            .map(|(e, _)| payload::encode(&e.digest, &e.fields, &e.provenance, &e.record))
             .collect();
         let bytes: usize = payloads.iter().map(Vec::len).sum();
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -261,8 +265,14 @@ impl Ingest for IngestService {
 
     fn record(
         &self,
-        events: Vec<PreparedEvent>,
+        mut events: Vec<PreparedEvent>,
     ) -> BoxFuture<'_, Result<Vec<RecordOutcome>, ApiError>> {
+        // Only Cairn's own records (`record_internal`) are in Cairn's name.
+        for event in &mut events {
+            if event.provenance == Provenance::Cairn {
+                event.provenance = Provenance::Unknown;
+            }
+        }
         Box::pin(async move {
             let backlog = crate::space::index_backlog(&self.wal, &self.metrics);
             if let Err(reason) = self.space.check(backlog) {
