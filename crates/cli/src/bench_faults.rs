@@ -110,16 +110,43 @@ pub async fn faults(args: FaultsArgs) -> anyhow::Result<()> {
         let dir = scratch.path().join(format!("{n}"));
         std::fs::create_dir_all(&dir)?;
         eprintln!("bench faults: {case:?}...");
+        // A case that cannot run to its end is a row saying why, not the end of the report.
+        let failed = |name: &str, e: anyhow::Error| Row {
+            case: name.to_owned(),
+            note: format!("FAILED: {e:#}"),
+            ..Row::default()
+        };
         match case {
-            Case::Kill => rows.push(kill(&args, &dir).await?),
-            Case::DiskFull => rows.push(disk_full(&args, &dir).await?),
-            Case::S3Outage => rows.push(s3_outage(&args, &dir).await?),
-            Case::RunawayQuery => rows.push(runaway_query(&args, &dir).await?),
+            Case::Kill => rows.push(
+                kill(&args, &dir)
+                    .await
+                    .unwrap_or_else(|e| failed("kill", e)),
+            ),
+            Case::DiskFull => rows.push(
+                disk_full(&args, &dir)
+                    .await
+                    .unwrap_or_else(|e| failed("disk-full", e)),
+            ),
+            Case::S3Outage => rows.push(
+                s3_outage(&args, &dir)
+                    .await
+                    .unwrap_or_else(|e| failed("s3-outage", e)),
+            ),
+            Case::RunawayQuery => rows.push(
+                runaway_query(&args, &dir)
+                    .await
+                    .unwrap_or_else(|e| failed("runaway-query", e)),
+            ),
             Case::Flood => {
                 for &connections in &args.connections {
                     let dir = dir.join(connections.to_string());
                     std::fs::create_dir_all(&dir)?;
-                    rows.push(flood(&args, &dir, connections).await?);
+                    let name = format!("flood-{connections}");
+                    rows.push(
+                        flood(&args, &dir, connections)
+                            .await
+                            .unwrap_or_else(|e| failed(&name, e)),
+                    );
                 }
             }
         }
@@ -925,47 +952,33 @@ impl Drop for ChildGuard {
     }
 }
 
-/// Every event ID in the log files of `bucket` on the S3-compatible server at `endpoint`
-/// (moto answers unsigned requests).
-async fn s3_delivered(endpoint: &str, bucket: &str) -> anyhow::Result<Vec<u64>> {
-    let client = reqwest::Client::new();
+/// Every event ID in the log files of `bucket` on the S3-compatible server at `endpoint`,
+/// and the keys of objects that are not readable log files.
+async fn s3_delivered(endpoint: &str, bucket: &str) -> anyhow::Result<(Vec<u64>, Vec<String>)> {
+    let config = cairn_store::S3Config {
+        endpoint: endpoint.to_owned(),
+        region: "us-east-1".into(),
+        access_key_id: "testing".into(),
+        secret_access_key: "testing".into(),
+        allow_http: true,
+        virtual_hosted_style: false,
+    };
+    let store = cairn_store::s3(&config, bucket)?;
     let mut ids = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let mut url = format!("{endpoint}/{bucket}?list-type=2");
-        if let Some(t) = &token {
-            url.push_str("&continuation-token=");
-            url.push_str(&crate::client::percent_encode(t));
+    let mut unreadable = Vec::new();
+    for key in cairn_store::list(store.as_ref(), "").await? {
+        if !key.ends_with(".json.gz") || key.contains("CloudTrail-Digest") {
+            continue;
         }
-        let listing = client.get(&url).send().await?.text().await?;
-        for key in xml_values(&listing, "Key") {
-            if key.ends_with(".json.gz") && !key.contains("CloudTrail-Digest") {
-                let body = client
-                    .get(format!("{endpoint}/{bucket}/{key}"))
-                    .send()
-                    .await?
-                    .bytes()
-                    .await?;
-                ids.extend(log_file_ids(&body)?);
-            }
-        }
-        match xml_values(&listing, "NextContinuationToken")
-            .into_iter()
-            .next()
-        {
-            Some(next) => token = Some(next),
-            None => return Ok(ids),
+        let Some(body) = cairn_store::get(store.as_ref(), &key).await? else {
+            continue;
+        };
+        match log_file_ids(&body) {
+            Ok(found) => ids.extend(found),
+            Err(e) => unreadable.push(format!("{key} ({} bytes: {e})", body.len())),
         }
     }
-}
-
-fn xml_values(xml: &str, tag: &str) -> Vec<String> {
-    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
-    xml.split(&open)
-        .skip(1)
-        .filter_map(|rest| rest.split(&close).next())
-        .map(|v| v.replace("&amp;", "&"))
-        .collect()
+    Ok((ids, unreadable))
 }
 
 async fn s3_outage(args: &FaultsArgs, dir: &Path) -> anyhow::Result<Row> {
@@ -1033,12 +1046,17 @@ async fn s3_outage(args: &FaultsArgs, dir: &Path) -> anyhow::Result<Row> {
     let tally = load.stop().await;
     let settled = server.settle(Duration::from_secs(300)).await?;
     let history = server.history_ids().await?;
-    let delivered = s3_delivered(&endpoint, "faults").await?;
+    let (delivered, unreadable) = s3_delivered(&endpoint, "faults").await?;
     sampler.finish(&mut row);
     account(&mut row, tally, Some(history), Some(delivered));
     row.note = format!(
-        "store unreachable for {:.0} s under 4 producers: {failures:.0} failed delivery attempts (backoff), ingest kept acknowledging{}",
+        "store unreachable for {:.0} s under 4 producers: {failures:.0} failed delivery attempts (backoff), ingest kept acknowledging{}{}",
         outage.as_secs_f64(),
+        if unreadable.is_empty() {
+            String::new()
+        } else {
+            format!("; UNREADABLE objects in the bucket: {}", unreadable.join(", "))
+        },
         if settled { "" } else { "; delivery had NOT caught up after 300 s" }
     );
     Ok(row)
