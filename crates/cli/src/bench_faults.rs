@@ -102,6 +102,8 @@ struct Row {
 }
 
 pub async fn faults(args: FaultsArgs) -> anyhow::Result<()> {
+    // The producers' connections are files of this process too.
+    cairn_server::raise_open_file_limit();
     let scratch = tempfile::Builder::new()
         .prefix("cairn-faults-")
         .tempdir_in(args.dir.clone().unwrap_or_else(std::env::temp_dir))?;

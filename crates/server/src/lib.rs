@@ -267,12 +267,37 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Sta
     start_with_fs(config, clock, Arc::new(cairn_wal::fs::StdFs)).await
 }
 
+/// Raises the soft limit on open files to the hard one: each connection is a file, and a
+/// default soft limit of 1024 would refuse the thousandth producer while the machine allows
+/// far more.
+pub fn raise_open_file_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if let Some(hard) = limit.maximum {
+        if limit.current.is_some_and(|soft| soft < hard) {
+            match setrlimit(
+                Resource::Nofile,
+                Rlimit {
+                    current: Some(hard),
+                    maximum: Some(hard),
+                },
+            ) {
+                Ok(()) => {
+                    tracing::debug!(from = ?limit.current, to = hard, "raised the open-file limit")
+                }
+                Err(e) => tracing::warn!(error = %e, "raising the open-file limit failed"),
+            }
+        }
+    }
+}
+
 /// [`start`] with the WAL reaching the disk through `wal_fs` (tests inject failures here).
 pub async fn start_with_fs(
     config: Config,
     clock: Arc<dyn Clock>,
     wal_fs: Arc<dyn cairn_wal::fs::WalFs>,
 ) -> Result<Running, StartError> {
+    raise_open_file_limit();
     // The address first: a start that cannot listen leaves nothing behind (no new data
     // directory, no administrator credentials).
     let listener = tokio::net::TcpListener::bind(config.listen)
