@@ -306,6 +306,36 @@ async fn events_flow_into_stores_and_answer_queries() {
         .await
             >= 2
     );
+    // Who ingested each event (out of band of the record): the samples, the administrator's
+    // signed ingest; the store's creation, Cairn itself.
+    let sql = format!(
+        "SELECT metadata.ingestedByType AS t, metadata.ingestedByArn AS arn, count(*) AS n FROM audit \
+         WHERE {window} GROUP BY metadata.ingestedByType, metadata.ingestedByArn"
+    );
+    let (ok, stdout, stderr) = run_cairn(&server, &["query", "--output", "json", &sql]);
+    assert!(ok, "{stderr}");
+    let rows = json_rows(&stdout);
+    assert_eq!(rows.len(), 1, "{stdout}");
+    assert_eq!(rows[0]["t"], "Principal", "{stdout}");
+    assert!(
+        rows[0]["arn"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("arn:aws:iam::111122223333:user/")),
+        "{stdout}"
+    );
+    assert_eq!(rows[0]["n"], management.len().to_string(), "{stdout}");
+    let (ok, stdout, stderr) = run_cairn(
+        &server,
+        &[
+            "query",
+            "--output",
+            "json",
+            "SELECT DISTINCT metadata.ingestedByType AS t FROM audit WHERE eventName = 'CreateEventDataStore'",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    assert_eq!(json_rows(&stdout).len(), 1, "{stdout}");
+    assert_eq!(json_rows(&stdout)[0]["t"], "Cairn", "{stdout}");
     // Table and CSV output.
     let (ok, stdout, _) = run_cairn(
         &server,
@@ -489,6 +519,22 @@ async fn events_flow_into_stores_and_answer_queries() {
         .await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["EventsImported"], 3500, "{answer}");
+    // Imported events were ingested by the principal that imported them.
+    let (ok, stdout, stderr) = run_cairn(
+        &server,
+        &[
+            "query",
+            "--output",
+            "json",
+            "SELECT metadata.ingestedByType AS t, count(*) AS n FROM imported WHERE eventID LIKE 'bulk-%' GROUP BY metadata.ingestedByType",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        json_rows(&stdout),
+        [json!({"t": "Principal", "n": "3500"})],
+        "{stdout}"
+    );
     // The same events in raw mode over the tree and in the store: the same answer.
     let raw_sql = format!("SELECT eventSource, count(*) AS n FROM events WHERE eventCategory = 'Management' AND {window} GROUP BY eventSource ORDER BY n DESC, eventSource");
     let (ok, raw_out, stderr) = run_cairn(

@@ -188,6 +188,7 @@ pub fn store_schema() -> SchemaRef {
         schema()
             .fields()
             .iter()
+            .chain(std::iter::once(&Arc::new(metadata_field())))
             .map(|f| match f.data_type() {
                 _ if DICTIONARY_COLUMNS.contains(&f.name().as_str()) => {
                     Field::new(f.name(), dictionary_of_text(), true)
@@ -212,13 +213,75 @@ pub fn store_schema() -> SchemaRef {
     ))
 }
 
-/// A batch of [`schema`] in [`store_schema`].
+/// Cairn's column after the record's, in event data stores only: what Cairn knows of an event
+/// out of band of its record (CloudTrail Lake keeps an integration event's channel in
+/// `metadata` likewise): who ingested it.
+pub const METADATA_COLUMN: &str = "metadata";
+
+fn metadata_members() -> Fields {
+    Fields::from(vec![
+        Field::new("ingestedByType", DataType::Utf8, true),
+        Field::new("ingestedByArn", DataType::Utf8, true),
+        Field::new("ingestedByAccessKeyId", DataType::Utf8, true),
+    ])
+}
+
+fn metadata_field() -> Field {
+    Field::new(METADATA_COLUMN, DataType::Struct(metadata_members()), true)
+}
+
+/// The `metadata` column of rows ingested by `rows` (`Cairn`, `Principal` or `Unknown`).
+pub fn metadata_array(rows: &[cairn_model::provenance::Provenance]) -> ArrayRef {
+    let mut kind = StringBuilder::new();
+    let mut arn = StringBuilder::new();
+    let mut key = StringBuilder::new();
+    for p in rows {
+        kind.append_value(p.kind());
+        arn.append_option(p.arn());
+        key.append_option(p.access_key_id());
+    }
+    Arc::new(StructArray::new(
+        metadata_members(),
+        vec![
+            Arc::new(kind.finish()) as ArrayRef,
+            Arc::new(arn.finish()),
+            Arc::new(key.finish()),
+        ],
+        None,
+    ))
+}
+
+/// `batch` (of [`schema`]) with the `metadata` column of `rows` after its own.
+pub fn with_metadata(
+    batch: &RecordBatch,
+    rows: &[cairn_model::provenance::Provenance],
+) -> Result<RecordBatch, datafusion::arrow::error::ArrowError> {
+    let mut fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(metadata_field());
+    let mut columns = batch.columns().to_vec();
+    columns.push(metadata_array(rows));
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+}
+
+/// A batch of [`schema`] (its `metadata` null) or of [`schema`] with [`with_metadata`], in
+/// [`store_schema`].
 pub fn to_store_batch(
     batch: &RecordBatch,
 ) -> Result<RecordBatch, datafusion::arrow::error::ArrowError> {
     let schema = store_schema();
-    let columns = batch
-        .columns()
+    let mut columns = batch.columns().to_vec();
+    if columns.len() + 1 == schema.fields().len() {
+        columns.push(new_null_array(
+            &DataType::Struct(metadata_members()),
+            batch.num_rows(),
+        ));
+    }
+    let columns = columns
         .iter()
         .zip(schema.fields())
         .map(|(c, f)| datafusion::arrow::compute::cast(c, f.data_type()))

@@ -17,6 +17,7 @@
 
 use crate::columns::{self, EventsBuilder};
 use crate::LakeError;
+use cairn_model::provenance::Provenance;
 use cairn_selectors::{AdvancedEventSelector, FieldSelector, Selectors, Subject};
 use datafusion::arrow::array::{Array, RecordBatch, TimestampMillisecondArray, UInt32Array};
 use datafusion::arrow::compute::{lexsort_to_indices, take_record_batch, SortColumn};
@@ -486,22 +487,27 @@ impl Stores {
     pub fn write(
         &self,
         store: &EventDataStore,
-        records: &[&RawValue],
+        records: &[(&RawValue, Provenance)],
         stem: &str,
     ) -> Result<(Written, columns::Added), LakeError> {
         let mut builder = EventsBuilder::new(None);
         let mut added = columns::Added::default();
-        for r in records {
-            added += builder.append_record(r);
+        let mut ingested_by = Vec::with_capacity(records.len());
+        for (r, provenance) in records {
+            let one = builder.append_record(r);
+            if one.records > 0 {
+                ingested_by.push(provenance.clone());
+            }
+            added += one;
         }
-        let batch = builder.finish();
+        let batch = columns::with_metadata(&builder.finish(), &ingested_by)?;
         let (written, untimed) = self.write_batch(store, &batch, stem)?;
         added.records -= untimed;
         added.malformed += untimed;
         Ok((written, added))
     }
 
-    /// Writes a batch of the full schema; returns what was written and how many rows had no
+    /// Writes a batch of the full schema (with or without [`columns::with_metadata`]); returns what was written and how many rows had no
     /// event time (not written).
     pub fn write_batch(
         &self,

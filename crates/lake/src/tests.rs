@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::query::file_scans;
+use cairn_model::provenance::Provenance;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -411,7 +412,10 @@ async fn golden_queries_agree_with_the_records_in_raw_and_store_mode() {
         .iter()
         .map(|r| serde_json::value::to_raw_value(r).expect("raw"))
         .collect();
-    let refs: Vec<&serde_json::value::RawValue> = raws.iter().map(AsRef::as_ref).collect();
+    let refs: Vec<(&serde_json::value::RawValue, Provenance)> = raws
+        .iter()
+        .map(|r| (r.as_ref(), Provenance::Unknown))
+        .collect();
     let (written, added) = stores.write(&eds, &refs, "golden").expect("write");
     assert_eq!((written.events, added.malformed), (records.len(), 0));
     // Retention long enough for the oldest sample (2014) at "now" (2016).
@@ -607,7 +611,10 @@ fn store_holding(
     let eds = stores
         .create(name, store::StoreChanges::default(), 0, 0)
         .expect("create");
-    let refs: Vec<_> = records.iter().map(AsRef::as_ref).collect();
+    let refs: Vec<_> = records
+        .iter()
+        .map(|r| (r.as_ref(), Provenance::Unknown))
+        .collect();
     stores.write(&eds, &refs, "w").expect("write");
     (data, stores, eds)
 }
@@ -668,7 +675,10 @@ fn store_lifecycle(stores: &store::Stores, rt: &tokio::runtime::Runtime) -> stor
             day,
         ],
     );
-    let refs: Vec<_> = records.iter().map(AsRef::as_ref).collect();
+    let refs: Vec<_> = records
+        .iter()
+        .map(|r| (r.as_ref(), Provenance::Unknown))
+        .collect();
     stores
         .write(&eds, &refs, "wal-00000000000000000001-00000000000000000006")
         .expect("write");
@@ -730,7 +740,10 @@ fn store_lifecycle(stores: &store::Stores, rt: &tokio::runtime::Runtime) -> stor
     assert_eq!(names(&eds), ["age166", "age144", "age24"]);
     // A file written after a query is in the next query.
     let late = aged_records(now, &[2 * day]);
-    let refs: Vec<_> = late.iter().map(AsRef::as_ref).collect();
+    let refs: Vec<_> = late
+        .iter()
+        .map(|r| (r.as_ref(), Provenance::Unknown))
+        .collect();
     stores
         .write(&eds, &refs, "wal-00000000000000000007-00000000000000000007")
         .expect("write");
@@ -899,7 +912,10 @@ fn a_store_in_a_bucket_keeps_its_files_there() {
         cairn_model::time::parse_utc("2026-12-20T12:00:00Z").expect("t"),
         &[0],
     );
-    let refs: Vec<_> = one.iter().map(AsRef::as_ref).collect();
+    let refs: Vec<_> = one
+        .iter()
+        .map(|r| (r.as_ref(), Provenance::Unknown))
+        .collect();
     stores.write(&eds, &refs, "first").expect("write");
     assert_eq!(
         keys(),
@@ -1571,8 +1587,9 @@ fn a_log_file_reads_the_same_by_the_scan_and_by_serde_json() {
     assert!(answered > files.len(), "only {answered} answers");
 }
 
-/// A store's files written before `userIdentity.type` was stored dictionary-encoded (text) read
-/// the same as the files written since, side by side in one query.
+/// A store's files written before `userIdentity.type` was stored dictionary-encoded (text), and
+/// before the `metadata` column existed, read the same as the files written since, side by side
+/// in one query (their `metadata` is null).
 #[test]
 fn files_written_before_a_member_was_dictionary_encoded_read_the_same() {
     use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema};
@@ -1606,6 +1623,7 @@ fn files_written_before_a_member_was_dictionary_encoded_read_the_same() {
         columns::store_schema()
             .fields()
             .iter()
+            .filter(|f| f.name() != columns::METADATA_COLUMN)
             .map(|f| match f.data_type() {
                 DataType::Struct(members) => Field::new(
                     f.name(),
@@ -1676,6 +1694,14 @@ fn files_written_before_a_member_was_dictionary_encoded_read_the_same() {
     assert_eq!(
         answer("SELECT userIdentity.type AS t, count(*) AS n FROM mixed GROUP BY userIdentity.type ORDER BY t"),
         ["AssumedRole 1", "IAMUser 1", "Root 3"]
+    );
+    assert_eq!(
+        answer("SELECT count(*) AS n FROM mixed WHERE metadata.ingestedByType IS NULL"),
+        ["3"]
+    );
+    assert_eq!(
+        answer("SELECT metadata.ingestedByType AS t, count(*) AS n FROM mixed WHERE metadata.ingestedByType IS NOT NULL GROUP BY metadata.ingestedByType"),
+        ["Unknown 2"]
     );
 }
 

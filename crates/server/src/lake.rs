@@ -15,6 +15,7 @@ use cairn_api::{ApiError, BoxFuture};
 use cairn_lake::query::{self, Queries};
 use cairn_lake::store::{EventDataStore, StoreChanges, Stores};
 use cairn_lake::LakeError;
+use cairn_model::provenance::Provenance;
 use cairn_model::Clock;
 use cairn_wal::Wal;
 use serde_json::value::RawValue;
@@ -269,6 +270,15 @@ impl LakeAdmin for LakeService {
         Box::pin(async move {
             let store = self.stores.get(&key).map_err(lake_error)?;
             let stem = format!("import-{}", uuid::Uuid::new_v4());
+            // Imported records were ingested by the principal that imported them.
+            let importer =
+                caller
+                    .identity
+                    .as_ref()
+                    .map_or(Provenance::Unknown, |p| Provenance::Principal {
+                        arn: p.arn.clone(),
+                        access_key_id: p.access_key_id.clone(),
+                    });
             let target = store.clone();
             let (written, added) = self
                 .blocking(move |s| {
@@ -280,7 +290,12 @@ impl LakeAdmin for LakeService {
                     let batch: Batch<'_> = serde_json::from_slice(&body).map_err(|e| {
                         LakeError::Invalid(format!("the body must be {{\"Records\":[...]}}: {e}"))
                     })?;
-                    s.write(&target, &batch.records, &stem)
+                    let records: Vec<_> = batch
+                        .records
+                        .into_iter()
+                        .map(|r| (r, importer.clone()))
+                        .collect();
+                    s.write(&target, &records, &stem)
                 })
                 .await?;
             let out = json!({
@@ -441,7 +456,8 @@ struct Feed {
     committed: u64,
     /// The last WAL position read.
     read: u64,
-    held: Vec<Vec<u8>>,
+    /// Records selected and not yet written, with who ingested them.
+    held: Vec<(Vec<u8>, Provenance)>,
     /// When the held events started gathering (the injected clock's epoch ms).
     since: i64,
 }
@@ -514,7 +530,8 @@ pub fn run_feeder(
                         feed.read = r.seq;
                         if select(store, &r.payload) {
                             if let Some(decoded) = cairn_model::payload::decode(&r.payload) {
-                                feed.held.push(decoded.record.to_vec());
+                                feed.held
+                                    .push((decoded.record.to_vec(), decoded.provenance()));
                             }
                         }
                     }
@@ -582,10 +599,10 @@ fn flush(
     let from = feed.committed + 1;
     let to = feed.read;
     if !feed.held.is_empty() {
-        let raws: Vec<&RawValue> = feed
+        let raws: Vec<(&RawValue, Provenance)> = feed
             .held
             .iter()
-            .filter_map(|r| serde_json::from_slice::<&RawValue>(r).ok())
+            .filter_map(|(r, p)| Some((serde_json::from_slice::<&RawValue>(r).ok()?, p.clone())))
             .collect();
         stores.write(store, &raws, &format!("wal-{from:020}-{to:020}"))?;
     }
