@@ -232,21 +232,85 @@ async fn the_aws_cli_validates_cairns_digests() {
             }
         }
     };
-    // (attack, what it does, the AWS CLI's exit code as observed)
+    // Everything under the prefix, to put back after each attack.
+    let everything = {
+        let mut all = Vec::new();
+        for k in cairn_store::list(store.as_ref(), "cairn/")
+            .await
+            .expect("list")
+        {
+            let (bytes, metadata) = cairn_store::get_with_metadata(store.as_ref(), &k, style)
+                .await
+                .expect("get")
+                .expect("object");
+            all.push((k, bytes, metadata));
+        }
+        all
+    };
+    let put_back = || {
+        let store = store.clone();
+        let everything = everything.clone();
+        async move {
+            let keep: std::collections::HashSet<&String> =
+                everything.iter().map(|(k, _, _)| k).collect();
+            for k in cairn_store::list(store.as_ref(), "cairn/")
+                .await
+                .expect("list")
+            {
+                if !keep.contains(&k) {
+                    store
+                        .delete(&object_store::path::Path::from(k.as_str()))
+                        .await
+                        .expect("remove added");
+                }
+            }
+            for (k, bytes, metadata) in &everything {
+                let _ = store
+                    .delete(&object_store::path::Path::from(k.as_str()))
+                    .await;
+                cairn_store::put_create_only_with_metadata(
+                    store.as_ref(),
+                    k,
+                    bytes.clone(),
+                    metadata,
+                    style,
+                )
+                .await
+                .expect("restore");
+            }
+        }
+    };
+    let _ = restore; // the digests alone: superseded by `put_back`
+    let mut sorted = digests.clone();
+    sorted.sort();
+    let delete = |k: String| {
+        let store = store.clone();
+        async move {
+            store
+                .delete(&object_store::path::Path::from(k.as_str()))
+                .await
+                .expect("delete");
+        }
+    };
+    let original_gzip = cairn_logfile::body::gzip(original.as_bytes());
+    // (attack, the AWS CLI's exit code as observed); Cairn must fail every one.
     let mut table = Vec::new();
     for attack in [
         "every digest deleted, a log file edited",
         "the final digest deleted",
         "a log file injected",
+        "a log file deleted",
+        "a log file truncated",
+        "a gzip member appended to a log file",
+        "a middle digest deleted",
+        "two digests in a row deleted",
+        "a digest's signature forged",
+        "a digest moved",
     ] {
-        let mut injected = None;
         match attack {
             "every digest deleted, a log file edited" => {
                 for digest in &digests {
-                    store
-                        .delete(&object_store::path::Path::from(digest.as_str()))
-                        .await
-                        .expect("delete");
+                    delete(digest.clone()).await;
                 }
                 store
                     .put(
@@ -256,25 +320,81 @@ async fn the_aws_cli_validates_cairns_digests() {
                     .await
                     .expect("edit");
             }
-            "the final digest deleted" => {
-                let newest = digests.iter().max().expect("a digest");
-                store
-                    .delete(&object_store::path::Path::from(newest.as_str()))
-                    .await
-                    .expect("delete");
-            }
-            _ => {
+            "the final digest deleted" => delete(sorted[sorted.len() - 1].clone()).await,
+            "a log file injected" => {
                 let mut log: cairn_logfile::keys::LogFileKey = key.parse().expect("log key");
                 log.unique = "INJECTEDzzzzzzzz".into();
-                let injected_key = log.to_string();
                 store
                     .put(
-                        &object_store::path::Path::from(injected_key.as_str()),
+                        &object_store::path::Path::from(log.to_string().as_str()),
                         cairn_logfile::body::gzip(b"{\"Records\":[]}").into(),
                     )
                     .await
                     .expect("inject");
-                injected = Some(injected_key);
+            }
+            "a log file deleted" => delete(key.clone()).await,
+            "a log file truncated" => {
+                store
+                    .put(
+                        &object_store::path::Path::from(key.as_str()),
+                        original_gzip[..original_gzip.len() / 2].to_vec().into(),
+                    )
+                    .await
+                    .expect("truncate");
+            }
+            "a gzip member appended to a log file" => {
+                let mut longer = original_gzip.to_vec();
+                longer.extend_from_slice(&cairn_logfile::body::gzip(b"{\"Records\":[]}"));
+                store
+                    .put(&object_store::path::Path::from(key.as_str()), longer.into())
+                    .await
+                    .expect("append");
+            }
+            "a middle digest deleted" => delete(sorted[sorted.len() / 2].clone()).await,
+            "two digests in a row deleted" => {
+                delete(sorted[sorted.len() - 3].clone()).await;
+                delete(sorted[sorted.len() - 2].clone()).await;
+            }
+            "a digest's signature forged" => {
+                let target = &sorted[sorted.len() / 2];
+                let (bytes, mut metadata) =
+                    cairn_store::get_with_metadata(store.as_ref(), target, style)
+                        .await
+                        .expect("get")
+                        .expect("digest");
+                let signature = metadata.get_mut("signature").expect("signature metadata");
+                let flipped = if signature.starts_with('0') { "1" } else { "0" };
+                signature.replace_range(..1, flipped);
+                delete(target.clone()).await;
+                cairn_store::put_create_only_with_metadata(
+                    store.as_ref(),
+                    target,
+                    bytes,
+                    &metadata,
+                    style,
+                )
+                .await
+                .expect("forge");
+            }
+            _ => {
+                // Moved: the same object, signature and all, under another key.
+                let target = &sorted[sorted.len() / 2];
+                let (bytes, metadata) =
+                    cairn_store::get_with_metadata(store.as_ref(), target, style)
+                        .await
+                        .expect("get")
+                        .expect("digest");
+                delete(target.clone()).await;
+                let moved = target.replace("/CloudTrail-Digest/", "/CloudTrail-Digest/moved/");
+                cairn_store::put_create_only_with_metadata(
+                    store.as_ref(),
+                    &moved,
+                    bytes,
+                    &metadata,
+                    style,
+                )
+                .await
+                .expect("move");
             }
         }
         let (aws_code, aws_text) = tokio::task::spawn_blocking(aws_run.clone())
@@ -286,29 +406,22 @@ async fn the_aws_cli_validates_cairns_digests() {
         assert_eq!(cairn_code, 1, "Cairn passed {attack}: {report:#}");
         eprintln!("{attack}: aws cloudtrail validate-logs exits {aws_code}; cairn validate-logs exits {cairn_code}\n{aws_text}");
         table.push((attack, aws_code));
-        // Put everything back.
-        restore(saved.clone()).await;
-        store
-            .put(
-                &object_store::path::Path::from(key.as_str()),
-                cairn_logfile::body::gzip(original.as_bytes()).into(),
-            )
-            .await
-            .expect("restore log");
-        if let Some(injected) = injected {
-            store
-                .delete(&object_store::path::Path::from(injected.as_str()))
-                .await
-                .expect("remove injected");
-        }
+        put_back().await;
     }
-    // What the AWS CLI does with them (documented in RELIABILITY.md): it passes all three.
+    // What the AWS CLI does with each (documented in RELIABILITY.md).
     assert_eq!(
         table,
         vec![
             ("every digest deleted, a log file edited", 0),
             ("the final digest deleted", 0),
             ("a log file injected", 0),
+            ("a log file deleted", 1),
+            ("a log file truncated", 1),
+            ("a gzip member appended to a log file", 1),
+            ("a middle digest deleted", 1),
+            ("two digests in a row deleted", 1),
+            ("a digest's signature forged", 1),
+            ("a digest moved", 1),
         ],
         "the AWS CLI's verdicts changed: update RELIABILITY.md"
     );
