@@ -8,7 +8,6 @@ use serde_json::Value;
 use std::process::ExitCode;
 
 /// Default server endpoint.
-pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:7474";
 
 #[derive(Debug, clap::Args)]
 pub struct PutEventsArgs {
@@ -16,7 +15,7 @@ pub struct PutEventsArgs {
     #[arg(required = true)]
     files: Vec<String>,
     /// Server endpoint.
-    #[arg(long, env = "CAIRN_ENDPOINT", default_value = DEFAULT_ENDPOINT)]
+    #[arg(long, env = "CAIRN_ENDPOINT", default_value_t = crate::profile::endpoint())]
     endpoint: String,
     /// Events per request (at most the server's max_events_per_request).
     #[arg(long, default_value_t = 1000)]
@@ -182,7 +181,7 @@ pub enum Output {
 #[derive(Debug, clap::Args)]
 pub struct LookupArgs {
     /// Server endpoint.
-    #[arg(long, env = "CAIRN_ENDPOINT", default_value = DEFAULT_ENDPOINT)]
+    #[arg(long, env = "CAIRN_ENDPOINT", default_value_t = crate::profile::endpoint())]
     endpoint: String,
     /// Region to search [default: the server's].
     #[arg(long)]

@@ -1,6 +1,6 @@
 //! `cairn iam ...`: identities through the API (so every change is recorded in the trail).
 
-use crate::client::{http, percent_encode, DEFAULT_ENDPOINT};
+use crate::client::{http, percent_encode};
 use anyhow::Context;
 use clap::Subcommand;
 use serde_json::json;
@@ -8,7 +8,7 @@ use serde_json::json;
 #[derive(Debug, clap::Args)]
 pub struct IamArgs {
     /// Server endpoint.
-    #[arg(long, env = "CAIRN_ENDPOINT", default_value = DEFAULT_ENDPOINT, global = true)]
+    #[arg(long, env = "CAIRN_ENDPOINT", default_value_t = crate::profile::endpoint(), global = true)]
     endpoint: String,
     #[command(subcommand)]
     command: IamCommand,

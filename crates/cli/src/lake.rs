@@ -1,7 +1,7 @@
 //! `cairn stores ...` (event data stores) and `cairn import SOURCE --store NAME` (a CloudTrail
 //! tree into a store) through the API.
 
-use crate::client::{call, http, percent_encode, DEFAULT_ENDPOINT};
+use crate::client::{call, http, percent_encode};
 use anyhow::Context;
 use serde_json::{json, Value};
 use std::io::IsTerminal;
@@ -9,7 +9,7 @@ use std::io::IsTerminal;
 #[derive(Debug, clap::Args)]
 pub struct StoresArgs {
     /// Server endpoint.
-    #[arg(long, env = "CAIRN_ENDPOINT", default_value = DEFAULT_ENDPOINT, global = true)]
+    #[arg(long, env = "CAIRN_ENDPOINT", default_value_t = crate::profile::endpoint(), global = true)]
     endpoint: String,
     #[command(subcommand)]
     command: StoresCommand,
@@ -124,7 +124,7 @@ pub struct ImportArgs {
     #[arg(long)]
     store: String,
     /// Server endpoint.
-    #[arg(long, env = "CAIRN_ENDPOINT", default_value = DEFAULT_ENDPOINT)]
+    #[arg(long, env = "CAIRN_ENDPOINT", default_value_t = crate::profile::endpoint())]
     endpoint: String,
     /// Largest request sent (bytes of records); must stay under the server's request limit.
     #[arg(long, default_value_t = 4 << 20)]

@@ -13,6 +13,7 @@ mod iam;
 mod input;
 mod lake;
 mod monitoring;
+mod profile;
 mod query;
 mod sign;
 mod trails;

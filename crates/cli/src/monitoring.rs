@@ -1,13 +1,13 @@
 //! `cairn logs ...`, `cairn metrics ...`, `cairn alarms ...`, `cairn topics ...`: log groups,
 //! metric filters, statistics, alarms and topics through the API.
 
-use crate::client::{call, http, percent_encode, DEFAULT_ENDPOINT};
+use crate::client::{call, http, percent_encode};
 use serde_json::{json, Value};
 
 #[derive(Debug, clap::Args)]
 pub struct Endpoint {
     /// Server endpoint.
-    #[arg(long, env = "CAIRN_ENDPOINT", default_value = DEFAULT_ENDPOINT, global = true)]
+    #[arg(long, env = "CAIRN_ENDPOINT", default_value_t = crate::profile::endpoint(), global = true)]
     endpoint: String,
 }
 

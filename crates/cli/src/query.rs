@@ -2,7 +2,7 @@
 //! GetQueryResults), or with `--source DIR|s3://bucket/prefix` over a CloudTrail tree in place
 //! (raw mode, the table `events`).
 
-use crate::client::{call, http, DEFAULT_ENDPOINT};
+use crate::client::{call, http};
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -32,7 +32,7 @@ pub struct QueryArgs {
     #[arg(long, value_enum, default_value_t = QueryOutput::Table)]
     output: QueryOutput,
     /// Server endpoint (store queries).
-    #[arg(long, env = "CAIRN_ENDPOINT", default_value = DEFAULT_ENDPOINT)]
+    #[arg(long, env = "CAIRN_ENDPOINT", default_value_t = crate::profile::endpoint())]
     endpoint: String,
     /// The query, e.g. `SELECT eventName, count(*) FROM events GROUP BY 1 ORDER BY 2 DESC`.
     sql: String,

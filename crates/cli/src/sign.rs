@@ -1,11 +1,12 @@
 //! Signing the client commands' requests with AWS Signature Version 4.
 //!
-//! Credentials, first found wins: `AWS_ACCESS_KEY_ID` + `AWS_SECRET_ACCESS_KEY`; the profile
-//! `AWS_PROFILE` (default `default`) of `AWS_SHARED_CREDENTIALS_FILE` (default
-//! `~/.aws/credentials`); the administrator credential a local server wrote at first start,
-//! `$CAIRN_DATA_DIR/admin-credentials` (default `./cairn-data`). Region: `AWS_REGION`,
-//! `AWS_DEFAULT_REGION`, else `us-east-1`. Service: `cloudtrail-data` for `PutAuditEvents`,
-//! `cloudtrail` otherwise.
+//! Credentials, first found wins: `CAIRN_ACCESS_KEY_ID` + `CAIRN_SECRET_ACCESS_KEY`; the
+//! profile of `~/.cairn/config` ([`crate::profile`]); `AWS_ACCESS_KEY_ID` +
+//! `AWS_SECRET_ACCESS_KEY`; the profile `AWS_PROFILE` (default `default`) of
+//! `AWS_SHARED_CREDENTIALS_FILE` (default `~/.aws/credentials`); the administrator credential a
+//! local server wrote at first start, `$CAIRN_DATA_DIR/admin-credentials` (default
+//! `./cairn-data`). Region: `AWS_REGION`, `AWS_DEFAULT_REGION`, the Cairn profile's `region`,
+//! else `us-east-1`. Service: `cloudtrail-data` for `PutAuditEvents`, `cloudtrail` otherwise.
 
 use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
@@ -36,41 +37,26 @@ fn env(name: &str) -> Option<String> {
 fn region() -> String {
     env("AWS_REGION")
         .or_else(|| env("AWS_DEFAULT_REGION"))
+        .or_else(|| {
+            crate::profile::current()
+                .ok()
+                .and_then(|p| p.get("region").cloned())
+        })
         .unwrap_or_else(|| "us-east-1".to_owned())
 }
 
 /// Reads `profile` from an AWS credentials file (INI).
 pub fn from_file(path: &Path, profile: &str) -> anyhow::Result<Option<Credentials>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    let Some(section) = crate::profile::ini_section(path, profile)? else {
+        return Ok(None);
     };
-    let mut current = String::new();
-    let (mut id, mut secret) = (None, None);
-    for line in text.lines().map(str::trim) {
-        if line.starts_with('#') || line.starts_with(';') || line.is_empty() {
-            continue;
-        }
-        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            current = name.trim().trim_start_matches("profile ").to_owned();
-            continue;
-        }
-        if current != profile {
-            continue;
-        }
-        if let Some((key, value)) = line.split_once('=') {
-            match key.trim() {
-                "aws_access_key_id" => id = Some(value.trim().to_owned()),
-                "aws_secret_access_key" => secret = Some(value.trim().to_owned()),
-                _ => {}
-            }
-        }
-    }
-    match (id, secret) {
-        (Some(access_key_id), Some(secret_access_key)) => Ok(Some(Credentials {
-            access_key_id,
-            secret_access_key,
+    match (
+        section.get("aws_access_key_id"),
+        section.get("aws_secret_access_key"),
+    ) {
+        (Some(id), Some(secret)) => Ok(Some(Credentials {
+            access_key_id: id.clone(),
+            secret_access_key: secret.clone(),
             region: region(),
         })),
         _ => Ok(None),
@@ -79,6 +65,26 @@ pub fn from_file(path: &Path, profile: &str) -> anyhow::Result<Option<Credential
 
 /// The credentials of the environment (see the module docs).
 pub fn resolve() -> anyhow::Result<Credentials> {
+    if let (Some(access_key_id), Some(secret_access_key)) =
+        (env("CAIRN_ACCESS_KEY_ID"), env("CAIRN_SECRET_ACCESS_KEY"))
+    {
+        return Ok(Credentials {
+            access_key_id,
+            secret_access_key,
+            region: region(),
+        });
+    }
+    let profile = crate::profile::current()?;
+    if let (Some(id), Some(secret)) = (
+        profile.get("aws_access_key_id"),
+        profile.get("aws_secret_access_key"),
+    ) {
+        return Ok(Credentials {
+            access_key_id: id.clone(),
+            secret_access_key: secret.clone(),
+            region: region(),
+        });
+    }
     if let (Some(access_key_id), Some(secret_access_key)) =
         (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY"))
     {
@@ -103,7 +109,7 @@ pub fn resolve() -> anyhow::Result<Credentials> {
         return Ok(found);
     }
     bail!(
-        "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile in {} (AWS_PROFILE={profile}), or CAIRN_DATA_DIR to a data directory holding admin-credentials",
+        "no credentials: set CAIRN_ACCESS_KEY_ID and CAIRN_SECRET_ACCESS_KEY (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), a profile in ~/.cairn/config or in {} (AWS_PROFILE={profile}), or CAIRN_DATA_DIR to a data directory holding admin-credentials",
         shared.map_or_else(|| "~/.aws/credentials".to_owned(), |p| p.display().to_string())
     )
 }

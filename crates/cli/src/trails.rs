@@ -1,6 +1,6 @@
 //! `cairn trails ...`: trail administration against a running server.
 
-use crate::client::{percent_encode, DEFAULT_ENDPOINT};
+use crate::client::percent_encode;
 use anyhow::{bail, Context};
 use clap::Subcommand;
 use serde_json::{json, Value};
@@ -9,7 +9,7 @@ use std::path::PathBuf;
 #[derive(Debug, clap::Args)]
 pub struct TrailsArgs {
     /// Server endpoint.
-    #[arg(long, env = "CAIRN_ENDPOINT", default_value = DEFAULT_ENDPOINT, global = true)]
+    #[arg(long, env = "CAIRN_ENDPOINT", default_value_t = crate::profile::endpoint(), global = true)]
     endpoint: String,
     #[command(subcommand)]
     command: TrailsCommand,

@@ -1,7 +1,7 @@
 //! `cairn validate-logs` (the AWS CLI's arguments and output, stricter checks) and
 //! `cairn keys list|rotate`.
 
-use crate::client::{error_text, http, percent_encode, DEFAULT_ENDPOINT};
+use crate::client::{error_text, http, percent_encode};
 use crate::sign::SendSigned;
 use anyhow::{bail, Context};
 use cairn_digest::validate::{Finding, ReportLine};
@@ -67,7 +67,7 @@ pub struct ValidateArgs {
     #[arg(long, value_enum, default_value_t = ValidateOutput::Text)]
     output: ValidateOutput,
     /// Server endpoint (trail settings and public keys).
-    #[arg(long, env = "CAIRN_ENDPOINT", default_value = DEFAULT_ENDPOINT)]
+    #[arg(long, env = "CAIRN_ENDPOINT", default_value_t = crate::profile::endpoint())]
     endpoint: String,
 }
 
@@ -126,19 +126,53 @@ fn env_first(names: &[&str]) -> Option<String> {
         .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
 }
 
-/// A bucket of an S3-compatible store, configured from the AWS environment variables.
+/// A bucket of an S3-compatible store. Its credentials are the store's, kept apart from the
+/// Cairn key that signs calls to Cairn ([`crate::profile`]): `CAIRN_S3_ACCESS_KEY_ID` +
+/// `CAIRN_S3_SECRET_ACCESS_KEY`, the Cairn profile's `s3_access_key_id` +
+/// `s3_secret_access_key`, `AWS_ACCESS_KEY_ID` + `AWS_SECRET_ACCESS_KEY`, the AWS shared
+/// credentials file's profile. Endpoint: `CAIRN_S3_ENDPOINT`, the profile's `s3_endpoint`,
+/// `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`, else AWS's.
 pub(crate) fn s3_from_env(bucket: &str) -> anyhow::Result<Arc<dyn object_store::ObjectStore>> {
-    let region = env_first(&["AWS_REGION", "AWS_DEFAULT_REGION"]).unwrap_or("us-east-1".into());
-    let endpoint = env_first(&["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"])
+    let profile = crate::profile::current()?;
+    let from_profile = |key: &str| profile.get(key).cloned();
+    let region = env_first(&["AWS_REGION", "AWS_DEFAULT_REGION"])
+        .or_else(|| from_profile("region"))
+        .unwrap_or("us-east-1".into());
+    let endpoint = env_first(&["CAIRN_S3_ENDPOINT"])
+        .or_else(|| from_profile("s3_endpoint"))
+        .or_else(|| env_first(&["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]))
         .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
+    let pair = |id: Option<String>, secret: Option<String>| id.zip(secret);
+    let shared = || -> anyhow::Result<Option<(String, String)>> {
+        let name = env_first(&["AWS_PROFILE"]).unwrap_or_else(|| "default".to_owned());
+        let Some(path) = env_first(&["AWS_SHARED_CREDENTIALS_FILE"])
+            .map(std::path::PathBuf::from)
+            .or_else(|| {
+                env_first(&["HOME"]).map(|h| std::path::PathBuf::from(h).join(".aws/credentials"))
+            })
+        else {
+            return Ok(None);
+        };
+        Ok(crate::sign::from_file(&path, &name)?.map(|c| (c.access_key_id, c.secret_access_key)))
+    };
+    let (access_key_id, secret_access_key) = match pair(
+        env_first(&["CAIRN_S3_ACCESS_KEY_ID"]),
+        env_first(&["CAIRN_S3_SECRET_ACCESS_KEY"]),
+    )
+    .or_else(|| pair(from_profile("s3_access_key_id"), from_profile("s3_secret_access_key")))
+    .or_else(|| pair(env_first(&["AWS_ACCESS_KEY_ID"]), env_first(&["AWS_SECRET_ACCESS_KEY"])))
+    {
+        Some(found) => found,
+        None => shared()?.context(
+            "no credentials for S3: set CAIRN_S3_ACCESS_KEY_ID and CAIRN_S3_SECRET_ACCESS_KEY, s3_access_key_id and s3_secret_access_key in ~/.cairn/config, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a profile in ~/.aws/credentials",
+        )?,
+    };
     let config = cairn_store::S3Config {
         allow_http: endpoint.starts_with("http://"),
         endpoint,
         region,
-        access_key_id: env_first(&["AWS_ACCESS_KEY_ID"])
-            .context("AWS_ACCESS_KEY_ID is needed to read an S3 bucket")?,
-        secret_access_key: env_first(&["AWS_SECRET_ACCESS_KEY"])
-            .context("AWS_SECRET_ACCESS_KEY is needed to read an S3 bucket")?,
+        access_key_id,
+        secret_access_key,
         virtual_hosted_style: false,
     };
     Ok(cairn_store::s3(&config, bucket)?)
@@ -821,7 +855,7 @@ fn write_text(
 #[derive(Debug, clap::Args)]
 pub struct KeysArgs {
     /// Server endpoint.
-    #[arg(long, env = "CAIRN_ENDPOINT", default_value = DEFAULT_ENDPOINT, global = true)]
+    #[arg(long, env = "CAIRN_ENDPOINT", default_value_t = crate::profile::endpoint(), global = true)]
     endpoint: String,
     #[command(subcommand)]
     command: KeysCommand,

@@ -182,9 +182,14 @@ async fn the_aws_cli_validates_cairns_digests() {
                 .env("CAIRN_ENDPOINT", &base)
                 .env("CAIRN_DATA_DIR", &data)
                 .env("AWS_ENDPOINT_URL_S3", &s3)
-                // Cairn's administrator signs the calls to Cairn; moto accepts any key.
-                .env("AWS_ACCESS_KEY_ID", &creds.id)
-                .env("AWS_SECRET_ACCESS_KEY", &creds.secret)
+                // Two services, two keys: the bucket's (AWS_*, moto's test key) and Cairn's
+                // administrator for the calls to Cairn (CAIRN_*), which the AWS_* key would not
+                // sign.
+                .env("AWS_ACCESS_KEY_ID", "testing")
+                .env("AWS_SECRET_ACCESS_KEY", "testing")
+                .env("CAIRN_ACCESS_KEY_ID", &creds.id)
+                .env("CAIRN_SECRET_ACCESS_KEY", &creds.secret)
+                .env("CAIRN_CONFIG_FILE", "/dev/null")
                 .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
                 .env_remove("AWS_PROFILE")
                 .output()
