@@ -23,6 +23,10 @@ pub struct PutEventsArgs {
     /// Print every rejected event (default: the first 20).
     #[arg(long)]
     all_rejections: bool,
+    /// Output format: json (the counts and the rejections), table or text (the counts; the
+    /// rejections on stderr).
+    #[arg(long, value_enum, default_value_t = crate::output::Output::Json)]
+    output: crate::output::Output,
 }
 
 #[derive(Debug, Deserialize)]
@@ -82,6 +86,8 @@ pub async fn put_events(args: PutEventsArgs) -> anyhow::Result<ExitCode> {
     let url = format!("{}/v1/events", args.endpoint.trim_end_matches('/'));
     let (mut accepted, mut duplicates, mut rejected) = (0usize, 0usize, 0usize);
     let mut printed = 0usize;
+    let mut rejections: Vec<Value> = Vec::new();
+    let json = args.output == crate::output::Output::Json;
     for file in &args.files {
         let bytes = read_input(file)?;
         let (shape, events) = split(&bytes, file)?;
@@ -139,12 +145,22 @@ pub async fn put_events(args: PutEventsArgs) -> anyhow::Result<ExitCode> {
                         rejected += 1;
                         if args.all_rejections || printed < 20 {
                             printed += 1;
-                            let field = result.field.map(|f| format!("{f}: ")).unwrap_or_default();
-                            eprintln!(
-                                "{file}#{}: rejected: {field}{}",
-                                offset + result.index,
-                                result.reason.unwrap_or_default()
-                            );
+                            // Events are numbered from 1 in their file, as `filter test`
+                            // numbers them.
+                            let number = offset + result.index + 1;
+                            if json {
+                                rejections.push(serde_json::json!({
+                                    "File": file, "Event": number,
+                                    "Field": result.field, "Reason": result.reason,
+                                }));
+                            } else {
+                                let field =
+                                    result.field.map(|f| format!("{f}: ")).unwrap_or_default();
+                                eprintln!(
+                                    "{file}#{number}: rejected: {field}{}",
+                                    result.reason.unwrap_or_default()
+                                );
+                            }
                         }
                     }
                 }
@@ -164,18 +180,18 @@ pub async fn put_events(args: PutEventsArgs) -> anyhow::Result<ExitCode> {
             rejected - printed
         );
     }
-    println!("accepted: {accepted}, duplicates: {duplicates}, rejected: {rejected}");
+    let mut summary = serde_json::json!({
+        "Accepted": accepted, "Duplicates": duplicates, "Rejected": rejected,
+    });
+    if json {
+        summary["Rejections"] = Value::Array(rejections);
+    }
+    crate::output::print(&summary, args.output)?;
     Ok(if rejected > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum Output {
-    Json,
-    Table,
 }
 
 #[derive(Debug, clap::Args)]
@@ -190,7 +206,7 @@ pub struct LookupArgs {
     /// ResourceName, EventSource or AccessKeyId.
     #[arg(long)]
     lookup_attribute: Option<String>,
-    /// Inclusive start (`2026-02-11T10:15:00Z` or epoch seconds).
+    /// Inclusive start: ISO-8601 (`2026-02-11`, `2026-02-11T10:15:00Z`, any offset) or epoch seconds.
     #[arg(long)]
     start_time: Option<String>,
     /// Inclusive end.
@@ -205,15 +221,23 @@ pub struct LookupArgs {
     /// Search Insights events.
     #[arg(long)]
     insights: bool,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Output::Json)]
-    output: Output,
+    /// Output format: json (LookupEvents' answer, times in ISO-8601), table or text (time,
+    /// name, user, source and id of each event).
+    #[arg(long, value_enum, default_value_t = crate::output::Output::Json)]
+    output: crate::output::Output,
 }
 
 /// `cairn lookup-events`.
 pub async fn lookup_events(args: LookupArgs) -> anyhow::Result<()> {
     let client = http()?;
     let url = format!("{}/v1/event-history", args.endpoint.trim_end_matches('/'));
+    // Times as people type them, sent as ISO-8601 UTC.
+    let iso = |t: &Option<String>| -> anyhow::Result<Option<String>> {
+        t.as_deref()
+            .map(|t| crate::validate::parse_time(t).map(cairn_model::time::format_utc_seconds))
+            .transpose()
+    };
+    let (start_time, end_time) = (iso(&args.start_time)?, iso(&args.end_time)?);
     let mut events: Vec<Value> = Vec::new();
     let mut token = args.next_token.clone();
     loop {
@@ -222,8 +246,8 @@ pub async fn lookup_events(args: LookupArgs) -> anyhow::Result<()> {
         let optional = [
             ("region", &args.region),
             ("lookup-attribute", &args.lookup_attribute),
-            ("start-time", &args.start_time),
-            ("end-time", &args.end_time),
+            ("start-time", &start_time),
+            ("end-time", &end_time),
             ("next-token", &token),
         ];
         params.extend(
@@ -250,37 +274,29 @@ pub async fn lookup_events(args: LookupArgs) -> anyhow::Result<()> {
             break;
         }
     }
-    match args.output {
-        Output::Json => {
-            let mut out = serde_json::json!({ "Events": events });
-            if let Some(token) = token {
-                out["NextToken"] = Value::String(token);
-            }
-            println!("{}", serde_json::to_string_pretty(&out)?);
-        }
-        Output::Table => {
-            println!(
-                "{:<20}  {:<32}  {:<24}  {:<28}  EventId",
-                "EventTime", "EventName", "Username", "EventSource"
-            );
-            for event in &events {
-                let time = event["EventTime"].as_f64().map_or(String::new(), |t| {
-                    cairn_model::time::format_utc_seconds((t * 1000.0) as i64)
-                });
-                println!(
-                    "{:<20}  {:<32}  {:<24}  {:<28}  {}",
-                    time,
-                    event["EventName"].as_str().unwrap_or(""),
-                    event["Username"].as_str().unwrap_or(""),
-                    event["EventSource"].as_str().unwrap_or(""),
-                    event["EventId"].as_str().unwrap_or("")
-                );
-            }
-            if let Some(token) = token {
-                println!("NextToken: {token}");
-            }
-        }
+    let mut out = serde_json::json!({ "Events": events });
+    if let Some(token) = token {
+        out["NextToken"] = Value::String(token);
     }
+    if args.output == crate::output::Output::Json {
+        return crate::output::print(&out, args.output);
+    }
+    // Table and text: the columns CloudTrail's console shows first, not each record's JSON.
+    let rows: Vec<Value> = events
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "EventTime": e["EventTime"], "EventName": e["EventName"],
+                "Username": e["Username"], "EventSource": e["EventSource"],
+                "EventId": e["EventId"],
+            })
+        })
+        .collect();
+    let mut brief = serde_json::json!({ "Events": rows });
+    if let Some(token) = out.get("NextToken") {
+        brief["NextToken"] = token.clone();
+    }
+    crate::output::print(&brief, args.output)?;
     Ok(())
 }
 

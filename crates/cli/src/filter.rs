@@ -29,16 +29,14 @@ pub enum FilterCommand {
 pub enum Output {
     Text,
     Json,
+    /// The matches in columns: file, line, values, message (long ones cut).
+    Table,
 }
 
 /// The messages of one input: the records of a Records file, else its non-empty lines.
-fn messages(bytes: Vec<u8>) -> anyhow::Result<Vec<String>> {
+fn messages(bytes: Vec<u8>, name: &str) -> anyhow::Result<Vec<String>> {
     let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(bytes.as_slice())
-            .read_to_end(&mut out)
-            .context("decompressing")?;
-        out
+        crate::input::gunzip_capped(&bytes, name)?
     } else {
         bytes
     };
@@ -77,6 +75,19 @@ pub fn run(command: FilterCommand) -> anyhow::Result<ExitCode> {
     };
     let mut stdout = std::io::stdout().lock();
     let (mut total, mut matched) = (0usize, 0usize);
+    let name_width = files
+        .iter()
+        .map(|f| f.display().to_string().chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    if output == Output::Table {
+        writeln!(
+            stdout,
+            "{:<name_width$}  {:>6}  {:<40}  message",
+            "file", "event", "values"
+        )?;
+    }
     for file in &files {
         let bytes = if file.as_os_str() == "-" {
             let mut buf = Vec::new();
@@ -85,7 +96,10 @@ pub fn run(command: FilterCommand) -> anyhow::Result<ExitCode> {
         } else {
             std::fs::read(file).with_context(|| format!("reading {}", file.display()))?
         };
-        for (i, message) in messages(bytes)?.iter().enumerate() {
+        for (i, message) in messages(bytes, &file.display().to_string())?
+            .iter()
+            .enumerate()
+        {
             total += 1;
             let result = parsed.evaluate(message);
             matched += usize::from(result.is_some());
@@ -100,6 +114,30 @@ pub fn run(command: FilterCommand) -> anyhow::Result<ExitCode> {
                         "values": result.unwrap_or_default(),
                     })
                 )?,
+                Output::Table => {
+                    if let Some(values) = result {
+                        let values = if values.is_empty() {
+                            String::new()
+                        } else {
+                            json!(values).to_string()
+                        };
+                        let cut = |s: &str, n: usize| {
+                            if s.chars().count() > n {
+                                format!("{}…", s.chars().take(n - 1).collect::<String>())
+                            } else {
+                                s.to_owned()
+                            }
+                        };
+                        writeln!(
+                            stdout,
+                            "{:<name_width$}  {:>6}  {:<40}  {}",
+                            file.display(),
+                            i + 1,
+                            cut(&values, 40),
+                            cut(&message.replace('\n', " "), 100)
+                        )?;
+                    }
+                }
                 Output::Text => {
                     if let Some(values) = result {
                         write!(stdout, "{}:{}: {message}", file.display(), i + 1)?;
@@ -112,7 +150,7 @@ pub fn run(command: FilterCommand) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    if output == Output::Text {
+    if output != Output::Json {
         eprintln!("{matched} of {total} events match");
     }
     if total == 0 {

@@ -10,6 +10,9 @@ pub struct IamArgs {
     /// Server endpoint.
     #[arg(long, env = "CAIRN_ENDPOINT", default_value_t = crate::profile::endpoint(), global = true)]
     endpoint: String,
+    /// Output format: json, table or text.
+    #[arg(long, value_enum, default_value_t = crate::output::Output::Json, global = true)]
+    output: crate::output::Output,
     #[command(subcommand)]
     command: IamCommand,
 }
@@ -101,6 +104,7 @@ enum IamCommand {
 /// `cairn iam ...`.
 pub async fn run(args: IamArgs) -> anyhow::Result<()> {
     let base = args.endpoint.trim_end_matches('/').to_owned();
+    let output = args.output;
     let client = http()?;
     let user_path = |user: &str| format!("{base}/v1/iam/users/{}", percent_encode(user));
     let request = match args.command {
@@ -184,6 +188,5 @@ pub async fn run(args: IamArgs) -> anyhow::Result<()> {
         IamCommand::Whoami => client.get(format!("{base}/v1/iam/whoami")),
     };
     let body = crate::client::call(request, &base).await?;
-    println!("{}", serde_json::to_string_pretty(&body)?);
-    Ok(())
+    crate::output::print(&body, output)
 }

@@ -6,7 +6,7 @@ use serde_json::value::RawValue;
 use std::io::Read;
 
 /// Largest input file accepted (decompressed).
-pub const MAX_INPUT_BYTES: u64 = 8 * 1024 * 1024 * 1024;
+pub const MAX_INPUT_BYTES: u64 = 1024 * 1024 * 1024;
 
 /// Reads a file (or stdin for `-`), decompressing gzip.
 pub fn read_input(path: &str) -> anyhow::Result<Vec<u8>> {
@@ -19,14 +19,27 @@ pub fn read_input(path: &str) -> anyhow::Result<Vec<u8>> {
         raw = std::fs::read(path).with_context(|| format!("reading {path}"))?;
     }
     if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(raw.as_slice())
-            .take(MAX_INPUT_BYTES)
-            .read_to_end(&mut out)
-            .with_context(|| format!("decompressing {path}"))?;
-        return Ok(out);
+        return gunzip_capped(&raw, path);
     }
     Ok(raw)
+}
+
+/// Decompresses gzip `bytes` of the input `name`, refusing (not cutting) more than
+/// [`MAX_INPUT_BYTES`]: a small file that would inflate to gigabytes is an error, not a
+/// machine out of memory.
+pub fn gunzip_capped(bytes: &[u8], name: &str) -> anyhow::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(bytes)
+        .take(MAX_INPUT_BYTES + 1)
+        .read_to_end(&mut out)
+        .with_context(|| format!("decompressing {name}"))?;
+    if out.len() as u64 > MAX_INPUT_BYTES {
+        anyhow::bail!(
+            "{name} decompresses to more than {} MiB, the most a client command reads from one file; split it",
+            MAX_INPUT_BYTES >> 20
+        );
+    }
+    Ok(out)
 }
 
 /// How a file lists its events.

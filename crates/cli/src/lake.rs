@@ -11,6 +11,9 @@ pub struct StoresArgs {
     /// Server endpoint.
     #[arg(long, env = "CAIRN_ENDPOINT", default_value_t = crate::profile::endpoint(), global = true)]
     endpoint: String,
+    /// Output format: json, table or text.
+    #[arg(long, value_enum, default_value_t = crate::output::Output::Json, global = true)]
+    output: crate::output::Output,
     #[command(subcommand)]
     command: StoresCommand,
 }
@@ -69,6 +72,7 @@ fn selectors(text: Option<String>) -> anyhow::Result<Value> {
 /// `cairn stores ...`.
 pub async fn stores(args: StoresArgs) -> anyhow::Result<()> {
     let base = args.endpoint.trim_end_matches('/').to_owned();
+    let output = args.output;
     let client = http()?;
     let one = |s: &str| format!("{base}/v1/event-data-stores/{}", percent_encode(s));
     let out = match args.command {
@@ -111,8 +115,7 @@ pub async fn stores(args: StoresArgs) -> anyhow::Result<()> {
         }
         StoresCommand::Delete { store } => call(client.delete(one(&store)), &base).await?,
     };
-    println!("{}", serde_json::to_string_pretty(&out)?);
-    Ok(())
+    crate::output::print(&out, output)
 }
 
 #[derive(Debug, clap::Args)]
@@ -129,8 +132,12 @@ pub struct ImportArgs {
     /// Largest request sent (bytes of records); must stay under the server's request limit.
     #[arg(long, default_value_t = 4 << 20)]
     batch_bytes: usize,
-    /// Print the report as JSON.
-    #[arg(long)]
+    /// Output format of the report: json, table or text (damaged files on stderr for
+    /// table and text).
+    #[arg(long, value_enum, default_value_t = crate::output::Output::Json)]
+    output: crate::output::Output,
+    /// Same as `--output json` (kept for scripts written before `--output`).
+    #[arg(long, hide = true)]
     json: bool,
 }
 
@@ -251,24 +258,28 @@ pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+    let output = if args.json {
+        crate::output::Output::Json
+    } else {
+        args.output
+    };
+    if output == crate::output::Output::Json {
+        crate::output::print(&serde_json::to_value(&report)?, output)?;
     } else {
         for (file, why) in &report.damaged_files {
             eprintln!("damaged {file}: {why}");
         }
-        println!(
-            "imported {} events from {} log files into {} ({} Parquet files)\nnot taken: {} digest files, {} other files, {} damaged files, {} S3/SES notification records (eventSource aws:*), {} malformed records",
-            report.events_imported,
-            report.log_files,
-            args.store,
-            report.parquet_files_written,
-            report.digest_files_skipped,
-            report.other_files_skipped,
-            report.damaged_files.len(),
-            report.notification_records_skipped,
-            report.malformed_records_skipped,
-        );
+        let summary = json!({
+            "EventsImported": report.events_imported,
+            "LogFiles": report.log_files,
+            "ParquetFilesWritten": report.parquet_files_written,
+            "DigestFilesSkipped": report.digest_files_skipped,
+            "OtherFilesSkipped": report.other_files_skipped,
+            "DamagedFiles": report.damaged_files.len(),
+            "NotificationRecordsSkipped": report.notification_records_skipped,
+            "MalformedRecordsSkipped": report.malformed_records_skipped,
+        });
+        crate::output::print(&summary, output)?;
     }
     Ok(())
 }

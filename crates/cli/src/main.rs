@@ -13,6 +13,7 @@ mod iam;
 mod input;
 mod lake;
 mod monitoring;
+mod output;
 mod profile;
 mod query;
 mod sign;
@@ -54,8 +55,9 @@ enum Command {
     ValidateLogs(validate::ValidateArgs),
     /// Digest signing keys: list (like ListPublicKeys) and rotate.
     Keys(validate::KeysArgs),
-    /// Identities: create-user, list-users, create-access-key, list-access-keys,
-    /// delete-access-key, attach-policy, put-user-policy, whoami.
+    /// Identities: create-user, list-users, delete-user, create-access-key, list-access-keys,
+    /// update-access-key, delete-access-key, attach-policy, detach-policy, put-user-policy,
+    /// delete-user-policy, list-attached-policies, list-user-policies, whoami.
     Iam(iam::IamArgs),
     /// SQL over the event data stores (`cairn query "SELECT ... FROM store"`), or over a
     /// CloudTrail tree in place: `cairn query --source DIR|s3://bucket/prefix "SQL"` (table `events`).
@@ -80,6 +82,12 @@ enum Command {
     /// Measure Cairn against baselines measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Shell completions: `cairn completions bash > /etc/bash_completion.d/cairn` (or zsh,
+    /// fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -274,6 +282,16 @@ fn main() -> ExitCode {
             Command::Keys(args) => {
                 init_logging("warn", LogFormat::Text);
                 validate::keys(args).await.map(|()| ExitCode::SUCCESS)
+            }
+            Command::Completions { shell } => {
+                use clap::CommandFactory;
+                clap_complete::generate(
+                    shell,
+                    &mut Cli::command(),
+                    "cairn",
+                    &mut std::io::stdout(),
+                );
+                Ok(ExitCode::SUCCESS)
             }
             Command::Bench(command) => {
                 init_logging("warn", LogFormat::Text);

@@ -9,6 +9,9 @@ pub struct Endpoint {
     /// Server endpoint.
     #[arg(long, env = "CAIRN_ENDPOINT", default_value_t = crate::profile::endpoint(), global = true)]
     endpoint: String,
+    /// Output format: json, table or text.
+    #[arg(long, value_enum, default_value_t = crate::output::Output::Json, global = true)]
+    output: crate::output::Output,
 }
 
 #[derive(Debug, clap::Args)]
@@ -148,14 +151,14 @@ fn time_ms(text: &str) -> anyhow::Result<i64> {
     crate::validate::parse_time(text)
 }
 
-fn print(value: &Value) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
+fn print(value: &Value, output: crate::output::Output) -> anyhow::Result<()> {
+    crate::output::print(value, output)
 }
 
 /// `cairn logs ...`.
 pub async fn logs(args: LogsArgs) -> anyhow::Result<()> {
     let base = args.endpoint.endpoint.trim_end_matches('/').to_owned();
+    let output = args.endpoint.output;
     let client = http()?;
     let group_url = |g: &str| format!("{base}/v1/log-groups/{}", percent_encode(g));
     match args.command {
@@ -171,10 +174,12 @@ pub async fn logs(args: LogsArgs) -> anyhow::Result<()> {
                 &base,
             )
             .await?,
+            output,
         ),
-        LogsCommand::DescribeLogGroups => {
-            print(&call(client.get(format!("{base}/v1/log-groups")), &base).await?)
-        }
+        LogsCommand::DescribeLogGroups => print(
+            &call(client.get(format!("{base}/v1/log-groups")), &base).await?,
+            output,
+        ),
         LogsCommand::FilterLogEvents {
             log_group,
             filter_pattern,
@@ -237,6 +242,7 @@ pub async fn logs(args: LogsArgs) -> anyhow::Result<()> {
                     &base,
                 )
                 .await?,
+                output,
             )
         }
     }
@@ -245,6 +251,7 @@ pub async fn logs(args: LogsArgs) -> anyhow::Result<()> {
 /// `cairn metrics ...`.
 pub async fn metrics(args: MetricsArgs) -> anyhow::Result<()> {
     let base = args.endpoint.endpoint.trim_end_matches('/').to_owned();
+    let output = args.endpoint.output;
     let MetricsCommand::GetStatistics {
         namespace,
         metric_name,
@@ -265,12 +272,13 @@ pub async fn metrics(args: MetricsArgs) -> anyhow::Result<()> {
     for d in &dimension {
         url.push_str(&format!("&dimension={}", percent_encode(d)));
     }
-    print(&call(http()?.get(url), &base).await?)
+    print(&call(http()?.get(url), &base).await?, output)
 }
 
 /// `cairn alarms ...`.
 pub async fn alarms(args: AlarmsArgs) -> anyhow::Result<()> {
     let base = args.endpoint.endpoint.trim_end_matches('/').to_owned();
+    let output = args.endpoint.output;
     let client = http()?;
     match args.command {
         AlarmsCommand::InstallCis { log_group, topic } => print(
@@ -281,14 +289,19 @@ pub async fn alarms(args: AlarmsArgs) -> anyhow::Result<()> {
                 &base,
             )
             .await?,
+            output,
         ),
-        AlarmsCommand::List => print(&call(client.get(format!("{base}/v1/alarms")), &base).await?),
+        AlarmsCommand::List => print(
+            &call(client.get(format!("{base}/v1/alarms")), &base).await?,
+            output,
+        ),
     }
 }
 
 /// `cairn topics ...`.
 pub async fn topics(args: TopicsArgs) -> anyhow::Result<()> {
     let base = args.endpoint.endpoint.trim_end_matches('/').to_owned();
+    let output = args.endpoint.output;
     let client = http()?;
     match args.command {
         TopicsCommand::Create { name, http, file } => {
@@ -316,8 +329,12 @@ pub async fn topics(args: TopicsArgs) -> anyhow::Result<()> {
                     &base,
                 )
                 .await?,
+                output,
             )
         }
-        TopicsCommand::List => print(&call(client.get(format!("{base}/v1/topics")), &base).await?),
+        TopicsCommand::List => print(
+            &call(client.get(format!("{base}/v1/topics")), &base).await?,
+            output,
+        ),
     }
 }

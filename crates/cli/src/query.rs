@@ -15,6 +15,8 @@ pub enum QueryOutput {
     Json,
     /// CSV with a header.
     Csv,
+    /// Tab-separated values, no header (nulls empty).
+    Text,
 }
 
 #[derive(Debug, clap::Args)]
@@ -51,6 +53,17 @@ fn csv_field(text: &str) -> String {
 /// Prints rows in `output` form.
 pub fn print_rows(columns: &[String], rows: &[Row], output: QueryOutput) {
     match output {
+        QueryOutput::Text => {
+            for row in rows {
+                println!(
+                    "{}",
+                    row.iter()
+                        .map(|(_, v)| v.as_deref().unwrap_or("").replace(['\t', '\n'], " "))
+                        .collect::<Vec<_>>()
+                        .join("\t")
+                );
+            }
+        }
         QueryOutput::Json => {
             for row in rows {
                 let object: serde_json::Map<String, Value> = row

@@ -11,6 +11,9 @@ pub struct TrailsArgs {
     /// Server endpoint.
     #[arg(long, env = "CAIRN_ENDPOINT", default_value_t = crate::profile::endpoint(), global = true)]
     endpoint: String,
+    /// Output format: json, table or text.
+    #[arg(long, value_enum, default_value_t = crate::output::Output::Json, global = true)]
+    output: crate::output::Output,
     #[command(subcommand)]
     command: TrailsCommand,
 }
@@ -165,6 +168,7 @@ fn json_argument(text: &str) -> anyhow::Result<Value> {
 pub async fn run(args: TrailsArgs) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     let base = format!("{}/v1/trails", args.endpoint.trim_end_matches('/'));
+    let output = args.output;
     let url = |name: &str, tail: &str| format!("{base}/{}{tail}", percent_encode(name));
     let request = match &args.command {
         TrailsCommand::Create { name, settings } => {
@@ -199,6 +203,5 @@ pub async fn run(args: TrailsArgs) -> anyhow::Result<()> {
         TrailsCommand::Flush { name } => client.post(url(name, "/flush")),
     };
     let value = crate::client::call(request, &base).await?;
-    println!("{}", serde_json::to_string_pretty(&value)?);
-    Ok(())
+    crate::output::print(&value, output)
 }

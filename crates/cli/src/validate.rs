@@ -19,6 +19,8 @@ pub enum ValidateOutput {
     Text,
     /// One JSON document.
     Json,
+    /// The findings as a table (type, location, status, class), then each chain's verdict.
+    Table,
 }
 
 #[derive(Debug, clap::Args)]
@@ -73,22 +75,90 @@ pub struct ValidateArgs {
 
 /// Reads `2026-03-02T10:00:00Z`, `2026-03-02T10:00Z`, `2026-03-02` or epoch seconds.
 pub fn parse_time(text: &str) -> anyhow::Result<i64> {
+    parse_time_inner(text.trim()).with_context(|| {
+        format!(
+            "{text:?} is not a time like 2026-03-02, 2026-03-02T10:00:00Z, 2026-03-02T11:00+01:00 or epoch seconds"
+        )
+    })
+}
+
+/// ISO-8601 as people type it: a date alone (midnight UTC), or a date and time of day (`T` or a
+/// space between; seconds and a fraction optional) with `Z`, an offset (`+01:00`, `-0500`) or
+/// none (UTC); or epoch seconds.
+fn parse_time_inner(text: &str) -> Option<i64> {
     if let Ok(seconds) = text.parse::<f64>() {
-        if seconds.is_finite() && seconds.abs() < 1e13 {
-            return Ok((seconds * 1000.0) as i64);
+        return (seconds.is_finite() && seconds.abs() < 1e13).then_some((seconds * 1000.0) as i64);
+    }
+    if text.len() == 10 {
+        return cairn_model::time::parse_utc(&format!("{text}T00:00:00Z")).ok();
+    }
+    let text = text.replacen(' ', "T", 1);
+    let time_part = text.get(11..)?;
+    let (local, offset_ms) = if let Some(local) = text.strip_suffix('Z') {
+        (local.to_owned(), 0)
+    } else if let Some(at) = time_part.rfind(['+', '-']) {
+        let (local, offset) = text.split_at(11 + at);
+        let sign = if offset.starts_with('-') { -1 } else { 1 };
+        let digits: String = offset[1..].chars().filter(char::is_ascii_digit).collect();
+        if digits.len() != 2 && digits.len() != 4 {
+            return None;
+        }
+        let hours: i64 = digits.get(..2)?.parse().ok()?;
+        let minutes: i64 = digits
+            .get(2..)
+            .filter(|m| !m.is_empty())
+            .map_or(Some(0), |m| m.parse().ok())?;
+        if hours > 23 || minutes > 59 {
+            return None;
+        }
+        (local.to_owned(), sign * (hours * 60 + minutes) * 60_000)
+    } else {
+        (text.clone(), 0)
+    };
+    // HH:MM gets its seconds.
+    let local = if local.len() == 16 {
+        format!("{local}:00")
+    } else {
+        local
+    };
+    cairn_model::time::parse_utc(&format!("{local}Z"))
+        .ok()
+        .map(|millis| millis - offset_ms)
+}
+
+#[cfg(test)]
+mod time_tests {
+    use super::parse_time;
+
+    #[test]
+    fn times_are_read_as_people_type_them() {
+        let noon = 1_772_452_800_000; // 2026-03-02T12:00:00Z
+        for text in [
+            "2026-03-02T12:00:00Z",
+            "2026-03-02T12:00Z",
+            "2026-03-02T12:00:00",
+            "2026-03-02 12:00:00",
+            "2026-03-02T13:00:00+01:00",
+            "2026-03-02T07:00-0500",
+            "2026-03-02T12:00:00.000Z",
+            "1772452800",
+        ] {
+            assert_eq!(parse_time(text).expect(text), noon, "{text}");
+        }
+        assert_eq!(
+            parse_time("2026-03-02").expect("date"),
+            noon - 12 * 3_600_000
+        );
+        for bad in [
+            "yesterday",
+            "2026-03-02T25:00:00Z",
+            "2026-02-30",
+            "2026-03-02T12:00+1",
+            "",
+        ] {
+            assert!(parse_time(bad).is_err(), "{bad}");
         }
     }
-    let candidates = [
-        text.to_owned(),
-        format!("{}:00Z", text.trim_end_matches('Z')),
-        format!("{text}T00:00:00Z"),
-    ];
-    candidates
-        .iter()
-        .find_map(|c| cairn_model::time::parse_utc(c).ok())
-        .with_context(|| {
-            format!("{text:?} is not a time like 2026-03-02T10:00:00Z or epoch seconds")
-        })
 }
 
 struct Arn {
@@ -680,6 +750,25 @@ pub async fn validate_logs(args: ValidateArgs) -> anyhow::Result<ExitCode> {
                 writeln!(stdout, "  {} {}: {verdict}", result.account, result.region)?;
             }
         }
+    } else if args.output == ValidateOutput::Table {
+        let document = json_document(&args, &results, start, end, &source.bucket);
+        stdout.flush()?;
+        let findings: Vec<Value> = document["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                json!({"type": r["type"], "location": r["location"], "status": r["status"], "class": r["class"]})
+            })
+            .collect();
+        crate::output::print(&Value::Array(findings), crate::output::Output::Table)?;
+        let chains: Vec<Value> = document["chains"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| json!({"account": c["account"], "region": c["region"], "valid": c["valid"]}))
+            .collect();
+        crate::output::print(&Value::Array(chains), crate::output::Output::Table)?;
     } else {
         let document = json_document(&args, &results, start, end, &source.bucket);
         writeln!(stdout, "{}", serde_json::to_string_pretty(&document)?)?;
@@ -857,6 +946,10 @@ pub struct KeysArgs {
     /// Server endpoint.
     #[arg(long, env = "CAIRN_ENDPOINT", default_value_t = crate::profile::endpoint(), global = true)]
     endpoint: String,
+    /// Output format: json (ListPublicKeys' answer, times in ISO-8601), table or text
+    /// (fingerprint and validity of each key).
+    #[arg(long, value_enum, default_value_t = crate::output::Output::Json, global = true)]
+    output: crate::output::Output,
     #[command(subcommand)]
     command: KeysCommand,
 }
@@ -874,9 +967,6 @@ enum KeysCommand {
         /// Window end [default: now].
         #[arg(long)]
         end_time: Option<String>,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = crate::client::Output::Table)]
-        output: crate::client::Output,
     },
     /// End the region's current signing key now and start a new one.
     Rotate {
@@ -889,12 +979,12 @@ enum KeysCommand {
 /// `cairn keys ...`.
 pub async fn keys(args: KeysArgs) -> anyhow::Result<()> {
     let base = args.endpoint.trim_end_matches('/').to_owned();
+    let output = args.output;
     match args.command {
         KeysCommand::List {
             region,
             start_time,
             end_time,
-            output,
         } => {
             let mut params = Vec::new();
             if let Some(region) = region {
@@ -915,29 +1005,22 @@ pub async fn keys(args: KeysArgs) -> anyhow::Result<()> {
                 bail!("{}", error_text(response).await);
             }
             let body: Value = serde_json::from_slice(&response.bytes().await?)?;
-            match output {
-                crate::client::Output::Json => {
-                    println!("{}", serde_json::to_string_pretty(&body)?)
-                }
-                crate::client::Output::Table => {
-                    println!(
-                        "{:<34}{:<22}{:<22}",
-                        "FINGERPRINT", "VALID FROM", "VALID UNTIL"
-                    );
-                    let time = |v: &Value| {
-                        v.as_f64().map_or_else(String::new, |s| {
-                            cairn_model::time::format_utc_seconds((s * 1000.0) as i64)
+            if output == crate::output::Output::Json {
+                crate::output::print(&body, output)?;
+            } else {
+                let rows: Vec<Value> = body["PublicKeyList"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|k| {
+                        serde_json::json!({
+                            "Fingerprint": k["Fingerprint"],
+                            "ValidityStartTime": k["ValidityStartTime"],
+                            "ValidityEndTime": k["ValidityEndTime"],
                         })
-                    };
-                    for key in body["PublicKeyList"].as_array().into_iter().flatten() {
-                        println!(
-                            "{:<34}{:<22}{:<22}",
-                            key["Fingerprint"].as_str().unwrap_or(""),
-                            time(&key["ValidityStartTime"]),
-                            time(&key["ValidityEndTime"])
-                        );
-                    }
-                }
+                    })
+                    .collect();
+                crate::output::print(&serde_json::json!({ "PublicKeyList": rows }), output)?;
             }
         }
         KeysCommand::Rotate { region } => {
@@ -954,7 +1037,7 @@ pub async fn keys(args: KeysArgs) -> anyhow::Result<()> {
                 bail!("{}", error_text(response).await);
             }
             let body: Value = serde_json::from_slice(&response.bytes().await?)?;
-            println!("{}", serde_json::to_string_pretty(&body)?);
+            crate::output::print(&body, output)?;
         }
     }
     Ok(())

@@ -330,8 +330,14 @@ async fn put_events_retries_while_the_server_is_unavailable() {
         stderr.contains("server unavailable") && stderr.contains("retrying"),
         "{stderr}"
     );
-    assert!(
-        stdout.contains("accepted: 1, duplicates: 0, rejected: 0"),
+    let summary: serde_json::Value = serde_json::from_str(&stdout).expect("json summary");
+    assert_eq!(
+        (
+            summary["Accepted"].as_u64(),
+            summary["Duplicates"].as_u64(),
+            summary["Rejected"].as_u64()
+        ),
+        (Some(1), Some(0), Some(0)),
         "{stdout}"
     );
     server.stop().await;
