@@ -185,6 +185,13 @@ async fn the_three_formats_print_the_same_answer() {
     assert!(ok, "{err}");
     assert_eq!(out, "1\tx\n");
 
+    // The request-body budget in use is a metric (the scrape itself holds a little of it).
+    let text = support::metrics_text(&server.client, &server.base, &server.creds).await;
+    assert!(
+        text.lines().any(|l| l.starts_with("cairn_request_buffer_bytes ")),
+        "{text}"
+    );
+
     // Shell completions.
     let (ok, _, err) = cairn(&server, &["completions", "bash"]);
     assert!(ok, "{err}");

@@ -168,6 +168,7 @@ struct ServerHealth {
     wal: Arc<Wal>,
     metrics: Arc<Metrics>,
     space: Arc<space::DiskSpace>,
+    gates: Arc<cairn_api::gate::Gates>,
 }
 
 impl Health for ServerHealth {
@@ -184,6 +185,9 @@ impl Health for ServerHealth {
 
     fn metrics(&self) -> String {
         self.metrics.observe_consumers(&self.wal);
+        self.metrics.request_buffer_bytes.set(
+            i64::try_from(self.gates.buffer_in_use_kib().saturating_mul(1024)).unwrap_or(i64::MAX),
+        );
         if let Some(free) = self.space.free() {
             self.metrics
                 .data_dir_free_bytes
@@ -592,11 +596,12 @@ pub async fn start_with_fs(
     let _ = trails_cell.set(trail_service.clone());
 
     let parsers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let gates = Arc::new(cairn_api::gate::Gates::new(
+        config.limits.request_buffer_bytes,
+        parsers,
+    ));
     let state = AppState {
-        gates: Arc::new(cairn_api::gate::Gates::new(
-            config.limits.request_buffer_bytes,
-            parsers,
-        )),
+        gates: gates.clone(),
         trails: trail_service.clone(),
         keys: trail_service.clone(),
         auth: Arc::new(security::Security {
@@ -637,6 +642,7 @@ pub async fn start_with_fs(
             wal: wal.clone(),
             metrics,
             space,
+            gates,
         }),
         limits: config.limits.clone(),
     };

@@ -49,6 +49,8 @@ pub struct Metrics {
     pub data_dir_free_bytes: Gauge,
     /// Lake query tasks alive.
     pub lake_queries_running: Gauge,
+    /// Bytes of the request-body budget (`request_buffer_mib`) held now.
+    pub request_buffer_bytes: Gauge,
     consumer_failures: Family<Consumer, Gauge>,
     /// Events made searchable in Event history.
     pub history_indexed: Counter,
@@ -97,6 +99,7 @@ impl Metrics {
             consumer_position: Family::default(),
             data_dir_free_bytes: Gauge::default(),
             lake_queries_running: Gauge::default(),
+            request_buffer_bytes: Gauge::default(),
             consumer_failures: Family::default(),
             history_indexed: Counter::default(),
             lookups: Counter::default(),
@@ -199,6 +202,11 @@ impl Metrics {
             "consumer_lag_records",
             "Durable WAL records a consumer has not processed yet",
             metrics.lag.clone(),
+        );
+        registry.register(
+            "request_buffer_bytes",
+            "Bytes of the request-body budget (request_buffer_mib) held by requests in flight",
+            metrics.request_buffer_bytes.clone(),
         );
         registry.register(
             "lake_queries_running",
