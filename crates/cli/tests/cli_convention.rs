@@ -188,7 +188,8 @@ async fn the_three_formats_print_the_same_answer() {
     // The request-body budget in use is a metric (the scrape itself holds a little of it).
     let text = support::metrics_text(&server.client, &server.base, &server.creds).await;
     assert!(
-        text.lines().any(|l| l.starts_with("cairn_request_buffer_bytes ")),
+        text.lines()
+            .any(|l| l.starts_with("cairn_request_buffer_bytes ")),
         "{text}"
     );
 
