@@ -152,6 +152,10 @@ struct ImportReport {
     damaged_files: Vec<(String, String)>,
     notification_records_skipped: u64,
     malformed_records_skipped: u64,
+    /// Records the store's advanced event selectors do not choose.
+    not_selected_skipped: u64,
+    /// Records older than the store's retention.
+    older_than_retention_skipped: u64,
     parquet_files_written: u64,
 }
 
@@ -172,6 +176,8 @@ async fn send(
     report.events_imported += n("EventsImported");
     report.notification_records_skipped += n("NotificationRecordsSkipped");
     report.malformed_records_skipped += n("MalformedRecordsSkipped");
+    report.not_selected_skipped += n("NotSelectedSkipped");
+    report.older_than_retention_skipped += n("OlderThanRetentionSkipped");
     report.parquet_files_written += n("FilesWritten");
     Ok(())
 }
@@ -278,6 +284,8 @@ pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
             "DamagedFiles": report.damaged_files.len(),
             "NotificationRecordsSkipped": report.notification_records_skipped,
             "MalformedRecordsSkipped": report.malformed_records_skipped,
+            "NotSelectedSkipped": report.not_selected_skipped,
+            "OlderThanRetentionSkipped": report.older_than_retention_skipped,
         });
         crate::output::print(&summary, output)?;
     }

@@ -632,6 +632,33 @@ fn nested(parent: &str, mut rejection: Rejection) -> Rejection {
     rejection
 }
 
+/// The selection fields of a record as ingest derives them (`eventCategory` and `readOnly`
+/// filled in when the record lacks them), for records that do not come through ingest: imports
+/// of existing logs, whose older records (before eventVersion 1.07) have no `eventCategory`.
+pub fn derived_fields(map: &Map<String, Value>) -> crate::fields::SelectionFields {
+    let mut fields = crate::fields::SelectionFields::from_map(map);
+    let is_insight = map.get("eventType").and_then(Value::as_str) == Some("AwsCloudTrailInsight");
+    let source = map.get("eventSource").and_then(Value::as_str).unwrap_or("");
+    let name = map.get("eventName").and_then(Value::as_str).unwrap_or("");
+    let category = match map.get("eventCategory").and_then(Value::as_str) {
+        Some(text) => text.parse::<EventCategory>().ok(),
+        None => {
+            let derived = derive_category(map, is_insight, source, name);
+            fields.category = derived.as_str().to_owned();
+            Some(derived)
+        }
+    };
+    if fields.read_only.is_none()
+        && matches!(
+            category,
+            Some(EventCategory::Management | EventCategory::Data)
+        )
+    {
+        fields.read_only = Some(derive_read_only(source, name));
+    }
+    fields
+}
+
 fn derive_category(
     map: &Map<String, Value>,
     is_insight: bool,

@@ -280,7 +280,8 @@ impl LakeAdmin for LakeService {
                         access_key_id: p.access_key_id.clone(),
                     });
             let target = store.clone();
-            let (written, added) = self
+            let now = self.clock.now_millis();
+            let written = self
                 .blocking(move |s| {
                     #[derive(serde::Deserialize)]
                     struct Batch<'a> {
@@ -290,20 +291,26 @@ impl LakeAdmin for LakeService {
                     let batch: Batch<'_> = serde_json::from_slice(&body).map_err(|e| {
                         LakeError::Invalid(format!("the body must be {{\"Records\":[...]}}: {e}"))
                     })?;
+                    let mut left_out = LeftOut::default();
                     let records: Vec<_> = batch
                         .records
                         .into_iter()
+                        .filter(|r| left_out.takes(&target, r, now))
                         .map(|r| (r, importer.clone()))
                         .collect();
-                    s.write(&target, &records, &stem)
+                    let (written, added) = s.write(&target, &records, &stem)?;
+                    Ok((written, added, left_out))
                 })
                 .await?;
+            let (written, added, left_out) = written;
             let out = json!({
                 "EventsImported": written.events,
                 "FilesWritten": written.files,
                 "BytesWritten": written.bytes,
                 "NotificationRecordsSkipped": added.foreign,
                 "MalformedRecordsSkipped": added.malformed,
+                "NotSelectedSkipped": left_out.not_selected,
+                "OlderThanRetentionSkipped": left_out.older_than_retention,
             });
             self.audit(
                 &caller,
@@ -575,6 +582,50 @@ pub fn run_feeder(
         if !busy {
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+}
+
+/// What an import leaves out before writing, and why (the rest the writer counts).
+#[derive(Debug, Default)]
+struct LeftOut {
+    /// Records the store's advanced event selectors do not choose.
+    not_selected: u64,
+    /// Records older than the store's retention (they could never be queried).
+    older_than_retention: u64,
+}
+
+impl LeftOut {
+    /// Whether `store` takes `record` as of `now`; counts it if not. Records that are not
+    /// events (not an object, `aws:*` notifications) go on to the writer, which counts them.
+    fn takes(&mut self, store: &EventDataStore, record: &RawValue, now: i64) -> bool {
+        let Ok(map) = serde_json::from_str::<serde_json::Map<String, Value>>(record.get()) else {
+            return true;
+        };
+        if map
+            .get("eventSource")
+            .and_then(Value::as_str)
+            .is_some_and(|s| s.starts_with("aws:"))
+        {
+            return true;
+        }
+        let cutoff = now - i64::from(store.retention_period) * 86_400_000;
+        let time = map
+            .get("eventTime")
+            .and_then(Value::as_str)
+            .and_then(cairn_lake::columns::parse_time);
+        if time.is_some_and(|t| t < cutoff) {
+            self.older_than_retention += 1;
+            return false;
+        }
+        let mut encoded = Vec::new();
+        cairn_model::event::derived_fields(&map).encode_into(&mut encoded);
+        let selected = cairn_model::fields::FieldsRef::decode(&encoded)
+            .map(cairn_selectors::Subject::from_fields)
+            .is_some_and(|subject| store.selects(&subject));
+        if !selected {
+            self.not_selected += 1;
+        }
+        selected
     }
 }
 
