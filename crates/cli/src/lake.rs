@@ -156,6 +156,8 @@ struct ImportReport {
     not_selected_skipped: u64,
     /// Records older than the store's retention.
     older_than_retention_skipped: u64,
+    /// Records an earlier import already wrote into the store.
+    already_imported_skipped: u64,
     parquet_files_written: u64,
 }
 
@@ -178,6 +180,7 @@ async fn send(
     report.malformed_records_skipped += n("MalformedRecordsSkipped");
     report.not_selected_skipped += n("NotSelectedSkipped");
     report.older_than_retention_skipped += n("OlderThanRetentionSkipped");
+    report.already_imported_skipped += n("AlreadyImportedSkipped");
     report.parquet_files_written += n("FilesWritten");
     Ok(())
 }
@@ -286,6 +289,7 @@ pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
             "MalformedRecordsSkipped": report.malformed_records_skipped,
             "NotSelectedSkipped": report.not_selected_skipped,
             "OlderThanRetentionSkipped": report.older_than_retention_skipped,
+            "AlreadyImportedSkipped": report.already_imported_skipped,
         });
         crate::output::print(&summary, output)?;
     }

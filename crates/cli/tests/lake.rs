@@ -514,6 +514,28 @@ async fn events_flow_into_stores_and_answer_queries() {
         .await,
         0
     );
+    // Importing the same tree again adds nothing: every event is already there.
+    let (ok, stdout, stderr) = run_cairn(
+        &server,
+        &[
+            "import",
+            tree.to_str().expect("path"),
+            "--store",
+            "imported",
+            "--output",
+            "json",
+            "--batch-bytes",
+            "30000",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    let again: Value = serde_json::from_str(&stdout).expect("report");
+    assert_eq!(again["eventsImported"], 0, "{again}");
+    assert_eq!(again["alreadyImportedSkipped"], imported, "{again}");
+    assert_eq!(
+        count(&server, "SELECT count(*) AS n FROM imported").await,
+        imported
+    );
     // A batch the size the import client sends by default (4 MiB) is taken (axum's own 2 MB
     // default refused every one of them).
     let now = cairn_model::time::format_utc_seconds(

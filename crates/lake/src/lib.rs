@@ -45,6 +45,7 @@ macro_rules! scalars_answer {
 
 pub mod columns;
 mod days;
+pub mod imported;
 mod json_scan;
 pub mod limits;
 mod members;

@@ -120,6 +120,8 @@ pub struct LakeService {
     pub ingest: Arc<IngestService>,
     /// Clock.
     pub clock: Arc<dyn Clock>,
+    /// Which events imports wrote into each store.
+    pub imports: Arc<cairn_lake::imported::ImportLedger>,
 }
 
 impl LakeService {
@@ -249,6 +251,9 @@ impl LakeAdmin for LakeService {
             let request = json!({ "EventDataStore": key });
             let store = self.blocking(move |s| s.delete(&key)).await?;
             self.wal.unregister(&store.cursor());
+            if let Err(e) = self.imports.drop_store(&store.id) {
+                tracing::warn!(store = %store.name, error = %e, "forgetting the deleted store's imports failed");
+            }
             self.audit(
                 &caller,
                 "DeleteEventDataStore",
@@ -269,7 +274,7 @@ impl LakeAdmin for LakeService {
     ) -> BoxFuture<'_, Result<Value, ApiError>> {
         Box::pin(async move {
             let store = self.stores.get(&key).map_err(lake_error)?;
-            let stem = format!("import-{}", uuid::Uuid::new_v4());
+            let ledger = self.imports.clone();
             // Imported records were ingested by the principal that imported them.
             let importer =
                 caller
@@ -292,13 +297,49 @@ impl LakeAdmin for LakeService {
                         LakeError::Invalid(format!("the body must be {{\"Records\":[...]}}: {e}"))
                     })?;
                     let mut left_out = LeftOut::default();
-                    let records: Vec<_> = batch
-                        .records
-                        .into_iter()
-                        .filter(|r| left_out.takes(&target, r, now))
-                        .map(|r| (r, importer.clone()))
+                    let mut taken = Vec::with_capacity(batch.records.len());
+                    for record in batch.records {
+                        if let Some(key) = left_out.takes(&target, record, now) {
+                            taken.push((record, key));
+                        }
+                    }
+                    // Events imported before (or twice in this batch) are left out.
+                    let keys: Vec<(i64, &str)> = taken
+                        .iter()
+                        .filter_map(|(_, k)| k.as_ref().map(|(d, id)| (*d, id.as_str())))
                         .collect();
-                    let (written, added) = s.write(&target, &records, &stem)?;
+                    let fresh = ledger.fresh(&target.id, &keys)?;
+                    let mut fresh = fresh.into_iter();
+                    let mut written_keys = Vec::with_capacity(keys.len());
+                    let mut records = Vec::with_capacity(taken.len());
+                    for (record, key) in &taken {
+                        match key {
+                            Some((day, id)) => {
+                                if fresh.next().unwrap_or(true) {
+                                    written_keys.push((*day, id.as_str()));
+                                    records.push((*record, importer.clone()));
+                                } else {
+                                    left_out.already_imported += 1;
+                                }
+                            }
+                            None => records.push((*record, importer.clone())),
+                        }
+                    }
+                    // Named by its events when every record has a key (a rerun replaces the
+                    // file); otherwise a fresh name, so that no other batch's file is replaced.
+                    let stem = if written_keys.len() == records.len() {
+                        cairn_lake::imported::batch_stem(&written_keys)
+                    } else {
+                        format!("import-{}", uuid::Uuid::new_v4())
+                    };
+                    let (written, added) = if records.is_empty() {
+                        Default::default()
+                    } else {
+                        s.write(&target, &records, &stem)?
+                    };
+                    let oldest_day = (now - i64::from(target.retention_period) * 86_400_000)
+                        .div_euclid(86_400_000);
+                    ledger.record(&target.id, &written_keys, oldest_day)?;
                     Ok((written, added, left_out))
                 })
                 .await?;
@@ -311,6 +352,7 @@ impl LakeAdmin for LakeService {
                 "MalformedRecordsSkipped": added.malformed,
                 "NotSelectedSkipped": left_out.not_selected,
                 "OlderThanRetentionSkipped": left_out.older_than_retention,
+                "AlreadyImportedSkipped": left_out.already_imported,
             });
             self.audit(
                 &caller,
@@ -592,21 +634,29 @@ struct LeftOut {
     not_selected: u64,
     /// Records older than the store's retention (they could never be queried).
     older_than_retention: u64,
+    /// Records an earlier import already wrote into the store.
+    already_imported: u64,
 }
 
 impl LeftOut {
-    /// Whether `store` takes `record` as of `now`; counts it if not. Records that are not
-    /// events (not an object, `aws:*` notifications) go on to the writer, which counts them.
-    fn takes(&mut self, store: &EventDataStore, record: &RawValue, now: i64) -> bool {
+    /// Whether `store` takes `record` as of `now` (`None`, counted, if not), with its ledger
+    /// key (its UTC day and eventID) when it has one. Records that are not events (not an
+    /// object, `aws:*` notifications) go on to the writer, which counts them.
+    fn takes(
+        &mut self,
+        store: &EventDataStore,
+        record: &RawValue,
+        now: i64,
+    ) -> Option<Option<(i64, String)>> {
         let Ok(map) = serde_json::from_str::<serde_json::Map<String, Value>>(record.get()) else {
-            return true;
+            return Some(None);
         };
         if map
             .get("eventSource")
             .and_then(Value::as_str)
             .is_some_and(|s| s.starts_with("aws:"))
         {
-            return true;
+            return Some(None);
         }
         let cutoff = now - i64::from(store.retention_period) * 86_400_000;
         let time = map
@@ -615,7 +665,7 @@ impl LeftOut {
             .and_then(cairn_lake::columns::parse_time);
         if time.is_some_and(|t| t < cutoff) {
             self.older_than_retention += 1;
-            return false;
+            return None;
         }
         let mut encoded = Vec::new();
         cairn_model::event::derived_fields(&map).encode_into(&mut encoded);
@@ -624,8 +674,13 @@ impl LeftOut {
             .is_some_and(|subject| store.selects(&subject));
         if !selected {
             self.not_selected += 1;
+            return None;
         }
-        selected
+        let id = map.get("eventID").and_then(Value::as_str);
+        Some(
+            time.zip(id)
+                .map(|(t, id)| (t.div_euclid(86_400_000), id.to_owned())),
+        )
     }
 }
 

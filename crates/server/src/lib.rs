@@ -619,6 +619,13 @@ pub async fn start_with_fs(
             clock: clock.clone(),
         }),
         lake: Arc::new(lake::LakeService {
+            imports: Arc::new(
+                cairn_lake::imported::ImportLedger::open(&data_dir.join("lake-imports.redb"))
+                    .map_err(|e| StartError::DataDir {
+                        path: data_dir.join("lake-imports.redb"),
+                        source: std::io::Error::other(e.to_string()),
+                    })?,
+            ),
             stores,
             queries: Arc::new(cairn_lake::query::Queries::new(config.query_limits.clone())),
             budget: cairn_lake::limits::Budget::new(config.query_limits.clone()),
