@@ -90,23 +90,29 @@ impl ImportLedger {
         oldest_day: i64,
     ) -> Result<(), LakeError> {
         let name = table_name(store_id);
-        let write = || -> Result<(), redb::Error> {
+        let write = || -> Result<(), Box<redb::Error>> {
             let tx = self.db.begin_write()?;
             {
-                let mut table = tx.open_table(TableDefinition::<&[u8], ()>::new(&name))?;
+                let mut table = tx
+                    .open_table(TableDefinition::<&[u8], ()>::new(&name))
+                    .map_err(redb::Error::from)?;
                 for (day, id) in keys {
-                    table.insert(key(*day, id).as_slice(), ())?;
+                    table
+                        .insert(key(*day, id).as_slice(), ())
+                        .map_err(redb::Error::from)?;
                 }
                 let below = key(oldest_day, "");
                 let stale: Vec<Vec<u8>> = table
-                    .range(..&below[..4])?
+                    .range(..&below[..4])
+                    .map_err(redb::Error::from)?
                     .map(|entry| entry.map(|(k, _)| k.value().to_vec()))
-                    .collect::<Result<_, _>>()?;
+                    .collect::<Result<_, _>>()
+                    .map_err(redb::Error::from)?;
                 for k in stale {
-                    table.remove(k.as_slice())?;
+                    table.remove(k.as_slice()).map_err(redb::Error::from)?;
                 }
             }
-            tx.commit()?;
+            tx.commit().map_err(redb::Error::from)?;
             Ok(())
         };
         write().map_err(|e| {
@@ -118,10 +124,11 @@ impl ImportLedger {
     /// Forgets a deleted store.
     pub fn drop_store(&self, store_id: &str) -> Result<(), LakeError> {
         let name = table_name(store_id);
-        let drop = || -> Result<(), redb::Error> {
+        let drop = || -> Result<(), Box<redb::Error>> {
             let tx = self.db.begin_write()?;
-            tx.delete_table(TableDefinition::<&[u8], ()>::new(&name))?;
-            tx.commit()?;
+            tx.delete_table(TableDefinition::<&[u8], ()>::new(&name))
+                .map_err(redb::Error::from)?;
+            tx.commit().map_err(redb::Error::from)?;
             Ok(())
         };
         drop().map_err(|e| failed("forgetting a deleted store's imports", e))
