@@ -1,6 +1,6 @@
 //! Client commands: `put-events` and `lookup-events`.
 
-use crate::input::{encode_chunk, read_input, split};
+use crate::input::encode_chunk;
 use crate::sign::SendSigned;
 use anyhow::{bail, Context};
 use serde::Deserialize;
@@ -89,10 +89,10 @@ pub async fn put_events(args: PutEventsArgs) -> anyhow::Result<ExitCode> {
     let mut rejections: Vec<Value> = Vec::new();
     let json = args.output == crate::output::Output::Json;
     for file in &args.files {
-        let bytes = read_input(file)?;
-        let (shape, events) = split(&bytes, file)?;
-        let progress = (events.len() > 10 * args.batch).then(|| {
-            let bar = indicatif::ProgressBar::new(events.len() as u64);
+        let mut events = crate::input::Events::open(file)?;
+        let shape = events.shape();
+        let progress = events.len_hint().filter(|n| *n > 10 * args.batch).map(|n| {
+            let bar = indicatif::ProgressBar::new(n as u64);
             bar.set_style(
                 indicatif::ProgressStyle::with_template(
                     "{msg} [{bar:40}] {pos}/{len} events ({per_sec}, eta {eta})",
@@ -106,9 +106,13 @@ pub async fn put_events(args: PutEventsArgs) -> anyhow::Result<ExitCode> {
             crate::input::Shape::Json => "application/json",
             crate::input::Shape::Ndjson => "application/x-ndjson",
         };
-        for (chunk_index, chunk) in events.chunks(args.batch).enumerate() {
-            let offset = chunk_index * args.batch;
-            let body = encode_chunk(shape, chunk);
+        let mut offset = 0;
+        loop {
+            let chunk = events.next_chunk(args.batch)?;
+            if chunk.is_empty() {
+                break;
+            }
+            let body = encode_chunk(shape, &chunk);
             let response = loop {
                 let response = client
                     .post(&url)
@@ -169,6 +173,7 @@ pub async fn put_events(args: PutEventsArgs) -> anyhow::Result<ExitCode> {
             if let Some(bar) = &progress {
                 bar.inc(chunk.len() as u64);
             }
+            offset += chunk.len();
         }
         if let Some(bar) = progress {
             bar.finish_and_clear();
