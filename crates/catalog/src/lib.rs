@@ -247,19 +247,6 @@ pub struct Catalog {
     state: Mutex<CatalogFile>,
 }
 
-fn write_durable(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
-}
-
 impl Catalog {
     /// Opens the catalog file at `path` (empty if it does not exist).
     pub fn open(path: &Path, deployment: Deployment) -> Result<Self, CatalogError> {
@@ -287,7 +274,7 @@ impl Catalog {
 
     fn persist(&self, state: &CatalogFile) -> Result<(), CatalogError> {
         let bytes = serde_json::to_vec_pretty(state).expect("catalog serializes");
-        write_durable(&self.path, &bytes).map_err(|source| CatalogError::Io {
+        cairn_durable::file::write(&self.path, &bytes).map_err(|source| CatalogError::Io {
             path: self.path.clone(),
             source,
         })

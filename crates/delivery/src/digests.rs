@@ -223,7 +223,7 @@ impl DigestLedger {
 
     /// Writes the ledger durably.
     pub fn store(&self, path: &Path) -> std::io::Result<()> {
-        crate::journal::write_durably(path, &serde_json::to_vec(self).expect("ledger serializes"))
+        cairn_durable::file::write(path, &serde_json::to_vec(self).expect("ledger serializes"))
     }
 }
 

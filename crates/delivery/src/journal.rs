@@ -31,20 +31,6 @@ impl JournalFile {
     }
 }
 
-/// Writes `bytes` at `path` durably: temporary file, fsync, rename, directory fsync.
-pub(crate) fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all()
-}
-
 /// A batch about to be delivered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Journal {
@@ -61,7 +47,7 @@ pub struct Journal {
 impl Journal {
     /// Writes the journal durably (temporary file, fsync, rename, directory fsync).
     pub fn store(&self, path: &Path) -> std::io::Result<()> {
-        write_durably(path, &serde_json::to_vec(self).expect("journal serializes"))
+        cairn_durable::file::write(path, &serde_json::to_vec(self).expect("journal serializes"))
     }
 
     /// Reads a journal, if there is one.
@@ -77,11 +63,7 @@ impl Journal {
 
     /// Removes the journal durably.
     pub fn clear(path: &Path) -> std::io::Result<()> {
-        match std::fs::remove_file(path) {
-            Ok(()) => std::fs::File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e),
-        }
+        cairn_durable::file::remove(path)
     }
 }
 

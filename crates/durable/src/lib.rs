@@ -6,9 +6,14 @@
 //! I/O failures ([`Db::note`]) and, at the next use, drops the failed handle and opens the file
 //! again (redb then repairs from the last durable commit), at most once per
 //! [`REOPEN_INTERVAL`], so a store recovers by itself once the disk does.
+//!
+//! [`file`] writes small files whole or not at all: the one write-temporary, fsync, rename,
+//! fsync-directory sequence every durable file of the data directory goes through.
 
 // redb's own error type is returned as is: every caller converts it into its store's error.
 #![allow(clippy::result_large_err)]
+
+pub mod file;
 
 use redb::{Database, DatabaseError};
 use std::path::{Path, PathBuf};

@@ -188,28 +188,15 @@ impl Iam {
     }
 
     fn persist(&self, state: &State) -> Result<(), IamError> {
-        use std::io::Write;
-        #[cfg(unix)]
-        use std::os::unix::fs::OpenOptionsExt;
         let io = |e: std::io::Error| IamError::Io {
             path: self.path.clone(),
             message: e.to_string(),
         };
-        let tmp = self.path.with_extension("tmp");
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        options.mode(0o600);
-        let mut file = options.open(&tmp).map_err(io)?;
-        file.write_all(&serde_json::to_vec_pretty(state).expect("state serializes"))
-            .map_err(io)?;
-        file.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, &self.path).map_err(io)?;
-        if let Some(dir) = self.path.parent() {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io)?;
-        }
+        cairn_durable::file::write_private(
+            &self.path,
+            &serde_json::to_vec_pretty(state).expect("state serializes"),
+        )
+        .map_err(io)?;
         Ok(())
     }
 

@@ -127,26 +127,9 @@ fn valid_region(region: &str) -> Result<(), KeyError> {
 }
 
 /// Writes `bytes` durably at `path` with `mode` (temporary file, fsync, rename, dir fsync).
-fn write_durably(path: &Path, bytes: &[u8], mode: u32) -> Result<(), KeyError> {
-    use std::io::Write;
-    #[cfg(unix)]
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let tmp = path.with_extension("tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    options.mode(mode);
-    #[cfg(not(unix))]
-    let _ = mode;
-    let mut file = options.open(&tmp).map_err(io(&tmp))?;
-    file.write_all(bytes).map_err(io(&tmp))?;
-    file.sync_all().map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(dir))
+/// Writes a key or the ring durably, readable by the owner only.
+fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
+    cairn_durable::file::write_private(path, bytes).map_err(io(path))
 }
 
 impl KeyRing {
@@ -182,7 +165,7 @@ impl KeyRing {
 
     fn save(&self, ring: &RingFile) -> Result<(), KeyError> {
         let bytes = serde_json::to_vec_pretty(ring).expect("ring serializes");
-        write_durably(&self.dir.join("ring.json"), &bytes, 0o600)
+        write_durably(&self.dir.join("ring.json"), &bytes)
     }
 
     fn load(&self, region: &str, fingerprint: &str) -> Result<SigningKey, KeyError> {
@@ -217,7 +200,6 @@ impl KeyRing {
         write_durably(
             &self.pem_path(region, &fingerprint),
             key.to_pem()?.as_bytes(),
-            0o600,
         )?;
         let now = self.clock.now_millis();
         for old in ring

@@ -238,16 +238,6 @@ impl std::fmt::Debug for Logs {
     }
 }
 
-fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all()
-}
-
 impl Logs {
     /// A store error, noted so that an I/O failure reopens the database at its next use.
     fn db_error(&self, e: impl Into<redb::Error>) -> LogsError {
@@ -302,7 +292,7 @@ impl Logs {
     }
 
     fn save(&self, config: &Config) -> Result<(), LogsError> {
-        write_durably(
+        cairn_durable::file::write(
             &self.config_path,
             &serde_json::to_vec_pretty(config).expect("config serializes"),
         )

@@ -105,11 +105,7 @@ pub fn resolve_account_id(
         (Some(stored), _) => Ok(stored),
         (None, configured) => {
             let id = configured.cloned().unwrap_or_else(|| AccountId::from_random(rand::random()));
-            let tmp = path.with_extension("tmp");
-            std::fs::write(&tmp, format!("{id}\n")).map_err(io)?;
-            std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io)?;
-            std::fs::rename(&tmp, &path).map_err(io)?;
-            std::fs::File::open(data_dir).and_then(|d| d.sync_all()).map_err(io)?;
+            cairn_durable::file::write(&path, format!("{id}\n").as_bytes()).map_err(io)?;
             Ok(id)
         }
     }

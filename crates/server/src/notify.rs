@@ -49,23 +49,20 @@ impl NotificationKey {
         if let Some(key) = self.key.get() {
             return Ok(key);
         }
+        // Generated once, when there is none; a key that cannot be read is an error, never a
+        // reason to replace it (receivers verify with the published one).
         let key = match std::fs::read_to_string(&self.path) {
-            Ok(pem) => SigningKey::from_pem(&pem).map_err(|e| e.to_string())?,
-            Err(_) => {
+            Ok(pem) => {
+                SigningKey::from_pem(&pem).map_err(|e| format!("{}: {e}", self.path.display()))?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = SigningKey::generate().map_err(|e| e.to_string())?;
                 let pem = key.to_pem().map_err(|e| e.to_string())?;
-                use std::io::Write;
-                #[cfg(unix)]
-                use std::os::unix::fs::OpenOptionsExt;
-                let mut options = std::fs::OpenOptions::new();
-                options.write(true).create_new(true);
-                #[cfg(unix)]
-                options.mode(0o600);
-                let mut file = options.open(&self.path).map_err(|e| e.to_string())?;
-                file.write_all(pem.as_bytes()).map_err(|e| e.to_string())?;
-                file.sync_all().map_err(|e| e.to_string())?;
+                cairn_durable::file::write_private(&self.path, pem.as_bytes())
+                    .map_err(|e| format!("{}: {e}", self.path.display()))?;
                 key
             }
+            Err(e) => return Err(format!("{}: {e}", self.path.display())),
         };
         Ok(self.key.get_or_init(|| key))
     }

@@ -38,24 +38,9 @@ pub fn bootstrap(iam: &Iam, data_dir: &Path, now: i64) -> Result<Option<PathBuf>
         key.id,
         key.secret
     );
-    write_private(&path, text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
+    cairn_durable::file::write_private(&path, text.as_bytes())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(Some(path))
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    #[cfg(unix)]
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    options.mode(0o600);
-    let mut file = options.open(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all()
 }
 
 /// One self-audit event.

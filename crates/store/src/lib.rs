@@ -453,17 +453,8 @@ pub mod testing {
 #[cfg(test)]
 mod tests;
 
-/// Writes `bytes` to `path` so that a crash leaves either the old file or the new one: a
-/// temporary file, fsynced, renamed over `path`, and the directory fsynced.
+/// Writes `bytes` to `path` so that a crash leaves either the old file or the new one
+/// ([`cairn_durable::file::write`]).
 pub fn write_durable(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    cairn_durable::file::write(path, bytes)
 }
