@@ -116,6 +116,10 @@ pub struct TrailSettings {
     /// Cover every account of the organization (default false).
     #[serde(default)]
     pub is_organization_trail: Option<bool>,
+    /// Cairn's: write who ingested each event into the log files, as a `cairnIngestedBy` array
+    /// beside `Records` (default false: the files are CloudTrail's format exactly).
+    #[serde(default)]
+    pub cairn_include_ingested_by: Option<bool>,
 }
 
 /// A logging period, in WAL sequence numbers: events with `after < seq <= through` are logged.
@@ -160,6 +164,9 @@ pub struct Trail {
     pub scope: TrailScope,
     /// Digest files wanted.
     pub log_file_validation_enabled: bool,
+    /// Cairn's: log files carry who ingested each event (`cairnIngestedBy`).
+    #[serde(default)]
+    pub cairn_include_ingested_by: bool,
     /// Organization trail.
     pub is_organization_trail: bool,
     /// Organization id, for organization trails.
@@ -332,6 +339,7 @@ impl Catalog {
                 include_global_service_events: true,
             },
             log_file_validation_enabled: false,
+            cairn_include_ingested_by: false,
             is_organization_trail: false,
             organization_id: None,
             selectors: Selectors::default(),
@@ -424,6 +432,9 @@ impl Catalog {
         }
         if let Some(validation) = settings.enable_log_file_validation {
             trail.log_file_validation_enabled = validation;
+        }
+        if let Some(include) = settings.cairn_include_ingested_by {
+            trail.cairn_include_ingested_by = include;
         }
         if let Some(organization) = settings.is_organization_trail {
             if organization {

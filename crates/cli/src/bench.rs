@@ -681,6 +681,7 @@ fn delivery(args: DeliveryArgs) -> anyhow::Result<()> {
             include_global_service_events: true,
         },
         log_file_validation_enabled: false,
+        cairn_include_ingested_by: false,
         is_organization_trail: false,
         organization_id: None,
         selectors: cairn_selectors::Selectors::default(),

@@ -41,6 +41,10 @@ struct Settings {
     /// Cover every account of the organization.
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     is_organization_trail: Option<bool>,
+    /// Cairn's: write who ingested each event into the log files (`cairnIngestedBy`, beside
+    /// `Records`; off by default, the files then being CloudTrail's format exactly).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    include_ingested_by: Option<bool>,
 }
 
 impl Settings {
@@ -71,6 +75,10 @@ impl Settings {
         set(
             "EnableLogFileValidation",
             self.enable_log_file_validation.map(Value::Bool),
+        );
+        set(
+            "CairnIncludeIngestedBy",
+            self.include_ingested_by.map(Value::Bool),
         );
         set(
             "IsOrganizationTrail",

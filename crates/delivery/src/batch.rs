@@ -14,6 +14,9 @@ pub struct FileBatch<'a> {
     pub seqs: Vec<u64>,
     /// The records, in the same order.
     pub records: Vec<&'a [u8]>,
+    /// Who ingested each record ([`cairn_model::provenance::Provenance::encode`]), in the
+    /// same order.
+    pub ingested_by: Vec<&'a [u8]>,
 }
 
 /// The record's selection subject when `trail` logs the record at WAL position `seq` (its
@@ -52,8 +55,8 @@ pub fn selects(trail: &Trail, seq: u64, record: &[u8], fields: Option<&[u8]>) ->
     selected(trail, seq, record, fields).is_some()
 }
 
-/// A held record: its WAL sequence number and bytes.
-type Held = (u64, Vec<u8>);
+/// A held record: its WAL sequence number, bytes and encoded provenance.
+type Held = (u64, Vec<u8>, Vec<u8>);
 
 /// Events selected by one trail and not yet delivered, grouped per (account, region).
 #[derive(Debug, Default)]
@@ -85,6 +88,7 @@ impl Batcher {
         seq: u64,
         record: &[u8],
         fields: Option<&[u8]>,
+        provenance: &[u8],
     ) -> bool {
         let Some(subject) = selected(trail, seq, record, fields) else {
             return false;
@@ -97,9 +101,12 @@ impl Batcher {
         }
         let regions = self.groups.get_mut(account).expect("inserted above");
         match regions.get_mut(subject.region.as_ref()) {
-            Some(events) => events.push((seq, record.to_vec())),
+            Some(events) => events.push((seq, record.to_vec(), provenance.to_vec())),
             None => {
-                regions.insert(subject.region.into_owned(), vec![(seq, record.to_vec())]);
+                regions.insert(
+                    subject.region.into_owned(),
+                    vec![(seq, record.to_vec(), provenance.to_vec())],
+                );
             }
         }
         true
@@ -173,8 +180,9 @@ impl Batcher {
                 };
                 out.push(FileBatch {
                     key: key.to_string(),
-                    seqs: chunk.iter().map(|(s, _)| *s).collect(),
-                    records: chunk.iter().map(|(_, r)| r.as_slice()).collect(),
+                    seqs: chunk.iter().map(|(s, _, _)| *s).collect(),
+                    records: chunk.iter().map(|(_, r, _)| r.as_slice()).collect(),
+                    ingested_by: chunk.iter().map(|(_, _, p)| p.as_slice()).collect(),
                 });
             }
         }
@@ -208,6 +216,7 @@ mod tests {
                 include_global_service_events: true,
             },
             log_file_validation_enabled: false,
+            cairn_include_ingested_by: false,
             is_organization_trail: false,
             organization_id: None,
             selectors: Selectors::default(),
@@ -242,14 +251,16 @@ mod tests {
             "000000000000",
             1,
             &record("111122223333", "us-east-1", "Management", 0),
-            None
+            None,
+            b"c"
         ));
         assert!(batcher.offer(
             &trail,
             "000000000000",
             2,
             &record("444455556666", "us-east-1", "Management", 0),
-            None
+            None,
+            b"c"
         ));
         assert!(
             !batcher.offer(
@@ -257,7 +268,8 @@ mod tests {
                 "000000000000",
                 3,
                 &record("111122223333", "eu-west-1", "Management", 0),
-                None
+                None,
+                b"c"
             ),
             "single-region trail"
         );
@@ -267,7 +279,8 @@ mod tests {
                 "000000000000",
                 4,
                 &record("111122223333", "us-east-1", "Data", 0),
-                None
+                None,
+                b"c"
             ),
             "default selectors"
         );
@@ -276,7 +289,8 @@ mod tests {
             "000000000000",
             5,
             &record("111122223333", "us-east-1", "Management", 0),
-            None
+            None,
+            b"c"
         ));
         let files = batcher.files(&trail, 0, 5, 1_770_798_900_000);
         assert_eq!(files.len(), 2);
@@ -311,6 +325,7 @@ mod tests {
                     s,
                     &record("111122223333", "us-east-1", "Management", 150),
                     None,
+                    b"c",
                 )
             })
             .collect();

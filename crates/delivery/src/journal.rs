@@ -42,6 +42,10 @@ pub struct Journal {
     pub delivered_at: i64,
     /// The files.
     pub files: Vec<JournalFile>,
+    /// Whether the files carry who ingested each record (the trail's setting when the batch
+    /// was made: a replay writes the same bytes even if the setting changed since).
+    #[serde(default)]
+    pub ingested_by: bool,
 }
 
 impl Journal {
@@ -96,9 +100,18 @@ mod tests {
                 key: "a".into(),
                 ranges: vec![(2, 3)],
             }],
+            ingested_by: true,
         };
         journal.store(&path).expect("store");
         assert_eq!(Journal::load(&path).expect("load"), Some(journal));
+        // A journal written before the setting existed reads as without it.
+        std::fs::write(&path, r#"{"from":1,"to":2,"delivered_at":3,"files":[]}"#).expect("old");
+        assert!(
+            !Journal::load(&path)
+                .expect("load")
+                .expect("some")
+                .ingested_by
+        );
         Journal::clear(&path).expect("clear");
         assert_eq!(Journal::load(&path).expect("load"), None);
     }

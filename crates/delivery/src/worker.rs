@@ -263,22 +263,37 @@ impl TrailWorker {
         self.config.digests.is_some() && trail.log_file_validation_enabled && ledger.active
     }
 
-    /// Encodes a file's records (hashing them and reading their times if digests need it).
-    fn encode(key: &str, records: &[&[u8]], digesting: bool) -> Encoded {
-        if digesting {
-            let (body, hash) = cairn_logfile::body::encode_hashed(records);
-            let times = cairn_logfile::body::event_time_range(records);
-            Encoded {
-                key: key.to_owned(),
-                body,
-                digest: Some((hash, times)),
+    /// Encodes a file's records (hashing them and reading their times if digests need it),
+    /// with who ingested each (`cairnIngestedBy`) when `ingested_by` is given.
+    fn encode(
+        key: &str,
+        records: &[&[u8]],
+        ingested_by: Option<&[&[u8]]>,
+        digesting: bool,
+    ) -> Encoded {
+        let (body, hash) = match ingested_by {
+            Some(provenance) => {
+                let objects: Vec<Vec<u8>> = provenance
+                    .iter()
+                    .map(|p| {
+                        cairn_model::provenance::Provenance::decode(p)
+                            .to_json()
+                            .to_string()
+                            .into_bytes()
+                    })
+                    .collect();
+                cairn_logfile::body::encode_with_ingested_by(records, &objects, digesting)
             }
-        } else {
-            Encoded {
-                key: key.to_owned(),
-                body: cairn_logfile::body::encode(records),
-                digest: None,
+            None if digesting => {
+                let (body, hash) = cairn_logfile::body::encode_hashed(records);
+                (body, Some(hash))
             }
+            None => (cairn_logfile::body::encode(records), None),
+        };
+        Encoded {
+            key: key.to_owned(),
+            body,
+            digest: hash.map(|hash| (hash, cairn_logfile::body::event_time_range(records))),
         }
     }
 
@@ -551,11 +566,11 @@ impl TrailWorker {
             return Ok(cursor);
         }
         tracing::info!(trail = %trail.name, from = journal.from, to = journal.to, files = journal.files.len(), "replaying a journaled delivery");
-        let mut wanted: std::collections::BTreeMap<u64, Vec<u8>> = journal
+        let mut wanted: std::collections::BTreeMap<u64, (Vec<u8>, Vec<u8>)> = journal
             .files
             .iter()
             .flat_map(JournalFile::seqs)
-            .map(|s| (s, Vec::new()))
+            .map(|s| (s, (Vec::new(), Vec::new())))
             .collect();
         if let Some(&first) = wanted.keys().next() {
             let last = *wanted.keys().next_back().expect("non-empty");
@@ -571,10 +586,9 @@ impl TrailWorker {
                 }
                 for record in records {
                     if let Some(slot) = wanted.get_mut(&record.seq) {
-                        let body = payload::decode(&record.payload)
-                            .ok_or("unknown WAL payload format")?
-                            .record;
-                        *slot = body.to_vec();
+                        let decoded =
+                            payload::decode(&record.payload).ok_or("unknown WAL payload format")?;
+                        *slot = (decoded.record.to_vec(), decoded.provenance.to_vec());
                     }
                 }
             }
@@ -584,8 +598,14 @@ impl TrailWorker {
             .files
             .iter()
             .map(|f| {
-                let records: Vec<&[u8]> = f.seqs().map(|s| wanted[&s].as_slice()).collect();
-                Self::encode(&f.key, &records, digesting)
+                let records: Vec<&[u8]> = f.seqs().map(|s| wanted[&s].0.as_slice()).collect();
+                let ingested_by: Vec<&[u8]> = f.seqs().map(|s| wanted[&s].1.as_slice()).collect();
+                Self::encode(
+                    &f.key,
+                    &records,
+                    journal.ingested_by.then_some(ingested_by.as_slice()),
+                    digesting,
+                )
             })
             .collect();
         self.upload_encoded(trail, &files)?;
@@ -628,7 +648,16 @@ impl TrailWorker {
         let digesting = self.digesting(trail, ledger);
         let files: Vec<Encoded> = batches
             .iter()
-            .map(|f| Self::encode(&f.key, &f.records, digesting))
+            .map(|f| {
+                Self::encode(
+                    &f.key,
+                    &f.records,
+                    trail
+                        .cairn_include_ingested_by
+                        .then_some(f.ingested_by.as_slice()),
+                    digesting,
+                )
+            })
             .collect();
         if !files.is_empty() {
             let journal = Journal {
@@ -642,6 +671,7 @@ impl TrailWorker {
                         ranges: JournalFile::ranges_of(&f.seqs),
                     })
                     .collect(),
+                ingested_by: trail.cairn_include_ingested_by,
             };
             journal
                 .store(&self.journal_path(trail))
@@ -724,6 +754,7 @@ impl TrailWorker {
                         record.seq,
                         decoded.record,
                         decoded.fields,
+                        decoded.provenance,
                     ) {
                         window_started.get_or_insert(now);
                     }

@@ -40,6 +40,7 @@ fn trail(dir: &std::path::Path) -> Trail {
             include_global_service_events: true,
         },
         log_file_validation_enabled: true,
+        cairn_include_ingested_by: false,
         is_organization_trail: false,
         organization_id: None,
         selectors: Selectors::default(),

@@ -28,18 +28,44 @@ pub fn records_json<R: AsRef<[u8]>>(records: &[R]) -> Vec<u8> {
 /// A gzip log file (one member, level [`LEVEL`], mtime 0) holding `records`: the same bytes
 /// as `gzip(&records_json(records))`, streamed without building the uncompressed JSON.
 pub fn encode<R: AsRef<[u8]>>(records: &[R]) -> Vec<u8> {
-    encode_inner(records, None)
+    encode_inner(records, None, None)
 }
 
 /// [`encode`], also returning the lowercase hex SHA-256 of the uncompressed JSON (what a digest
 /// lists for the file), computed in the same pass.
 pub fn encode_hashed<R: AsRef<[u8]>>(records: &[R]) -> (Vec<u8>, String) {
     let mut hasher = Sha256::new();
-    let file = encode_inner(records, Some(&mut hasher));
+    let file = encode_inner(records, None, Some(&mut hasher));
     (file, hex::encode(hasher.finalize()))
 }
 
-fn encode_inner<R: AsRef<[u8]>>(records: &[R], mut hasher: Option<&mut Sha256>) -> Vec<u8> {
+/// The member Cairn adds beside `Records` when a trail asks for it: one JSON object per
+/// record, in the same order, saying who ingested it. Readers of CloudTrail files read
+/// `Records` and ignore it.
+pub const INGESTED_BY_MEMBER: &str = "cairnIngestedBy";
+
+/// [`encode`] or [`encode_hashed`] (with `hash`) with the [`INGESTED_BY_MEMBER`] array
+/// `ingested_by` (JSON objects, one per record) after `Records`.
+pub fn encode_with_ingested_by<R: AsRef<[u8]>, P: AsRef<[u8]>>(
+    records: &[R],
+    ingested_by: &[P],
+    hash: bool,
+) -> (Vec<u8>, Option<String>) {
+    let parts: Vec<&[u8]> = ingested_by.iter().map(AsRef::as_ref).collect();
+    if hash {
+        let mut hasher = Sha256::new();
+        let file = encode_inner(records, Some(&parts), Some(&mut hasher));
+        (file, Some(hex::encode(hasher.finalize())))
+    } else {
+        (encode_inner(records, Some(&parts), None), None)
+    }
+}
+
+fn encode_inner<R: AsRef<[u8]>>(
+    records: &[R],
+    ingested_by: Option<&[&[u8]]>,
+    mut hasher: Option<&mut Sha256>,
+) -> Vec<u8> {
     let total: usize = records.iter().map(|r| r.as_ref().len() + 1).sum();
     let encoder: GzEncoder<Vec<u8>> = GzBuilder::new()
         .mtime(0)
@@ -61,7 +87,20 @@ fn encode_inner<R: AsRef<[u8]>>(records: &[R], mut hasher: Option<&mut Sha256>) 
         }
         write(record.as_ref());
     }
-    write(b"]}");
+    write(b"]");
+    if let Some(parts) = ingested_by {
+        write(b",\"");
+        write(INGESTED_BY_MEMBER.as_bytes());
+        write(b"\":[");
+        for (i, part) in parts.iter().enumerate() {
+            if i > 0 {
+                write(b",");
+            }
+            write(part);
+        }
+        write(b"]");
+    }
+    write(b"}");
     let encoder = buffered
         .into_inner()
         .map_err(|e| e.into_error())
@@ -239,7 +278,7 @@ mod tests {
             json,
             br#"{"Records":[{"eventID":"a","x":[1, 2]},{ "eventID" : "b" }]}"#
         );
-        assert_eq!(records(&json).expect("records"), vec![A, B]);
+        assert_eq!(super::records(&json).expect("records"), vec![A, B]);
         assert_eq!(encode(&[A, B]), file, "deterministic bytes");
         assert_eq!(
             gzip(&records_json(&[A, B])),
@@ -307,5 +346,29 @@ mod real_files {
                 .expect("AWS's own name parses");
         assert_eq!(key.unique, "A6kvhMoVeCsc7v8U");
         assert_eq!(key.region, "eu-central-1");
+    }
+
+    #[test]
+    fn ingested_by_goes_beside_records_and_in_the_hash() {
+        let events = [
+            br#"{"eventID":"a"}"#.to_vec(),
+            br#"{"eventID":"b"}"#.to_vec(),
+        ];
+        let by = [
+            br#"{"Type":"Cairn"}"#.to_vec(),
+            br#"{"Type":"Unknown"}"#.to_vec(),
+        ];
+        let (file, hash) = encode_with_ingested_by(&events, &by, true);
+        let json = decompress(&file, 1 << 20).expect("gzip");
+        assert_eq!(
+            json,
+            br#"{"Records":[{"eventID":"a"},{"eventID":"b"}],"cairnIngestedBy":[{"Type":"Cairn"},{"Type":"Unknown"}]}"#
+        );
+        assert_eq!(hash, Some(hex::encode(Sha256::digest(&json))));
+        // Readers of Records are not disturbed.
+        assert_eq!(
+            super::records(&json).expect("records"),
+            vec![&br#"{"eventID":"a"}"#[..], &br#"{"eventID":"b"}"#[..]]
+        );
     }
 }

@@ -16,6 +16,7 @@ fn trail() -> Trail {
             include_global_service_events: true,
         },
         log_file_validation_enabled: false,
+        cairn_include_ingested_by: false,
         is_organization_trail: false,
         organization_id: None,
         selectors: Selectors::default(),
