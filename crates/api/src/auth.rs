@@ -208,6 +208,7 @@ pub fn operation(
             op("cloudtrail:LookupEvents", any(), true, false, false)
         }
         ("GET", ["metrics"]) => op("cairn:GetMetrics", any(), true, false, true),
+        ("GET", ["v1", "status"]) => op("cairn:GetMetrics", any(), true, false, true),
         ("POST", ["v1", "trails"]) => {
             let request: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
             let name = request.get("Name").and_then(Value::as_str).unwrap_or("*");

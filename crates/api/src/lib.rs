@@ -87,6 +87,9 @@ pub trait Health: Send + Sync {
     fn ready(&self) -> Result<(), String>;
     /// Prometheus text exposition of the server's metrics.
     fn metrics(&self) -> String;
+    /// The server's state as JSON: readiness and its reason, the WAL and each consumer's
+    /// position, lag and failure, free space (`GET /v1/status`, `cairn status`).
+    fn status(&self) -> serde_json::Value;
 }
 
 /// Request limits, documented in `docs/API.md`.
@@ -147,6 +150,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/v1/status", get(status))
         .route("/", post(wire::handle))
         .merge(trails::routes())
         .merge(keys::routes())
@@ -193,6 +197,12 @@ async fn metrics(
         )],
         state.health.metrics(),
     )
+}
+
+async fn status(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> axum::Json<serde_json::Value> {
+    axum::Json(state.health.status())
 }
 
 /// A fresh random event id.

@@ -578,6 +578,9 @@ impl Health for FakeHealth {
     fn metrics(&self) -> String {
         "# EOF\n".to_owned()
     }
+    fn status(&self) -> serde_json::Value {
+        serde_json::json!({"Ready": true})
+    }
 }
 
 fn router_with(ingest: Arc<FakeIngest>) -> Router {

@@ -336,3 +336,26 @@ impl JsonValue for reqwest::Response {
         serde_json::from_str(&text).context("the server's answer is not JSON")
     }
 }
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Server endpoint.
+    #[arg(long, env = "CAIRN_ENDPOINT", default_value_t = crate::profile::endpoint())]
+    endpoint: String,
+    /// Output format: json, table (the consumers, then the rest) or text.
+    #[arg(long, value_enum, default_value_t = crate::output::Output::Json)]
+    output: crate::output::Output,
+}
+
+/// `cairn status`: readiness and its reason, the WAL, each consumer's position, lag and
+/// failure (which one holds the WAL), free space. Exit 1 when the server is not ready.
+pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let base = args.endpoint.trim_end_matches('/').to_owned();
+    let status = call(http()?.get(format!("{base}/v1/status")), &base).await?;
+    crate::output::print(&status, args.output)?;
+    Ok(if status["Ready"] == Value::Bool(true) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

@@ -47,6 +47,9 @@ enum Command {
     PutEvents(client::PutEventsArgs),
     /// Search Event history, like `aws cloudtrail lookup-events`.
     LookupEvents(client::LookupArgs),
+    /// The server's state: ready or why not, each WAL consumer's position, lag and failure
+    /// (which one holds the write-ahead log), free space. Exit 1 when not ready.
+    Status(client::StatusArgs),
     /// Administer trails: create, update, delete, list, describe, status, start-logging,
     /// stop-logging, put-event-selectors, get-event-selectors, flush.
     Trails(trails::TrailsArgs),
@@ -243,6 +246,10 @@ fn main() -> ExitCode {
             Command::PutEvents(args) => {
                 init_logging("warn", LogFormat::Text);
                 client::put_events(args).await
+            }
+            Command::Status(args) => {
+                init_logging("warn", LogFormat::Text);
+                client::status(args).await
             }
             Command::LookupEvents(args) => {
                 init_logging("warn", LogFormat::Text);

@@ -25,6 +25,7 @@ fn cairn(server: &TestServer, args: &[&str]) -> (bool, String, String) {
 const COMMANDS: &[&[&str]] = &[
     &["put-events"],
     &["lookup-events"],
+    &["status"],
     &["trails", "list"],
     &["trails", "status"],
     &["validate-logs"],

@@ -54,6 +54,10 @@ pub struct RawConfig {
     /// answers 503 while history, trails, log groups and the lake keep draining the WAL into
     /// it. Default 64; 0 turns the reserve off.
     pub min_free_mib: Option<u64>,
+    /// Most MiB of write-ahead log kept for consumers that have not processed it (a trail whose
+    /// destination is down, a stopped store): beyond it producers' ingest answers 503 naming
+    /// the consumer. Default 16384; 0: no bound but the disk.
+    pub max_wal_backlog_mib: Option<u64>,
     /// Largest request body in bytes (on the wire and decompressed). Default 10 MiB.
     pub max_request_bytes: Option<usize>,
     /// Most events in one `/v1/events` request. Default 10000.
@@ -147,6 +151,8 @@ pub struct Config {
     pub history_cache_bytes: usize,
     /// Free space below which producers' ingest pauses.
     pub min_free_bytes: u64,
+    /// Bound on the WAL held for consumers, bytes (0: none).
+    pub max_wal_backlog_bytes: u64,
     /// Lake query limits.
     pub query_limits: cairn_lake::limits::QueryLimits,
     /// API limits.
@@ -334,6 +340,10 @@ impl RawConfig {
                 * 1024
                 * 1024,
             min_free_bytes: self.min_free_mib.unwrap_or(64).saturating_mul(1024 * 1024),
+            max_wal_backlog_bytes: self
+                .max_wal_backlog_mib
+                .unwrap_or(16 * 1024)
+                .saturating_mul(1024 * 1024),
             query_limits: {
                 let defaults = cairn_lake::limits::QueryLimits::default();
                 let mib = |field, value: Option<usize>, default: usize| {

@@ -275,7 +275,11 @@ impl Ingest for IngestService {
         }
         Box::pin(async move {
             let backlog = crate::space::index_backlog(&self.wal, &self.metrics);
-            if let Err(reason) = self.space.check(backlog) {
+            if let Err(reason) = self
+                .space
+                .check(backlog)
+                .and_then(|()| self.space.check_wal(&self.wal))
+            {
                 self.metrics.ingest_unavailable.inc();
                 return Err(ApiError::unavailable(reason));
             }

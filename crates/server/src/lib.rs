@@ -171,12 +171,42 @@ impl Health for ServerHealth {
     fn ready(&self) -> Result<(), String> {
         self.space
             .check(space::index_backlog(&self.wal, &self.metrics))?;
+        self.space.check_wal(&self.wal)?;
         match self.wal.last_error() {
             None => Ok(()),
             Some(e) => Err(format!(
                 "the write-ahead log cannot make events durable: {e}"
             )),
         }
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let durable = self.wal.durable_seq();
+        let consumers: Vec<serde_json::Value> = self
+            .wal
+            .consumers()
+            .into_iter()
+            .map(|(name, status)| {
+                serde_json::json!({
+                    "Name": name,
+                    "Position": status.position,
+                    "LagRecords": durable.saturating_sub(status.position),
+                    "Failures": status.failures,
+                    "LastError": status.last_error,
+                })
+            })
+            .collect();
+        let ready = self.ready();
+        serde_json::json!({
+            "Ready": ready.is_ok(),
+            "Reason": ready.err(),
+            "WalDurableSeq": durable,
+            "WalSegments": self.wal.segment_count(),
+            "WalError": self.wal.last_error(),
+            "DataDirFreeBytes": self.space.free(),
+            "RequestBufferBytes": self.gates.buffer_in_use_kib().saturating_mul(1024),
+            "Consumers": consumers,
+        })
     }
 
     fn metrics(&self) -> String {
@@ -384,10 +414,10 @@ pub async fn start_with_fs(
         HistoryStore::open(&data_dir.join("history.redb"), &history_config)
             .map_err(StartError::History)?,
     );
-    let space = Arc::new(space::DiskSpace::new(
-        data_dir.clone(),
-        config.min_free_bytes,
-    ));
+    let space = Arc::new(
+        space::DiskSpace::new(data_dir.clone(), config.min_free_bytes)
+            .with_wal_bound(config.wal_segment_bytes, config.max_wal_backlog_bytes),
+    );
     if let Err(reason) = space.check(0) {
         tracing::warn!(%reason, "starting on a full disk: reads are served, producers' ingest is refused until space returns");
     }

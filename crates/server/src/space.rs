@@ -14,17 +14,67 @@
 
 use std::path::PathBuf;
 
-/// Watches the data directory's free space.
+/// Watches the data directory's free space, and the WAL held for slow consumers.
 #[derive(Debug)]
 pub struct DiskSpace {
     dir: PathBuf,
     reserve: u64,
+    /// Size of a WAL segment, and the most WAL bytes held for consumers (0: no bound).
+    wal_segment_bytes: u64,
+    max_wal_backlog: u64,
 }
 
 impl DiskSpace {
     /// Watches the filesystem holding `dir`, keeping `reserve` bytes free.
     pub fn new(dir: PathBuf, reserve: u64) -> Self {
-        Self { dir, reserve }
+        Self {
+            dir,
+            reserve,
+            wal_segment_bytes: 0,
+            max_wal_backlog: 0,
+        }
+    }
+
+    /// Also bounds the WAL kept for consumers to `max` bytes (segments of `segment_bytes`).
+    pub fn with_wal_bound(self, segment_bytes: u64, max: u64) -> Self {
+        Self {
+            wal_segment_bytes: segment_bytes,
+            max_wal_backlog: max,
+            ..self
+        }
+    }
+
+    /// `Err` with the reason when the WAL holds more than the bound for a consumer that has not
+    /// processed it: which consumer, how far behind, and why if it says.
+    pub fn check_wal(&self, wal: &cairn_wal::Wal) -> Result<(), String> {
+        if self.max_wal_backlog == 0 {
+            return Ok(());
+        }
+        let held = (wal.segment_count() as u64).saturating_mul(self.wal_segment_bytes);
+        if held <= self.max_wal_backlog {
+            return Ok(());
+        }
+        let durable = wal.durable_seq();
+        let slowest = wal
+            .consumers()
+            .into_iter()
+            .min_by_key(|(_, status)| status.position);
+        let who = match slowest {
+            Some((name, status)) => format!(
+                "consumer {name} is {} records behind{}",
+                durable.saturating_sub(status.position),
+                status
+                    .last_error
+                    .map(|e| format!(" (failing: {e})"))
+                    .unwrap_or_default()
+            ),
+            None => "no consumer is registered".to_owned(),
+        };
+        Err(format!(
+            "the write-ahead log holds about {} MiB that consumers have not processed, above max_wal_backlog_mib ({} MiB): {who}; ingest resumes by itself as it catches up",
+            held >> 20,
+            self.max_wal_backlog >> 20
+        ))
     }
 
     /// Bytes an unprivileged writer may still use (None if the filesystem cannot say).
