@@ -523,16 +523,21 @@ fn report_missing(
         let stop = chain
             .logging
             .and_then(|l| l.stopped_at.filter(|_| !l.is_logging));
-        // A digest ending at the stop's second is its final one only if it is short (a
-        // period's digest can end in that second, just before the stop).
-        let ends_at_stop = stop
-            .is_some_and(|t| newest.end >= t || (short && newest.end >= t.div_euclid(1000) * 1000));
+        // A digest ending at the stop's second is its final one only if it is short: a
+        // period's digest can end in that second just before the stop (the stop time may be
+        // known to the second only, so a period's digest ending exactly then proves nothing).
+        let ends_at_stop = stop.is_some_and(|t| {
+            newest.end > t
+                || (newest.end == t && short)
+                || (short && newest.end >= t.div_euclid(1000) * 1000)
+        });
         let is_final = (short && !on_boundary && !resumed) || ends_at_stop;
-        // Stopped after the newest digest: digests are due up to the stop, and then the final
-        // digest (unless a later digest is present but failed its checks: reported already).
+        // Stopped at or after the newest digest's end: digests are due up to the stop, and then
+        // the final digest (unless a later digest is present but failed its checks: reported
+        // already).
         let later_present = present_ends.iter().any(|&e| e > newest.end);
         let stopped = stop
-            .filter(|&t| !is_final && t > newest.end && t <= chain.due_until_ms && !later_present);
+            .filter(|&t| !is_final && t >= newest.end && t <= chain.due_until_ms && !later_present);
         if !is_final {
             let until = stopped.map_or(chain.due_until_ms, |t| t.min(chain.due_until_ms));
             expect(newest.end, until - tolerance, &mut missing);

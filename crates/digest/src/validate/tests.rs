@@ -610,6 +610,29 @@ fn a_stopped_trail_whose_final_digest_was_deleted_fails() {
 }
 
 #[test]
+fn a_stop_in_the_second_a_period_ends_still_needs_its_final_digest() {
+    // The status gives the stop to the second: the stop fell in the very second the last
+    // hourly digest ended. That digest is not the final one (Cairn writes the final digest
+    // after it); deleted, the final digest is missing.
+    let key = SigningKey::generate().expect("key");
+    let store = good_chain(&key);
+    let end = START + 4 * HOUR;
+    let stopped = Logging {
+        is_logging: false,
+        started_at: Some(START),
+        stopped_at: Some(end),
+    };
+    let report = run_with(&store, end + 5 * 60_000, Some(stopped));
+    assert_eq!(count(&report, Finding::DigestMissing), 1, "{report:#?}");
+    // The final digest, ending a second later, completes the chain.
+    let last = store.digest_keys[3].clone();
+    let mut with_final = good_chain(&key);
+    add_digest(&mut with_final, &key, end, end + 1_000, Some(&last));
+    let report = run_with(&with_final, end + 5 * 60_000, Some(stopped));
+    assert!(report.iter().all(|(_, f)| !f.is_failure()), "{report:#?}");
+}
+
+#[test]
 fn a_chain_cut_after_a_final_digest_fails_while_the_trail_logs_again() {
     let key = SigningKey::generate().expect("key");
     let mut store = good_chain(&key);
