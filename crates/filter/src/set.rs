@@ -90,7 +90,7 @@ impl MatchSet {
             .iter()
             .map(|p| match p {
                 Pattern::Json(expr) => match &parsed {
-                    Some(root @ Value::Object(_)) => crate::eval_expr(root, expr),
+                    Some(root @ Value::Object(_)) => crate::eval::eval_expr(root, expr),
                     _ => false,
                 },
                 other => other.matches(message),
