@@ -716,24 +716,52 @@ fn log_file_ids(gzip: &[u8]) -> anyhow::Result<Vec<u64>> {
 // ---------------------------------------------------------------------------------------
 // The cases.
 
+/// A server with `extra` configuration and a multi-region trail delivering to `dir/trail`.
+async fn start_with_local_trail(
+    args: &FaultsArgs,
+    dir: &Path,
+    data: &Path,
+    extra: &str,
+) -> anyhow::Result<(Server, PathBuf)> {
+    let trail_dir = dir.join("trail");
+    let server = Server::start(args, dir, data, extra).await?;
+    server
+        .create_trail(
+            json!({"Name": "faults", "LocalDirectory": trail_dir, "IsMultiRegionTrail": true}),
+        )
+        .await?;
+    Ok((server, trail_dir))
+}
+
+/// Waits for the consumers, then counts what history and the trail's files hold against what
+/// was acknowledged; whether the consumers caught up.
+async fn count_local(
+    server: &Server,
+    trail_dir: &Path,
+    sampler: Sampler,
+    row: &mut Row,
+    tally: Tally,
+) -> anyhow::Result<bool> {
+    let settled = server.settle(Duration::from_secs(300)).await?;
+    let history = server.history_ids().await?;
+    let delivered = local_delivered(trail_dir)?;
+    sampler.finish(row);
+    account(row, tally, Some(history), Some(delivered));
+    Ok(settled)
+}
+
 async fn kill(args: &FaultsArgs, dir: &Path) -> anyhow::Result<Row> {
     let mut row = Row {
         case: "kill".into(),
         ..Row::default()
     };
-    let trail_dir = dir.join("trail");
-    let mut server = Server::start(
+    let (mut server, trail_dir) = start_with_local_trail(
         args,
         dir,
         &dir.join("data"),
         "delivery_interval_seconds = 1\n",
     )
     .await?;
-    server
-        .create_trail(
-            json!({"Name": "faults", "LocalDirectory": trail_dir, "IsMultiRegionTrail": true}),
-        )
-        .await?;
     let sampler = Sampler::start(server.pid());
     let next = Arc::new(AtomicU64::new(0));
     let load = Load::start(&server, 8, 100, next.clone());
@@ -755,11 +783,7 @@ async fn kill(args: &FaultsArgs, dir: &Path) -> anyhow::Result<Row> {
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let tally = load.stop().await;
-    let settled = server.settle(Duration::from_secs(300)).await?;
-    let history = server.history_ids().await?;
-    let delivered = local_delivered(&trail_dir)?;
-    sampler.finish(&mut row);
-    account(&mut row, tally, Some(history), Some(delivered));
+    let settled = count_local(&server, &trail_dir, sampler, &mut row, tally).await?;
     let slowest = restarts.iter().max().copied().unwrap_or_default();
     row.note = format!(
         "{} SIGKILLs under 8 producers; slowest restart to a first answer {:.2} s{}",
@@ -813,19 +837,13 @@ async fn disk_full_on(
     mount: &Path,
     row: &mut Row,
 ) -> anyhow::Result<()> {
-    let trail_dir = dir.join("trail");
-    let mut server = Server::start(
+    let (mut server, trail_dir) = start_with_local_trail(
         args,
         dir,
         &mount.join("data"),
         "delivery_interval_seconds = 1\nmin_free_mib = 8\nwal_segment_bytes = 4194304\n",
     )
     .await?;
-    server
-        .create_trail(
-            json!({"Name": "faults", "LocalDirectory": trail_dir, "IsMultiRegionTrail": true}),
-        )
-        .await?;
     let sampler = Sampler::start(server.pid());
     let next = Arc::new(AtomicU64::new(0));
     let phase = Duration::from_secs(args.seconds.max(3) / 3);
@@ -857,11 +875,7 @@ async fn disk_full_on(
     server.kill();
     server.spawn().await?;
     sampler.follow(old, server.pid());
-    let settled = server.settle(Duration::from_secs(300)).await?;
-    let history = server.history_ids().await?;
-    let delivered = local_delivered(&trail_dir)?;
-    sampler.finish(row);
-    account(row, tally, Some(history), Some(delivered));
+    let settled = count_local(&server, &trail_dir, sampler, row, tally).await?;
     row.note = format!(
         "64 MiB tmpfs filled to the last byte for {} s under 4 producers, then freed; while full: lookups {lookup_status}, /readyz {ready_status}; then SIGKILL and restart{}",
         phase.as_secs(),

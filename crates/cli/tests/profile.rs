@@ -3,7 +3,6 @@
 
 mod support;
 
-use serde_json::json;
 use support::TestServer;
 
 fn cairn(config: &std::path::Path, profile: Option<&str>, args: &[&str]) -> (bool, String, String) {
@@ -34,24 +33,7 @@ fn cairn(config: &std::path::Path, profile: Option<&str>, args: &[&str]) -> (boo
 async fn profiles_give_the_endpoint_and_cairns_own_keys() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = TestServer::start(&dir.path().join("data"), |_| {}).await;
-    let json_ct = "application/json";
-    server
-        .post(
-            "/v1/iam/users",
-            json_ct,
-            json!({"UserName": "reader"}).to_string(),
-        )
-        .await;
-    server
-        .post(
-            "/v1/iam/users/reader/attached-policies",
-            json_ct,
-            json!({"PolicyArn": "CairnReader"}).to_string(),
-        )
-        .await;
-    let (_, key) = server
-        .post("/v1/iam/users/reader/access-keys", json_ct, "")
-        .await;
+    let (reader, _) = support::user_with_key(&server, "reader", "CairnReader").await;
     let config = dir.path().join("config");
     std::fs::write(
         &config,
@@ -60,8 +42,8 @@ async fn profiles_give_the_endpoint_and_cairns_own_keys() {
             base = server.base,
             id = server.creds.id,
             secret = server.creds.secret,
-            rid = key["AccessKey"]["AccessKeyId"].as_str().expect("id"),
-            rsecret = key["AccessKey"]["SecretAccessKey"].as_str().expect("secret"),
+            rid = reader.id,
+            rsecret = reader.secret,
         ),
     )
     .expect("config");

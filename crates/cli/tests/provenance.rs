@@ -4,7 +4,7 @@
 mod support;
 
 use serde_json::{json, Value};
-use support::{Creds, TestServer};
+use support::TestServer;
 
 async fn lookup(server: &TestServer, attribute: &str) -> Vec<Value> {
     let (status, page) = server
@@ -24,36 +24,7 @@ async fn every_event_says_who_ingested_it_and_cairns_own_records_cannot_be_forge
     let json_ct = "application/json";
 
     // A producer with the writer policy.
-    let (status, user) = server
-        .post(
-            "/v1/iam/users",
-            json_ct,
-            json!({"UserName": "writer"}).to_string(),
-        )
-        .await;
-    assert_eq!(status, 200, "{user}");
-    let (status, body) = server
-        .post(
-            "/v1/iam/users/writer/attached-policies",
-            json_ct,
-            json!({"PolicyArn": "CairnWriter"}).to_string(),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let (_, key) = server
-        .post("/v1/iam/users/writer/access-keys", json_ct, "")
-        .await;
-    let writer = Creds {
-        id: key["AccessKey"]["AccessKeyId"]
-            .as_str()
-            .expect("id")
-            .to_owned(),
-        secret: key["AccessKey"]["SecretAccessKey"]
-            .as_str()
-            .expect("secret")
-            .to_owned(),
-    };
-    let writer_arn = user["User"]["Arn"].as_str().expect("arn").to_owned();
+    let (writer, writer_arn) = support::user_with_key(&server, "writer", "CairnWriter").await;
 
     // Cairn's own record of a real control-plane change.
     let trail_dir = dir.path().join("trail");

@@ -233,6 +233,40 @@ impl TestServer {
     }
 }
 
+/// Creates the user `name` with the managed policy `policy` and an access key, through the
+/// API as the administrator; its credential and ARN.
+pub async fn user_with_key(server: &TestServer, name: &str, policy: &str) -> (Creds, String) {
+    let json_ct = "application/json";
+    let (status, user) = server
+        .post(
+            "/v1/iam/users",
+            json_ct,
+            serde_json::json!({ "UserName": name }).to_string(),
+        )
+        .await;
+    assert_eq!(status, 200, "{user}");
+    let (status, body) = server
+        .post(
+            &format!("/v1/iam/users/{name}/attached-policies"),
+            json_ct,
+            serde_json::json!({ "PolicyArn": policy }).to_string(),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, key) = server
+        .post(&format!("/v1/iam/users/{name}/access-keys"), json_ct, "")
+        .await;
+    assert_eq!(status, 200, "{key}");
+    let text = |v: &serde_json::Value| v.as_str().expect("string").to_owned();
+    (
+        Creds {
+            id: text(&key["AccessKey"]["AccessKeyId"]),
+            secret: text(&key["AccessKey"]["SecretAccessKey"]),
+        },
+        text(&user["User"]["Arn"]),
+    )
+}
+
 /// Percent-encodes a query value.
 pub fn encode(value: &str) -> String {
     value
