@@ -12,6 +12,7 @@
 //! is switched off; needs `moto_server`), `runaway-query` (a reader's SQL that would take the
 //! machine, under load), `flood` (N concurrent connections, memory before, during, after).
 
+use crate::output::Output;
 use crate::sign::{Credentials, SendSigned};
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
@@ -36,14 +37,6 @@ pub enum Case {
     RunawayQuery,
     /// `--connections` concurrent connections sending events for `--seconds`.
     Flood,
-}
-
-/// Report format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Output {
-    Table,
-    Json,
-    Text,
 }
 
 #[derive(Debug, clap::Args)]
@@ -113,45 +106,30 @@ pub async fn faults(args: FaultsArgs) -> anyhow::Result<()> {
         std::fs::create_dir_all(&dir)?;
         eprintln!("bench faults: {case:?}...");
         // A case that cannot run to its end is a row saying why, not the end of the report.
-        let failed = |name: &str, e: anyhow::Error| Row {
-            case: name.to_owned(),
+        let failed = |name: String, e: anyhow::Error| Row {
+            case: name,
             note: format!("FAILED: {e:#}"),
             ..Row::default()
         };
-        match case {
-            Case::Kill => rows.push(
-                kill(&args, &dir)
-                    .await
-                    .unwrap_or_else(|e| failed("kill", e)),
-            ),
-            Case::DiskFull => rows.push(
-                disk_full(&args, &dir)
-                    .await
-                    .unwrap_or_else(|e| failed("disk-full", e)),
-            ),
-            Case::S3Outage => rows.push(
-                s3_outage(&args, &dir)
-                    .await
-                    .unwrap_or_else(|e| failed("s3-outage", e)),
-            ),
-            Case::RunawayQuery => rows.push(
-                runaway_query(&args, &dir)
-                    .await
-                    .unwrap_or_else(|e| failed("runaway-query", e)),
-            ),
+        let outcome = match case {
+            Case::Kill => kill(&args, &dir).await,
+            Case::DiskFull => disk_full(&args, &dir).await,
+            Case::S3Outage => s3_outage(&args, &dir).await,
+            Case::RunawayQuery => runaway_query(&args, &dir).await,
             Case::Flood => {
                 for &connections in &args.connections {
                     let dir = dir.join(connections.to_string());
                     std::fs::create_dir_all(&dir)?;
-                    let name = format!("flood-{connections}");
-                    rows.push(
-                        flood(&args, &dir, connections)
-                            .await
-                            .unwrap_or_else(|e| failed(&name, e)),
-                    );
+                    let row = flood(&args, &dir, connections).await;
+                    rows.push(row.unwrap_or_else(|e| failed(format!("flood-{connections}"), e)));
                 }
+                continue;
             }
-        }
+        };
+        let name = clap::ValueEnum::to_possible_value(case)
+            .map(|v| v.get_name().to_owned())
+            .unwrap_or_default();
+        rows.push(outcome.unwrap_or_else(|e| failed(name, e)));
     }
     print(&rows, args.output)?;
     Ok(())

@@ -12,16 +12,28 @@ pub const MAX_INPUT_BYTES: u64 = 1024 * 1024 * 1024;
 /// [`MAX_INPUT_BYTES`]: a small file that would inflate to gigabytes is an error, not a
 /// machine out of memory.
 pub fn gunzip_capped(bytes: &[u8], name: &str) -> anyhow::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    flate2::read::MultiGzDecoder::new(bytes)
-        .take(MAX_INPUT_BYTES + 1)
-        .read_to_end(&mut out)
-        .with_context(|| format!("decompressing {name}"))?;
-    if out.len() as u64 > MAX_INPUT_BYTES {
-        anyhow::bail!(
+    read_capped(flate2::read::MultiGzDecoder::new(bytes), name, || {
+        format!(
             "{name} decompresses to more than {} MiB, the most a client command reads from one file; split it",
             MAX_INPUT_BYTES >> 20
-        );
+        )
+    })
+}
+
+/// Reads all of `reader` (the input `name`), refusing with `too_large` more than
+/// [`MAX_INPUT_BYTES`].
+fn read_capped(
+    reader: impl Read,
+    name: &str,
+    too_large: impl FnOnce() -> String,
+) -> anyhow::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    reader
+        .take(MAX_INPUT_BYTES + 1)
+        .read_to_end(&mut out)
+        .with_context(|| format!("reading {name}"))?;
+    if out.len() as u64 > MAX_INPUT_BYTES {
+        anyhow::bail!(too_large());
     }
     Ok(out)
 }
@@ -106,17 +118,12 @@ impl Events {
         if !document {
             return Ok(Self::Lines(reader));
         }
-        let mut bytes = Vec::new();
-        reader
-            .take(MAX_INPUT_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .with_context(|| format!("reading {path}"))?;
-        if bytes.len() as u64 > MAX_INPUT_BYTES {
-            anyhow::bail!(
+        let bytes = read_capped(reader, path, || {
+            format!(
                 "{path} is a JSON document of more than {} MiB; send it as NDJSON (one event per line), which is streamed",
                 MAX_INPUT_BYTES >> 20
-            );
-        }
+            )
+        })?;
         let base = bytes.as_ptr() as usize;
         let ranges = json_events(&bytes, path)?
             .into_iter()
