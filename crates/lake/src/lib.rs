@@ -7,6 +7,7 @@
 //!   table, pruned by account, region and time from the file keys.
 //! * [`prefilter`] — raw mode skips parsing records (and files) that lack the literals a
 //!   query's filters compare with.
+//! * [`compact`] — small store files merged into large ones, crash-safe and unseen by queries.
 //! * [`store`] — event data stores: zstd Parquet partitioned by date, retention, termination
 //!   protection.
 //! * [`query`] — sessions, statistics, the StartQuery / GetQueryResults bookkeeping.
@@ -44,6 +45,7 @@ macro_rules! scalars_answer {
 }
 
 pub mod columns;
+pub mod compact;
 mod days;
 pub mod imported;
 mod json_scan;
@@ -209,3 +211,6 @@ pub fn to_table(batches: &[RecordBatch]) -> Result<String, LakeError> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod compact_tests;

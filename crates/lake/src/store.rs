@@ -201,8 +201,24 @@ impl std::fmt::Debug for Remote {
 }
 
 impl Remote {
-    fn run<T>(&self, work: impl std::future::Future<Output = T>) -> T {
+    pub(crate) fn run<T>(&self, work: impl std::future::Future<Output = T>) -> T {
         self.handle.block_on(work)
+    }
+
+    /// The objects under `prefix` with their sizes, sorted by key.
+    pub(crate) fn sized(&self, prefix: &str) -> Result<Vec<(String, u64)>, LakeError> {
+        use futures::TryStreamExt;
+        let path = ObjectPath::from(prefix);
+        let mut out: Vec<(String, u64)> = self
+            .run(
+                self.store
+                    .list(Some(&path))
+                    .map_ok(|meta| (meta.location.to_string(), meta.size))
+                    .try_collect(),
+            )
+            .map_err(|e| self.failed(prefix, e))?;
+        out.sort();
+        Ok(out)
     }
 
     fn keys(&self, prefix: &str) -> Result<Vec<String>, LakeError> {
@@ -216,14 +232,14 @@ impl Remote {
             .map_err(|e| self.failed(prefix, e))
     }
 
-    fn remove(&self, key: &str) -> Result<(), LakeError> {
+    pub(crate) fn remove(&self, key: &str) -> Result<(), LakeError> {
         match self.run(self.store.delete(&ObjectPath::from(key))) {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(self.failed(key, e)),
         }
     }
 
-    fn failed(&self, key: &str, e: impl std::error::Error) -> LakeError {
+    pub(crate) fn failed(&self, key: &str, e: impl std::error::Error) -> LakeError {
         LakeError::Read {
             path: format!("s3://{}/{key}", self.bucket),
             message: error_chain(&e),
@@ -244,7 +260,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// Where one store's files are.
-enum Place<'a> {
+pub(crate) enum Place<'a> {
     /// A directory.
     Dir(PathBuf),
     /// A key prefix (`<prefix>/<id>`, no trailing `/`) in a bucket.
@@ -254,13 +270,20 @@ enum Place<'a> {
 /// The stores of a data directory (`<data>/lake`).
 #[derive(Debug)]
 pub struct Stores {
-    root: PathBuf,
+    pub(crate) root: PathBuf,
     arn_prefix: String,
     state: Mutex<Vec<EventDataStore>>,
     remote: Option<Remote>,
+    /// Held shared by each query from its planning (when its files are listed) to its end, and
+    /// exclusively by whatever removes files (compaction's swap, retention), so that a query
+    /// never sees a compacted file beside the files it replaces, nor misses a file it listed.
+    pub(crate) files_lock: Arc<tokio::sync::RwLock<()>>,
+    /// Held by an import from writing its files to recording them in the import ledger, and by
+    /// compaction while it chooses files: compaction only takes files the ledger knows.
+    pub(crate) writers: Mutex<()>,
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LakeError + '_ {
+pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LakeError + '_ {
     move |e| LakeError::Read {
         path: path.display().to_string(),
         message: e.to_string(),
@@ -285,6 +308,8 @@ impl Stores {
             arn_prefix: format!("arn:aws:cloudtrail:{region}:{account}:eventdatastore/"),
             state: Mutex::new(state),
             remote: None,
+            files_lock: Arc::default(),
+            writers: Mutex::new(()),
         })
     }
 
@@ -295,7 +320,7 @@ impl Stores {
     }
 
     /// Where `store`'s files are; an error if they are in a bucket this server is not set up for.
-    fn place(&self, store: &EventDataStore) -> Result<Place<'_>, LakeError> {
+    pub(crate) fn place(&self, store: &EventDataStore) -> Result<Place<'_>, LakeError> {
         let Some(location) = &store.location else {
             return Ok(Place::Dir(self.root.join(&store.id)));
         };
@@ -661,7 +686,8 @@ impl Stores {
     /// the files removed. A store whose files cannot be reached is skipped (and reported by
     /// its feeder and its queries).
     pub fn expire(&self, now_ms: i64) -> Result<usize, LakeError> {
-        let mut removed = 0;
+        let mut dirs = Vec::new();
+        let mut keys = Vec::new();
         for store in self.list() {
             let cutoff = Self::cutoff(&store, now_ms);
             let expired = |partition: &str| {
@@ -678,35 +704,69 @@ impl Stores {
                     let Ok(days) = std::fs::read_dir(&dir) else {
                         continue;
                     };
-                    for day in days.flatten() {
-                        if expired(&day.file_name().to_string_lossy()) {
-                            let count = std::fs::read_dir(day.path())
-                                .map(|d| d.count())
-                                .unwrap_or(0);
-                            std::fs::remove_dir_all(day.path()).map_err(io(&day.path()))?;
-                            removed += count;
-                        }
-                    }
+                    dirs.extend(
+                        days.flatten()
+                            .filter(|day| expired(&day.file_name().to_string_lossy()))
+                            .map(|day| day.path()),
+                    );
                 }
                 Ok(Place::Bucket(remote, key)) => {
                     let base = format!("{key}/");
                     for file in remote.keys(&base)? {
                         let partition = file[base.len()..].split('/').next().unwrap_or("");
                         if expired(partition) {
-                            remote.remove(&file)?;
-                            removed += 1;
+                            keys.push((remote, file));
                         }
                     }
                 }
                 Err(_) => continue,
             }
         }
+        if dirs.is_empty() && keys.is_empty() {
+            return Ok(0);
+        }
+        // No query may be reading what goes.
+        let _exclusive = self.exclusive();
+        let mut removed = 0;
+        for dir in dirs {
+            let count = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
+            std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
+            removed += count;
+        }
+        for (remote, key) in keys {
+            remote.remove(&key)?;
+            removed += 1;
+        }
         Ok(removed)
+    }
+
+    /// Shared access to every store's files, for a query from its planning to its end.
+    pub async fn reading(&self) -> tokio::sync::OwnedRwLockReadGuard<()> {
+        self.files_lock.clone().read_owned().await
+    }
+
+    /// Exclusive access to every store's files, to remove some: waits for the queries running
+    /// now to end. For 30 s it lets new queries start meanwhile; after that it queues ahead of
+    /// them, so that a steady stream of overlapping queries cannot hold removals off for ever.
+    pub(crate) fn exclusive(&self) -> tokio::sync::OwnedRwLockWriteGuard<()> {
+        let patience = std::time::Instant::now();
+        while patience.elapsed() < std::time::Duration::from_secs(30) {
+            if let Ok(guard) = self.files_lock.clone().try_write_owned() {
+                return guard;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        futures::executor::block_on(self.files_lock.clone().write_owned())
+    }
+
+    /// Held while an import writes files and records them in the import ledger.
+    pub fn writing(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.writers.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 /// Whether a file name or key is a store's Parquet file.
-fn is_parquet(name: &str) -> bool {
+pub(crate) fn is_parquet(name: &str) -> bool {
     name.ends_with(".parquet")
 }
 
@@ -722,6 +782,16 @@ fn parquet_files(dir: &Path) -> std::io::Result<impl Iterator<Item = PathBuf>> {
 /// ([`columns::store_schema`]).
 pub fn encode_parquet(batch: &RecordBatch) -> Result<Vec<u8>, LakeError> {
     let batch = &columns::to_store_batch(batch)?;
+    let mut out = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut out, batch.schema(), Some(writer_properties()))?;
+    writer.write(batch)?;
+    writer.close()?;
+    Ok(out)
+}
+
+/// How store files are written: zstd, row groups of [`ROW_GROUP_ROWS`], the few-valued columns
+/// uncompressed.
+pub(crate) fn writer_properties() -> WriterProperties {
     let mut props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(3).expect("zstd level 3 exists"),
@@ -734,10 +804,5 @@ pub fn encode_parquet(batch: &RecordBatch) -> Result<Vec<u8>, LakeError> {
     for path in columns::dictionary_paths() {
         props = props.set_column_compression(ColumnPath::new(path), Compression::UNCOMPRESSED);
     }
-    let props = props.build();
-    let mut out = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut out, batch.schema(), Some(props))?;
-    writer.write(batch)?;
-    writer.close()?;
-    Ok(out)
+    props.build()
 }
