@@ -192,6 +192,7 @@ async fn events_flow_into_stores_and_answer_queries() {
     let tweak = |c: &mut cairn_server::config::RawConfig| {
         c.account_id = Some("111122223333".into());
         c.lake_flush_seconds = Some(1);
+        c.lake_compaction_seconds = Some(1);
     };
     let server = TestServer::start(&data, tweak).await;
     let json_ct = "application/json";
@@ -465,8 +466,14 @@ async fn events_flow_into_stores_and_answer_queries() {
     assert_eq!(out["after_delete"], json!(["audit", "s3data"]));
 
     // Import a tree into a store of its own: what is not taken is counted by reason.
-    let (status, _) = create(json!({"Name": "imported", "RetentionPeriod": 3653})).await;
+    let (status, created) = create(json!({"Name": "imported", "RetentionPeriod": 3653})).await;
     assert_eq!(status, 200);
+    let imported_dir = data.join("lake").join(
+        created["EventDataStoreArn"]
+            .as_str()
+            .and_then(|arn| arn.rsplit('/').next())
+            .expect("arn"),
+    );
     let tree = dir.path().join("tree");
     // The samples, and one management event from before the store's retention (ten years).
     let mut in_tree = events.clone();
@@ -486,7 +493,7 @@ async fn events_flow_into_stores_and_answer_queries() {
             "imported",
             "--json",
             "--batch-bytes",
-            "20000",
+            "4000",
         ],
     );
     assert!(ok, "{stderr}");
@@ -532,6 +539,48 @@ async fn events_flow_into_stores_and_answer_queries() {
     let again: Value = serde_json::from_str(&stdout).expect("report");
     assert_eq!(again["eventsImported"], 0, "{again}");
     assert_eq!(again["alreadyImportedSkipped"], imported, "{again}");
+    assert_eq!(
+        count(&server, "SELECT count(*) AS n FROM imported").await,
+        imported
+    );
+    // Compaction (each second here) merges the import's small files, one per request batch
+    // and day: eight or more of a size in a day still receiving events become one. Queries
+    // answer the same all along.
+    let files_per_day = || -> BTreeMap<String, usize> {
+        std::fs::read_dir(&imported_dir)
+            .expect("store dir")
+            .flatten()
+            .map(|day| {
+                let parquet = std::fs::read_dir(day.path())
+                    .expect("day")
+                    .flatten()
+                    .filter(|f| f.file_name().to_string_lossy().ends_with(".parquet"))
+                    .count();
+                (day.file_name().to_string_lossy().into_owned(), parquet)
+            })
+            .collect()
+    };
+    let written = report["parquetFilesWritten"]
+        .as_u64()
+        .expect("files written") as usize;
+    assert!(written >= 16, "{report}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let per_day = files_per_day();
+        if per_day.values().all(|&n| n < 8) {
+            assert!(per_day.values().sum::<usize>() < written, "{per_day:?}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not compacted: {per_day:?}"
+        );
+        assert_eq!(
+            count(&server, "SELECT count(*) AS n FROM imported").await,
+            imported
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     assert_eq!(
         count(&server, "SELECT count(*) AS n FROM imported").await,
         imported
@@ -790,6 +839,7 @@ async fn a_store_in_a_bucket_answers_and_survives_an_outage() {
     let with_bucket = |c: &mut cairn_server::config::RawConfig| {
         c.account_id = Some("111122223333".into());
         c.lake_flush_seconds = Some(1);
+        c.lake_compaction_seconds = Some(1);
         c.s3 = Some(s3.clone());
         c.lake_bucket = Some("lake-data".into());
     };
@@ -879,6 +929,51 @@ async fn a_store_in_a_bucket_answers_and_survives_an_outage() {
         3,
     )
     .await;
+
+    // Compaction in the bucket: an import's small files (one per request batch and day) merge
+    // there, and queries answer the same all along.
+    // (Counted in the samples' hour: Cairn's own records of the import and the queries, timed
+    // now, enter the store too.)
+    let in_window = format!("SELECT count(*) AS n FROM remote WHERE {window}");
+    let total = count(&server, &in_window).await;
+    let tree = dir.path().join("tree");
+    write_tree(&tree, &events);
+    let (ok, stdout, stderr) = run_cairn(
+        &server,
+        &[
+            "import",
+            tree.to_str().expect("path"),
+            "--store",
+            "remote",
+            "--output",
+            "json",
+            "--batch-bytes",
+            "4000",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).expect("report");
+    let total = total + report["eventsImported"].as_u64().expect("imported");
+    let written = report["parquetFilesWritten"].as_u64().expect("written") as usize;
+    assert!(written >= 16, "{report}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        assert_eq!(count(&server, &in_window).await, total);
+        let keys = cairn_store::list(bucket.as_ref(), "").await.expect("list");
+        let mut per_day: BTreeMap<String, usize> = BTreeMap::new();
+        for key in &keys {
+            let day = key.split('/').nth(2).unwrap_or_default().to_owned();
+            *per_day.entry(day).or_default() += 1;
+        }
+        if per_day.values().all(|&n| n < 8) && keys.iter().any(|k| k.contains("/compact-")) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not compacted: {per_day:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 
     // A server started without the bucket says where the store's files are, and still answers
     // queries that do not name the store; with the bucket back, the store is whole.

@@ -88,6 +88,10 @@ pub struct RawConfig {
     /// 200,000 events). Default 60; from 1 to 3600. Events become queryable in a store when
     /// their file is written.
     pub lake_flush_seconds: Option<u64>,
+    /// Seconds between two rounds of the Lake's upkeep: retention (expired days removed) and
+    /// compaction (small Parquet files merged, see `cairn_lake::compact`). Default 60; from 1
+    /// to 3600.
+    pub lake_compaction_seconds: Option<u64>,
     /// A bucket of the `[s3]` store where event data stores created from now on keep their
     /// Parquet files (`s3://<lake_bucket>/<lake_prefix>/<store id>/date=…/`). Default: none,
     /// the data directory (`<data_dir>/lake/<store id>/`). Stores created before a change stay
@@ -169,6 +173,8 @@ pub struct Config {
     pub digest_period: std::time::Duration,
     /// How long an event data store gathers events before writing a file.
     pub lake_flush: std::time::Duration,
+    /// Time between two rounds of the Lake's retention and compaction.
+    pub lake_compaction: std::time::Duration,
     /// Bucket (of `s3`) and key prefix for new event data stores; none: the data directory.
     pub lake_bucket: Option<(String, String)>,
     /// Operator signing keys by region.
@@ -246,6 +252,13 @@ impl RawConfig {
         if !(1..=3600).contains(&lake_flush_seconds) {
             return Err(ConfigError::Invalid {
                 field: "lake_flush_seconds",
+                reason: "must be 1 to 3600".to_owned(),
+            });
+        }
+        let lake_compaction_seconds = self.lake_compaction_seconds.unwrap_or(60);
+        if !(1..=3600).contains(&lake_compaction_seconds) {
+            return Err(ConfigError::Invalid {
+                field: "lake_compaction_seconds",
                 reason: "must be 1 to 3600".to_owned(),
             });
         }
@@ -419,6 +432,7 @@ impl RawConfig {
             s3: self.s3,
             digest_period: std::time::Duration::from_secs(digest_period_seconds),
             lake_flush: std::time::Duration::from_secs(lake_flush_seconds),
+            lake_compaction: std::time::Duration::from_secs(lake_compaction_seconds),
             lake_bucket,
             signing_key_files: self.signing_key_files.unwrap_or_default(),
             failpoint_abort_after_upload: false,

@@ -332,6 +332,8 @@ impl LakeAdmin for LakeService {
                     } else {
                         format!("import-{}", uuid::Uuid::new_v4())
                     };
+                    // Compaction takes only files the ledger knows (cairn_lake::compact).
+                    let _writing = s.writing();
                     let (written, added) = if records.is_empty() {
                         Default::default()
                     } else {
@@ -410,8 +412,11 @@ impl LakeAdmin for LakeService {
             let query_id = id.clone();
             let timeout = self.queries.limits().timeout;
             let running = self.running.clone();
+            let stores = self.stores.clone();
             let task = tokio::spawn(async move {
                 let _running = RunningQuery::new(running);
+                // No file this query lists is removed before it ends (compaction, retention).
+                let _files = stores.reading().await;
                 if !queries.running(&query_id) {
                     return;
                 }
@@ -530,7 +535,7 @@ pub fn register_all(stores: &Stores, wal: &Wal) {
     }
 }
 
-/// Feeds every store from the WAL until `stop`; expires old days once a minute.
+/// Feeds every store from the WAL until `stop`.
 pub fn run_feeder(
     stores: Arc<Stores>,
     wal: Arc<Wal>,
@@ -539,7 +544,6 @@ pub fn run_feeder(
     stop: Arc<AtomicBool>,
 ) {
     let mut feeds: BTreeMap<String, Feed> = BTreeMap::new();
-    let mut last_expiry = 0i64;
     let flush_every_ms = i64::try_from(flush_every.as_millis()).unwrap_or(i64::MAX);
     while !stop.load(Ordering::Acquire) {
         let list = stores.list();
@@ -604,6 +608,13 @@ pub fn run_feeder(
                     Err(e) => {
                         // Nothing acknowledged is lost: the events stay in the WAL; read again.
                         tracing::error!(store = %store.name, error = %e, "writing the store's files failed; retrying");
+                        // Files of the failed flush (some days may have been written) are
+                        // written again under other names once the events are read again.
+                        if let Err(e) = stores.remove_uncommitted(store, feed.committed) {
+                            tracing::warn!(store = %store.name, error = %e, "cannot remove the failed flush's files yet");
+                            feeds.remove(&store.id);
+                            continue;
+                        }
                         feed.reader = wal.reader(feed.committed);
                         feed.read = feed.committed;
                         feed.held.clear();
@@ -612,17 +623,62 @@ pub fn run_feeder(
                 }
             }
         }
-        let now = clock.now_millis();
-        if now - last_expiry > 60_000 {
-            match stores.expire(now) {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(files = n, "lake retention removed expired days"),
-                Err(e) => tracing::warn!(error = %e, "lake retention failed"),
-            }
-            last_expiry = now;
-        }
         if !busy {
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// The Lake's upkeep until `stop`, one round each `every`: expired days removed (retention),
+/// then each store's small files merged (`cairn_lake::compact`). Feeder files beyond a store's
+/// committed WAL position are left alone (the feeder writes them again after a crash).
+pub fn run_upkeep(
+    stores: Arc<Stores>,
+    wal: Arc<Wal>,
+    clock: Arc<dyn Clock>,
+    every: Duration,
+    stop: Arc<AtomicBool>,
+) {
+    let every_ms = i64::try_from(every.as_millis()).unwrap_or(i64::MAX);
+    let mut last = i64::MIN;
+    while !stop.load(Ordering::Acquire) {
+        let now = clock.now_millis();
+        if now.saturating_sub(last) < every_ms {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
+        last = now;
+        match stores.expire(now) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(files = n, "lake retention removed expired days"),
+            Err(e) => tracing::warn!(error = %e, "lake retention failed"),
+        }
+        for store in stores.list() {
+            if stop.load(Ordering::Acquire) {
+                break;
+            }
+            let committed = match wal.load_cursor(&store.cursor()) {
+                Ok(c) => c.max(store.start_seq),
+                Err(e) => {
+                    tracing::warn!(store = %store.name, error = %e, "cannot read the store's WAL position; not compacting it");
+                    continue;
+                }
+            };
+            match stores.compact(&store, now, committed) {
+                Ok(done) if done.files_in == 0 => {}
+                Ok(done) => tracing::info!(
+                    store = %store.name,
+                    merged = done.files_in,
+                    written = done.files_out,
+                    events = done.events,
+                    bytes_in = done.bytes_in,
+                    bytes_out = done.bytes_out,
+                    "lake compaction merged small files"
+                ),
+                Err(e) => {
+                    tracing::warn!(store = %store.name, error = %e, "lake compaction failed; the next round retries")
+                }
+            }
         }
     }
 }

@@ -239,6 +239,7 @@ pub struct Running {
     indexer: Option<std::thread::JoinHandle<()>>,
     logs_worker: Option<std::thread::JoinHandle<()>>,
     lake_feeder: Option<std::thread::JoinHandle<()>>,
+    lake_upkeep: Option<std::thread::JoinHandle<()>>,
     notifier: Option<std::thread::JoinHandle<()>>,
     wal: Arc<Wal>,
     trails: Arc<trails::TrailService>,
@@ -262,6 +263,9 @@ impl Running {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
         if let Some(thread) = self.lake_feeder.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        if let Some(thread) = self.lake_upkeep.take() {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
         let trails = self.trails.clone();
@@ -482,6 +486,18 @@ pub async fn start_with_fs(
         });
     }
     let stores = Arc::new(stores);
+    // Swaps a crash interrupted are finished before any query lists a store's files.
+    {
+        let stores = stores.clone();
+        match tokio::task::spawn_blocking(move || stores.recover_compactions()).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(swaps = n, "finished Lake compactions a stop interrupted"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "a Lake compaction a stop interrupted is not finished yet; the next round retries it")
+            }
+            Err(e) => tracing::warn!(error = %e, "recovering Lake compactions failed"),
+        }
+    }
     let log_store = Arc::new(
         cairn_logs::Logs::open(&data_dir)
             .map_err(|e| StartError::Keys(format!("log groups: {e}")))?,
@@ -618,6 +634,22 @@ pub async fn start_with_fs(
                 source,
             })?
     };
+    let upkeep_thread = {
+        let (stores, wal, clock, stop, every) = (
+            stores.clone(),
+            wal.clone(),
+            clock.clone(),
+            stop_indexer.clone(),
+            config.lake_compaction,
+        );
+        std::thread::Builder::new()
+            .name("cairn-lake-upkeep".to_owned())
+            .spawn(move || lake::run_upkeep(stores, wal, clock, every, stop))
+            .map_err(|source| StartError::DataDir {
+                path: data_dir.clone(),
+                source,
+            })?
+    };
     trail_service.start_all();
     let _ = trails_cell.set(trail_service.clone());
 
@@ -731,6 +763,7 @@ pub async fn start_with_fs(
         indexer: Some(indexer_thread),
         logs_worker: Some(logs_thread),
         lake_feeder: Some(lake_thread),
+        lake_upkeep: Some(upkeep_thread),
         notifier: Some(notifier_thread),
         wal,
         trails: trail_service,
