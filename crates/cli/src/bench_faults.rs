@@ -205,19 +205,19 @@ fn print(rows: &[Row], output: Output) -> anyhow::Result<()> {
 // ---------------------------------------------------------------------------------------
 // The server under test.
 
-struct Server {
+pub(crate) struct Server {
     child: Option<Child>,
     config: PathBuf,
-    base: String,
+    pub(crate) base: String,
     client: reqwest::Client,
-    credentials: Credentials,
+    pub(crate) credentials: Credentials,
 }
 
 impl Server {
     /// Starts `cairn serve` on a free loopback port with `data` as its data directory and
-    /// `extra` appended to its configuration.
-    async fn start(
-        args: &FaultsArgs,
+    /// `server_config` lines, then `extra`, appended to its configuration.
+    pub(crate) async fn start(
+        server_config: &[String],
         dir: &Path,
         data: &Path,
         extra: &str,
@@ -229,7 +229,7 @@ impl Server {
             format!(
                 "data_dir = {}\nlisten = \"127.0.0.1:{port}\"\nregion = \"us-east-1\"\n{}\n{extra}",
                 serde_json::to_string(&data.display().to_string())?,
-                args.server_config.join("\n")
+                server_config.join("\n")
             ),
         )?;
         let client = reqwest::Client::builder()
@@ -293,14 +293,14 @@ impl Server {
     }
 
     /// SIGKILL.
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 
-    async fn post(&self, path: &str, body: Value) -> anyhow::Result<(u16, Value)> {
+    pub(crate) async fn post(&self, path: &str, body: Value) -> anyhow::Result<(u16, Value)> {
         let response = self
             .client
             .post(format!("{}{path}", self.base))
@@ -702,7 +702,7 @@ async fn start_with_local_trail(
     extra: &str,
 ) -> anyhow::Result<(Server, PathBuf)> {
     let trail_dir = dir.join("trail");
-    let server = Server::start(args, dir, data, extra).await?;
+    let server = Server::start(&args.server_config, dir, data, extra).await?;
     server
         .create_trail(
             json!({"Name": "faults", "LocalDirectory": trail_dir, "IsMultiRegionTrail": true}),
@@ -1011,7 +1011,7 @@ async fn s3_outage(args: &FaultsArgs, dir: &Path) -> anyhow::Result<Row> {
     }
     let proxy = Proxy::start(moto_port).await?;
     let server = Server::start(
-        args,
+        &args.server_config,
         dir,
         &dir.join("data"),
         &format!(
@@ -1069,7 +1069,7 @@ async fn runaway_query(args: &FaultsArgs, dir: &Path) -> anyhow::Result<Row> {
         ..Row::default()
     };
     let server = Server::start(
-        args,
+        &args.server_config,
         dir,
         &dir.join("data"),
         &format!("query_timeout_seconds = {}\n", args.seconds.max(2)),
@@ -1160,7 +1160,7 @@ async fn flood(args: &FaultsArgs, dir: &Path, connections: usize) -> anyhow::Res
         case: format!("flood-{connections}"),
         ..Row::default()
     };
-    let server = Server::start(args, dir, &dir.join("data"), "").await?;
+    let server = Server::start(&args.server_config, dir, &dir.join("data"), "").await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let idle = server.pid().and_then(memory).map(|m| m.rss_kib);
     let sampler = Sampler::start(server.pid());

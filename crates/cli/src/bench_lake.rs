@@ -1,14 +1,15 @@
 //! `cairn bench lake`: six investigation queries over generated, sample-shaped events, by Cairn
 //! and by DuckDB in the same run —
-//! (a) Cairn on its event data store vs DuckDB on the same Parquet files;
+//! (a) Cairn on its event data store vs DuckDB on the same Parquet files, the store built the
+//! way users build one from existing logs: `cairn serve` with its defaults, `cairn import` of the
+//! busy tree, then the server's own compaction of the import's small files;
 //! (b) Cairn's raw mode vs DuckDB's JSON reader (`read_json_objects` + `json_transform`) on the
 //! same `.json.gz` trees: one of busy-account files (every account and region's events of five
 //! minutes in one file) and one of many small files.
 
 use anyhow::{bail, Context};
-use cairn_lake::columns::EventsBuilder;
 use cairn_lake::query::TextRow;
-use cairn_lake::store::{StoreChanges, Stores};
+use cairn_lake::store::Stores;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -40,8 +41,8 @@ pub struct LakeBenchArgs {
     /// DuckDB takes half a minute per query over the busy tree.
     #[arg(long, default_value_t = 1)]
     json_runs: usize,
-    /// Only generate the data (run again to measure, so that the peak memory reported is the
-    /// queries', not the generator's).
+    /// Only generate the trees and build the store (run again to measure, so that the peak
+    /// memory reported is the queries', not the generator's).
     #[arg(long)]
     generate_only: bool,
     /// Measure only `parquet` (a) or `json` (b).
@@ -54,6 +55,10 @@ pub struct LakeBenchArgs {
     /// Run only the queries whose name contains this text (e.g. `root`).
     #[arg(long)]
     query: Option<String>,
+    /// A setting added to the configuration of the server that imports the store, as a TOML
+    /// line (`lake_compaction_seconds = 5`); repeatable. Default: none, the defaults users get.
+    #[arg(long = "server-config", value_name = "TOML")]
+    server_config: Vec<String>,
 }
 
 const ACCOUNTS: usize = 40;
@@ -111,10 +116,60 @@ fn templates() -> anyhow::Result<Vec<Value>> {
             }
         }
     }
+    // The store takes management events and the data events of each resource type the
+    // samples hold (a data event selector names one type); the few samples it could not take
+    // (data events naming no resource) are left out, so that the store holds every generated
+    // event and its answers can be compared with raw mode's over the same tree.
+    let selectors = cairn_selectors::Selectors::Advanced(store_selectors(&out));
+    out.retain(|v| {
+        let Some(map) = v.as_object() else {
+            return false;
+        };
+        let mut encoded = Vec::new();
+        cairn_model::event::derived_fields(map).encode_into(&mut encoded);
+        cairn_model::fields::FieldsRef::decode(&encoded)
+            .map(cairn_selectors::Subject::from_fields)
+            .is_some_and(|subject| selectors.matches(&subject))
+    });
     if out.is_empty() {
         bail!("no sample records in {}", dir.display());
     }
     Ok(out)
+}
+
+/// The bench store's selectors: every management event, and the data events of each resource
+/// type among `templates`.
+fn store_selectors(templates: &[Value]) -> Vec<cairn_selectors::AdvancedEventSelector> {
+    use cairn_selectors::{AdvancedEventSelector, FieldSelector};
+    let equals = |field: &str, value: &str| FieldSelector {
+        field: field.into(),
+        equals: vec![value.into()],
+        ..FieldSelector::default()
+    };
+    let types: std::collections::BTreeSet<&str> = templates
+        .iter()
+        .filter(|v| v["eventCategory"] == "Data")
+        .flat_map(|v| v["resources"].as_array().into_iter().flatten())
+        .filter_map(|r| r["type"].as_str())
+        .collect();
+    // Cairn's own records of the import (management events of `cloudtrail.amazonaws.com`,
+    // timed now) are not the tree's events: they stay out of the store.
+    std::iter::once(AdvancedEventSelector {
+        name: Some("management".into()),
+        field_selectors: vec![
+            equals("eventCategory", "Management"),
+            FieldSelector {
+                field: "eventSource".into(),
+                not_equals: vec!["cloudtrail.amazonaws.com".into()],
+                ..FieldSelector::default()
+            },
+        ],
+    })
+    .chain(types.into_iter().map(|t| AdvancedEventSelector {
+        name: Some(t.to_owned()),
+        field_selectors: vec![equals("eventCategory", "Data"), equals("resources.type", t)],
+    }))
+    .collect()
 }
 
 fn account(i: usize) -> String {
@@ -274,8 +329,6 @@ fn write_log(
 }
 
 struct Generated {
-    store_files: usize,
-    parquet_bytes: u64,
     busy_files: usize,
     busy_bytes: u64,
     small_files: usize,
@@ -286,33 +339,16 @@ fn generate(args: &LakeBenchArgs, start: i64) -> anyhow::Result<Generated> {
     let templates = templates()?;
     let busy = args.dir.join("tree-busy");
     let small = args.dir.join("tree-small");
-    let stores = Stores::open(&args.dir.join("lake"), "us-east-1", "111122223333")?;
-    let store = match stores.get("bench") {
-        Ok(s) => s,
-        Err(_) => stores.create(
-            "bench",
-            StoreChanges {
-                retention_period: Some(3653),
-                ..Default::default()
-            },
-            start,
-            0,
-        )?,
-    };
     let mut g = Generated {
-        store_files: 0,
-        parquet_bytes: 0,
         busy_files: 0,
         busy_bytes: 0,
         small_files: 0,
         small_bytes: 0,
     };
-    // Busy tree: five-minute files per (account, region); the store: batches of 1M events.
+    // Busy tree: five-minute files per (account, region).
     let mut generator = Generator::new(templates.clone(), start, args.events);
     let mut window: BTreeMap<(usize, usize), Vec<String>> = BTreeMap::new();
     let mut window_end = start + 300_000;
-    let mut builder = EventsBuilder::new(None);
-    let mut batch_no = 0;
     let flush_window = |window: &mut BTreeMap<(usize, usize), Vec<String>>,
                         end: i64,
                         g: &mut Generated|
@@ -331,49 +367,160 @@ fn generate(args: &LakeBenchArgs, start: i64) -> anyhow::Result<Generated> {
             flush_window(&mut window, window_end, &mut g)?;
             window_end += 300_000;
         }
-        let text = e.to_string();
-        let raw = serde_json::value::RawValue::from_string(text.clone())?;
-        builder.append_record(&raw);
-        window.entry((a, r)).or_default().push(text);
-        if builder.rows() >= 1_000_000 || i + 1 == args.events {
-            let batch = builder.finish();
-            let (written, _) =
-                stores.write_batch(&store, &batch, &format!("bench-{batch_no:04}"))?;
-            batch_no += 1;
-            g.store_files += written.files;
-            g.parquet_bytes += written.bytes;
+        window.entry((a, r)).or_default().push(e.to_string());
+        if (i + 1) % 1_000_000 == 0 {
             eprintln!("  generated {} events", i + 1);
         }
     }
     flush_window(&mut window, window_end, &mut g)?;
-    // Small-file tree: each account/region's events a few at a time.
+    // Small-file tree: each account/region's events a few at a time, delivered within 15
+    // minutes of the first (CloudTrail delivers in about five; raw mode relies on a day).
     let mut generator = Generator::new(templates, start, args.small_events);
-    let mut pending: BTreeMap<(usize, usize), Vec<String>> = BTreeMap::new();
+    let mut pending: BTreeMap<(usize, usize), (i64, i64, Vec<String>)> = BTreeMap::new();
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
     for i in 0..args.small_events {
         let (e, a, r) = generator.next();
         let time = cairn_model::time::parse_utc(e["eventTime"].as_str().unwrap_or_default())
             .unwrap_or(start);
-        let lines = pending.entry((a, r)).or_default();
+        if pending
+            .get(&(a, r))
+            .is_some_and(|(first, _, _)| time - first > 900_000)
+        {
+            let (_, last, lines) = pending.remove(&(a, r)).unwrap_or_default();
+            g.small_bytes += write_log(&small, a, r, last + 120_000, &format!("P{i:015}"), &lines)?;
+            g.small_files += 1;
+        }
+        let (_, last, lines) = pending.entry((a, r)).or_insert((time, time, Vec::new()));
+        *last = time;
         lines.push(e.to_string());
         if lines.len() >= rng.gen_range(1..=4) {
-            let lines = pending.remove(&(a, r)).unwrap_or_default();
+            let (_, _, lines) = pending.remove(&(a, r)).unwrap_or_default();
             g.small_bytes += write_log(&small, a, r, time + 120_000, &format!("{i:016}"), &lines)?;
             g.small_files += 1;
         }
     }
-    for ((a, r), lines) in pending {
+    for ((a, r), (_, last, lines)) in pending {
         g.small_bytes += write_log(
             &small,
             a,
             r,
-            start + DAYS * 86_400_000,
+            last + 120_000,
             &format!("END{a:05}{r:08}"),
             &lines,
         )?;
         g.small_files += 1;
     }
     Ok(g)
+}
+
+/// Builds the bench store the way users do: `cairn serve` on `data` with its defaults, a store
+/// created through the API, `cairn import` of the busy tree (a child process, as typed), then
+/// the server's own compaction until no day has files left to merge. What it did, with times.
+async fn import_store(args: &LakeBenchArgs, data: &Path) -> anyhow::Result<Value> {
+    if data.exists() {
+        // A run stopped half way: start the store again.
+        std::fs::remove_dir_all(data)?;
+    }
+    let mut server =
+        crate::bench_faults::Server::start(&args.server_config, &args.dir, data, "").await?;
+    let (status, created) = server
+        .post(
+            "/v1/event-data-stores",
+            json!({
+                "Name": "bench",
+                "RetentionPeriod": 3653,
+                "TerminationProtectionEnabled": false,
+                "AdvancedEventSelectors": store_selectors(&templates()?),
+            }),
+        )
+        .await?;
+    if status != 200 {
+        bail!("creating the store: {status} {created}");
+    }
+    let id = created["EventDataStoreArn"]
+        .as_str()
+        .and_then(|arn| arn.rsplit('/').next())
+        .context("no store ARN")?
+        .to_owned();
+    let tree = args.dir.join("tree-busy");
+    eprintln!("importing {} with cairn import...", tree.display());
+    let started = Instant::now();
+    let output = std::process::Command::new(std::env::current_exe()?)
+        .arg("import")
+        .arg(&tree)
+        .args(["--store", "bench", "--output", "json"])
+        .env("CAIRN_ENDPOINT", &server.base)
+        .env("CAIRN_ACCESS_KEY_ID", &server.credentials.access_key_id)
+        .env(
+            "CAIRN_SECRET_ACCESS_KEY",
+            &server.credentials.secret_access_key,
+        )
+        .env_remove("CAIRN_PROFILE")
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("running cairn import")?;
+    let import_seconds = started.elapsed().as_secs_f64();
+    if !output.status.success() {
+        bail!("cairn import failed: {}", output.status);
+    }
+    let mut report: Value = serde_json::from_slice(&output.stdout).with_context(|| {
+        format!(
+            "cairn import's report: {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })?;
+    let store_dir = data.join("lake").join(&id);
+    eprintln!(
+        "imported in {import_seconds:.0} s; waiting for the server's compaction (every lake_compaction_seconds, 60 by default)..."
+    );
+    let started = Instant::now();
+    loop {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis() as i64;
+        if nothing_to_merge(&store_dir, now)? {
+            break;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(3600) {
+            bail!("the store was not compacted within an hour");
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    let compaction_seconds = started.elapsed().as_secs_f64();
+    server.kill();
+    report["importSeconds"] = json!(import_seconds);
+    report["compactionSeconds"] = json!(compaction_seconds);
+    Ok(report)
+}
+
+/// Whether compaction has nothing left to merge in the store at `store_dir` at `now`.
+fn nothing_to_merge(store_dir: &Path, now: i64) -> anyhow::Result<bool> {
+    use cairn_lake::compact::{closed, plan_day, DayFile};
+    for day in std::fs::read_dir(store_dir)? {
+        let day = day?;
+        let name = day.file_name().to_string_lossy().into_owned();
+        let Some(start) = name
+            .strip_prefix("date=")
+            .and_then(|d| cairn_model::time::parse_utc(&format!("{d}T00:00:00Z")).ok())
+        else {
+            continue;
+        };
+        let mut files = Vec::new();
+        for file in std::fs::read_dir(day.path())? {
+            let file = file?;
+            let path = file.path().display().to_string();
+            if path.ends_with(".parquet") {
+                files.push(DayFile {
+                    name: path,
+                    bytes: file.metadata()?.len(),
+                });
+            }
+        }
+        if !plan_day(&files, closed(start, now)).is_empty() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// The six queries: (name, Cairn SQL over `events`, DuckDB SQL over `events`).
@@ -589,6 +736,7 @@ pub async fn lake(args: LakeBenchArgs) -> anyhow::Result<()> {
                     only: None,
                     explain: false,
                     query: None,
+                    server_config: Vec::new(),
                 },
                 start,
             )
@@ -596,7 +744,6 @@ pub async fn lake(args: LakeBenchArgs) -> anyhow::Result<()> {
         .await??;
         let v = json!({
             "events": args.events, "small_events": args.small_events,
-            "store_files": g.store_files, "parquet_bytes": g.parquet_bytes,
             "busy_files": g.busy_files, "busy_bytes": g.busy_bytes,
             "small_files": g.small_files, "small_bytes": g.small_bytes,
             "seconds": t.elapsed().as_secs_f64(),
@@ -605,11 +752,27 @@ pub async fn lake(args: LakeBenchArgs) -> anyhow::Result<()> {
         v
     };
     eprintln!("data: {generated}");
+    let data = args.dir.join("cairn-data");
+    let imported_marker = args.dir.join("imported.json");
+    let imported: Value = if imported_marker.exists() {
+        serde_json::from_slice(&std::fs::read(&imported_marker)?)?
+    } else {
+        let v = import_store(&args, &data).await?;
+        std::fs::write(&imported_marker, v.to_string())?;
+        v
+    };
+    eprintln!("store: {imported}");
     if args.generate_only {
         return Ok(());
     }
-    let stores = Stores::open(&args.dir.join("lake"), "us-east-1", "111122223333")?;
+    let stores = Stores::open(&data.join("lake"), "us-east-1", "111122223333")?;
     let store = stores.get("bench")?;
+    let (store_files, parquet_bytes) = stores
+        .files(&store)?
+        .iter()
+        .try_fold((0usize, 0u64), |(n, bytes), f| -> anyhow::Result<_> {
+            Ok((n + 1, bytes + std::fs::metadata(f)?.len()))
+        })?;
     let qs: Vec<_> = queries(start)
         .into_iter()
         .filter(|(name, _, _)| args.query.as_deref().is_none_or(|q| name.contains(q)))
@@ -642,9 +805,12 @@ pub async fn lake(args: LakeBenchArgs) -> anyhow::Result<()> {
             args.runs,
         )?;
         line(format!(
-            "\n(a) store: {} Parquet files, {:.1} MB (zstd); median of {} runs",
-            generated["store_files"],
-            generated["parquet_bytes"].as_f64().unwrap_or(0.0) / 1e6,
+            "\n(a) store built by `cairn import` of the busy tree ({} events imported in {:.0} s, {} Parquet files written), then compacted by the server in {:.0} s: {store_files} Parquet files, {:.1} MB (zstd); median of {} runs",
+            imported["eventsImported"],
+            imported["importSeconds"].as_f64().unwrap_or(0.0),
+            imported["parquetFilesWritten"],
+            imported["compactionSeconds"].as_f64().unwrap_or(0.0),
+            parquet_bytes as f64 / 1e6,
             args.runs
         ));
         line("| query | Cairn (store) | DuckDB (Parquet) | Cairn / DuckDB | rows |".into());

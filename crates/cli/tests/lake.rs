@@ -1064,3 +1064,56 @@ fn bench_scan_measures_a_tree_of_the_sample_records() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no log files under"));
 }
+
+/// `cairn bench lake` builds its store the way users do — `cairn serve`, a store created
+/// through the API, `cairn import` of the busy tree, the server's own compaction — and checks
+/// each store answer against DuckDB's on the same files and raw mode's on the tree.
+#[test]
+fn bench_lake_builds_its_store_by_import_and_agrees_with_duckdb_and_raw_mode() {
+    let python = python_with(&["duckdb"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = std::process::Command::new(cairn())
+        .args(["bench", "lake", "--dir"])
+        .arg(dir.path())
+        .args(["--events", "20000", "--small-events", "2000", "--runs", "1"])
+        .arg("--python")
+        .arg(&python)
+        .args(["--server-config", "lake_compaction_seconds = 1"])
+        .env("CAIRN_SAMPLES", support::samples_dir().join("_normalized"))
+        .output()
+        .expect("cairn bench lake");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(!stdout.contains("WARNING"), "{stdout}");
+    assert!(stdout.contains("store built by `cairn import`"), "{stdout}");
+    let imported: Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("imported.json")).expect("imported.json"),
+    )
+    .expect("json");
+    // Every generated event is in the store (its selectors take what the generator makes).
+    assert_eq!(imported["eventsImported"], 20000, "{imported}");
+    assert_eq!(imported["notSelectedSkipped"], 0, "{imported}");
+    // The import wrote a file per request batch and day; compaction left one per closed day.
+    let mut files = 0;
+    for store in std::fs::read_dir(dir.path().join("cairn-data/lake")).expect("lake") {
+        let store = store.expect("entry").path();
+        if !store.is_dir() || store.file_name().is_some_and(|n| n == ".compacting") {
+            continue;
+        }
+        for day in std::fs::read_dir(&store).expect("store").flatten() {
+            let parquet = std::fs::read_dir(day.path())
+                .expect("day")
+                .flatten()
+                .filter(|f| f.file_name().to_string_lossy().ends_with(".parquet"))
+                .count();
+            assert_eq!(parquet, 1, "{}", day.path().display());
+            files += 1;
+        }
+    }
+    let written = imported["parquetFilesWritten"].as_u64().expect("written") as usize;
+    assert!(
+        files < written,
+        "{files} files after compaction, {written} written"
+    );
+}
