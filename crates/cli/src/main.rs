@@ -167,8 +167,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let mut config = raw.resolve()?;
     // Test failpoints come from the environment only, never from configuration files.
-    config.failpoint_abort_after_upload =
-        std::env::var("CAIRN_FAILPOINT").is_ok_and(|v| v == "abort_after_upload");
+    let failpoint = std::env::var("CAIRN_FAILPOINT").unwrap_or_default();
+    config.failpoint_abort_after_upload = failpoint == "abort_after_upload";
+    config.failpoint_lake_abort_after_write = failpoint == "lake_abort_after_write";
     let data_dir = config.data_dir.clone();
     let tls = config.tls.is_some();
     let clock = std::sync::Arc::new(cairn_model::SystemClock);

@@ -182,6 +182,9 @@ pub struct Config {
     /// Test failpoint (from the `CAIRN_FAILPOINT` environment variable, never from files):
     /// abort between uploading a batch and committing its cursor.
     pub failpoint_abort_after_upload: bool,
+    /// Test failpoint (`CAIRN_FAILPOINT=lake_abort_after_write`): abort between writing an
+    /// event data store's Parquet files and committing its cursor.
+    pub failpoint_lake_abort_after_write: bool,
 }
 
 impl RawConfig {
@@ -436,6 +439,7 @@ impl RawConfig {
             lake_bucket,
             signing_key_files: self.signing_key_files.unwrap_or_default(),
             failpoint_abort_after_upload: false,
+            failpoint_lake_abort_after_write: false,
         })
     }
 }

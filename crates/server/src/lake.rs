@@ -503,19 +503,6 @@ impl Drop for RunningQuery {
     }
 }
 
-/// One store's feed.
-struct Feed {
-    reader: cairn_wal::WalReader,
-    /// Events through this WAL position are in files (the committed cursor).
-    committed: u64,
-    /// The last WAL position read.
-    read: u64,
-    /// Records selected and not yet written, with who ingested them.
-    held: Vec<(Vec<u8>, Provenance)>,
-    /// When the held events started gathering (the injected clock's epoch ms).
-    since: i64,
-}
-
 /// Registers every store's WAL position (its cursor file, or its start) with the WAL, so that
 /// no segment a store has not written to files is deleted.
 pub fn register_all(stores: &Stores, wal: &Wal) {
@@ -535,97 +522,248 @@ pub fn register_all(stores: &Stores, wal: &Wal) {
     }
 }
 
-/// Feeds every store from the WAL until `stop`.
+/// One event data store's feed, a WAL consumer named by the store's cursor (`lake-<id>`): it
+/// holds the events the store's selectors choose and, every `flush_every` (or at
+/// [`FLUSH_EVENTS`]), writes them as one Parquet file per event date, then commits its cursor.
+/// Its position is that cursor file, written after the files; [`Consume::rewind`] removes the
+/// files written beyond it (a crash or a failed flush), which are written again.
+struct StoreFeed {
+    /// The cursor's name.
+    name: String,
+    store_id: String,
+    stores: Arc<Stores>,
+    wal: Arc<Wal>,
+    clock: Arc<dyn Clock>,
+    flush_every_ms: i64,
+    abort_after_write: bool,
+    /// Events through this WAL position are in files (the committed cursor).
+    committed: u64,
+    /// The last WAL position given.
+    read: u64,
+    /// Records selected and not yet written, with who ingested them.
+    held: Vec<(Vec<u8>, Provenance)>,
+    /// When the held events started gathering (the injected clock's epoch ms).
+    since: i64,
+}
+
+impl StoreFeed {
+    fn store(&self) -> Result<EventDataStore, String> {
+        self.stores.get(&self.store_id).map_err(|e| e.to_string())
+    }
+
+    fn due(&self) -> bool {
+        self.read > self.committed
+            && (self.held.len() >= FLUSH_EVENTS
+                || self.clock.now_millis() - self.since >= self.flush_every_ms)
+    }
+
+    /// Writes the held events (the files of positions `committed + 1 ..= read`), then commits
+    /// the cursor to `read`.
+    fn flush(&mut self, store: &EventDataStore) -> Result<(), String> {
+        let (from, to) = (self.committed + 1, self.read);
+        if !self.held.is_empty() {
+            let raws: Vec<(&RawValue, Provenance)> = self
+                .held
+                .iter()
+                .filter_map(|(r, p)| {
+                    Some((serde_json::from_slice::<&RawValue>(r).ok()?, p.clone()))
+                })
+                .collect();
+            self.stores
+                .write(store, &raws, &format!("wal-{from:020}-{to:020}"))
+                .map_err(|e| format!("writing the store's files: {e}"))?;
+            if self.abort_after_write {
+                tracing::error!(
+                    "failpoint lake_abort_after_write: aborting between the store's files and its cursor commit"
+                );
+                std::process::abort();
+            }
+        }
+        self.wal
+            .commit_cursor(&self.name, to)
+            .map_err(|e| format!("committing the store's cursor: {e}"))?;
+        self.committed = to;
+        self.held.clear();
+        self.since = self.clock.now_millis();
+        Ok(())
+    }
+}
+
+impl cairn_wal::Consume for StoreFeed {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn rewind(&mut self) -> Result<u64, String> {
+        let store = self.store()?;
+        let cursor = self
+            .wal
+            .load_cursor(&self.name)
+            .map_err(|e| e.to_string())?
+            .max(store.start_seq);
+        match self.stores.remove_uncommitted(&store, cursor) {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(store = %store.name, files = n, "removed files written after the store's cursor (they are written again)")
+            }
+            Err(e) => return Err(format!("removing files beyond the store's cursor: {e}")),
+        }
+        self.held.clear();
+        self.committed = cursor;
+        self.read = cursor;
+        self.since = self.clock.now_millis();
+        Ok(cursor)
+    }
+
+    fn apply(&mut self, records: Vec<cairn_wal::WalRecord>) -> Result<u64, String> {
+        let store = self.store()?;
+        for r in records {
+            self.read = r.seq;
+            // Decoded once: the selection fields and the record come from the same view.
+            let Some(decoded) = cairn_model::payload::decode(&r.payload) else {
+                continue;
+            };
+            let subject = decoded
+                .fields
+                .and_then(cairn_model::fields::FieldsRef::decode)
+                .map(cairn_selectors::Subject::from_fields)
+                .map_or_else(|| cairn_selectors::Subject::from_record(decoded.record), Ok);
+            if subject.is_ok_and(|s| store.selects(&s)) {
+                self.held
+                    .push((decoded.record.to_vec(), decoded.provenance()));
+            }
+        }
+        if self.due() {
+            self.flush(&store)?;
+        }
+        Ok(self.committed)
+    }
+
+    fn idle(&mut self) -> Result<u64, String> {
+        if self.due() {
+            let store = self.store()?;
+            self.flush(&store)?;
+        }
+        Ok(self.committed)
+    }
+
+    fn tick(&self) -> Duration {
+        Duration::from_millis(
+            u64::try_from(self.flush_every_ms)
+                .unwrap_or(1000)
+                .clamp(10, 1000),
+        )
+    }
+}
+
+/// How the stores' feeds run.
+#[derive(Debug, Clone, Copy)]
+pub struct FeedSettings {
+    /// How long a feed holds events before it writes them (`lake_flush_seconds`).
+    pub flush_every: Duration,
+    /// Test failpoint: abort the process between a feed's files and its cursor commit.
+    pub abort_after_write: bool,
+}
+
+/// A running feed: its thread and its stop flag.
+struct Running {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+/// Feeds every store from the WAL until `stop`: one [`StoreFeed`] per store, each driven by a
+/// `cairn_wal::Runner` on its own thread (woken by the WAL's durable watermark, retried with
+/// backoff, its lag and last error in the WAL's registry). Stores created later get a feed
+/// within a second; a deleted store's feed is stopped and its WAL position forgotten.
 pub fn run_feeder(
     stores: Arc<Stores>,
     wal: Arc<Wal>,
     clock: Arc<dyn Clock>,
-    flush_every: Duration,
+    settings: FeedSettings,
     stop: Arc<AtomicBool>,
 ) {
-    let mut feeds: BTreeMap<String, Feed> = BTreeMap::new();
-    let flush_every_ms = i64::try_from(flush_every.as_millis()).unwrap_or(i64::MAX);
+    let flush_every_ms = i64::try_from(settings.flush_every.as_millis()).unwrap_or(i64::MAX);
+    let mut feeds: BTreeMap<String, Running> = BTreeMap::new();
+    let mut failing: BTreeMap<String, String> = BTreeMap::new();
     while !stop.load(Ordering::Acquire) {
         let list = stores.list();
-        feeds.retain(|id, _| list.iter().any(|s| &s.id == id));
-        let mut busy = false;
+        let gone: Vec<String> = feeds
+            .keys()
+            .filter(|id| !list.iter().any(|s| &s.id == *id))
+            .cloned()
+            .collect();
+        for id in gone {
+            if let Some(feed) = feeds.remove(&id) {
+                feed.stop.store(true, Ordering::Release);
+                wal.wake_consumers();
+                let _ = feed.thread.join();
+            }
+            wal.unregister(&format!("lake-{id}"));
+        }
         for store in &list {
-            let feed = match feeds.get_mut(&store.id) {
-                Some(f) => f,
-                None => {
-                    let cursor = wal
-                        .load_cursor(&store.cursor())
-                        .unwrap_or(0)
-                        .max(store.start_seq);
-                    match stores.remove_uncommitted(store, cursor) {
-                        Ok(0) => {}
-                        Ok(n) => {
-                            tracing::info!(store = %store.name, files = n, "removed files written after the store's cursor (they are written again)")
-                        }
-                        Err(e) => {
-                            tracing::error!(store = %store.name, error = %e, "cannot clean the store's uncommitted files; not feeding it");
-                            continue;
-                        }
-                    }
-                    feeds.entry(store.id.clone()).or_insert(Feed {
-                        reader: wal.reader(cursor),
-                        committed: cursor,
-                        read: cursor,
-                        held: Vec::new(),
-                        since: clock.now_millis(),
-                    })
-                }
+            if feeds.contains_key(&store.id) {
+                continue;
+            }
+            let feed = StoreFeed {
+                name: store.cursor(),
+                store_id: store.id.clone(),
+                stores: stores.clone(),
+                wal: wal.clone(),
+                clock: clock.clone(),
+                flush_every_ms,
+                abort_after_write: settings.abort_after_write,
+                committed: 0,
+                read: 0,
+                held: Vec::new(),
+                since: clock.now_millis(),
             };
-            match feed.reader.read_batch(4096, 8 << 20) {
-                Ok(records) if !records.is_empty() => {
-                    busy = true;
-                    for r in records {
-                        feed.read = r.seq;
-                        if select(store, &r.payload) {
-                            if let Some(decoded) = cairn_model::payload::decode(&r.payload) {
-                                feed.held
-                                    .push((decoded.record.to_vec(), decoded.provenance()));
-                            }
-                        }
-                    }
-                }
-                Ok(_) => {}
+            let runner = match cairn_wal::Runner::new(wal.clone(), feed) {
+                Ok(runner) => runner,
                 Err(e) => {
-                    tracing::error!(store = %store.name, error = %e, "reading the WAL for the store failed");
+                    // Said once per cause; tried again each second (a bucket may come back).
+                    if failing.get(&store.id) != Some(&e) {
+                        tracing::error!(store = %store.name, error = %e, "cannot start feeding the store; retrying");
+                        failing.insert(store.id.clone(), e);
+                    }
                     continue;
                 }
-            }
-            let due = feed.read > feed.committed
-                && (feed.held.len() >= FLUSH_EVENTS
-                    || clock.now_millis() - feed.since >= flush_every_ms);
-            if due {
-                match flush(&stores, store, feed, clock.now_millis()) {
-                    Ok(()) => {
-                        if let Err(e) = wal.commit_cursor(&store.cursor(), feed.committed) {
-                            tracing::warn!(store = %store.name, error = %e, "committing the store's cursor failed");
-                        }
-                    }
-                    Err(e) => {
-                        // Nothing acknowledged is lost: the events stay in the WAL; read again.
-                        tracing::error!(store = %store.name, error = %e, "writing the store's files failed; retrying");
-                        // Files of the failed flush (some days may have been written) are
-                        // written again under other names once the events are read again.
-                        if let Err(e) = stores.remove_uncommitted(store, feed.committed) {
-                            tracing::warn!(store = %store.name, error = %e, "cannot remove the failed flush's files yet");
-                            feeds.remove(&store.id);
-                            continue;
-                        }
-                        feed.reader = wal.reader(feed.committed);
-                        feed.read = feed.committed;
-                        feed.held.clear();
-                        feed.since = clock.now_millis();
-                    }
+            };
+            failing.remove(&store.id);
+            let own_stop = Arc::new(AtomicBool::new(false));
+            let thread = {
+                let own_stop = own_stop.clone();
+                std::thread::Builder::new()
+                    .name(format!("cairn-lake-{}", &store.id[..8.min(store.id.len())]))
+                    .spawn(move || runner.run(&own_stop))
+            };
+            match thread {
+                Ok(thread) => {
+                    feeds.insert(
+                        store.id.clone(),
+                        Running {
+                            stop: own_stop,
+                            thread,
+                        },
+                    );
+                }
+                Err(e) => {
+                    tracing::error!(store = %store.name, error = %e, "cannot start the store's feed thread")
                 }
             }
         }
-        if !busy {
-            std::thread::sleep(Duration::from_millis(50));
+        for _ in 0..10 {
+            if stop.load(Ordering::Acquire) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
+    }
+    for feed in feeds.values() {
+        feed.stop.store(true, Ordering::Release);
+    }
+    wal.wake_consumers();
+    for (_, feed) in feeds {
+        let _ = feed.thread.join();
     }
 }
 
@@ -738,38 +876,4 @@ impl LeftOut {
                 .map(|(t, id)| (t.div_euclid(86_400_000), id.to_owned())),
         )
     }
-}
-
-fn select(store: &EventDataStore, payload: &[u8]) -> bool {
-    let Some(decoded) = cairn_model::payload::decode(payload) else {
-        return false;
-    };
-    let subject = decoded
-        .fields
-        .and_then(cairn_model::fields::FieldsRef::decode)
-        .map(cairn_selectors::Subject::from_fields)
-        .map_or_else(|| cairn_selectors::Subject::from_record(decoded.record), Ok);
-    subject.is_ok_and(|s| store.selects(&s))
-}
-
-fn flush(
-    stores: &Stores,
-    store: &EventDataStore,
-    feed: &mut Feed,
-    now: i64,
-) -> Result<(), LakeError> {
-    let from = feed.committed + 1;
-    let to = feed.read;
-    if !feed.held.is_empty() {
-        let raws: Vec<(&RawValue, Provenance)> = feed
-            .held
-            .iter()
-            .filter_map(|(r, p)| Some((serde_json::from_slice::<&RawValue>(r).ok()?, p.clone())))
-            .collect();
-        stores.write(store, &raws, &format!("wal-{from:020}-{to:020}"))?;
-    }
-    feed.committed = to;
-    feed.held.clear();
-    feed.since = now;
-    Ok(())
 }

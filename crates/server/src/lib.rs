@@ -619,16 +619,19 @@ pub async fn start_with_fs(
             })?
     };
     let lake_thread = {
-        let (stores, wal, clock, stop, every) = (
+        let (stores, wal, clock, stop) = (
             stores.clone(),
             wal.clone(),
             clock.clone(),
             stop_indexer.clone(),
-            config.lake_flush,
         );
+        let settings = lake::FeedSettings {
+            flush_every: config.lake_flush,
+            abort_after_write: config.failpoint_lake_abort_after_write,
+        };
         std::thread::Builder::new()
             .name("cairn-lake".to_owned())
-            .spawn(move || lake::run_feeder(stores, wal, clock, every, stop))
+            .spawn(move || lake::run_feeder(stores, wal, clock, settings, stop))
             .map_err(|source| StartError::DataDir {
                 path: data_dir.clone(),
                 source,
