@@ -17,11 +17,12 @@
 //! | `DELETE /v1/iam/users/{user}/policies/{name}` | DeleteUserPolicy | `{}` |
 
 use crate::error::ApiError;
+use crate::routes::{change, read, Resource, Routes};
 use crate::trails::Caller;
 use crate::{AppState, BoxFuture};
 use axum::extract::{Path, State};
-use axum::routing::{delete, get, post, put};
-use axum::{Json, Router};
+use axum::http::Method;
+use axum::Json;
 use serde_json::{json, Value};
 
 /// Identity administration. Filled by the server, which records every change.
@@ -218,33 +219,96 @@ async fn delete_policy(
     Ok(Json(json!({})))
 }
 
-/// The identity routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/iam/users", post(create_user).get(list_users))
+/// The identity routes, each with the IAM action it needs.
+pub fn routes() -> Routes<AppState> {
+    use Resource::{Any, User, UserInBody};
+    const USER: Resource = User("user");
+    Routes::new()
         .route(
+            Method::POST,
+            "/v1/iam/users",
+            change("iam:CreateUser", UserInBody("UserName")),
+            create_user,
+        )
+        .route(
+            Method::GET,
+            "/v1/iam/users",
+            read("iam:ListUsers", Any),
+            list_users,
+        )
+        .route(
+            Method::DELETE,
+            "/v1/iam/users/{user}",
+            change("iam:DeleteUser", USER),
+            delete_user,
+        )
+        .route(
+            Method::POST,
             "/v1/iam/users/{user}/access-keys",
-            post(create_key).get(list_keys),
+            change("iam:CreateAccessKey", USER),
+            create_key,
         )
-        .route("/v1/iam/users/{user}", delete(delete_user))
         .route(
+            Method::GET,
+            "/v1/iam/users/{user}/access-keys",
+            read("iam:ListAccessKeys", USER),
+            list_keys,
+        )
+        .route(
+            Method::DELETE,
             "/v1/iam/users/{user}/access-keys/{key}",
-            delete(delete_key).patch(update_key),
+            change("iam:DeleteAccessKey", USER),
+            delete_key,
         )
         .route(
+            Method::PATCH,
+            "/v1/iam/users/{user}/access-keys/{key}",
+            change("iam:UpdateAccessKey", USER),
+            update_key,
+        )
+        .route(
+            Method::POST,
             "/v1/iam/users/{user}/attached-policies",
-            post(attach).get(list_attached),
+            change("iam:AttachUserPolicy", USER),
+            attach,
         )
         .route(
+            Method::GET,
+            "/v1/iam/users/{user}/attached-policies",
+            read("iam:ListAttachedUserPolicies", USER),
+            list_attached,
+        )
+        .route(
+            Method::DELETE,
             "/v1/iam/users/{user}/attached-policies/{policy}",
-            delete(detach),
+            change("iam:DetachUserPolicy", USER),
+            detach,
         )
-        .route("/v1/iam/users/{user}/policies", get(list_policies))
         .route(
-            "/v1/iam/users/{user}/policies/{name}",
-            put(put_policy).delete(delete_policy),
+            Method::GET,
+            "/v1/iam/users/{user}/policies",
+            read("iam:ListUserPolicies", USER),
+            list_policies,
         )
-        .route("/v1/iam/whoami", get(whoami))
+        .route(
+            Method::PUT,
+            "/v1/iam/users/{user}/policies/{name}",
+            change("iam:PutUserPolicy", USER),
+            put_policy,
+        )
+        .route(
+            Method::DELETE,
+            "/v1/iam/users/{user}/policies/{name}",
+            change("iam:DeleteUserPolicy", USER),
+            delete_policy,
+        )
+        // Like STS's GetCallerIdentity: any signed caller may ask (see `auth::layer`).
+        .route(
+            Method::GET,
+            "/v1/iam/whoami",
+            read("sts:GetCallerIdentity", Any).data_plane(),
+            whoami,
+        )
 }
 
 /// The caller's identity (like `sts get-caller-identity`); needs only a valid signature.

@@ -6,11 +6,12 @@
 //! | `POST /v1/keys/rotate?Region=` | ends the region's current key now and starts a new one |
 
 use crate::error::ApiError;
+use crate::routes::{change, read, Resource, Routes};
 use crate::trails::Caller;
 use crate::{AppState, BoxFuture};
 use axum::extract::{Query, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::http::Method;
+use axum::Json;
 use cairn_keys::KeyInfo;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -128,9 +129,19 @@ async fn rotate(
     Ok(Json(public_key_out(&key, state.keys.now_millis())))
 }
 
-/// The key routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/public-keys", get(public_keys))
-        .route("/v1/keys/rotate", post(rotate))
+/// The key routes, each with the IAM action it needs.
+pub fn routes() -> Routes<AppState> {
+    Routes::new()
+        .route(
+            Method::GET,
+            "/v1/public-keys",
+            read("cloudtrail:ListPublicKeys", Resource::Any),
+            public_keys,
+        )
+        .route(
+            Method::POST,
+            "/v1/keys/rotate",
+            change("cairn:RotateSigningKey", Resource::Any),
+            rotate,
+        )
 }

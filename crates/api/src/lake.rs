@@ -16,11 +16,12 @@
 //! | `POST /v1/queries/{id}/cancel` | CancelQuery |
 
 use crate::error::ApiError;
+use crate::routes::{call, change, read, Resource, Routes};
 use crate::trails::Caller;
 use crate::{AppState, BoxFuture};
 use axum::extract::{Path, RawQuery, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::http::Method;
+use axum::Json;
 use serde_json::Value;
 
 /// The Lake port. Filled by the server (store changes are recorded).
@@ -214,17 +215,75 @@ async fn cancel(
     Ok(Json(state.lake.cancel_query(&id)?))
 }
 
-/// The routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/event-data-stores", post(create).get(list))
+/// The routes, each with the IAM action it needs.
+pub fn routes() -> Routes<AppState> {
+    use Resource::{Any, Store, StoreInBody};
+    const STORE: Resource = Store("store");
+    Routes::new()
         .route(
-            "/v1/event-data-stores/{store}",
-            get(get_one).patch(update).delete(delete),
+            Method::POST,
+            "/v1/event-data-stores",
+            change("cloudtrail:CreateEventDataStore", StoreInBody("Name")),
+            create,
         )
-        .route("/v1/event-data-stores/{store}/import", post(import))
-        .route("/v1/queries", post(start).get(queries))
-        .route("/v1/queries/{id}", get(describe))
-        .route("/v1/queries/{id}/results", get(results))
-        .route("/v1/queries/{id}/cancel", post(cancel))
+        .route(
+            Method::GET,
+            "/v1/event-data-stores",
+            read("cloudtrail:ListEventDataStores", Any),
+            list,
+        )
+        .route(
+            Method::GET,
+            "/v1/event-data-stores/{store}",
+            read("cloudtrail:GetEventDataStore", STORE),
+            get_one,
+        )
+        .route(
+            Method::PATCH,
+            "/v1/event-data-stores/{store}",
+            change("cloudtrail:UpdateEventDataStore", STORE),
+            update,
+        )
+        .route(
+            Method::DELETE,
+            "/v1/event-data-stores/{store}",
+            change("cloudtrail:DeleteEventDataStore", STORE),
+            delete,
+        )
+        .route(
+            Method::POST,
+            "/v1/event-data-stores/{store}/import",
+            change("cloudtrail:StartImport", STORE),
+            import,
+        )
+        .route(
+            Method::POST,
+            "/v1/queries",
+            read("cloudtrail:StartQuery", Any),
+            start,
+        )
+        .route(
+            Method::GET,
+            "/v1/queries",
+            read("cloudtrail:ListQueries", Any),
+            queries,
+        )
+        .route(
+            Method::GET,
+            "/v1/queries/{id}",
+            read("cloudtrail:DescribeQuery", Any),
+            describe,
+        )
+        .route(
+            Method::GET,
+            "/v1/queries/{id}/results",
+            read("cloudtrail:GetQueryResults", Any),
+            results,
+        )
+        .route(
+            Method::POST,
+            "/v1/queries/{id}/cancel",
+            call("cloudtrail:CancelQuery", Any),
+            cancel,
+        )
 }

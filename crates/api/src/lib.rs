@@ -30,10 +30,10 @@ pub mod ingest;
 pub mod keys;
 pub mod lake;
 pub mod logs;
+pub mod routes;
 pub mod trails;
 pub mod wire;
 
-use axum::routing::{get, post};
 use axum::Router;
 use cairn_history::{HistoryError, LookupPage, LookupQuery};
 use cairn_model::{AccountId, PreparedEvent, RejectKind};
@@ -141,22 +141,73 @@ pub struct AppState {
     pub gates: Arc<gate::Gates>,
 }
 
-/// The router over `state`.
-pub fn app(state: AppState) -> Router {
-    Router::new()
-        .route("/v1/events", post(ingest::put_events))
-        .route("/PutAuditEvents", post(audit::put_audit_events))
-        .route("/v1/event-history", get(history::lookup_events))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/v1/status", get(status))
-        .route("/", post(wire::handle))
+/// Every route with the IAM action it needs.
+fn all_routes() -> routes::Routes<AppState> {
+    use axum::http::Method;
+    use routes::{call, read, Resource::Any};
+    routes::Routes::new()
+        .route(
+            Method::POST,
+            "/v1/events",
+            call("cairn:PutEvents", Any).data_plane(),
+            ingest::put_events,
+        )
+        .route(
+            Method::POST,
+            "/PutAuditEvents",
+            call("cloudtrail-data:PutAuditEvents", Any).data_plane(),
+            audit::put_audit_events,
+        )
+        .route(
+            Method::GET,
+            "/v1/event-history",
+            read("cloudtrail:LookupEvents", Any),
+            history::lookup_events,
+        )
+        .public(Method::GET, "/healthz", || async { "ok\n" })
+        .public(Method::GET, "/readyz", readyz)
+        // Unsigned reads too when `public_metrics` is set (see `auth::layer`).
+        .route(
+            Method::GET,
+            "/metrics",
+            read("cairn:GetMetrics", Any).data_plane(),
+            metrics,
+        )
+        .route(
+            Method::GET,
+            "/v1/status",
+            read("cairn:GetMetrics", Any).data_plane(),
+            status,
+        )
+        // CloudTrail's JSON protocol: the action is the `X-Amz-Target` operation.
+        .route(
+            Method::POST,
+            "/",
+            routes::Action {
+                name: "cloudtrail:*",
+                resource: routes::Resource::Protocol,
+                read_only: false,
+                handler_records: false,
+                data_plane: false,
+            },
+            wire::handle,
+        )
         .merge(trails::routes())
         .merge(keys::routes())
         .merge(iam::routes())
         .merge(logs::routes())
         .merge(lake::routes())
+}
+
+/// The actions of every route (what the authoriser reads).
+pub fn route_table() -> routes::RouteTable {
+    all_routes().into_parts().1
+}
+
+/// The router over `state`.
+pub fn app(state: AppState) -> Router {
+    let (router, table) = all_routes().into_parts();
+    router
         .fallback(|| async {
             ApiError {
                 status: axum::http::StatusCode::NOT_FOUND,
@@ -171,7 +222,7 @@ pub fn app(state: AppState) -> Router {
             &state.limits,
         )))
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            (state.clone(), std::sync::Arc::new(table)),
             auth::layer,
         ))
         .with_state(state)

@@ -14,11 +14,12 @@
 //! | `GET /v1/metrics/statistics?namespace=&metricName=&startTime=&endTime=&period=&statistics=Sum,Maximum&dimension=Name=Value` | GetMetricStatistics (times in epoch ms, period in seconds) |
 
 use crate::error::ApiError;
+use crate::routes::{change, read, Resource, Routes};
 use crate::trails::Caller;
 use crate::{AppState, BoxFuture};
 use axum::extract::{Path, RawQuery, State};
-use axum::routing::{get, put};
-use axum::{Json, Router};
+use axum::http::Method;
+use axum::Json;
 use cairn_monitor::stats::Statistic;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -473,25 +474,102 @@ async fn delete_topic(
     Ok(Json(serde_json::json!({})))
 }
 
-/// The routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/log-groups", get(groups))
+/// The routes, each with the IAM action it needs.
+pub fn routes() -> Routes<AppState> {
+    use Resource::{Alarm, Any, LogGroup, Topic};
+    const GROUP: Resource = LogGroup("group");
+    Routes::new()
         .route(
+            Method::GET,
+            "/v1/log-groups",
+            read("logs:DescribeLogGroups", Any),
+            groups,
+        )
+        .route(
+            Method::PUT,
             "/v1/log-groups/{group}",
-            put(put_group).delete(delete_group),
+            change("logs:CreateLogGroup", GROUP),
+            put_group,
         )
-        .route("/v1/log-groups/{group}/events", get(events))
-        .route("/v1/log-groups/{group}/metric-filters", get(filters))
         .route(
-            "/v1/log-groups/{group}/metric-filters/{name}",
-            put(put_filter).delete(delete_filter),
+            Method::DELETE,
+            "/v1/log-groups/{group}",
+            change("logs:DeleteLogGroup", GROUP),
+            delete_group,
         )
-        .route("/v1/metrics/statistics", get(statistics))
-        .route("/v1/topics", get(topics))
-        .route("/v1/topics/signing-key", get(signing_key))
-        .route("/v1/topics/{name}", put(put_topic).delete(delete_topic))
-        .route("/v1/alarms", get(alarms))
-        .route("/v1/alarms/install-cis", axum::routing::post(install_cis))
-        .route("/v1/alarms/{name}", put(put_alarm).delete(delete_alarm))
+        .route(
+            Method::GET,
+            "/v1/log-groups/{group}/events",
+            read("logs:FilterLogEvents", GROUP),
+            events,
+        )
+        .route(
+            Method::GET,
+            "/v1/log-groups/{group}/metric-filters",
+            read("logs:DescribeMetricFilters", GROUP),
+            filters,
+        )
+        .route(
+            Method::PUT,
+            "/v1/log-groups/{group}/metric-filters/{name}",
+            change("logs:PutMetricFilter", GROUP),
+            put_filter,
+        )
+        .route(
+            Method::DELETE,
+            "/v1/log-groups/{group}/metric-filters/{name}",
+            change("logs:DeleteMetricFilter", GROUP),
+            delete_filter,
+        )
+        .route(
+            Method::GET,
+            "/v1/metrics/statistics",
+            read("cloudwatch:GetMetricStatistics", Any),
+            statistics,
+        )
+        .route(
+            Method::GET,
+            "/v1/topics",
+            read("sns:ListTopics", Any),
+            topics,
+        )
+        // The public key receivers verify notifications with (like SNS's signing
+        // certificate, fetched without credentials).
+        .public(Method::GET, "/v1/topics/signing-key", signing_key)
+        .route(
+            Method::PUT,
+            "/v1/topics/{name}",
+            change("sns:CreateTopic", Topic("name")),
+            put_topic,
+        )
+        .route(
+            Method::DELETE,
+            "/v1/topics/{name}",
+            change("sns:DeleteTopic", Topic("name")),
+            delete_topic,
+        )
+        .route(
+            Method::GET,
+            "/v1/alarms",
+            read("cloudwatch:DescribeAlarms", Any),
+            alarms,
+        )
+        .route(
+            Method::POST,
+            "/v1/alarms/install-cis",
+            change("cairn:InstallCisPack", Any),
+            install_cis,
+        )
+        .route(
+            Method::PUT,
+            "/v1/alarms/{name}",
+            change("cloudwatch:PutMetricAlarm", Alarm("name")),
+            put_alarm,
+        )
+        .route(
+            Method::DELETE,
+            "/v1/alarms/{name}",
+            change("cloudwatch:DeleteAlarms", Alarm("name")),
+            delete_alarm,
+        )
 }

@@ -13,12 +13,13 @@
 //! | `POST /v1/trails/{name}/flush` | deliver what is pending now |
 
 use crate::error::ApiError;
+use crate::routes::{call, change, read, Resource, Routes};
 use crate::{AppState, BoxFuture};
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
+use axum::http::Method;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use cairn_catalog::{Trail, TrailSettings};
 use cairn_selectors::Selectors;
 use serde::Serialize;
@@ -287,22 +288,77 @@ async fn flush(
     Ok(Json(state.trails.flush(name).await?))
 }
 
-/// The trail routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/trails", post(create).get(list))
+/// The trail routes, each with the IAM action it needs.
+pub fn routes() -> Routes<AppState> {
+    use Resource::{Any, Trail, TrailInBody};
+    const NAME: Resource = Trail("name");
+    Routes::new()
         .route(
+            Method::POST,
+            "/v1/trails",
+            change("cloudtrail:CreateTrail", TrailInBody("Name")),
+            create,
+        )
+        .route(
+            Method::GET,
+            "/v1/trails",
+            read("cloudtrail:DescribeTrails", Any),
+            list,
+        )
+        .route(
+            Method::GET,
             "/v1/trails/{name}",
-            get(describe).patch(update).delete(delete),
+            read("cloudtrail:GetTrail", NAME),
+            describe,
         )
-        .route("/v1/trails/{name}/status", get(status))
-        .route("/v1/trails/{name}/start-logging", post(start_logging))
-        .route("/v1/trails/{name}/stop-logging", post(stop_logging))
         .route(
-            "/v1/trails/{name}/event-selectors",
-            get(get_selectors).put(put_selectors),
+            Method::PATCH,
+            "/v1/trails/{name}",
+            change("cloudtrail:UpdateTrail", NAME),
+            update,
         )
-        .route("/v1/trails/{name}/flush", post(flush))
+        .route(
+            Method::DELETE,
+            "/v1/trails/{name}",
+            change("cloudtrail:DeleteTrail", NAME),
+            delete,
+        )
+        .route(
+            Method::GET,
+            "/v1/trails/{name}/status",
+            read("cloudtrail:GetTrailStatus", NAME),
+            status,
+        )
+        .route(
+            Method::POST,
+            "/v1/trails/{name}/start-logging",
+            change("cloudtrail:StartLogging", NAME),
+            start_logging,
+        )
+        .route(
+            Method::POST,
+            "/v1/trails/{name}/stop-logging",
+            change("cloudtrail:StopLogging", NAME),
+            stop_logging,
+        )
+        .route(
+            Method::GET,
+            "/v1/trails/{name}/event-selectors",
+            read("cloudtrail:GetEventSelectors", NAME),
+            get_selectors,
+        )
+        .route(
+            Method::PUT,
+            "/v1/trails/{name}/event-selectors",
+            change("cloudtrail:PutEventSelectors", NAME),
+            put_selectors,
+        )
+        .route(
+            Method::POST,
+            "/v1/trails/{name}/flush",
+            call("cairn:FlushTrail", NAME),
+            flush,
+        )
 }
 
 /// Maps a catalog error to the API error with CloudTrail's exception name.
