@@ -12,8 +12,9 @@ use crate::error::ApiError;
 use crate::AppState;
 use axum::extract::{RawQuery, State};
 use axum::Json;
-use cairn_history::keys::AttributeKey;
-use cairn_history::{FoundEvent, HistoryError, LookupPage, LookupQuery, QueryError};
+use cairn_model::lookup::{
+    AttributeKey, FoundEvent, LookupError, LookupPage, LookupQuery, QueryError,
+};
 use cairn_model::time::parse_utc;
 use serde::Serialize;
 
@@ -117,10 +118,10 @@ pub fn parse_time(name: &str, text: &str) -> Result<i64, ApiError> {
     }
 }
 
-/// Maps a history error to the LookupEvents exception.
-pub fn history_error(error: HistoryError) -> ApiError {
+/// Maps a lookup error to the LookupEvents exception.
+pub fn history_error(error: LookupError) -> ApiError {
     match error {
-        HistoryError::Query(query) => {
+        LookupError::Query(query) => {
             let code = match query {
                 QueryError::InvalidTimeRange { .. } => "InvalidTimeRangeException",
                 QueryError::InvalidMaxResults(_) => "InvalidMaxResultsException",
@@ -129,15 +130,15 @@ pub fn history_error(error: HistoryError) -> ApiError {
             };
             ApiError::bad_request(code, query.to_string())
         }
-        other if other.is_storage_failure() => {
-            tracing::warn!(error = %other, "event history lookup failed on storage");
+        LookupError::Unavailable(why) => {
+            tracing::warn!(error = %why, "event history lookup failed on storage");
             ApiError::unavailable(format!(
-                "event history is unavailable while its storage fails (a full disk?); it reopens by itself once writes succeed: {other}"
+                "event history is unavailable while its storage fails (a full disk?); it reopens by itself once writes succeed: {why}"
             ))
         }
-        other => {
-            tracing::error!(error = %other, "event history lookup failed");
-            ApiError::internal(format!("event history is unavailable: {other}"))
+        LookupError::Failed(why) => {
+            tracing::error!(error = %why, "event history lookup failed");
+            ApiError::internal(format!("event history is unavailable: {why}"))
         }
     }
 }

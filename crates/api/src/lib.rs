@@ -35,7 +35,7 @@ pub mod trails;
 pub mod wire;
 
 use axum::Router;
-use cairn_history::{HistoryError, LookupPage, LookupQuery};
+use cairn_model::lookup::{LookupError, LookupPage, LookupQuery};
 use cairn_model::{AccountId, PreparedEvent, RejectKind};
 use std::future::Future;
 use std::pin::Pin;
@@ -78,7 +78,7 @@ pub trait Ingest: Send + Sync {
 /// Searches Event history. Filled by the server.
 pub trait EventQuery: Send + Sync {
     /// One page of a lookup.
-    fn lookup(&self, query: LookupQuery) -> BoxFuture<'_, Result<LookupPage, HistoryError>>;
+    fn lookup(&self, query: LookupQuery) -> BoxFuture<'_, Result<LookupPage, LookupError>>;
 }
 
 /// Liveness, readiness and metrics. Filled by the server.

@@ -40,7 +40,7 @@ pub trait LogsAdmin: Send + Sync {
     fn put_filter(
         &self,
         caller: Caller,
-        filter: cairn_logs::FilterConfig,
+        filter: cairn_monitor::config::FilterConfig,
     ) -> BoxFuture<'_, Result<(), ApiError>>;
     /// DescribeMetricFilters.
     fn filters(&self, group: &str) -> Value;
@@ -58,7 +58,7 @@ pub trait LogsAdmin: Send + Sync {
     fn put_topic(
         &self,
         caller: Caller,
-        topic: cairn_logs::Topic,
+        topic: cairn_monitor::config::Topic,
     ) -> BoxFuture<'_, Result<Value, ApiError>>;
     /// ListTopics, with each subscription's delivery status.
     fn topics(&self) -> Value;
@@ -68,7 +68,7 @@ pub trait LogsAdmin: Send + Sync {
     fn put_alarm(
         &self,
         caller: Caller,
-        alarm: cairn_logs::AlarmConfig,
+        alarm: cairn_monitor::config::AlarmConfig,
     ) -> BoxFuture<'_, Result<Value, ApiError>>;
     /// DescribeAlarms.
     fn alarms(&self) -> Value;
@@ -189,7 +189,7 @@ async fn put_filter(
         v => serde_json::from_value(v.clone())
             .map_err(|_| invalid("dimensions must map names to references"))?,
     };
-    let filter = cairn_logs::FilterConfig {
+    let filter = cairn_monitor::config::FilterConfig {
         group,
         name,
         pattern,
@@ -296,12 +296,12 @@ async fn put_topic(
     bytes: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let request = body(&bytes)?;
-    let subscriptions: Vec<cairn_logs::Subscription> = match &request["subscriptions"] {
+    let subscriptions: Vec<cairn_monitor::config::Subscription> = match &request["subscriptions"] {
         Value::Null => Vec::new(),
         Value::Array(list) => list
             .iter()
             .map(|s| {
-                Ok(cairn_logs::Subscription {
+                Ok(cairn_monitor::config::Subscription {
                     protocol: s["protocol"]
                         .as_str()
                         .ok_or_else(|| invalid("protocol is required"))?
@@ -320,7 +320,7 @@ async fn put_topic(
             .logs
             .put_topic(
                 caller,
-                cairn_logs::Topic {
+                cairn_monitor::config::Topic {
                     name,
                     subscriptions,
                 },
@@ -400,7 +400,7 @@ async fn put_alarm(
         v => serde_json::from_value(v.clone())
             .map_err(|_| invalid("alarmActions must be topic names"))?,
     };
-    let alarm = cairn_logs::AlarmConfig {
+    let alarm = cairn_monitor::config::AlarmConfig {
         name,
         namespace: text("namespace")?,
         metric: text("metricName")?,

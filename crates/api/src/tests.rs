@@ -3,8 +3,8 @@
 use super::*;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use cairn_history::LookupPage;
 use cairn_model::event::ProducerDigest;
+use cairn_model::lookup::LookupPage;
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Mutex;
@@ -55,14 +55,17 @@ impl Ingest for FakeIngest {
 struct FakeQuery;
 
 impl EventQuery for FakeQuery {
-    fn lookup(&self, query: LookupQuery) -> BoxFuture<'_, Result<LookupPage, HistoryError>> {
+    fn lookup(
+        &self,
+        query: LookupQuery,
+    ) -> BoxFuture<'_, Result<LookupPage, cairn_model::lookup::LookupError>> {
         Box::pin(async move {
             query
                 .clone()
                 .max_results
                 .filter(|n| *n > 50)
                 .map_or(Ok(()), |n| {
-                    Err(cairn_history::QueryError::InvalidMaxResults(n))
+                    Err(cairn_model::lookup::QueryError::InvalidMaxResults(n))
                 })?;
             Ok(LookupPage {
                 events: Vec::new(),
@@ -280,7 +283,7 @@ impl logs::LogsAdmin for NoLogs {
     fn put_filter(
         &self,
         _: trails::Caller,
-        _: cairn_logs::FilterConfig,
+        _: cairn_monitor::config::FilterConfig,
     ) -> BoxFuture<'_, Result<(), ApiError>> {
         Box::pin(async { Err(ApiError::bad_request("ResourceNotFoundException", "none")) })
     }
@@ -301,7 +304,7 @@ impl logs::LogsAdmin for NoLogs {
     fn put_topic(
         &self,
         _: trails::Caller,
-        t: cairn_logs::Topic,
+        t: cairn_monitor::config::Topic,
     ) -> BoxFuture<'_, Result<serde_json::Value, ApiError>> {
         Box::pin(async move { Err(ApiError::bad_request("ResourceNotFoundException", t.name)) })
     }
@@ -314,7 +317,7 @@ impl logs::LogsAdmin for NoLogs {
     fn put_alarm(
         &self,
         _: trails::Caller,
-        a: cairn_logs::AlarmConfig,
+        a: cairn_monitor::config::AlarmConfig,
     ) -> BoxFuture<'_, Result<serde_json::Value, ApiError>> {
         Box::pin(async move { Err(ApiError::bad_request("ResourceNotFoundException", a.name)) })
     }

@@ -74,9 +74,12 @@ fn trail_settings(request: &Value) -> Result<cairn_catalog::TrailSettings, ApiEr
 }
 
 /// LookupEvents' request as a history query.
-fn lookup_query(request: &Value, region: &str) -> Result<cairn_history::LookupQuery, ApiError> {
-    use cairn_history::keys::AttributeKey;
-    let mut query = cairn_history::LookupQuery::region(region);
+fn lookup_query(
+    request: &Value,
+    region: &str,
+) -> Result<cairn_model::lookup::LookupQuery, ApiError> {
+    use cairn_model::lookup::AttributeKey;
+    let mut query = cairn_model::lookup::LookupQuery::region(region);
     if let Some(map) = request.as_object() {
         for key in map.keys() {
             if !matches!(

@@ -14,68 +14,7 @@
 
 use cairn_model::time::EpochMillis;
 
-/// Lookup attributes, with their one-byte codes in index keys (ordered by code).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum AttributeKey {
-    /// `EventId` (served from `event_ids`, not the index).
-    EventId,
-    /// `EventName`.
-    EventName,
-    /// `ReadOnly` (`"true"` / `"false"`).
-    ReadOnly,
-    /// `Username`.
-    Username,
-    /// `ResourceType`.
-    ResourceType,
-    /// `ResourceName`.
-    ResourceName,
-    /// `EventSource`.
-    EventSource,
-    /// `AccessKeyId`.
-    AccessKeyId,
-    /// `IngestedBy` (Cairn's): who ingested the event — `cairn` for Cairn's own records, or
-    /// the ingesting principal's ARN or access key id. Not a CloudTrail attribute.
-    IngestedBy,
-}
-
-impl AttributeKey {
-    /// Every key, in LookupEvents' spelling order.
-    pub const ALL: [AttributeKey; 9] = [
-        Self::EventId,
-        Self::EventName,
-        Self::ReadOnly,
-        Self::Username,
-        Self::ResourceType,
-        Self::ResourceName,
-        Self::EventSource,
-        Self::AccessKeyId,
-        Self::IngestedBy,
-    ];
-
-    /// LookupEvents' spelling (case-sensitive).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::EventId => "EventId",
-            Self::EventName => "EventName",
-            Self::ReadOnly => "ReadOnly",
-            Self::Username => "Username",
-            Self::ResourceType => "ResourceType",
-            Self::ResourceName => "ResourceName",
-            Self::EventSource => "EventSource",
-            Self::AccessKeyId => "AccessKeyId",
-            Self::IngestedBy => "IngestedBy",
-        }
-    }
-
-    /// Parses LookupEvents' spelling.
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == text)
-    }
-
-    pub(crate) fn code(self) -> u8 {
-        self as u8
-    }
-}
+pub use cairn_model::lookup::AttributeKey;
 
 /// Which part of a region's history an event is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

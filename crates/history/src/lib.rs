@@ -19,10 +19,12 @@ use cairn_model::provenance::Provenance;
 use cairn_model::time::{utc_day, EpochMillis};
 use cairn_model::{EventCategory, EventView};
 use keys::{AttributeKey, Kind};
+use query::QueryExt;
 use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+pub use cairn_model::lookup::{FoundEvent, LookupError, LookupPage};
 pub use query::{LookupQuery, QueryError, MAX_PAGE};
 /// The storage engine's error type, for callers that build [`HistoryError::Store`].
 pub use redb::Error as RedbError;
@@ -131,17 +133,6 @@ pub struct IndexReport {
     pub unreadable: usize,
 }
 
-/// An event found by a lookup.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FoundEvent {
-    /// The stored record, byte for byte.
-    pub record: Vec<u8>,
-    /// Its typed view.
-    pub view: EventView,
-    /// Who ingested it.
-    pub provenance: Provenance,
-}
-
 /// An events-table value: the record alone (stored before provenance was kept, or with an
 /// unknown one), or `0x00 | provenance length u16 BE | provenance | record`. A record is a
 /// JSON object and starts with `{`, so the two cannot be confused.
@@ -170,15 +161,6 @@ fn split_stored(value: &[u8]) -> (Provenance, &[u8]) {
         }
         _ => (Provenance::Unknown, value),
     }
-}
-
-/// One page of lookup results, newest first.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LookupPage {
-    /// The events.
-    pub events: Vec<FoundEvent>,
-    /// Token for the next page, if there are more.
-    pub next_token: Option<String>,
 }
 
 /// What [`HistoryStore::id_status`] knows about an eventID.

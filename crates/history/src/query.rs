@@ -5,51 +5,9 @@ use base64::Engine;
 use cairn_model::time::EpochMillis;
 use sha2::{Digest, Sha256};
 
-/// Most results one page may hold (LookupEvents' `MaxResults` limit).
-pub const MAX_PAGE: usize = 50;
-/// Longest attribute value, counted as LookupEvents counts it.
-pub const MAX_ATTRIBUTE_VALUE: usize = 2000;
-
-/// One lookup: a region, at most one attribute, a time range, a page.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LookupQuery {
-    /// The region whose history is searched.
-    pub region: String,
-    /// At most one attribute to match exactly.
-    pub attribute: Option<(AttributeKey, String)>,
-    /// Inclusive lower bound on eventTime (default: the start of retention).
-    pub start_time: Option<EpochMillis>,
-    /// Inclusive upper bound on eventTime (default: now).
-    pub end_time: Option<EpochMillis>,
-    /// Search Insights events instead of management events (`EventCategory=insight`).
-    pub insights: bool,
-    /// Page size, 1 to [`MAX_PAGE`] (default [`MAX_PAGE`]).
-    pub max_results: Option<usize>,
-    /// The token a previous page returned.
-    pub next_token: Option<String>,
-}
-
-/// Why a lookup was refused; each maps to the LookupEvents exception of the same name.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum QueryError {
-    /// `InvalidTimeRangeException`.
-    #[error("start time {start} is after end time {end}")]
-    InvalidTimeRange {
-        /// Start, ms.
-        start: EpochMillis,
-        /// End, ms.
-        end: EpochMillis,
-    },
-    /// `InvalidMaxResultsException`.
-    #[error("max results must be between 1 and {MAX_PAGE}, got {0}")]
-    InvalidMaxResults(usize),
-    /// `InvalidNextTokenException`.
-    #[error("next token is invalid or was issued for a different query")]
-    InvalidNextToken,
-    /// `InvalidLookupAttributesException`.
-    #[error("{0}")]
-    InvalidLookupAttributes(String),
-}
+pub use cairn_model::lookup::{
+    attribute_value_cost, LookupQuery, QueryError, MAX_ATTRIBUTE_VALUE, MAX_PAGE,
+};
 
 /// The position after which the next page starts, and what query it belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,34 +34,20 @@ fn token_mac(key: &TokenKey, body: &[u8]) -> [u8; MAC_LEN] {
         .expect("16 bytes")
 }
 
-/// LookupEvents counts `_`, space, `,` and newline twice toward the value limit.
-pub fn attribute_value_cost(value: &str) -> usize {
-    value
-        .chars()
-        .map(|c| {
-            if matches!(c, '_' | ' ' | ',' | '\n') {
-                2
-            } else {
-                1
-            }
-        })
-        .sum()
+/// History's part of a lookup: its token and the rules it checks against the store.
+pub(crate) trait QueryExt {
+    fn fingerprint(&self) -> [u8; 8];
+    fn encode_token(&self, key: &TokenKey, token: PageToken) -> String;
+    fn decode_token(&self, key: &TokenKey) -> Result<Option<PageToken>, QueryError>;
+    fn resolve(
+        &self,
+        now: EpochMillis,
+        retention_start: EpochMillis,
+        key: &TokenKey,
+    ) -> Result<(EpochMillis, EpochMillis, usize, Option<PageToken>), QueryError>;
 }
 
-impl LookupQuery {
-    /// A query of `region` with no attribute, default times and page size.
-    pub fn region(region: impl Into<String>) -> Self {
-        Self {
-            region: region.into(),
-            attribute: None,
-            start_time: None,
-            end_time: None,
-            insights: false,
-            max_results: None,
-            next_token: None,
-        }
-    }
-
+impl QueryExt for LookupQuery {
     fn fingerprint(&self) -> [u8; 8] {
         let mut hasher = Sha256::new();
         hasher.update(self.region.as_bytes());
@@ -122,7 +66,7 @@ impl LookupQuery {
 
     /// A NextToken for `token`: bound to this query and authenticated with `key`, so that a
     /// changed token is refused rather than followed.
-    pub(crate) fn encode_token(&self, key: &TokenKey, token: PageToken) -> String {
+    fn encode_token(&self, key: &TokenKey, token: PageToken) -> String {
         let mut bytes = vec![TOKEN_VERSION];
         bytes.extend_from_slice(&self.fingerprint());
         bytes.extend_from_slice(&token.time.to_be_bytes());
@@ -132,7 +76,7 @@ impl LookupQuery {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     }
 
-    pub(crate) fn decode_token(&self, key: &TokenKey) -> Result<Option<PageToken>, QueryError> {
+    fn decode_token(&self, key: &TokenKey) -> Result<Option<PageToken>, QueryError> {
         let Some(text) = &self.next_token else {
             return Ok(None);
         };
@@ -163,7 +107,7 @@ impl LookupQuery {
     }
 
     /// Checks the rules LookupEvents enforces; returns (start, end, page size, token).
-    pub(crate) fn resolve(
+    fn resolve(
         &self,
         now: EpochMillis,
         retention_start: EpochMillis,

@@ -72,100 +72,23 @@ pub struct LogGroup {
     pub created: i64,
 }
 
-/// A metric filter as configured.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FilterConfig {
-    /// Log group.
-    pub group: String,
-    /// Filter name.
-    pub name: String,
-    /// Pattern.
-    pub pattern: String,
-    /// Metric name.
-    pub metric_name: String,
-    /// Namespace.
-    pub metric_namespace: String,
-    /// Value.
-    pub metric_value: String,
-    /// Default value.
-    pub default_value: Option<f64>,
-    /// Dimensions.
-    pub dimensions: BTreeMap<String, String>,
-    /// Unit.
-    pub unit: Option<String>,
-}
+pub use cairn_monitor::config::{AlarmChange, AlarmConfig, FilterConfig, Subscription, Topic};
 
-impl FilterConfig {
-    fn compile(&self) -> Result<MetricFilter, LogsError> {
-        MetricFilter::new(
-            &self.name,
-            &self.pattern,
-            &TransformationSpec {
-                metric_name: self.metric_name.clone(),
-                metric_namespace: self.metric_namespace.clone(),
-                metric_value: self.metric_value.clone(),
-                default_value: self.default_value,
-                dimensions: self.dimensions.clone(),
-                unit: self.unit.clone(),
-            },
-        )
-        .map_err(|e| LogsError::Invalid(e.0))
-    }
-}
-
-/// A topic subscription.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Subscription {
-    /// `http`/`https` (an SNS-shaped POST; https verified against the system's roots, or
-    /// `SSL_CERT_FILE`) or `file` (one JSON line appended per notification).
-    pub protocol: String,
-    /// URL or file path.
-    pub endpoint: String,
-}
-
-/// A topic.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Topic {
-    /// Name.
-    pub name: String,
-    /// Subscriptions.
-    pub subscriptions: Vec<Subscription>,
-}
-
-/// One state change of an alarm.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AlarmChange {
-    /// When, epoch ms.
-    pub time: i64,
-    /// Old state.
-    pub old: cairn_monitor::alarm::State,
-    /// New state.
-    pub new: cairn_monitor::alarm::State,
-    /// Why.
-    pub reason: String,
-}
-
-/// An alarm on a metric, with its state.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AlarmConfig {
-    /// Name.
-    pub name: String,
-    /// Metric namespace.
-    pub namespace: String,
-    /// Metric name.
-    pub metric: String,
-    /// Dimensions of the series.
-    pub dimensions: BTreeMap<String, String>,
-    /// Evaluation.
-    pub spec: cairn_monitor::alarm::AlarmSpec,
-    /// Topics notified on every state change.
-    pub actions: Vec<String>,
-    /// Current state.
-    pub state: cairn_monitor::alarm::State,
-    /// Why it is in that state.
-    pub reason: String,
-    /// Recent changes, newest last (at most 100).
-    pub history: Vec<AlarmChange>,
+/// The metric filter `filter` configures, compiled.
+fn compile(filter: &FilterConfig) -> Result<MetricFilter, LogsError> {
+    MetricFilter::new(
+        &filter.name,
+        &filter.pattern,
+        &TransformationSpec {
+            metric_name: filter.metric_name.clone(),
+            metric_namespace: filter.metric_namespace.clone(),
+            metric_value: filter.metric_value.clone(),
+            default_value: filter.default_value,
+            dimensions: filter.dimensions.clone(),
+            unit: filter.unit.clone(),
+        },
+    )
+    .map_err(|e| LogsError::Invalid(e.0))
 }
 
 /// A state change to notify.
@@ -285,7 +208,7 @@ impl Logs {
             compiled
                 .entry(filter.group.clone())
                 .or_default()
-                .push(Arc::new(filter.compile()?));
+                .push(Arc::new(compile(filter)?));
         }
         *self.compiled.write().expect("logs lock poisoned") = compiled;
         Ok(())
@@ -348,7 +271,7 @@ impl Logs {
 
     /// Adds or replaces a metric filter (at most 100 per group).
     pub fn put_filter(&self, filter: FilterConfig) -> Result<(), LogsError> {
-        filter.compile()?;
+        compile(&filter)?;
         let _guard = self.write.lock().expect("logs lock poisoned");
         let mut config = self.config.read().expect("logs lock poisoned").clone();
         if !config.groups.iter().any(|g| g.name == filter.group) {

@@ -14,6 +14,7 @@ pub mod clock;
 pub mod event;
 pub mod fields;
 pub mod ids;
+pub mod lookup;
 pub mod payload;
 pub mod provenance;
 pub mod time;

@@ -136,28 +136,40 @@ struct HistoryQuery {
 }
 
 impl EventQuery for HistoryQuery {
-    fn lookup(&self, query: LookupQuery) -> BoxFuture<'_, Result<LookupPage, HistoryError>> {
+    fn lookup(
+        &self,
+        query: LookupQuery,
+    ) -> BoxFuture<'_, Result<LookupPage, cairn_history::LookupError>> {
         Box::pin(async move {
+            use cairn_history::LookupError;
             let history = self.history.clone();
             let now = self.clock.now_millis();
-            let page = tokio::task::spawn_blocking(move || history.lookup(&query, now))
-                .await
-                .unwrap_or_else(|e| {
-                    Err(HistoryError::Store {
-                        operation: "lookup task",
-                        source: redb_task_error(e),
-                    })
-                });
+            let page = match tokio::task::spawn_blocking(move || history.lookup(&query, now)).await
+            {
+                Ok(Ok(page)) => Ok(page),
+                Ok(Err(HistoryError::Query(e))) => Err(LookupError::Query(e)),
+                Ok(Err(e)) if e.is_storage_failure() => {
+                    Err(LookupError::Unavailable(error_chain(&e)))
+                }
+                Ok(Err(e)) => Err(LookupError::Failed(error_chain(&e))),
+                Err(e) => Err(LookupError::Failed(format!("the lookup task failed: {e}"))),
+            };
             self.metrics.lookups.inc();
             page
         })
     }
 }
 
-fn redb_task_error(e: tokio::task::JoinError) -> Box<cairn_history::RedbError> {
-    Box::new(cairn_history::RedbError::Io(std::io::Error::other(
-        e.to_string(),
-    )))
+/// An error with its sources, as the lookup's answer says it.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
 }
 
 struct ServerHealth {
