@@ -1,4 +1,6 @@
-//! One trail's delivery worker: a thread that reads the WAL, batches, and writes files.
+//! One trail's delivery: a WAL consumer (`trail-<id>`, driven by `cairn_wal::Runner` on a
+//! thread of its own) that batches the records the trail selects and delivers a batch —
+//! journal, create-only files, digest ledger, then the cursor — when it is due.
 
 use crate::batch::Batcher;
 use crate::digests::{DigestLedger, PlannedDigest};
@@ -88,7 +90,6 @@ pub trait DeliveryObserver: Send + Sync {
 
 #[derive(Default)]
 struct Signals {
-    woken: bool,
     flush_waiters: Vec<mpsc::Sender<Result<FlushReport, String>>>,
 }
 
@@ -119,19 +120,20 @@ impl Shared {
         }
     }
 
-    fn wait(&self, timeout: Duration) {
-        let guard = self.signals.lock().expect("delivery lock poisoned");
-        let (mut guard, _) = self
-            .cond
-            .wait_timeout_while(guard, timeout, |s| !s.woken && s.flush_waiters.is_empty())
-            .expect("delivery lock poisoned");
-        guard.woken = false;
+    fn flush_wanted(&self) -> bool {
+        !self
+            .signals
+            .lock()
+            .expect("delivery lock poisoned")
+            .flush_waiters
+            .is_empty()
     }
 }
 
 /// Controls a running worker.
 pub struct DeliveryHandle {
     shared: Arc<Shared>,
+    wal: Arc<Wal>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -139,17 +141,7 @@ impl DeliveryHandle {
     /// Gives the worker the trail's new settings.
     pub fn update(&self, trail: Trail) {
         *self.shared.trail.lock().expect("delivery lock poisoned") = trail;
-        self.wake();
-    }
-
-    /// Wakes the worker (new durable WAL records).
-    pub fn wake(&self) {
-        self.shared
-            .signals
-            .lock()
-            .expect("delivery lock poisoned")
-            .woken = true;
-        self.shared.cond.notify_one();
+        self.wal.wake_consumers();
     }
 
     /// Asks the worker to deliver everything durable now; the receiver gets the outcome.
@@ -162,6 +154,7 @@ impl DeliveryHandle {
             .flush_waiters
             .push(tx);
         self.shared.cond.notify_one();
+        self.wal.wake_consumers();
         rx
     }
 
@@ -169,6 +162,7 @@ impl DeliveryHandle {
     pub fn stop(mut self) {
         self.shared.stop.store(true, Ordering::Release);
         self.shared.cond.notify_one();
+        self.wal.wake_consumers();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -179,6 +173,7 @@ impl Drop for DeliveryHandle {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Release);
         self.shared.cond.notify_one();
+        self.wal.wake_consumers();
     }
 }
 
@@ -218,7 +213,7 @@ impl TrailWorker {
             .build()?;
         let worker = Self {
             shared: shared.clone(),
-            wal,
+            wal: wal.clone(),
             store,
             clock,
             config,
@@ -227,9 +222,10 @@ impl TrailWorker {
         };
         let thread = std::thread::Builder::new()
             .name(name)
-            .spawn(move || worker.run())?;
+            .spawn(move || TrailConsumer::new(worker).run())?;
         Ok(DeliveryHandle {
             shared,
+            wal,
             thread: Some(thread),
         })
     }
@@ -687,140 +683,215 @@ impl TrailWorker {
             keys: files.into_iter().map(|f| f.key).collect(),
         })
     }
+}
 
-    fn run(self) {
-        let trail = self.trail();
-        let initial = match self.wal.load_cursor(&trail.cursor_name()) {
-            Ok(cursor) => cursor,
-            Err(e) => {
-                tracing::error!(trail = %trail.name, error = %e, "cannot read the trail's WAL cursor; delivery stopped");
+/// A trail's delivery as a WAL consumer. Its position is the trail's cursor file, committed
+/// after the batch's files are stored and listed in the digest ledger; a batch in flight is
+/// journaled first, so [`Consume::rewind`] (at start and after any failure) replays it under
+/// the same keys with the same bytes.
+struct TrailConsumer {
+    worker: TrailWorker,
+    name: String,
+    ledger: DigestLedger,
+    batcher: Batcher,
+    /// Delivered through this WAL position (the committed cursor).
+    cursor: u64,
+    /// The last WAL position given.
+    last_read: u64,
+    /// When the batch's first selected event arrived (the injected clock's epoch ms).
+    window_started: Option<i64>,
+    /// When the cursor last moved.
+    last_commit: i64,
+    /// The delivery interval, ms.
+    interval: i64,
+    /// Whether deliveries are failing (one log line when they start, one when they recover).
+    failing: bool,
+}
+
+impl TrailConsumer {
+    fn new(worker: TrailWorker) -> Self {
+        let trail = worker.trail();
+        let interval = i64::try_from(worker.config.interval.as_millis()).unwrap_or(i64::MAX);
+        let now = worker.clock.now_millis();
+        let batcher = Batcher::new(worker.config.max_file_bytes);
+        Self {
+            name: trail.cursor_name(),
+            worker,
+            ledger: DigestLedger::default(),
+            batcher,
+            cursor: 0,
+            last_read: 0,
+            window_started: None,
+            last_commit: now,
+            interval,
+            failing: false,
+        }
+    }
+
+    /// Runs until the handle stops it: the journal replayed first (retried until it succeeds
+    /// or the worker stops), then the runner, which re-reads from the cursor after a failure
+    /// and retries with backoff (1 s doubling to 60 s, with jitter).
+    fn run(mut self) {
+        let shared = self.worker.shared.clone();
+        let wal = self.worker.wal.clone();
+        let trail_name = self.worker.trail().name;
+        while let Err(e) = cairn_wal::Consume::rewind(&mut self) {
+            if self.worker.stopping() {
+                tracing::warn!(trail = %trail_name, error = %e, "stopping with a journaled delivery pending");
                 return;
             }
-        };
-        let mut ledger = match DigestLedger::load(&self.ledger_path(&trail)) {
-            Ok(ledger) => ledger,
+            tracing::error!(trail = %trail_name, error = %e, "replaying the delivery journal failed; retrying");
+            shared.pause(BACKOFF_MIN);
+        }
+        match cairn_wal::Runner::new(wal, self) {
+            Ok(runner) => runner
+                .with_backoff(cairn_wal::Backoff::new(BACKOFF_MIN, BACKOFF_MAX))
+                .run(&shared.stop),
             Err(e) => {
-                tracing::error!(trail = %trail.name, error = %e, "cannot read the trail's digest ledger; delivery stopped");
-                return;
-            }
-        };
-        let mut cursor = loop {
-            match self.recover(&trail, &mut ledger, initial) {
-                Ok(cursor) => break cursor,
-                Err(e) if self.stopping() => {
-                    tracing::warn!(trail = %trail.name, error = %e, "stopping with a journaled delivery pending");
-                    return;
-                }
-                Err(e) => {
-                    tracing::error!(trail = %trail.name, error = %e, "replaying the delivery journal failed; retrying");
-                    self.shared.pause(BACKOFF_MIN);
-                }
-            }
-        };
-        let mut reader = self.wal.reader(cursor);
-        let mut last_read = cursor;
-        let mut batcher = Batcher::new(self.config.max_file_bytes);
-        let mut window_started: Option<i64> = None;
-        let mut last_commit = self.clock.now_millis();
-        let interval = i64::try_from(self.config.interval.as_millis()).unwrap_or(i64::MAX);
-        let mut retry = cairn_wal::Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
-        let mut failing = false;
-        while !self.stopping() {
-            let trail = self.trail();
-            let flush_wanted = !self
-                .shared
-                .signals
-                .lock()
-                .expect("delivery lock poisoned")
-                .flush_waiters
-                .is_empty();
-            let records = match reader.read_batch(4096, 8 << 20) {
-                Ok(records) => records,
-                Err(e) => {
-                    tracing::error!(trail = %trail.name, error = %e, "reading the WAL failed");
-                    self.shared.pause(BACKOFF_MIN);
-                    continue;
-                }
-            };
-            let read_any = !records.is_empty();
-            let now = self.clock.now_millis();
-            self.observer
-                .lag(&trail, self.wal.durable_seq().saturating_sub(cursor));
-            for record in records {
-                if let Some(decoded) = payload::decode(&record.payload) {
-                    if batcher.offer(
-                        &trail,
-                        &self.config.account_id,
-                        record.seq,
-                        decoded.record,
-                        decoded.fields,
-                        decoded.provenance,
-                    ) {
-                        window_started.get_or_insert(now);
-                    }
-                }
-                last_read = record.seq;
-            }
-            if flush_wanted && read_any {
-                continue; // read everything durable before delivering
-            }
-            let due = (flush_wanted && last_read >= cursor)
-                || batcher.bytes() >= self.config.max_file_bytes
-                || window_started.is_some_and(|t| now - t >= interval)
-                || (batcher.is_empty() && last_read > cursor && now - last_commit >= interval);
-            if due {
-                let result = self
-                    .deliver(&trail, &mut ledger, &batcher, cursor, last_read)
-                    .and_then(|report| {
-                        self.digest_tick(&trail, &mut ledger, last_read)?;
-                        Ok(report)
-                    });
-                match &result {
-                    Ok(report) => {
-                        if failing {
-                            tracing::info!(trail = %trail.name, "delivery recovered");
-                            failing = false;
-                            retry.reset();
-                        }
-                        cursor = last_read;
-                        batcher.clear();
-                        window_started = None;
-                        last_commit = now;
-                        self.observer.delivered(&trail, report);
-                        self.observer
-                            .lag(&trail, self.wal.durable_seq().saturating_sub(cursor));
-                    }
-                    Err(e) => {
-                        if self.stopping() {
-                            break;
-                        }
-                        if !failing {
-                            tracing::error!(trail = %trail.name, error = %e, "delivery failed; retrying with backoff");
-                        }
-                        failing = true;
-                        self.observer.failed(&trail, e);
-                        self.shared.pause(retry.next_wait());
-                    }
-                }
-                if result.is_ok() || flush_wanted {
-                    self.answer_waiters(&result);
-                }
-                continue;
-            }
-            if let Err(e) = self.digest_tick(&trail, &mut ledger, cursor) {
-                if !failing {
-                    tracing::error!(trail = %trail.name, error = %e, "digest delivery failed; retrying with backoff");
-                }
-                failing = true;
-                self.observer.digest_failed(&trail, &e);
-                self.shared.pause(retry.next_wait());
-                continue;
-            }
-            if !read_any {
-                let until_due =
-                    window_started.map_or(1000, |t| (t + interval - now).clamp(10, 1000));
-                self.shared.wait(Duration::from_millis(until_due as u64));
+                tracing::error!(trail = %trail_name, error = %e, "cannot start the trail's delivery");
             }
         }
+    }
+
+    /// Delivers the batch when it is due (or `force`d by a flush request), then the digests
+    /// due; answers the flush requests.
+    fn deliver_if_due(&mut self, trail: &Trail, now: i64, force: bool) -> Result<(), String> {
+        let due = force
+            || self.batcher.bytes() >= self.worker.config.max_file_bytes
+            || self
+                .window_started
+                .is_some_and(|t| now - t >= self.interval)
+            || (self.batcher.is_empty()
+                && self.last_read > self.cursor
+                && now - self.last_commit >= self.interval);
+        if !due {
+            return Ok(());
+        }
+        let result = self
+            .worker
+            .deliver(
+                trail,
+                &mut self.ledger,
+                &self.batcher,
+                self.cursor,
+                self.last_read,
+            )
+            .and_then(|report| {
+                self.worker
+                    .digest_tick(trail, &mut self.ledger, self.last_read)?;
+                Ok(report)
+            });
+        match &result {
+            Ok(report) => {
+                if self.failing {
+                    tracing::info!(trail = %trail.name, "delivery recovered");
+                    self.failing = false;
+                }
+                self.cursor = self.last_read;
+                self.batcher.clear();
+                self.window_started = None;
+                self.last_commit = now;
+                self.worker.observer.delivered(trail, report);
+                self.report_lag(trail);
+            }
+            Err(e) => {
+                if !self.failing {
+                    tracing::error!(trail = %trail.name, error = %e, "delivery failed; retrying with backoff");
+                }
+                self.failing = true;
+                self.worker.observer.failed(trail, e);
+            }
+        }
+        if result.is_ok() || force {
+            self.worker.answer_waiters(&result);
+        }
+        result.map(drop)
+    }
+
+    fn report_lag(&self, trail: &Trail) {
+        self.worker.observer.lag(
+            trail,
+            self.worker.wal.durable_seq().saturating_sub(self.cursor),
+        );
+    }
+}
+
+impl cairn_wal::Consume for TrailConsumer {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn rewind(&mut self) -> Result<u64, String> {
+        let trail = self.worker.trail();
+        let initial = self
+            .worker
+            .wal
+            .load_cursor(&self.name)
+            .map_err(|e| format!("reading the trail's WAL cursor: {e}"))?;
+        self.ledger = DigestLedger::load(&self.worker.ledger_path(&trail))
+            .map_err(|e| format!("reading the trail's digest ledger: {e}"))?;
+        let cursor = self.worker.recover(&trail, &mut self.ledger, initial)?;
+        self.cursor = cursor;
+        self.last_read = cursor;
+        self.batcher.clear();
+        self.window_started = None;
+        self.last_commit = self.worker.clock.now_millis();
+        Ok(cursor)
+    }
+
+    fn apply(&mut self, records: Vec<cairn_wal::WalRecord>) -> Result<u64, String> {
+        let trail = self.worker.trail();
+        let now = self.worker.clock.now_millis();
+        self.report_lag(&trail);
+        for record in records {
+            if let Some(decoded) = payload::decode(&record.payload) {
+                if self.batcher.offer(
+                    &trail,
+                    &self.worker.config.account_id,
+                    record.seq,
+                    decoded.record,
+                    decoded.fields,
+                    decoded.provenance,
+                ) {
+                    self.window_started.get_or_insert(now);
+                }
+            }
+            self.last_read = record.seq;
+        }
+        // A flush request reads everything durable first; the idle call then delivers it.
+        if !self.worker.shared.flush_wanted() {
+            self.deliver_if_due(&trail, now, false)?;
+        }
+        Ok(self.cursor)
+    }
+
+    fn idle(&mut self) -> Result<u64, String> {
+        let trail = self.worker.trail();
+        let now = self.worker.clock.now_millis();
+        let force = self.worker.shared.flush_wanted();
+        self.deliver_if_due(&trail, now, force)?;
+        if let Err(e) = self
+            .worker
+            .digest_tick(&trail, &mut self.ledger, self.cursor)
+        {
+            if !self.failing {
+                tracing::error!(trail = %trail.name, error = %e, "digest delivery failed; retrying with backoff");
+            }
+            self.failing = true;
+            self.worker.observer.digest_failed(&trail, &e);
+            return Err(e);
+        }
+        Ok(self.cursor)
+    }
+
+    fn tick(&self) -> Duration {
+        if self.worker.shared.flush_wanted() {
+            return Duration::from_millis(10);
+        }
+        let now = self.worker.clock.now_millis();
+        let ms = self
+            .window_started
+            .map_or(1000, |t| (t + self.interval - now).clamp(10, 1000));
+        Duration::from_millis(u64::try_from(ms).unwrap_or(1000))
     }
 }

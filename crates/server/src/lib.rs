@@ -113,15 +113,11 @@ pub fn resolve_account_id(
 
 struct Observer {
     metrics: Arc<Metrics>,
-    trails: Arc<std::sync::OnceLock<Arc<trails::TrailService>>>,
 }
 
 impl WalObserver for Observer {
     fn committed(&self, last_seq: u64, records: usize, bytes: usize, fsync: Duration) {
         self.metrics.committed(last_seq, records, bytes, fsync);
-        if let Some(trails) = self.trails.get() {
-            trails.wake_all();
-        }
     }
 
     fn failed(&self, error: &str) {
@@ -398,10 +394,8 @@ pub async fn start_with_fs(
     }
     let account_id = resolve_account_id(&data_dir, config.account_id.as_ref())?;
     let metrics = Arc::new(Metrics::new());
-    let trails_cell = Arc::new(std::sync::OnceLock::new());
     let observer = Arc::new(Observer {
         metrics: metrics.clone(),
-        trails: trails_cell.clone(),
     });
     let wal_config = WalConfig {
         segment_bytes: config.wal_segment_bytes,
@@ -666,7 +660,6 @@ pub async fn start_with_fs(
             })?
     };
     trail_service.start_all();
-    let _ = trails_cell.set(trail_service.clone());
 
     let parsers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let gates = Arc::new(cairn_api::gate::Gates::new(

@@ -228,13 +228,6 @@ impl TrailService {
         }
     }
 
-    /// Wakes every worker (new durable WAL records).
-    pub fn wake_all(&self) {
-        for handle in self.workers.lock().expect("workers lock poisoned").values() {
-            handle.wake();
-        }
-    }
-
     /// Stops every worker.
     pub fn stop_all(&self) {
         let workers: Vec<DeliveryHandle> = self

@@ -153,6 +153,12 @@ impl<C: Consume> Runner<C> {
         })
     }
 
+    /// Sets the backoff between failed attempts (default 100 ms doubling to 30 s).
+    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
     /// Sets the most records and payload bytes read at once.
     pub fn with_batch(mut self, max_records: usize, max_bytes: usize) -> Self {
         self.max_records = max_records.max(1);
