@@ -1,6 +1,7 @@
 //! Crash test: SIGKILL the real `cairn serve` in the middle of concurrent ingest, many times.
 //! After every restart, every acknowledged event is in Event history exactly once (and, at the
-//! end, in an event data store exactly once, its feeder and compaction killed with the rest),
+//! end, in an event data store and a trail's log group exactly once, their consumers killed
+//! with the rest),
 //! and the WAL
 //! recovered (in some rounds what a power cut mid-write would leave is also appended to the WAL's
 //! last segment: half a record, or half a header if the kill landed while a segment was being
@@ -99,6 +100,37 @@ async fn history_ids(
             );
         }
         match page["NextToken"].as_str() {
+            Some(t) => token = Some(t.to_owned()),
+            None => return ids,
+        }
+    }
+}
+
+/// The eventIDs of the crash test's events in the `audit` log group, as often as it holds them.
+async fn log_group_ids(
+    client: &reqwest::Client,
+    base: &str,
+    creds: &support::Creds,
+) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut url = format!("{base}/v1/log-groups/audit/events?limit=10000");
+        if let Some(t) = &token {
+            url.push_str(&format!("&nextToken={}", support::encode(t)));
+        }
+        let page: serde_json::Value = support::send(client.get(url), creds)
+            .await
+            .json_value()
+            .await;
+        for event in page["events"].as_array().expect("events") {
+            let record: serde_json::Value =
+                serde_json::from_str(event["message"].as_str().expect("message")).expect("json");
+            if let Some(id) = record["eventID"].as_str().filter(|id| id.starts_with('r')) {
+                ids.push(id.to_owned());
+            }
+        }
+        match page["nextToken"].as_str() {
             Some(t) => token = Some(t.to_owned()),
             None => return ids,
         }
@@ -238,6 +270,31 @@ async fn sigkill_during_concurrent_ingest_loses_no_acknowledged_event() {
             )
             .await;
             assert_eq!(response.status(), 200);
+            // A trail and a log group fed by it: two more consumers the kills interrupt.
+            let trail = serde_json::json!({"Name": "main", "LocalDirectory": dir.path().join("bucket"), "IsMultiRegionTrail": true});
+            for (method, path, body) in [
+                ("POST", "/v1/trails", trail.to_string()),
+                ("POST", "/v1/trails/main/start-logging", String::new()),
+                (
+                    "PUT",
+                    "/v1/log-groups/audit",
+                    r#"{"trailName":"main"}"#.to_owned(),
+                ),
+            ] {
+                let url = format!("{}{path}", server.base);
+                let request = match method {
+                    "PUT" => client.put(url),
+                    _ => client.post(url),
+                };
+                let response = support::send(
+                    request
+                        .header("content-type", "application/json")
+                        .body(body),
+                    &creds,
+                )
+                .await;
+                assert_eq!(response.status(), 200, "{path}");
+            }
         }
         let present = history_ids(&client, &server.base, &creds).await;
         let acked_now = acked.lock().expect("acked").clone();
@@ -298,6 +355,22 @@ async fn sigkill_during_concurrent_ingest_loses_no_acknowledged_event() {
                 assert!(
                     count < total && std::time::Instant::now() < deadline,
                     "the store holds {count} of the {total} events in history"
+                );
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            // The log group: the same events, each once.
+            let deadline = std::time::Instant::now() + Duration::from_secs(120);
+            loop {
+                let ids = log_group_ids(&client, &server.base, &creds).await;
+                let distinct: HashSet<&String> = ids.iter().collect();
+                assert_eq!(ids.len(), distinct.len(), "events doubled in the log group");
+                if ids.len() as u64 == total {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the log group holds {} of the {total} events in history",
+                    ids.len()
                 );
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
