@@ -240,11 +240,28 @@ impl<S: Clone + Send + Sync + 'static> Routes<S> {
 
     /// `handler` answers `method` on `path` (axum's pattern syntax, `{name}` parameters), for
     /// callers allowed `action`.
-    pub fn route<H, T>(
+    pub fn route<H, T>(self, method: Method, path: &'static str, action: Action, handler: H) -> Self
+    where
+        H: Handler<T, S>,
+        T: 'static,
+    {
+        self.register(method, path, Some(action), handler)
+    }
+
+    /// A route anyone may call, unauthenticated (health checks): it has no action.
+    pub fn public<H, T>(self, method: Method, path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, S>,
+        T: 'static,
+    {
+        self.register(method, path, None, handler)
+    }
+
+    fn register<H, T>(
         mut self,
         method: Method,
         path: &'static str,
-        action: Action,
+        action: Option<Action>,
         handler: H,
     ) -> Self
     where
@@ -257,24 +274,7 @@ impl<S: Clone + Send + Sync + 'static> Routes<S> {
         self.table.entries.push(Entry {
             method,
             parts: parts(path),
-            action: Some(action),
-        });
-        self
-    }
-
-    /// A route anyone may call, unauthenticated (health checks): it has no action.
-    pub fn public<H, T>(mut self, method: Method, path: &'static str, handler: H) -> Self
-    where
-        H: Handler<T, S>,
-        T: 'static,
-    {
-        let filter = MethodFilter::try_from(method.clone())
-            .unwrap_or_else(|_| panic!("{method} is not a method axum routes"));
-        self.router = self.router.route(path, on(filter, handler));
-        self.table.entries.push(Entry {
-            method,
-            parts: parts(path),
-            action: None,
+            action,
         });
         self
     }

@@ -74,6 +74,17 @@ fn event(id: &str, time: &str) -> String {
     )
 }
 
+/// A JSON array of `n` events with ids `<prefix>0`, `<prefix>1`, ...
+fn batch(prefix: &str, n: usize, time: &str) -> String {
+    format!(
+        "[{}]",
+        (0..n)
+            .map(|i| event(&format!("{prefix}{i}"), time))
+            .collect::<Vec<_>>()
+            .join(",")
+    )
+}
+
 /// Every id in Event history (us-east-1), each exactly once.
 async fn history_ids(
     client: &reqwest::Client,
@@ -487,13 +498,7 @@ async fn a_kill_between_a_store_file_and_its_cursor_duplicates_nothing() {
             .expect("now")
             .as_millis() as i64,
     );
-    let body = format!(
-        "[{}]",
-        (0..50)
-            .map(|i| event(&format!("r-{i}"), &time))
-            .collect::<Vec<_>>()
-            .join(",")
-    );
+    let body = batch("r-", 50, &time);
     let response = support::try_send(
         client
             .post(format!("{}/v1/events", server.base))
@@ -544,30 +549,11 @@ async fn a_kill_between_a_store_file_and_its_cursor_duplicates_nothing() {
     )
     .expect("config");
     let mut server = spawn(dir.path());
-    let later = format!(
-        "[{}]",
-        (0..10)
-            .map(|i| event(&format!("s-{i}"), &time))
-            .collect::<Vec<_>>()
-            .join(",")
-    );
-    let response = support::send(
-        client
-            .post(format!("{}/v1/events", server.base))
-            .header("content-type", "application/json")
-            .body(later),
-        &creds,
-    )
-    .await;
-    assert_eq!(response.status(), 200);
+    let mut bodies = vec![batch("s-", 10, &time)];
     if !acked {
-        let body = format!(
-            "[{}]",
-            (0..50)
-                .map(|i| event(&format!("r-{i}"), &time))
-                .collect::<Vec<_>>()
-                .join(",")
-        );
+        bodies.push(batch("r-", 50, &time));
+    }
+    for body in bodies {
         let response = support::send(
             client
                 .post(format!("{}/v1/events", server.base))

@@ -242,21 +242,9 @@ impl Remote {
     pub(crate) fn failed(&self, key: &str, e: impl std::error::Error) -> LakeError {
         LakeError::Read {
             path: format!("s3://{}/{key}", self.bucket),
-            message: error_chain(&e),
+            message: cairn_model::error_chain(&e),
         }
     }
-}
-
-/// An error with its sources, for messages that must say what failed underneath.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    out
 }
 
 /// Where one store's files are.

@@ -28,3 +28,16 @@ pub use event::{
 };
 pub use ids::AccountId;
 pub use view::EventView;
+
+/// An error with its sources (`outer: cause: root cause`), for messages that must say what
+/// failed underneath.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}

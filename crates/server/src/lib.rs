@@ -145,27 +145,15 @@ impl EventQuery for HistoryQuery {
                 Ok(Ok(page)) => Ok(page),
                 Ok(Err(HistoryError::Query(e))) => Err(LookupError::Query(e)),
                 Ok(Err(e)) if e.is_storage_failure() => {
-                    Err(LookupError::Unavailable(error_chain(&e)))
+                    Err(LookupError::Unavailable(cairn_model::error_chain(&e)))
                 }
-                Ok(Err(e)) => Err(LookupError::Failed(error_chain(&e))),
+                Ok(Err(e)) => Err(LookupError::Failed(cairn_model::error_chain(&e))),
                 Err(e) => Err(LookupError::Failed(format!("the lookup task failed: {e}"))),
             };
             self.metrics.lookups.inc();
             page
         })
     }
-}
-
-/// An error with its sources, as the lookup's answer says it.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    out
 }
 
 struct ServerHealth {
