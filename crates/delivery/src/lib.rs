@@ -19,12 +19,11 @@
 //! retried with exponential backoff (1 s to 60 s); the trail's status shows the error and the
 //! WAL keeps the events; delivery resumes where it stopped when the store returns.
 
-mod batch;
 pub mod digests;
 mod journal;
 mod worker;
 
-pub use batch::{selects, Batcher, FileBatch};
+pub use cairn_trail::batch::{selects, Batcher, FileBatch};
 pub use journal::{Journal, JournalFile};
 pub use worker::{
     DeliveryConfig, DeliveryHandle, DeliveryObserver, DigestConfig, FlushReport, TrailWorker,

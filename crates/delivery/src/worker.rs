@@ -2,12 +2,12 @@
 //! thread of its own) that batches the records the trail selects and delivers a batch —
 //! journal, create-only files, digest ledger, then the cursor — when it is due.
 
-use crate::batch::Batcher;
 use crate::digests::{DigestLedger, PlannedDigest};
 use crate::journal::{Journal, JournalFile};
 use bytes::Bytes;
-use cairn_catalog::Trail;
+use cairn_trail::Trail;
 use cairn_model::{payload, Clock};
+use cairn_trail::batch::Batcher;
 use cairn_wal::Wal;
 use object_store::ObjectStore;
 use std::path::PathBuf;

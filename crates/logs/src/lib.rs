@@ -568,7 +568,7 @@ impl Logs {
     pub fn apply(
         &self,
         records: &[(u64, Vec<u8>)],
-        trails: &[cairn_catalog::Trail],
+        trails: &[cairn_trail::Trail],
     ) -> Result<usize, LogsError> {
         let Some(&(last, _)) = records.last() else {
             return Ok(0);
@@ -590,7 +590,7 @@ impl Logs {
                     let Some(trail) = trails.iter().find(|t| t.name == group.trail) else {
                         continue;
                     };
-                    if !cairn_delivery::selects(trail, *seq, record, decoded.fields) {
+                    if !cairn_trail::selects(trail, *seq, record, decoded.fields) {
                         continue;
                     }
                     let Ok(message) = std::str::from_utf8(record) else {

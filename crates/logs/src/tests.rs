@@ -1,6 +1,6 @@
 use super::*;
-use cairn_catalog::{LoggingPeriod, Trail};
 use cairn_selectors::{Selectors, TrailScope};
+use cairn_trail::{LoggingPeriod, Trail};
 
 fn trail() -> Trail {
     Trail {

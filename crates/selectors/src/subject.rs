@@ -153,6 +153,15 @@ impl<'a> Subject<'a> {
 }
 
 impl<'a> Subject<'a> {
+    /// The subject of a WAL record: from the selection fields extracted at ingest when the
+    /// payload carries them (no JSON parsing), else from the record itself.
+    pub fn from_wal(record: &'a [u8], fields: Option<&'a [u8]>) -> Result<Self, String> {
+        match fields.and_then(cairn_model::fields::FieldsRef::decode) {
+            Some(fields) => Ok(Self::from_fields(fields)),
+            None => Self::from_record(record),
+        }
+    }
+
     /// The subject from selection fields extracted at ingest (no JSON parsing).
     pub fn from_fields(fields: cairn_model::fields::FieldsRef<'a>) -> Self {
         Self {

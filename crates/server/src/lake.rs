@@ -623,11 +623,7 @@ impl cairn_wal::Consume for StoreFeed {
             let Some(decoded) = cairn_model::payload::decode(&r.payload) else {
                 continue;
             };
-            let subject = decoded
-                .fields
-                .and_then(cairn_model::fields::FieldsRef::decode)
-                .map(cairn_selectors::Subject::from_fields)
-                .map_or_else(|| cairn_selectors::Subject::from_record(decoded.record), Ok);
+            let subject = cairn_selectors::Subject::from_wal(decoded.record, decoded.fields);
             if subject.is_ok_and(|s| store.selects(&s)) {
                 self.held
                     .push((decoded.record.to_vec(), decoded.provenance()));

@@ -1,6 +1,6 @@
 //! Selecting and grouping events into files (pure).
 
-use cairn_catalog::Trail;
+use crate::Trail;
 use cairn_logfile::keys::{unique_from, FileKind, LogFileKey};
 use cairn_selectors::Subject;
 use std::collections::BTreeMap;
@@ -30,10 +30,7 @@ fn selected<'a>(
     if !trail.logs_seq(seq) {
         return None;
     }
-    let from_fields = fields
-        .and_then(cairn_model::fields::FieldsRef::decode)
-        .map(Subject::from_fields);
-    let subject = match from_fields.map_or_else(|| Subject::from_record(record), Ok) {
+    let subject = match Subject::from_wal(record, fields) {
         Ok(subject) => subject,
         Err(e) => {
             tracing::error!(seq, error = %e, trail = %trail.name, "skipping unreadable record in delivery");
@@ -199,7 +196,7 @@ impl Batcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cairn_catalog::{LoggingPeriod, Trail};
+    use crate::{LoggingPeriod, Trail};
     use cairn_selectors::{Selectors, TrailScope};
 
     fn trail() -> Trail {
