@@ -5,9 +5,9 @@
 use crate::digests::{DigestLedger, PlannedDigest};
 use crate::journal::{Journal, JournalFile};
 use bytes::Bytes;
-use cairn_trail::Trail;
 use cairn_model::{payload, Clock};
 use cairn_trail::batch::Batcher;
+use cairn_trail::Trail;
 use cairn_wal::Wal;
 use object_store::ObjectStore;
 use std::path::PathBuf;
