@@ -292,6 +292,169 @@ impl Running {
     }
 }
 
+/// Makes the data directory Cairn's own and takes its lock. Everything Cairn writes there is
+/// private: files 0600, directories 0700 (the umask covers every file created from here on,
+/// whichever crate creates it), the directory itself 0700 even when an older version made it
+/// readable. One process per data directory: a second one's WAL recovery would cut the first
+/// one's in-flight writes; the lock lives as long as the returned file.
+fn claim_data_dir(data_dir: &std::path::Path) -> Result<std::fs::File, StartError> {
+    let data_dir = data_dir.to_path_buf();
+    // Everything Cairn writes is its own: files 0600, directories 0700 (the umask covers every
+    // file created from here on, whichever crate creates it), and the data directory itself
+    // 0700 even when an older version made it readable.
+    #[cfg(unix)]
+    {
+        rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    }
+    std::fs::create_dir_all(&data_dir).map_err(|source| StartError::DataDir {
+        path: data_dir.clone(),
+        source,
+    })?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o700)).map_err(
+            |source| StartError::DataDir {
+                path: data_dir.clone(),
+                source,
+            },
+        )?;
+    }
+    // One process per data directory: a second one's WAL recovery would cut the first one's
+    // in-flight writes. The lock lives as long as the returned server.
+    let lock_path = data_dir.join("LOCK");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|source| StartError::DataDir {
+            path: lock_path.clone(),
+            source,
+        })?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => return Err(StartError::Locked(data_dir)),
+        Err(std::fs::TryLockError::Error(source)) => {
+            return Err(StartError::DataDir {
+                path: lock_path,
+                source,
+            })
+        }
+    }
+    Ok(lock)
+}
+
+/// Starts a named thread of the server; failing to is a start error about the data directory
+/// it serves.
+fn spawn_thread(
+    name: &str,
+    data_dir: &std::path::Path,
+    work: impl FnOnce() + Send + 'static,
+) -> Result<std::thread::JoinHandle<()>, StartError> {
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(work)
+        .map_err(|source| StartError::DataDir {
+            path: data_dir.to_path_buf(),
+            source,
+        })
+}
+
+/// The event data stores (in the data directory, or `lake_bucket`), with the compaction
+/// swaps a stop interrupted finished before any query lists a store's files.
+async fn open_lake(
+    config: &Config,
+    data_dir: &std::path::Path,
+    account: &str,
+) -> Result<Arc<cairn_lake::store::Stores>, StartError> {
+    let mut stores =
+        cairn_lake::store::Stores::open(&data_dir.join("lake"), &config.region, account)
+            .map_err(|e| StartError::Keys(format!("event data stores: {e}")))?;
+    if let (Some((bucket, prefix)), Some(s3)) = (&config.lake_bucket, &config.s3) {
+        let store = cairn_store::s3(s3, bucket)
+            .map_err(|e| StartError::Keys(format!("event data stores' bucket: {e}")))?;
+        stores = stores.with_remote(cairn_lake::store::Remote {
+            store,
+            bucket: bucket.clone(),
+            prefix: prefix.clone(),
+            handle: tokio::runtime::Handle::current(),
+        });
+    }
+    let stores = Arc::new(stores);
+    {
+        let stores = stores.clone();
+        match tokio::task::spawn_blocking(move || stores.recover_compactions()).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(swaps = n, "finished Lake compactions a stop interrupted"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "a Lake compaction a stop interrupted is not finished yet; the next round retries it")
+            }
+            Err(e) => tracing::warn!(error = %e, "recovering Lake compactions failed"),
+        }
+    }
+    Ok(stores)
+}
+
+/// The digest signing keys, with the operator's key files adopted (each becomes its region's
+/// current key unless it already is).
+fn open_keys(
+    config: &Config,
+    data_dir: &std::path::Path,
+    clock: &Arc<dyn Clock>,
+) -> Result<Arc<cairn_keys::KeyRing>, StartError> {
+    let keys = Arc::new(
+        cairn_keys::KeyRing::open(&data_dir.join("keys"), clock.clone())
+            .map_err(|e| StartError::Keys(e.to_string()))?,
+    );
+    for (region, file) in &config.signing_key_files {
+        let pem = std::fs::read_to_string(file).map_err(|e| {
+            StartError::Keys(format!("reading signing key file {}: {e}", file.display()))
+        })?;
+        let key = keys
+            .adopt(region, &pem)
+            .map_err(|e| StartError::Keys(format!("signing key file {}: {e}", file.display())))?;
+        tracing::info!(region, fingerprint = %key.fingerprint, "operator signing key in use");
+    }
+    Ok(keys)
+}
+
+/// Serves `router` on `listener` (over TLS when `tls` is set) until `shutdown` fires.
+fn serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    shutdown_rx: tokio::sync::oneshot::Receiver<()>,
+) -> tokio::task::JoinHandle<()> {
+    let shutdown = async move {
+        let _ = shutdown_rx.await;
+    };
+    tokio::spawn(async move {
+        let result = match tls {
+            None => {
+                axum::serve(
+                    listener,
+                    router.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(shutdown)
+                .await
+            }
+            Some(config) => {
+                let router = router.layer(axum::middleware::map_request(tls::peer_as_socket_addr));
+                axum::serve(
+                    tls::TlsListener::new(listener, config),
+                    router.into_make_service_with_connect_info::<tls::TlsPeer>(),
+                )
+                .with_graceful_shutdown(shutdown)
+                .await
+            }
+        };
+        if let Err(e) = result {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    })
+}
+
 /// Starts Cairn with `config`, reading time from `clock`.
 pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, StartError> {
     start_with_fs(config, clock, Arc::new(cairn_wal::fs::StdFs)).await
@@ -337,49 +500,7 @@ pub async fn start_with_fs(
             source,
         })?;
     let data_dir = config.data_dir.clone();
-    // Everything Cairn writes is its own: files 0600, directories 0700 (the umask covers every
-    // file created from here on, whichever crate creates it), and the data directory itself
-    // 0700 even when an older version made it readable.
-    #[cfg(unix)]
-    {
-        rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
-    }
-    std::fs::create_dir_all(&data_dir).map_err(|source| StartError::DataDir {
-        path: data_dir.clone(),
-        source,
-    })?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o700)).map_err(
-            |source| StartError::DataDir {
-                path: data_dir.clone(),
-                source,
-            },
-        )?;
-    }
-    // One process per data directory: a second one's WAL recovery would cut the first one's
-    // in-flight writes. The lock lives as long as the returned server.
-    let lock_path = data_dir.join("LOCK");
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|source| StartError::DataDir {
-            path: lock_path.clone(),
-            source,
-        })?;
-    match lock.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => return Err(StartError::Locked(data_dir)),
-        Err(std::fs::TryLockError::Error(source)) => {
-            return Err(StartError::DataDir {
-                path: lock_path,
-                source,
-            })
-        }
-    }
+    let lock = claim_data_dir(&data_dir)?;
     let account_id = resolve_account_id(&data_dir, config.account_id.as_ref())?;
     let metrics = Arc::new(Metrics::new());
     let observer = Arc::new(Observer {
@@ -441,19 +562,7 @@ pub async fn start_with_fs(
         )
         .map_err(|e| StartError::Catalog(e.to_string()))?,
     );
-    let keys = Arc::new(
-        cairn_keys::KeyRing::open(&data_dir.join("keys"), clock.clone())
-            .map_err(|e| StartError::Keys(e.to_string()))?,
-    );
-    for (region, file) in &config.signing_key_files {
-        let pem = std::fs::read_to_string(file).map_err(|e| {
-            StartError::Keys(format!("reading signing key file {}: {e}", file.display()))
-        })?;
-        let key = keys
-            .adopt(region, &pem)
-            .map_err(|e| StartError::Keys(format!("signing key file {}: {e}", file.display())))?;
-        tracing::info!(region, fingerprint = %key.fingerprint, "operator signing key in use");
-    }
+    let keys = open_keys(&config, &data_dir, &clock)?;
     let iam = Arc::new(
         cairn_iam::Iam::open(&data_dir.join("iam.json"), &account_id.to_string())
             .map_err(|e| StartError::Keys(format!("identity store: {e}")))?,
@@ -463,35 +572,7 @@ pub async fn start_with_fs(
     if let Some(path) = &admin_credentials {
         tracing::warn!(path = %path.display(), "first start: administrator credentials written (mode 0600); keep them safe");
     }
-    let mut stores = cairn_lake::store::Stores::open(
-        &data_dir.join("lake"),
-        &config.region,
-        &account_id.to_string(),
-    )
-    .map_err(|e| StartError::Keys(format!("event data stores: {e}")))?;
-    if let (Some((bucket, prefix)), Some(s3)) = (&config.lake_bucket, &config.s3) {
-        let store = cairn_store::s3(s3, bucket)
-            .map_err(|e| StartError::Keys(format!("event data stores' bucket: {e}")))?;
-        stores = stores.with_remote(cairn_lake::store::Remote {
-            store,
-            bucket: bucket.clone(),
-            prefix: prefix.clone(),
-            handle: tokio::runtime::Handle::current(),
-        });
-    }
-    let stores = Arc::new(stores);
-    // Swaps a crash interrupted are finished before any query lists a store's files.
-    {
-        let stores = stores.clone();
-        match tokio::task::spawn_blocking(move || stores.recover_compactions()).await {
-            Ok(Ok(0)) => {}
-            Ok(Ok(n)) => tracing::info!(swaps = n, "finished Lake compactions a stop interrupted"),
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "a Lake compaction a stop interrupted is not finished yet; the next round retries it")
-            }
-            Err(e) => tracing::warn!(error = %e, "recovering Lake compactions failed"),
-        }
-    }
+    let stores = open_lake(&config, &data_dir, &account_id.to_string()).await?;
     let log_store = Arc::new(
         cairn_logs::Logs::open(&data_dir)
             .map_err(|e| StartError::Keys(format!("log groups: {e}")))?,
@@ -558,13 +639,9 @@ pub async fn start_with_fs(
     let stop_indexer = Arc::new(AtomicBool::new(false));
     let indexer_thread = {
         let stop = stop_indexer.clone();
-        std::thread::Builder::new()
-            .name("cairn-history-indexer".to_owned())
-            .spawn(move || history_runner.run(&stop))
-            .map_err(|source| StartError::DataDir {
-                path: data_dir.clone(),
-                source,
-            })?
+        spawn_thread("cairn-history-indexer", &data_dir, move || {
+            history_runner.run(&stop)
+        })?
     };
 
     let notification_key = Arc::new(notify::NotificationKey::new(
@@ -604,13 +681,9 @@ pub async fn start_with_fs(
     .map_err(StartError::CatchUp)?;
     let logs_thread = {
         let stop = stop_indexer.clone();
-        std::thread::Builder::new()
-            .name("cairn-log-groups".to_owned())
-            .spawn(move || logs_runner.run(&stop))
-            .map_err(|source| StartError::DataDir {
-                path: data_dir.clone(),
-                source,
-            })?
+        spawn_thread("cairn-log-groups", &data_dir, move || {
+            logs_runner.run(&stop)
+        })?
     };
     let lake_thread = {
         let (stores, wal, clock, stop) = (
@@ -623,13 +696,9 @@ pub async fn start_with_fs(
             flush_every: config.lake_flush,
             abort_after_write: config.failpoint_lake_abort_after_write,
         };
-        std::thread::Builder::new()
-            .name("cairn-lake".to_owned())
-            .spawn(move || lake::run_feeder(stores, wal, clock, settings, stop))
-            .map_err(|source| StartError::DataDir {
-                path: data_dir.clone(),
-                source,
-            })?
+        spawn_thread("cairn-lake", &data_dir, move || {
+            lake::run_feeder(stores, wal, clock, settings, stop)
+        })?
     };
     let upkeep_thread = {
         let (stores, wal, clock, stop, every) = (
@@ -639,13 +708,9 @@ pub async fn start_with_fs(
             stop_indexer.clone(),
             config.lake_compaction,
         );
-        std::thread::Builder::new()
-            .name("cairn-lake-upkeep".to_owned())
-            .spawn(move || lake::run_upkeep(stores, wal, clock, every, stop))
-            .map_err(|source| StartError::DataDir {
-                path: data_dir.clone(),
-                source,
-            })?
+        spawn_thread("cairn-lake-upkeep", &data_dir, move || {
+            lake::run_upkeep(stores, wal, clock, every, stop)
+        })?
     };
     trail_service.start_all();
 
@@ -720,34 +785,7 @@ pub async fn start_with_fs(
         tracing::warn!(%local_addr, "serving plain HTTP beyond loopback: signatures protect integrity, not confidentiality; use --tls-cert and --tls-key");
     }
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
-    let router = cairn_api::app(state);
-    let shutdown = async move {
-        let _ = shutdown_rx.await;
-    };
-    let serve = tokio::spawn(async move {
-        let result = match tls {
-            None => {
-                axum::serve(
-                    listener,
-                    router.into_make_service_with_connect_info::<SocketAddr>(),
-                )
-                .with_graceful_shutdown(shutdown)
-                .await
-            }
-            Some(config) => {
-                let router = router.layer(axum::middleware::map_request(tls::peer_as_socket_addr));
-                axum::serve(
-                    tls::TlsListener::new(listener, config),
-                    router.into_make_service_with_connect_info::<tls::TlsPeer>(),
-                )
-                .with_graceful_shutdown(shutdown)
-                .await
-            }
-        };
-        if let Err(e) = result {
-            tracing::error!(error = %e, "HTTP server failed");
-        }
-    });
+    let serve = serve(listener, cairn_api::app(state), tls, shutdown_rx);
     Ok(Running {
         local_addr,
         account_id,
