@@ -20,7 +20,7 @@
 //!    files; for a store in a bucket, a local file under `<lake>/.compacting/`), and fsynced;
 //! 2. an intent (`<lake>/compaction-<store id>.json`: the new file, the files it replaces) is
 //!    written durably;
-//! 3. with every query's files held off ([`Stores::exclusive`]), the new file takes its name
+//! 3. with every query's files held off (`Stores::exclusive`), the new file takes its name
 //!    (rename and directory fsync; for a bucket, the upload) and the replaced files are removed;
 //! 4. the intent is removed.
 //!

@@ -8,6 +8,43 @@
 //! [`BATCH_ROWS`] rows, with at most two batches in flight per partition — memory stays bounded
 //! whatever the size of the tree. Digest files are skipped; a file that cannot be read or parsed
 //! is reported and the query goes on.
+//!
+//! ## How it reads fast
+//!
+//! The JSON functions take each path step with a checking scan of the text (`json_scan.rs`),
+//! leaving what it does not judge the same way (an escaped name, deep nesting) to `serde_json`;
+//! within a batch, a value met before is answered from a memo (a console login's
+//! `additionalEventData` takes a dozen forms), which turns itself off when values seldom repeat.
+//! Raw mode never copies: its table lists the tree (a local tree's directories of one depth in
+//! parallel, one share per core, put back in name order; each directory once, known by its device
+//! and inode, so a link back to an ancestor or to a listed directory adds nothing; a link to a file
+//! of the tree is left out, files' inodes coming from the listing, without a `stat`), prunes files
+//! by the account, region and minute in their keys, and streams the rest through per-core
+//! partitions that parse only the columns the query reads. On Unix a local file is opened relative
+//! to its directory, kept open while its files are read (`openat`: one name looked up, not the
+//! whole path). A file is inflated whole with libdeflate when its gzip trailer vouches for a single
+//! member (else by the streaming decoder, which names what is wrong), searched for the literals the
+//! query compares text columns with (`prefilter`: a file or record without them is not parsed, one
+//! with a JSON escape always is; records are delimited by a structural scan — strings skipped by
+//! the marks described next, brackets counted — so that ruled-out records cost no parsing), and
+//! otherwise read in one pass straight into Arrow builders by the same checking scan: each file's
+//! quotes, backslashes and control characters are first marked in a bit per byte, sixteen bytes per
+//! SSE2 instruction (through `safe_arch`: the workspace forbids `unsafe`; a byte-at-a-time loop
+//! elsewhere than x86-64), so a string's end is a shift and a bit count; a record's member name is
+//! first compared with the name that followed the previous member in the records before (records of
+//! one source keep one order), then looked up in a collision-free hash table of the column names;
+//! members no column takes are skipped (still checked), objects of struct columns (`userIdentity`,
+//! `tlsDetails`) are read member by member (a member whose name's length is none of the members the
+//! query reads is skipped without a comparison), other values go to the column code `serde_json`'s
+//! path uses. An optimizer rule (`members.rs`) gives raw scans the members of `userIdentity` the
+//! query reads when it reads the struct only by members with literal names (`userIdentity.arn`);
+//! the other members are skipped and given as nulls, which nothing in that plan reads. A file the
+//! scan refuses or does not judge is read by `serde_json`, which names the fault; a file that turns
+//! out broken half-way is cut back out of the batch, so a damaged file adds nothing. The scan also
+//! stops at a record whose `eventSource` may start with `aws:` (it does, or the value holds an
+//! escape); that file is then read record by record, and the S3/SES notification records are left
+//! out and counted. The inflate buffer of each partition only grows, so it is zeroed once, not per
+//! file.
 
 use crate::columns::{self, Added, EventsBuilder};
 use crate::prefilter::Needles;
