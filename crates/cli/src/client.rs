@@ -3,6 +3,7 @@
 use crate::input::encode_chunk;
 use crate::sign::SendSigned;
 use anyhow::{bail, Context};
+pub use cairn_client::http::{error_text, percent_encode};
 use serde::Deserialize;
 use serde_json::Value;
 use std::process::ExitCode;
@@ -48,19 +49,6 @@ pub fn http() -> anyhow::Result<reqwest::Client> {
     reqwest::Client::builder()
         .build()
         .context("building the HTTP client")
-}
-
-pub async fn error_text(response: reqwest::Response) -> String {
-    let status = response.status();
-    let body = response.text().await.unwrap_or_default();
-    match serde_json::from_str::<Value>(&body) {
-        Ok(v) => format!(
-            "{status}: {} {}",
-            v["__type"].as_str().unwrap_or(""),
-            v["message"].as_str().unwrap_or(&body)
-        ),
-        Err(_) => format!("{status}: {body}"),
-    }
 }
 
 /// Sends a signed JSON request to the server at `base`: the JSON answer, or the server's
@@ -311,19 +299,6 @@ fn form_encode(params: &[(&str, String)]) -> String {
         .map(|(k, v)| format!("{k}={}", percent_encode(v)))
         .collect::<Vec<_>>()
         .join("&")
-}
-
-/// Percent-encodes a URL path segment or query value (unreserved characters stay).
-pub fn percent_encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 trait JsonValue {

@@ -1,22 +1,12 @@
 //! `cairn`: the one binary. `serve` runs the server; the other commands are its clients.
 
-mod bench;
-mod bench_alert;
-mod bench_faults;
-mod bench_filter;
-mod bench_lake;
-mod bench_scan;
-mod bench_validate;
 mod client;
 mod filter;
 mod iam;
 mod input;
 mod lake;
 mod monitoring;
-mod output;
-mod profile;
 mod query;
-mod sign;
 mod trails;
 mod validate;
 
@@ -27,6 +17,7 @@ mod validate;
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use anyhow::Context;
+use cairn_client::{output, profile, sign};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -84,7 +75,7 @@ enum Command {
     Filter(filter::FilterCommand),
     /// Measure Cairn against baselines measured in the same run.
     #[command(subcommand)]
-    Bench(bench::BenchCommand),
+    Bench(cairn_bench::BenchCommand),
     /// Shell completions: `cairn completions bash > /etc/bash_completion.d/cairn` (or zsh,
     /// fish, elvish, powershell).
     Completions {
@@ -303,7 +294,7 @@ fn main() -> ExitCode {
             }
             Command::Bench(command) => {
                 init_logging("warn", LogFormat::Text);
-                bench::run(command)
+                cairn_bench::run(command)
                     .await
                     .context("benchmark failed")
                     .map(|()| ExitCode::SUCCESS)

@@ -5,7 +5,7 @@
 //! `aws cloudtrail validate-logs` on the same tree served from that endpoint (with Cairn, in
 //! this process, answering the CloudTrail calls).
 
-use crate::bench::{process_cpu, sample_event};
+use crate::{process_cpu, sample_event};
 use anyhow::{bail, Context};
 use cairn_digest::producer::{produce, DeliveredLog, PreviousDigest};
 use cairn_digest::SigningKey;
@@ -401,8 +401,9 @@ async fn aws_cli(
     let running = cairn_server::start(raw.resolve()?, Arc::new(cairn_model::SystemClock)).await?;
     let cairn = format!("http://{}", running.local_addr);
     // The AWS CLI signs with Cairn's administrator (moto accepts any credential).
-    let admin = crate::sign::from_file(&scratch.join("server/admin-credentials"), "default")?
-        .context("the server wrote no admin-credentials")?;
+    let admin =
+        cairn_client::sign::from_file(&scratch.join("server/admin-credentials"), "default")?
+            .context("the server wrote no admin-credentials")?;
     let (cairn_s3, _) = run_cairn(
         tree,
         &request(tree, store, cairn_store::MetadataStyle::ObjectMetadata, key),

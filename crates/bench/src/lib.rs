@@ -7,6 +7,13 @@
 //! * `lookup` builds an Event history of N events and times lookup pages, beside the time of
 //!   a bare point read from the same store.
 
+mod bench_alert;
+mod bench_faults;
+mod bench_filter;
+mod bench_lake;
+mod bench_scan;
+mod bench_validate;
+
 use anyhow::{bail, Context};
 use cairn_history::keys::AttributeKey;
 use cairn_history::{HistoryConfig, HistoryStore, IndexItem, LookupQuery};
@@ -17,6 +24,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// The benchmarks (`cairn bench <name>`).
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Ingest throughput and acknowledgement latency through the real HTTP server.
@@ -43,6 +51,7 @@ pub enum BenchCommand {
     Faults(crate::bench_faults::FaultsArgs),
 }
 
+/// `cairn bench delivery`.
 #[derive(Debug, clap::Args)]
 pub struct DeliveryArgs {
     /// Events in the WAL to deliver.
@@ -53,6 +62,7 @@ pub struct DeliveryArgs {
     dir: Option<PathBuf>,
 }
 
+/// `cairn bench ingest`.
 #[derive(Debug, clap::Args)]
 pub struct IngestArgs {
     /// Events to send.
@@ -69,6 +79,7 @@ pub struct IngestArgs {
     dir: Option<PathBuf>,
 }
 
+/// `cairn bench lookup`.
 #[derive(Debug, clap::Args)]
 pub struct LookupArgs {
     /// Events in history.
@@ -82,6 +93,7 @@ pub struct LookupArgs {
     dir: Option<PathBuf>,
 }
 
+/// Runs one benchmark and prints its figures.
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Ingest(args) => ingest(args).await,
@@ -218,11 +230,11 @@ impl Drop for ChildServer {
 
 async fn metric(
     client: &reqwest::Client,
-    credentials: &crate::sign::Credentials,
+    credentials: &cairn_client::sign::Credentials,
     base: &str,
     name: &str,
 ) -> anyhow::Result<f64> {
-    use crate::sign::SendSigned;
+    use cairn_client::sign::SendSigned;
     let text = client
         .get(format!("{base}/metrics"))
         .send_signed_with(credentials)
@@ -307,7 +319,7 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     }
     // The server wrote its administrator credential at first start.
     let credentials =
-        crate::sign::from_file(&scratch.path().join("data/admin-credentials"), "default")?
+        cairn_client::sign::from_file(&scratch.path().join("data/admin-credentials"), "default")?
             .context("the server wrote no admin-credentials")?;
 
     eprintln!(
@@ -329,7 +341,7 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
             credentials.clone(),
         );
         tasks.push(tokio::spawn(async move {
-            use crate::sign::SendSigned;
+            use cairn_client::sign::SendSigned;
             let mut latencies = Vec::new();
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

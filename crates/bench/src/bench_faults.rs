@@ -12,9 +12,9 @@
 //! is switched off; needs `moto_server`), `runaway-query` (a reader's SQL that would take the
 //! machine, under load), `flood` (N concurrent connections, memory before, during, after).
 
-use crate::output::Output;
-use crate::sign::{Credentials, SendSigned};
 use anyhow::{bail, Context};
+use cairn_client::output::Output;
+use cairn_client::sign::{Credentials, SendSigned};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
@@ -222,7 +222,7 @@ impl Server {
         data: &Path,
         extra: &str,
     ) -> anyhow::Result<Self> {
-        let port = super::bench::free_port()?;
+        let port = crate::free_port()?;
         let config = dir.join("cairn.toml");
         std::fs::write(
             &config,
@@ -247,8 +247,9 @@ impl Server {
             },
         };
         server.spawn().await?;
-        server.credentials = crate::sign::from_file(&data.join("admin-credentials"), "default")?
-            .context("the server wrote no admin-credentials")?;
+        server.credentials =
+            cairn_client::sign::from_file(&data.join("admin-credentials"), "default")?
+                .context("the server wrote no admin-credentials")?;
         Ok(server)
     }
 
@@ -376,7 +377,7 @@ impl Server {
             let mut path = "/v1/event-history?max-results=50&lookup-attribute=EventSource%3Dfaults.cairn.example&start-time=2000-01-01T00%3A00%3A00Z".to_owned();
             if let Some(token) = &token {
                 path.push_str("&next-token=");
-                path.push_str(&crate::client::percent_encode(token));
+                path.push_str(&cairn_client::http::percent_encode(token));
             }
             let (status, page) = self.get(&path).await?;
             if status != 200 {
@@ -986,7 +987,7 @@ async fn s3_outage(args: &FaultsArgs, dir: &Path) -> anyhow::Result<Row> {
             "skipped: no moto_server (pip install 'moto[server]', or --moto-server PATH)".into();
         return Ok(row);
     };
-    let moto_port = super::bench::free_port()?;
+    let moto_port = crate::free_port()?;
     let _moto = ChildGuard(
         Command::new(&moto)
             .args(["-H", "127.0.0.1", "-p", &moto_port.to_string()])

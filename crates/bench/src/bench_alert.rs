@@ -2,8 +2,8 @@
 //! ingested event to the webhook receiving the alarm's notification — beside the round trip of
 //! a bare POST to the same webhook in the same run.
 
-use crate::sign::SendSigned;
 use anyhow::{bail, Context};
+use cairn_client::sign::SendSigned;
 use serde_json::json;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -53,7 +53,7 @@ pub async fn alert(args: AlertBenchArgs) -> anyhow::Result<()> {
     let running = cairn_server::start(config, Arc::new(cairn_model::SystemClock)).await?;
     let base = format!("http://{}", running.local_addr);
     let credentials =
-        crate::sign::from_file(&scratch.path().join("data/admin-credentials"), "default")?
+        cairn_client::sign::from_file(&scratch.path().join("data/admin-credentials"), "default")?
             .context("no admin-credentials")?;
     let client = reqwest::Client::new();
     let send = |request: reqwest::RequestBuilder| {
@@ -64,7 +64,7 @@ pub async fn alert(args: AlertBenchArgs) -> anyhow::Result<()> {
                 .send_signed_with(&credentials)
                 .await?;
             if !response.status().is_success() {
-                bail!("{}", crate::client::error_text(response).await);
+                bail!("{}", cairn_client::http::error_text(response).await);
             }
             Ok::<_, anyhow::Error>(())
         }
