@@ -12,6 +12,7 @@ mod bench_faults;
 mod bench_filter;
 mod bench_lake;
 mod bench_scan;
+mod bench_soak;
 mod bench_validate;
 
 use anyhow::{bail, Context};
@@ -49,6 +50,10 @@ pub enum BenchCommand {
     /// The fault suite: SIGKILLs, a full disk, an S3 outage, runaway SQL and connection
     /// floods, each reporting acknowledged / in history / delivered / duplicated / lost / memory.
     Faults(crate::bench_faults::FaultsArgs),
+    /// Sustained signed ingest at a steady rate (80% of the measured maximum by default) for
+    /// minutes: events/s, ack p99, Event history's lag, WAL size, memory and disk per event over
+    /// time.
+    Soak(crate::bench_soak::SoakArgs),
 }
 
 /// `cairn bench delivery`.
@@ -104,6 +109,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Lake(args) => crate::bench_lake::lake(args).await,
         BenchCommand::Scan(args) => crate::bench_scan::scan(args).await,
         BenchCommand::Faults(args) => crate::bench_faults::faults(args).await,
+        BenchCommand::Soak(args) => crate::bench_soak::soak(args).await,
         BenchCommand::Filter(args) => {
             tokio::task::spawn_blocking(move || crate::bench_filter::filter(args)).await?
         }
