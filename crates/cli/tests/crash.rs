@@ -85,6 +85,33 @@ fn batch(prefix: &str, n: usize, time: &str) -> String {
     )
 }
 
+/// Every item of a paged listing: `url`, then `url&<param>=<token>` for each next page; the
+/// items under `items`, the next token under `next`.
+async fn all_pages(
+    client: &reqwest::Client,
+    creds: &support::Creds,
+    url: &str,
+    (param, items, next): (&str, &str, &str),
+) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut page_url = url.to_owned();
+        if let Some(t) = &token {
+            page_url.push_str(&format!("&{param}={}", support::encode(t)));
+        }
+        let page: serde_json::Value = support::send(client.get(page_url), creds)
+            .await
+            .json_value()
+            .await;
+        out.extend(page[items].as_array().expect("items").iter().cloned());
+        match page[next].as_str() {
+            Some(t) => token = Some(t.to_owned()),
+            None => return out,
+        }
+    }
+}
+
 /// Every id in Event history (us-east-1), each exactly once.
 async fn history_ids(
     client: &reqwest::Client,
@@ -92,29 +119,16 @@ async fn history_ids(
     creds: &support::Creds,
 ) -> HashSet<String> {
     support::wait_indexed(client, base, creds).await;
+    let url = format!("{base}/v1/event-history?region=us-east-1&max-results=50");
     let mut ids = HashSet::new();
-    let mut token: Option<String> = None;
-    loop {
-        let mut url = format!("{base}/v1/event-history?region=us-east-1&max-results=50");
-        if let Some(t) = &token {
-            url.push_str(&format!("&next-token={}", support::encode(t)));
-        }
-        let page: serde_json::Value = support::send(client.get(url), creds)
-            .await
-            .json_value()
-            .await;
-        for event in page["Events"].as_array().expect("events") {
-            let id = event["EventId"].as_str().expect("id").to_owned();
-            assert!(
-                ids.insert(id.clone()),
-                "event {id} appears twice in history"
-            );
-        }
-        match page["NextToken"].as_str() {
-            Some(t) => token = Some(t.to_owned()),
-            None => return ids,
-        }
+    for event in all_pages(client, creds, &url, ("next-token", "Events", "NextToken")).await {
+        let id = event["EventId"].as_str().expect("id").to_owned();
+        assert!(
+            ids.insert(id.clone()),
+            "event {id} appears twice in history"
+        );
     }
+    ids
 }
 
 /// The eventIDs of the crash test's events in the `audit` log group, as often as it holds them.
@@ -123,29 +137,19 @@ async fn log_group_ids(
     base: &str,
     creds: &support::Creds,
 ) -> Vec<String> {
-    let mut ids = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let mut url = format!("{base}/v1/log-groups/audit/events?limit=10000");
-        if let Some(t) = &token {
-            url.push_str(&format!("&nextToken={}", support::encode(t)));
-        }
-        let page: serde_json::Value = support::send(client.get(url), creds)
-            .await
-            .json_value()
-            .await;
-        for event in page["events"].as_array().expect("events") {
+    let url = format!("{base}/v1/log-groups/audit/events?limit=10000");
+    all_pages(client, creds, &url, ("nextToken", "events", "nextToken"))
+        .await
+        .iter()
+        .filter_map(|event| {
             let record: serde_json::Value =
                 serde_json::from_str(event["message"].as_str().expect("message")).expect("json");
-            if let Some(id) = record["eventID"].as_str().filter(|id| id.starts_with('r')) {
-                ids.push(id.to_owned());
-            }
-        }
-        match page["nextToken"].as_str() {
-            Some(t) => token = Some(t.to_owned()),
-            None => return ids,
-        }
-    }
+            record["eventID"]
+                .as_str()
+                .filter(|id| id.starts_with('r'))
+                .map(str::to_owned)
+        })
+        .collect()
 }
 
 /// Rows and distinct eventIDs of the crash test's events in the `crashed` store.
