@@ -1,7 +1,8 @@
 //! `cairn bench soak`: sustained signed ingest at a steady rate (by default 80% of the maximum
 //! acknowledged rate, measured first in the same run), with what the server does over time:
 //! per sample period the acknowledged events/s, acknowledgement p99, Event history's lag (events
-//! acknowledged and not yet indexed), the WAL's size, the server's resident memory, and the data
+//! acknowledged and not yet indexed), the WAL's size, the server's resident memory (and its
+//! anonymous part), and the data
 //! directory's bytes per event.
 
 use crate::{ms, percentile, sample_event};
@@ -144,18 +145,18 @@ fn dir_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
-fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))?
-                .split_whitespace()
-                .nth(1)?
-                .parse::<f64>()
-                .ok()
-        })
-        .map_or(0.0, |kib| kib / 1024.0)
+/// The server's resident memory in MiB: all of it, and its anonymous part (heap and stacks;
+/// the rest is file-backed pages, such as the WAL's and redb's, which the kernel can drop).
+fn rss_mib(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            .map_or(0.0, |kib| kib / 1024.0)
+    };
+    (field("VmRSS:"), field("RssAnon:"))
 }
 
 /// Events acknowledged and not yet in Event history, from the server's counters.
@@ -268,7 +269,8 @@ pub async fn soak(args: SoakArgs) -> anyhow::Result<()> {
             "ackP99Ms": ms(percentile(&latencies, 99.0)),
             "historyLagEvents": lag,
             "walMib": dir_bytes(&data.join("wal")) as f64 / (1 << 20) as f64,
-            "rssMib": rss_mib(pid),
+            "rssMib": rss_mib(pid).0,
+            "rssAnonMib": rss_mib(pid).1,
             "dataBytesPerEvent": dir_bytes(&data) as f64 / acked.max(1) as f64,
             "refusedRequests": load.failures.load(Ordering::Relaxed),
         }));
@@ -308,17 +310,18 @@ pub async fn soak(args: SoakArgs) -> anyhow::Result<()> {
         "cairn bench soak: {:.1} min at {:.0} events/s ({} clients x {} events/request)",
         args.minutes, target, args.clients, args.batch
     );
-    println!("| elapsed s | events/s | ack p99 ms | history lag (events) | WAL MiB | RSS MiB | data bytes/event | refused |");
+    println!("| elapsed s | events/s | ack p99 ms | history lag (events) | WAL MiB | RSS MiB (anonymous) | data bytes/event | refused |");
     println!("|---|---|---|---|---|---|---|---|");
     for r in summary["rows"].as_array().into_iter().flatten() {
         println!(
-            "| {} | {:.0} | {:.1} | {:.0} | {:.1} | {:.0} | {:.0} | {} |",
+            "| {} | {:.0} | {:.1} | {:.0} | {:.1} | {:.0} ({:.0}) | {:.0} | {} |",
             r["elapsedSeconds"],
             r["eventsPerSecond"].as_f64().unwrap_or(0.0),
             r["ackP99Ms"].as_f64().unwrap_or(0.0),
             r["historyLagEvents"].as_f64().unwrap_or(0.0),
             r["walMib"].as_f64().unwrap_or(0.0),
             r["rssMib"].as_f64().unwrap_or(0.0),
+            r["rssAnonMib"].as_f64().unwrap_or(0.0),
             r["dataBytesPerEvent"].as_f64().unwrap_or(0.0),
             r["refusedRequests"],
         );

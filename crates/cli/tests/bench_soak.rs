@@ -43,6 +43,7 @@ fn a_short_soak_reports_each_sample_period() {
             "historyLagEvents",
             "walMib",
             "rssMib",
+            "rssAnonMib",
             "dataBytesPerEvent",
         ] {
             assert!(row[field].as_f64().is_some(), "{field} in {row}");
