@@ -165,9 +165,15 @@ async fn history_lag(
     credentials: &Credentials,
     base: &str,
 ) -> anyhow::Result<f64> {
-    let accepted = crate::metric(client, credentials, base, "cairn_events_accepted_total").await?;
-    let indexed = crate::metric(client, credentials, base, "cairn_history_indexed_total").await?;
-    Ok((accepted - indexed).max(0.0))
+    // One scrape for both counters, so that they are of the same moment.
+    let counts = crate::metrics(
+        client,
+        credentials,
+        base,
+        &["cairn_events_accepted_total", "cairn_history_indexed_total"],
+    )
+    .await?;
+    Ok((counts[0] - counts[1]).max(0.0))
 }
 
 /// Runs the soak.
@@ -263,14 +269,15 @@ pub async fn soak(args: SoakArgs) -> anyhow::Result<()> {
         let seconds = period_start.elapsed().as_secs_f64();
         period_start = Instant::now();
         let lag = *lags.last().unwrap_or(&0.0);
+        let (rss, rss_anon) = rss_mib(pid);
         rows.push(json!({
             "elapsedSeconds": started.elapsed().as_secs(),
             "eventsPerSecond": (acked - acked_before) as f64 / seconds,
             "ackP99Ms": ms(percentile(&latencies, 99.0)),
             "historyLagEvents": lag,
             "walMib": dir_bytes(&data.join("wal")) as f64 / (1 << 20) as f64,
-            "rssMib": rss_mib(pid).0,
-            "rssAnonMib": rss_mib(pid).1,
+            "rssMib": rss,
+            "rssAnonMib": rss_anon,
             "dataBytesPerEvent": dir_bytes(&data) as f64 / acked.max(1) as f64,
             "refusedRequests": load.failures.load(Ordering::Relaxed),
         }));

@@ -240,6 +240,16 @@ async fn metric(
     base: &str,
     name: &str,
 ) -> anyhow::Result<f64> {
+    Ok(metrics(client, credentials, base, &[name]).await?[0])
+}
+
+/// The sums of the samples of each of `names` in one scrape of `/metrics`.
+async fn metrics(
+    client: &reqwest::Client,
+    credentials: &cairn_client::sign::Credentials,
+    base: &str,
+    names: &[&str],
+) -> anyhow::Result<Vec<f64>> {
     use cairn_client::sign::SendSigned;
     let text = client
         .get(format!("{base}/metrics"))
@@ -247,11 +257,15 @@ async fn metric(
         .await?
         .text()
         .await?;
-    Ok(text
-        .lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum())
+    Ok(names
+        .iter()
+        .map(|name| {
+            text.lines()
+                .filter(|l| l.starts_with(name))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        })
+        .collect())
 }
 
 async fn ingest(args: IngestArgs) -> anyhow::Result<()> {

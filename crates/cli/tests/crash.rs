@@ -74,6 +74,32 @@ fn event(id: &str, time: &str) -> String {
     )
 }
 
+/// Writes the server's configuration: a data directory and a loopback port, then `extra`
+/// (TOML lines, each ending in a newline).
+fn write_config(dir: &std::path::Path, extra: &str) {
+    std::fs::write(
+        dir.join("cairn.toml"),
+        format!(
+            "data_dir = \"{}\"\nlisten = \"127.0.0.1:0\"\n{extra}",
+            dir.join("data").display()
+        ),
+    )
+    .expect("config");
+}
+
+/// Creates the event data store `crashed` (ten years' retention).
+async fn create_store(client: &reqwest::Client, base: &str, creds: &support::Creds) {
+    let response = support::send(
+        client
+            .post(format!("{base}/v1/event-data-stores"))
+            .header("content-type", "application/json")
+            .body(r#"{"Name":"crashed","RetentionPeriod":3653}"#),
+        creds,
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+}
+
 /// A JSON array of `n` events with ids `<prefix>0`, `<prefix>1`, ...
 fn batch(prefix: &str, n: usize, time: &str) -> String {
     format!(
@@ -253,14 +279,10 @@ fn last_segment(dir: &std::path::Path) -> std::path::PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_concurrent_ingest_loses_no_acknowledged_event() {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(
-        dir.path().join("cairn.toml"),
-        format!(
-            "data_dir = \"{}\"\nlisten = \"127.0.0.1:0\"\nwal_segment_bytes = 262144\nlake_flush_seconds = 1\nlake_compaction_seconds = 1\n",
-            dir.path().join("data").display()
-        ),
-    )
-    .expect("config");
+    write_config(
+        dir.path(),
+        "wal_segment_bytes = 262144\nlake_flush_seconds = 1\nlake_compaction_seconds = 1\n",
+    );
     let client = reqwest::Client::new();
     let acked: Arc<Mutex<HashSet<String>>> = Arc::default();
     let mut rng = rand::rngs::StdRng::seed_from_u64(2026);
@@ -276,15 +298,7 @@ async fn sigkill_during_concurrent_ingest_loses_no_acknowledged_event() {
         let mut server = spawn(dir.path());
         let creds = support::Creds::admin(&dir.path().join("data"));
         if round == 0 {
-            let response = support::send(
-                client
-                    .post(format!("{}/v1/event-data-stores", server.base))
-                    .header("content-type", "application/json")
-                    .body(r#"{"Name":"crashed","RetentionPeriod":3653}"#),
-                &creds,
-            )
-            .await;
-            assert_eq!(response.status(), 200);
+            create_store(&client, &server.base, &creds).await;
             // A trail and a log group fed by it: two more consumers the kills interrupt.
             let trail = serde_json::json!({"Name": "main", "LocalDirectory": dir.path().join("bucket"), "IsMultiRegionTrail": true});
             for (method, path, body) in [
@@ -476,26 +490,11 @@ async fn sigkill_during_concurrent_ingest_loses_no_acknowledged_event() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_between_a_store_file_and_its_cursor_duplicates_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(
-        dir.path().join("cairn.toml"),
-        format!(
-            "data_dir = \"{}\"\nlisten = \"127.0.0.1:0\"\nlake_flush_seconds = 1\n",
-            dir.path().join("data").display()
-        ),
-    )
-    .expect("config");
+    write_config(dir.path(), "lake_flush_seconds = 1\n");
     let client = reqwest::Client::new();
     let mut server = spawn_with(dir.path(), Some("lake_abort_after_write"));
     let creds = support::Creds::admin(&dir.path().join("data"));
-    let response = support::send(
-        client
-            .post(format!("{}/v1/event-data-stores", server.base))
-            .header("content-type", "application/json")
-            .body(r#"{"Name":"crashed","RetentionPeriod":3653}"#),
-        &creds,
-    )
-    .await;
-    assert_eq!(response.status(), 200);
+    create_store(&client, &server.base, &creds).await;
     let time = cairn_model::time::format_utc_seconds(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -544,14 +543,7 @@ async fn a_kill_between_a_store_file_and_its_cursor_duplicates_nothing() {
     // The restart reads the left-behind range again together with newer events (sent at once,
     // within the restarted feed's first flush interval), so the file it writes is named by a
     // different range: only removing the old one keeps the events single.
-    std::fs::write(
-        dir.path().join("cairn.toml"),
-        format!(
-            "data_dir = \"{}\"\nlisten = \"127.0.0.1:0\"\nlake_flush_seconds = 5\n",
-            dir.path().join("data").display()
-        ),
-    )
-    .expect("config");
+    write_config(dir.path(), "lake_flush_seconds = 5\n");
     let mut server = spawn(dir.path());
     let mut bodies = vec![batch("s-", 10, &time)];
     if !acked {

@@ -457,3 +457,31 @@ fn the_swap_waits_for_the_queries_reading_the_files() {
     assert!(done.files_in > done.files_out);
     assert!(stores.files(&eds).expect("files").len() < files_before.len());
 }
+
+/// An import holds the writers' lock from writing its files to recording them in the ledger;
+/// compaction chooses its files under that lock, so it never takes a file an import may still
+/// write again.
+#[test]
+fn compaction_chooses_no_file_while_an_import_is_writing() {
+    let now = cairn_model::time::parse_utc("2026-12-20T12:00:00Z").expect("now");
+    let data = tempfile::tempdir().expect("tempdir");
+    let stores = Arc::new(Stores::open(data.path(), "us-east-1", "111122223333").expect("stores"));
+    let eds = ten_years(&stores, "importing");
+    write_in_batches(&stores, &eds, &corpus(now), 9);
+    let files_before = stores.files(&eds).expect("files");
+    let writing = stores.writing();
+    let compaction = {
+        let (stores, eds) = (stores.clone(), eds.clone());
+        std::thread::spawn(move || stores.compact(&eds, now, 0))
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(!compaction.is_finished());
+    assert!(!data
+        .path()
+        .join(format!("compaction-{}.json", eds.id))
+        .exists());
+    assert_eq!(stores.files(&eds).expect("files"), files_before);
+    drop(writing);
+    let done = compaction.join().expect("thread").expect("compact");
+    assert!(done.files_in > done.files_out);
+}
