@@ -700,35 +700,14 @@ fn delivery(args: DeliveryArgs) -> anyhow::Result<()> {
     let gz = cairn_logfile::body::gzip(&json);
     let gzip_before = started.elapsed();
 
-    let trail = cairn_catalog::Trail {
-        id: "bench".into(),
-        name: "bench".into(),
-        arn: "arn:aws:cloudtrail:us-east-1:123456789012:trail/bench".into(),
-        local_directory: Some(scratch.path().join("bucket")),
-        s3_bucket_name: None,
-        s3_key_prefix: None,
-        scope: cairn_selectors::TrailScope {
-            home_region: "us-east-1".into(),
-            is_multi_region_trail: true,
-            include_global_service_events: true,
-        },
-        log_file_validation_enabled: false,
-        cairn_include_ingested_by: false,
-        is_organization_trail: false,
-        organization_id: None,
-        selectors: cairn_selectors::Selectors::default(),
-        logging: vec![cairn_catalog::LoggingPeriod {
-            after: 0,
-            through: None,
-        }],
-        start_logging_time: None,
-        stop_logging_time: None,
-        latest_delivery_time: None,
-        latest_delivery_attempt_time: None,
-        latest_delivery_error: None,
-        latest_digest_delivery_time: None,
-        latest_digest_delivery_error: None,
-    };
+    let mut trail = cairn_trail::Trail::logging_to_directory(
+        "bench",
+        "bench",
+        "123456789012",
+        "us-east-1",
+        scratch.path().join("bucket"),
+    );
+    trail.scope.is_multi_region_trail = true;
     let store = cairn_store::local(&scratch.path().join("bucket"))?;
     let config = cairn_delivery::DeliveryConfig {
         interval: Duration::from_secs(3600),

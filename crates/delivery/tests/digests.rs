@@ -2,10 +2,9 @@
 //! digests, and — after the clock steps back — a backfill digest for the file delivered into an
 //! hour whose digest was already written. The result validates, backfill chain included.
 
-use cairn_catalog::{LoggingPeriod, Trail};
+use cairn_catalog::Trail;
 use cairn_delivery::{DeliveryConfig, DeliveryObserver, DigestConfig, FlushReport, TrailWorker};
 use cairn_model::ManualClock;
-use cairn_selectors::{Selectors, TrailScope};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,33 +27,8 @@ impl DeliveryObserver for Quiet {
 
 fn trail(dir: &std::path::Path) -> Trail {
     Trail {
-        id: "t1".into(),
-        name: "main".into(),
-        arn: "arn:aws:cloudtrail:us-east-1:111122223333:trail/main".into(),
-        local_directory: Some(dir.to_owned()),
-        s3_bucket_name: None,
-        s3_key_prefix: None,
-        scope: TrailScope {
-            home_region: "us-east-1".into(),
-            is_multi_region_trail: false,
-            include_global_service_events: true,
-        },
         log_file_validation_enabled: true,
-        cairn_include_ingested_by: false,
-        is_organization_trail: false,
-        organization_id: None,
-        selectors: Selectors::default(),
-        logging: vec![LoggingPeriod {
-            after: 0,
-            through: None,
-        }],
-        start_logging_time: None,
-        stop_logging_time: None,
-        latest_delivery_time: None,
-        latest_delivery_attempt_time: None,
-        latest_delivery_error: None,
-        latest_digest_delivery_time: None,
-        latest_digest_delivery_error: None,
+        ..Trail::logging_to_directory("t1", "main", "111122223333", "us-east-1", dir.to_owned())
     }
 }
 

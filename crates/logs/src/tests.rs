@@ -1,37 +1,11 @@
 use super::*;
-use cairn_selectors::{Selectors, TrailScope};
-use cairn_trail::{LoggingPeriod, Trail};
+use cairn_trail::Trail;
 
 fn trail() -> Trail {
-    Trail {
-        id: "t1".into(),
-        name: "main".into(),
-        arn: "arn:aws:cloudtrail:us-east-1:111122223333:trail/main".into(),
-        local_directory: Some("/tmp/x".into()),
-        s3_bucket_name: None,
-        s3_key_prefix: None,
-        scope: TrailScope {
-            home_region: "us-east-1".into(),
-            is_multi_region_trail: true,
-            include_global_service_events: true,
-        },
-        log_file_validation_enabled: false,
-        cairn_include_ingested_by: false,
-        is_organization_trail: false,
-        organization_id: None,
-        selectors: Selectors::default(),
-        logging: vec![LoggingPeriod {
-            after: 0,
-            through: None,
-        }],
-        start_logging_time: None,
-        stop_logging_time: None,
-        latest_delivery_time: None,
-        latest_delivery_attempt_time: None,
-        latest_delivery_error: None,
-        latest_digest_delivery_time: None,
-        latest_digest_delivery_error: None,
-    }
+    let mut trail =
+        Trail::logging_to_directory("t1", "main", "111122223333", "us-east-1", "/tmp/x".into());
+    trail.scope.is_multi_region_trail = true;
+    trail
 }
 
 fn record(seq: u64, name: &str, time: &str, extra: &str) -> (u64, Vec<u8>) {

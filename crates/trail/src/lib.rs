@@ -155,6 +155,48 @@ impl Trail {
         format!("trail-{}", self.id)
     }
 
+    /// A trail `name` (internal id `id`) of `account`, at home in `region`, delivering to the
+    /// local directory `directory` and logging every event from the WAL's start with the default
+    /// selectors; single-region, no digests. A starting point that tests and benchmarks adjust
+    /// (the catalog builds trails from their settings).
+    pub fn logging_to_directory(
+        id: &str,
+        name: &str,
+        account: &str,
+        region: &str,
+        directory: PathBuf,
+    ) -> Self {
+        Self {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            arn: format!("arn:aws:cloudtrail:{region}:{account}:trail/{name}"),
+            local_directory: Some(directory),
+            s3_bucket_name: None,
+            s3_key_prefix: None,
+            scope: TrailScope {
+                home_region: region.to_owned(),
+                is_multi_region_trail: false,
+                include_global_service_events: true,
+            },
+            log_file_validation_enabled: false,
+            cairn_include_ingested_by: false,
+            is_organization_trail: false,
+            organization_id: None,
+            selectors: Selectors::default(),
+            logging: vec![LoggingPeriod {
+                after: 0,
+                through: None,
+            }],
+            start_logging_time: None,
+            stop_logging_time: None,
+            latest_delivery_time: None,
+            latest_delivery_attempt_time: None,
+            latest_delivery_error: None,
+            latest_digest_delivery_time: None,
+            latest_digest_delivery_error: None,
+        }
+    }
+
     /// Whether the trail has custom (non-default) selectors.
     pub fn has_custom_event_selectors(&self) -> bool {
         self.selectors != Selectors::default()
