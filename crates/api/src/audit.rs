@@ -148,7 +148,7 @@ fn channel_arn(query: Option<&str>, state: &AppState) -> Result<String, ApiError
 /// The handler.
 pub async fn put_audit_events(
     State(state): State<AppState>,
-    principal: Option<axum::Extension<cairn_iam::Principal>>,
+    principal: Option<axum::Extension<cairn_model::principal::Principal>>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,

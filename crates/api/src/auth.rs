@@ -21,7 +21,7 @@ use axum::extract::Request;
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use cairn_iam::Principal;
+use cairn_model::principal::Principal;
 use serde_json::{json, Map, Value};
 
 /// Prefix of CloudTrail's `X-Amz-Target` values.

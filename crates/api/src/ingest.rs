@@ -206,7 +206,7 @@ pub fn prepare_body(
 }
 
 /// Who signed the request, as the provenance of what it ingests.
-pub(crate) fn provenance_of(principal: Option<&cairn_iam::Principal>) -> Provenance {
+pub(crate) fn provenance_of(principal: Option<&cairn_model::principal::Principal>) -> Provenance {
     principal.map_or(Provenance::Unknown, |p| Provenance::Principal {
         arn: p.arn.clone(),
         access_key_id: p.access_key_id.clone(),
@@ -280,7 +280,7 @@ pub(crate) async fn record_and_answer(
 /// The handler.
 pub async fn put_events(
     State(state): State<AppState>,
-    principal: Option<axum::Extension<cairn_iam::Principal>>,
+    principal: Option<axum::Extension<cairn_model::principal::Principal>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {

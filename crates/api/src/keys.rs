@@ -12,7 +12,7 @@ use crate::{AppState, BoxFuture};
 use axum::extract::{Query, State};
 use axum::http::Method;
 use axum::Json;
-use cairn_keys::KeyInfo;
+use cairn_model::signing_key::KeyInfo;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 

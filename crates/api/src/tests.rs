@@ -77,15 +77,24 @@ impl EventQuery for FakeQuery {
 
 struct NoTrails;
 
+fn trail_not_found(name: String) -> ApiError {
+    ApiError {
+        status: StatusCode::NOT_FOUND,
+        code: "TrailNotFoundException",
+        message: format!("unknown trail: {name}"),
+    }
+}
+
 impl trails::TrailAdmin for NoTrails {
     fn create(
         &self,
         _: trails::Caller,
-        settings: cairn_catalog::TrailSettings,
-    ) -> BoxFuture<'_, Result<cairn_catalog::Trail, ApiError>> {
+        settings: cairn_trail::TrailSettings,
+    ) -> BoxFuture<'_, Result<cairn_trail::Trail, ApiError>> {
         Box::pin(async move {
-            Err(trails::catalog_error(
-                cairn_catalog::CatalogError::TrailAlreadyExists(settings.name),
+            Err(ApiError::bad_request(
+                "TrailAlreadyExistsException",
+                format!("trail {} already exists", settings.name),
             ))
         })
     }
@@ -93,65 +102,39 @@ impl trails::TrailAdmin for NoTrails {
         &self,
         _: trails::Caller,
         name: String,
-        _: cairn_catalog::TrailSettings,
-    ) -> BoxFuture<'_, Result<cairn_catalog::Trail, ApiError>> {
-        Box::pin(async move {
-            Err(trails::catalog_error(
-                cairn_catalog::CatalogError::TrailNotFound(name),
-            ))
-        })
+        _: cairn_trail::TrailSettings,
+    ) -> BoxFuture<'_, Result<cairn_trail::Trail, ApiError>> {
+        Box::pin(async move { Err(trail_not_found(name)) })
     }
     fn delete(&self, _: trails::Caller, name: String) -> BoxFuture<'_, Result<(), ApiError>> {
-        Box::pin(async move {
-            Err(trails::catalog_error(
-                cairn_catalog::CatalogError::TrailNotFound(name),
-            ))
-        })
+        Box::pin(async move { Err(trail_not_found(name)) })
     }
-    fn list(&self) -> Vec<cairn_catalog::Trail> {
+    fn list(&self) -> Vec<cairn_trail::Trail> {
         Vec::new()
     }
-    fn get(&self, name: &str) -> Result<cairn_catalog::Trail, ApiError> {
-        Err(trails::catalog_error(
-            cairn_catalog::CatalogError::TrailNotFound(name.to_owned()),
-        ))
+    fn get(&self, name: &str) -> Result<cairn_trail::Trail, ApiError> {
+        Err(trail_not_found(name.to_owned()))
     }
     fn start_logging(
         &self,
         _: trails::Caller,
         name: String,
     ) -> BoxFuture<'_, Result<(), ApiError>> {
-        Box::pin(async move {
-            Err(trails::catalog_error(
-                cairn_catalog::CatalogError::TrailNotFound(name),
-            ))
-        })
+        Box::pin(async move { Err(trail_not_found(name)) })
     }
     fn stop_logging(&self, _: trails::Caller, name: String) -> BoxFuture<'_, Result<(), ApiError>> {
-        Box::pin(async move {
-            Err(trails::catalog_error(
-                cairn_catalog::CatalogError::TrailNotFound(name),
-            ))
-        })
+        Box::pin(async move { Err(trail_not_found(name)) })
     }
     fn put_event_selectors(
         &self,
         _: trails::Caller,
         name: String,
         _: cairn_selectors::Selectors,
-    ) -> BoxFuture<'_, Result<cairn_catalog::Trail, ApiError>> {
-        Box::pin(async move {
-            Err(trails::catalog_error(
-                cairn_catalog::CatalogError::TrailNotFound(name),
-            ))
-        })
+    ) -> BoxFuture<'_, Result<cairn_trail::Trail, ApiError>> {
+        Box::pin(async move { Err(trail_not_found(name)) })
     }
     fn flush(&self, name: String) -> BoxFuture<'_, Result<trails::FlushOut, ApiError>> {
-        Box::pin(async move {
-            Err(trails::catalog_error(
-                cairn_catalog::CatalogError::TrailNotFound(name),
-            ))
-        })
+        Box::pin(async move { Err(trail_not_found(name)) })
     }
 }
 
@@ -163,8 +146,8 @@ impl auth::Authenticator for Everyone {
     fn authenticate(
         &self,
         _: &cairn_sigv4::Request<'_>,
-    ) -> Result<cairn_iam::Principal, cairn_sigv4::SigError> {
-        Ok(cairn_iam::Principal {
+    ) -> Result<cairn_model::principal::Principal, cairn_sigv4::SigError> {
+        Ok(cairn_model::principal::Principal {
             kind: "IAMUser",
             principal_id: "AIDATEST".into(),
             arn: "arn:aws:iam::111122223333:user/admin".into(),
@@ -173,7 +156,7 @@ impl auth::Authenticator for Everyone {
             user_name: "admin".into(),
         })
     }
-    fn authorize(&self, _: &cairn_iam::Principal, _: &str, _: &str) -> bool {
+    fn authorize(&self, _: &cairn_model::principal::Principal, _: &str, _: &str) -> bool {
         true
     }
     fn record_call(&self, _: auth::CallRecord) -> BoxFuture<'_, ()> {
@@ -444,15 +427,15 @@ impl keys::KeyAdmin for TwoKeys {
         region: &str,
         start: Option<i64>,
         end: Option<i64>,
-    ) -> Result<Vec<cairn_keys::KeyInfo>, ApiError> {
+    ) -> Result<Vec<cairn_model::signing_key::KeyInfo>, ApiError> {
         let (start, end) = (start.unwrap_or(3_000_000), end.unwrap_or(3_000_000));
-        let key = |fingerprint: &str, valid_from, valid_until| cairn_keys::KeyInfo {
+        let key = |fingerprint: &str, valid_from, valid_until| cairn_model::signing_key::KeyInfo {
             region: "eu-west-1".into(),
             fingerprint: fingerprint.into(),
             public_key: "MIIBCgKCAQEA".into(),
             valid_from,
             valid_until,
-            source: cairn_keys::KeySource::Generated,
+            source: cairn_model::signing_key::KeySource::Generated,
         };
         Ok([
             key("old", 1_000_000, Some(2_000_000)),
@@ -466,7 +449,7 @@ impl keys::KeyAdmin for TwoKeys {
         &self,
         _: trails::Caller,
         region: String,
-    ) -> BoxFuture<'_, Result<cairn_keys::KeyInfo, ApiError>> {
+    ) -> BoxFuture<'_, Result<cairn_model::signing_key::KeyInfo, ApiError>> {
         Box::pin(async move {
             Err(ApiError::bad_request(
                 "InvalidParameterException",

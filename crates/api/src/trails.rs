@@ -18,10 +18,10 @@ use crate::{AppState, BoxFuture};
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::Method;
-use axum::http::StatusCode;
+
 use axum::Json;
-use cairn_catalog::{Trail, TrailSettings};
 use cairn_selectors::Selectors;
+use cairn_trail::{Trail, TrailSettings};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -34,7 +34,7 @@ pub struct Caller {
     /// Its `User-Agent`.
     pub user_agent: Option<String>,
     /// The signer (set by the authentication layer).
-    pub identity: Option<cairn_iam::Principal>,
+    pub identity: Option<cairn_model::principal::Principal>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
@@ -53,7 +53,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
         Ok(Self {
             source_ip,
             user_agent,
-            identity: parts.extensions.get::<cairn_iam::Principal>().cloned(),
+            identity: parts
+                .extensions
+                .get::<cairn_model::principal::Principal>()
+                .cloned(),
         })
     }
 }
@@ -359,21 +362,4 @@ pub fn routes() -> Routes<AppState> {
             call("cairn:FlushTrail", NAME),
             flush,
         )
-}
-
-/// Maps a catalog error to the API error with CloudTrail's exception name.
-pub fn catalog_error(error: cairn_catalog::CatalogError) -> ApiError {
-    use cairn_catalog::CatalogError;
-    match &error {
-        CatalogError::TrailNotFound(_) => ApiError {
-            status: StatusCode::NOT_FOUND,
-            code: error.code(),
-            message: error.to_string(),
-        },
-        CatalogError::Io { .. } | CatalogError::Damaged { .. } => {
-            tracing::error!(error = %error, "catalog failure");
-            ApiError::internal(error.to_string())
-        }
-        _ => ApiError::bad_request(error.code(), error.to_string()),
-    }
 }

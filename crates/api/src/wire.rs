@@ -36,7 +36,7 @@ fn answer(body: Value) -> Response {
 }
 
 /// A trail in CloudTrail's shape (no Cairn-only members).
-fn wire_trail(trail: &cairn_catalog::Trail) -> Value {
+fn wire_trail(trail: &cairn_trail::Trail) -> Value {
     let mut out = crate::trails::trail_out(trail);
     if let Some(map) = out.as_object_mut() {
         map.remove("LocalDirectory");
@@ -46,7 +46,7 @@ fn wire_trail(trail: &cairn_catalog::Trail) -> Value {
 }
 
 /// CreateTrail / UpdateTrail members; the ones Cairn does not implement are refused by name.
-fn trail_settings(request: &Value) -> Result<cairn_catalog::TrailSettings, ApiError> {
+fn trail_settings(request: &Value) -> Result<cairn_trail::TrailSettings, ApiError> {
     let mut request = request.clone();
     if let Some(map) = request.as_object_mut() {
         for unsupported in [

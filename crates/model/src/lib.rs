@@ -16,7 +16,9 @@ pub mod fields;
 pub mod ids;
 pub mod lookup;
 pub mod payload;
+pub mod principal;
 pub mod provenance;
+pub mod signing_key;
 pub mod time;
 pub mod view;
 

@@ -213,7 +213,7 @@ impl LogsAdmin for LogsService {
         Box::pin(async move {
             self.catalog
                 .get(&trail)
-                .map_err(cairn_api::trails::catalog_error)?;
+                .map_err(crate::trails::catalog_error)?;
             let group = self
                 .logs
                 .put_group(LogGroup {

@@ -10,7 +10,7 @@
 
 use crate::ingest::IngestService;
 use crate::metrics::Metrics;
-use cairn_api::trails::{catalog_error, Caller, FlushOut, TrailAdmin};
+use cairn_api::trails::{Caller, FlushOut, TrailAdmin};
 use cairn_api::{ApiError, BoxFuture, Ingest};
 use cairn_catalog::{Catalog, Trail, TrailSettings};
 use cairn_delivery::{
@@ -569,5 +569,22 @@ impl cairn_api::keys::KeyAdmin for TrailService {
 
     fn now_millis(&self) -> i64 {
         self.clock.now_millis()
+    }
+}
+
+/// Maps a catalog error to the API error with CloudTrail's exception name.
+pub(crate) fn catalog_error(error: cairn_catalog::CatalogError) -> ApiError {
+    use cairn_catalog::CatalogError;
+    match &error {
+        CatalogError::TrailNotFound(_) => ApiError {
+            status: axum::http::StatusCode::NOT_FOUND,
+            code: error.code(),
+            message: error.to_string(),
+        },
+        CatalogError::Io { .. } | CatalogError::Damaged { .. } => {
+            tracing::error!(error = %error, "catalog failure");
+            ApiError::internal(error.to_string())
+        }
+        _ => ApiError::bad_request(error.code(), error.to_string()),
     }
 }
