@@ -318,3 +318,8 @@ pub fn schema() -> SchemaRef {
             .collect::<Vec<_>>(),
     ))
 }
+
+/// The position of the `eventSource` column.
+pub(crate) const EVENT_SOURCE: usize = 3;
+/// The position of `userIdentity` in [`COLUMNS`].
+pub(crate) const USER_IDENTITY: usize = 1;
