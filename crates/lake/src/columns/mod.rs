@@ -23,6 +23,7 @@ mod records;
 mod schema;
 mod seeds;
 use col::*;
+pub use col::parse_time;
 use names::*;
 pub(crate) use records::record_spans;
 pub use schema::*;
