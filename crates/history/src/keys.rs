@@ -2,15 +2,25 @@
 //!
 //! ```text
 //! tables per UTC day D of eventTime:
-//!   events_D   key: scope | time | seq                          value: the record's bytes
-//!   index_D    key: attribute | scope | len16 value | time | seq   value: ()
-//!   ids_D      key: eventID                                      value: ()   (for expiry)
+//!   blocks_D   key: block number (u64)                           value: zstd block of records
+//!   post_D     key: attribute | scope | len16 value | newest time | chunk   value: postings
+//!   idlist_D   key: chunk (u64)                                  value: id keys (16 bytes each)
 //! global:
-//!   event_ids  key: eventID   value: digest(16) | day(8) | time(8) | seq(8) | in_history(1) | scope
-//!   meta       key: name      value: u64          ("applied_seq": last WAL record indexed)
-//! scope := kind(1: 0 = management/integration, 1 = insight) | len8 region | region
-//! time  := eventTime in ms + 2^63 (u64)
+//!   ids        key: id key   value: digest(16) | time(8) | seq(8) | block(8) | slot(4)
+//!                                   | in_history(1) | scope
+//!   meta       key: name     value: u64   ("applied_seq": last WAL record indexed;
+//!                                          "format": 2)
+//! scope  := kind(1: 0 = management/integration, 1 = insight) | len8 region | region
+//! time   := eventTime in ms + 2^63 (u64)
+//! id key := the first 16 bytes of SHA-256(eventID)
+//! chunk  := the last WAL sequence number of the batch that wrote it
 //! ```
+//!
+//! The attribute [`ALL`] with an empty value lists every event of a scope (a lookup without
+//! an attribute). Blocks are described in [`crate::block`], posting chunks in
+//! [`crate::postings`]. The version-1 layout (`events_D`, `index_D`, `ids_D`, `event_ids`:
+//! one table entry per event and value, records uncompressed) is read once, by
+//! [`crate::migrate`], and dropped.
 
 use cairn_model::time::EpochMillis;
 
@@ -69,22 +79,48 @@ pub(crate) fn position_of(key: &[u8]) -> Option<(EpochMillis, u64)> {
     Some((time_from_key(time), seq))
 }
 
+/// The attribute code of "every event of the scope".
+pub(crate) const ALL: u8 = 0xff;
+
+/// The postings prefix of every event of a scope.
+pub(crate) fn all_prefix(scope: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(3 + scope.len() + 16);
+    out.push(ALL);
+    out.extend_from_slice(scope);
+    out.extend_from_slice(&[0, 0]);
+    out
+}
+
+/// The `ids` key of an eventID.
+pub(crate) fn id_key(event_id: &str) -> [u8; 16] {
+    use sha2::Digest;
+    sha2::Sha256::digest(event_id.as_bytes())[..16]
+        .try_into()
+        .expect("16 bytes")
+}
+
+pub(crate) fn blocks_table(day: i64) -> String {
+    format!("blocks_{day}")
+}
+
+pub(crate) fn postings_table(day: i64) -> String {
+    format!("post_{day}")
+}
+
+pub(crate) fn idlist_table(day: i64) -> String {
+    format!("idlist_{day}")
+}
+
+/// Version 1: records of the day.
 pub(crate) fn events_table(day: i64) -> String {
     format!("events_{day}")
-}
-
-pub(crate) fn index_table(day: i64) -> String {
-    format!("index_{day}")
-}
-
-pub(crate) fn ids_table(day: i64) -> String {
-    format!("ids_{day}")
 }
 
 /// The day of a per-day table name.
 pub(crate) fn day_of_table(name: &str) -> Option<i64> {
     let (_, day) = name.split_once('_')?;
-    if name.starts_with("events_") || name.starts_with("index_") || name.starts_with("ids_") {
+    let prefixes = ["blocks_", "post_", "idlist_", "events_", "index_", "ids_"];
+    if prefixes.iter().any(|p| name.starts_with(p)) {
         day.parse().ok()
     } else {
         None
@@ -120,6 +156,15 @@ mod tests {
         assert_eq!(day_of_table(&events_table(19_000)), Some(19_000));
         assert_eq!(day_of_table("event_ids"), None);
         assert_eq!(day_of_table("meta"), None);
+        assert_eq!(day_of_table("ids"), None);
+        for name in [
+            blocks_table(7),
+            postings_table(7),
+            idlist_table(7),
+            "ids_7".into(),
+        ] {
+            assert_eq!(day_of_table(&name), Some(7));
+        }
     }
 
     #[test]

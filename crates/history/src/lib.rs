@@ -1,18 +1,26 @@
 //! Cairn's Event history: the last 90 days of management (and Insights, and integration)
 //! events per region, searchable the way CloudTrail's `LookupEvents` is.
 //!
-//! The store is one [redb](https://docs.rs/redb) file. Events and their lookup-attribute
-//! index entries live in tables per UTC day of `eventTime` (see [`keys`] for the exact
-//! layout), so a lookup is a reverse range scan over a few day tables — never a scan of
-//! everything — and expiry drops whole day tables. The index is fed from the WAL by the
-//! server; the last WAL sequence number indexed is stored in the same transaction as the
-//! index entries, so a crash never indexes an event twice or skips one.
+//! The store is one [redb](https://docs.rs/redb) file, laid out per UTC day of `eventTime`
+//! (see [`keys`]): the day's records compressed in blocks of about a hundred ([`block`]), and
+//! for each lookup value the places of its events, one chunk per indexing batch
+//! ([`postings`]). A batch of WAL records costs one table entry per event (its eventID, for
+//! idempotency and `EventId` lookups) and one per value and day it holds, not one per event and
+//! value; a lookup reads chunks newest first and decompresses at most one block per result.
+//! Expiry drops whole day tables. The index is fed from the WAL by the server; the last WAL
+//! sequence number indexed is stored in the same transaction as the entries, so a crash never
+//! indexes an event twice or skips one.
 //!
-//! `event_ids` keeps every recorded eventID (of every category) with the digest of the
-//! producer's payload, for idempotent ingest and `EventId` lookups.
+//! A store written by the version-1 layout (uncompressed records, an index entry per event and
+//! value) is migrated when it is opened ([`migrate`]).
 
+pub mod block;
 pub mod keys;
+mod migrate;
+pub mod postings;
 pub mod query;
+mod read;
+mod write;
 
 use cairn_model::event::ProducerDigest;
 use cairn_model::provenance::Provenance;
@@ -29,11 +37,14 @@ pub use query::{LookupQuery, QueryError, MAX_PAGE};
 /// The storage engine's error type, for callers that build [`HistoryError::Store`].
 pub use redb::Error as RedbError;
 
-const EVENT_IDS: TableDefinition<&str, &[u8]> = TableDefinition::new("event_ids");
+const IDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("ids");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
 const TOKEN_KEY: &str = "next_token_key";
 const APPLIED_SEQ: &str = "applied_seq";
+const FORMAT: &str = "format";
+/// The layout this version writes (see [`keys`]).
+const CURRENT_FORMAT: u64 = 2;
 
 /// One day in milliseconds.
 pub const DAY_MS: i64 = 86_400_000;
@@ -80,6 +91,9 @@ pub enum HistoryError {
     /// A lookup was invalid.
     #[error(transparent)]
     Query(#[from] QueryError),
+    /// Stored data could not be read back (a damaged block).
+    #[error("history store is damaged: {0}")]
+    Damaged(String),
 }
 
 impl HistoryError {
@@ -89,7 +103,7 @@ impl HistoryError {
         match self {
             Self::Store { source, .. } => cairn_durable::is_io(source),
             Self::Open { .. } => true,
-            Self::Query(_) => false,
+            Self::Query(_) | Self::Damaged(_) => false,
         }
     }
 }
@@ -178,6 +192,10 @@ pub struct HistoryStore {
     retention_ms: i64,
     /// Authenticates NextTokens.
     token_key: query::TokenKey,
+    /// The open (last) block of each day written to, as committed; cleared when a write fails.
+    tails: std::sync::Mutex<HashMap<i64, write::Tail>>,
+    /// Blocks read recently.
+    blocks: read::BlockCache,
 }
 
 fn attribute_values(view: &EventView) -> Vec<(AttributeKey, String)> {
@@ -219,45 +237,42 @@ fn kind_of(category: EventCategory) -> Kind {
     }
 }
 
-fn encode_id_entry(
-    digest: &ProducerDigest,
-    day: i64,
-    time: EpochMillis,
-    seq: u64,
-    in_history: bool,
-    scope: &[u8],
-) -> Vec<u8> {
-    let mut out = Vec::with_capacity(41 + scope.len());
-    out.extend_from_slice(digest);
-    out.extend_from_slice(&day.to_be_bytes());
-    out.extend_from_slice(&time.to_be_bytes());
-    out.extend_from_slice(&seq.to_be_bytes());
-    out.push(u8::from(in_history));
-    out.extend_from_slice(scope);
-    out
-}
-
+/// An `ids` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct IdEntry {
     digest: ProducerDigest,
-    day: i64,
     time: EpochMillis,
     seq: u64,
+    block: u64,
+    slot: u32,
     in_history: bool,
     scope: Vec<u8>,
 }
 
-fn decode_id_entry(bytes: &[u8]) -> Option<IdEntry> {
-    if bytes.len() < 41 {
-        return None;
+impl IdEntry {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(45 + self.scope.len());
+        out.extend_from_slice(&self.digest);
+        out.extend_from_slice(&self.time.to_be_bytes());
+        out.extend_from_slice(&self.seq.to_be_bytes());
+        out.extend_from_slice(&self.block.to_be_bytes());
+        out.extend_from_slice(&self.slot.to_be_bytes());
+        out.push(u8::from(self.in_history));
+        out.extend_from_slice(&self.scope);
+        out
     }
-    Some(IdEntry {
-        digest: bytes[..16].try_into().ok()?,
-        day: i64::from_be_bytes(bytes[16..24].try_into().ok()?),
-        time: i64::from_be_bytes(bytes[24..32].try_into().ok()?),
-        seq: u64::from_be_bytes(bytes[32..40].try_into().ok()?),
-        in_history: bytes[40] == 1,
-        scope: bytes[41..].to_vec(),
-    })
+
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        Some(Self {
+            digest: bytes.get(..16)?.try_into().ok()?,
+            time: i64::from_be_bytes(bytes.get(16..24)?.try_into().ok()?),
+            seq: u64::from_be_bytes(bytes.get(24..32)?.try_into().ok()?),
+            block: u64::from_be_bytes(bytes.get(32..40)?.try_into().ok()?),
+            slot: u32::from_be_bytes(bytes.get(40..44)?.try_into().ok()?),
+            in_history: *bytes.get(44)? == 1,
+            scope: bytes.get(45..)?.to_vec(),
+        })
+    }
 }
 
 fn push_found(
@@ -290,7 +305,7 @@ impl HistoryStore {
         result
     }
 
-    /// Opens or creates the store at `path`.
+    /// Opens or creates the store at `path`, migrating a version-1 store.
     pub fn open(path: &Path, config: &HistoryConfig) -> Result<Self, HistoryError> {
         let db = cairn_durable::Db::create(path, config.cache_bytes).map_err(|source| {
             HistoryError::Open {
@@ -300,28 +315,33 @@ impl HistoryStore {
         })?;
         let handle = db.get().during("initialise")?;
         // A store that exists is only read here, so that a start on a full disk can serve it.
-        let existing = {
+        let (existing, format) = {
             let tx = handle.begin_read().during("initialise")?;
-            let secrets = match tx.open_table(SECRETS) {
-                Ok(table) => Some(table),
-                Err(redb::TableError::TableDoesNotExist(_)) => None,
-                Err(e) => return Err(e).during("initialise"),
-            };
-            match secrets {
-                Some(table) => table
+            let key = match tx.open_table(SECRETS) {
+                Ok(table) => table
                     .get(TOKEN_KEY)
                     .during("initialise")?
                     .and_then(|v| query::TokenKey::try_from(v.value()).ok()),
-                None => None,
-            }
+                Err(redb::TableError::TableDoesNotExist(_)) => None,
+                Err(e) => return Err(e).during("initialise"),
+            };
+            let format = match tx.open_table(META) {
+                Ok(table) => table.get(FORMAT).during("initialise")?.map(|v| v.value()),
+                Err(redb::TableError::TableDoesNotExist(_)) => None,
+                Err(e) => return Err(e).during("initialise"),
+            };
+            (key, format)
         };
         let token_key = match existing {
             Some(key) => key,
             None => {
                 let key: query::TokenKey = rand::random();
                 let tx = handle.begin_write().during("initialise")?;
-                tx.open_table(EVENT_IDS).during("initialise")?;
-                tx.open_table(META).during("initialise")?;
+                tx.open_table(IDS).during("initialise")?;
+                tx.open_table(META)
+                    .during("initialise")?
+                    .insert(FORMAT, CURRENT_FORMAT)
+                    .during("initialise")?;
                 tx.open_table(SECRETS)
                     .during("initialise")?
                     .insert(TOKEN_KEY, key.as_slice())
@@ -331,11 +351,17 @@ impl HistoryStore {
             }
         };
         drop(handle);
-        Ok(Self {
+        let store = Self {
             db,
             retention_ms: config.retention_days * DAY_MS,
             token_key,
-        })
+            tails: Default::default(),
+            blocks: read::BlockCache::default(),
+        };
+        if existing.is_some() && format != Some(CURRENT_FORMAT) {
+            store.noted(migrate::from_v1(&store))?;
+        }
+        Ok(store)
     }
 
     /// The last WAL sequence number indexed (0 if none).
@@ -354,16 +380,7 @@ impl HistoryStore {
 
     /// The digest recorded for `event_id`, if the id is known.
     pub fn recorded_id(&self, event_id: &str) -> Result<Option<RecordedId>, HistoryError> {
-        self.noted(self.recorded_id_unnoted(event_id))
-    }
-
-    fn recorded_id_unnoted(&self, event_id: &str) -> Result<Option<RecordedId>, HistoryError> {
-        let tx = self.db.begin_read().during("read event id")?;
-        let ids = tx.open_table(EVENT_IDS).during("read event id")?;
-        let entry = ids.get(event_id).during("read event id")?;
-        Ok(entry
-            .and_then(|v| decode_id_entry(v.value()))
-            .map(|e| RecordedId { digest: e.digest }))
+        Ok(self.recorded_ids_batch(&[event_id])?.pop().flatten())
     }
 
     /// The digests recorded for each of `event_ids` (one read transaction).
@@ -379,13 +396,15 @@ impl HistoryStore {
         event_ids: &[&str],
     ) -> Result<Vec<Option<RecordedId>>, HistoryError> {
         let tx = self.db.begin_read().during("read event ids")?;
-        let ids = tx.open_table(EVENT_IDS).during("read event ids")?;
+        let ids = tx.open_table(IDS).during("read event ids")?;
         event_ids
             .iter()
             .map(|id| {
-                let entry = ids.get(*id).during("read event ids")?;
+                let entry = ids
+                    .get(keys::id_key(id).as_slice())
+                    .during("read event ids")?;
                 Ok(entry
-                    .and_then(|v| decode_id_entry(v.value()))
+                    .and_then(|v| IdEntry::decode(v.value()))
                     .map(|e| RecordedId { digest: e.digest }))
             })
             .collect()
@@ -401,125 +420,6 @@ impl HistoryStore {
         self.noted(self.index_batch_unnoted(items, now))
     }
 
-    fn index_batch_unnoted(
-        &self,
-        items: &[IndexItem<'_>],
-        now: EpochMillis,
-    ) -> Result<IndexReport, HistoryError> {
-        let mut report = IndexReport::default();
-        let Some(last) = items.last() else {
-            return Ok(report);
-        };
-        let applied = self.applied_seq()?;
-        let retention_start = now - self.retention_ms;
-        let oldest_day = utc_day(retention_start);
-        let tx = self.db.begin_write().during("index events")?;
-        {
-            let mut ids = tx.open_table(EVENT_IDS).during("index events")?;
-            let mut meta = tx.open_table(META).during("index events")?;
-            let views: Vec<(&IndexItem<'_>, Result<EventView, _>)> = items
-                .iter()
-                .filter(|item| item.seq > applied)
-                .map(|item| (item, EventView::from_record(item.record)))
-                .collect();
-            let names: HashMap<i64, [String; 3]> = views
-                .iter()
-                .filter_map(|(_, view)| view.as_ref().ok())
-                .map(|view| utc_day(view.event_time).max(oldest_day))
-                .map(|day| {
-                    (
-                        day,
-                        [
-                            keys::events_table(day),
-                            keys::index_table(day),
-                            keys::ids_table(day),
-                        ],
-                    )
-                })
-                .collect();
-            let mut tables = HashMap::new();
-            for (day, [events, index, day_ids]) in &names {
-                let events = tx
-                    .open_table(TableDefinition::<&[u8], &[u8]>::new(events))
-                    .during("index events")?;
-                let index = tx
-                    .open_table(TableDefinition::<&[u8], ()>::new(index))
-                    .during("index events")?;
-                let day_ids = tx
-                    .open_table(TableDefinition::<&str, ()>::new(day_ids))
-                    .during("index events")?;
-                tables.insert(*day, (events, index, day_ids));
-            }
-            for (item, view) in views {
-                let view = match view {
-                    Ok(view) => view,
-                    Err(e) => {
-                        tracing::error!(seq = item.seq, error = %e, "skipping unreadable record in history indexing");
-                        report.unreadable += 1;
-                        continue;
-                    }
-                };
-                if ids
-                    .get(view.event_id.as_str())
-                    .during("index events")?
-                    .is_some()
-                {
-                    report.duplicates += 1;
-                    continue;
-                }
-                let day = utc_day(view.event_time).max(oldest_day);
-                let (events, index, day_ids) = tables
-                    .get_mut(&day)
-                    .expect("tables opened for every day of the batch");
-                let in_history =
-                    view.category.in_event_history() && view.event_time >= retention_start;
-                let scope = keys::scope(kind_of(view.category), &view.aws_region);
-                if in_history {
-                    let key = keys::with_position(&scope, view.event_time, item.seq);
-                    events
-                        .insert(
-                            key.as_slice(),
-                            stored_value(item.provenance, item.record).as_slice(),
-                        )
-                        .during("index events")?;
-                    let mut values = attribute_values(&view);
-                    let provenance = Provenance::decode(item.provenance);
-                    values.extend(
-                        provenance
-                            .lookup_values()
-                            .into_iter()
-                            .map(|v| (AttributeKey::IngestedBy, v.to_owned())),
-                    );
-                    for (attribute, value) in values {
-                        let prefix = keys::attribute_prefix(attribute, &scope, &value);
-                        let key = keys::with_position(&prefix, view.event_time, item.seq);
-                        index.insert(key.as_slice(), ()).during("index events")?;
-                    }
-                    report.indexed += 1;
-                } else {
-                    report.ids_only += 1;
-                }
-                let entry = encode_id_entry(
-                    &item.digest,
-                    day,
-                    view.event_time,
-                    item.seq,
-                    in_history,
-                    &scope,
-                );
-                ids.insert(view.event_id.as_str(), entry.as_slice())
-                    .during("index events")?;
-                day_ids
-                    .insert(view.event_id.as_str(), ())
-                    .during("index events")?;
-            }
-            meta.insert(APPLIED_SEQ, last.seq.max(applied))
-                .during("index events")?;
-        }
-        tx.commit().during("commit indexed events")?;
-        Ok(report)
-    }
-
     /// One page of a lookup, newest first.
     pub fn lookup(
         &self,
@@ -529,154 +429,7 @@ impl HistoryStore {
         self.noted(self.lookup_unnoted(query, now))
     }
 
-    fn lookup_unnoted(
-        &self,
-        query: &LookupQuery,
-        now: EpochMillis,
-    ) -> Result<LookupPage, HistoryError> {
-        let retention_start = now - self.retention_ms;
-        let (start, end, page, token) = query.resolve(now, retention_start, &self.token_key)?;
-        let kind = if query.insights {
-            Kind::Insights
-        } else {
-            Kind::Events
-        };
-        let scope = keys::scope(kind, &query.region);
-        let tx = self.db.begin_read().during("lookup")?;
-        let mut found: Vec<(EpochMillis, u64, FoundEvent)> = Vec::with_capacity(page + 1);
-
-        if let Some((AttributeKey::EventId, id)) = &query.attribute {
-            let ids = tx.open_table(EVENT_IDS).during("lookup")?;
-            let entry = ids
-                .get(id.as_str())
-                .during("lookup")?
-                .and_then(|v| decode_id_entry(v.value()));
-            if let Some(entry) = entry {
-                let after_token = token.is_none_or(|t| (entry.time, entry.seq) < (t.time, t.seq));
-                if entry.in_history
-                    && entry.scope == scope
-                    && entry.time >= start
-                    && entry.time <= end
-                    && after_token
-                {
-                    let events = tx
-                        .open_table(TableDefinition::<&[u8], &[u8]>::new(&keys::events_table(
-                            entry.day,
-                        )))
-                        .during("lookup")?;
-                    let key = keys::with_position(&scope, entry.time, entry.seq);
-                    if let Some(value) = events.get(key.as_slice()).during("lookup")? {
-                        push_found(&mut found, entry.time, entry.seq, value.value());
-                    }
-                }
-            }
-            return Ok(LookupPage {
-                events: found.into_iter().map(|(_, _, e)| e).collect(),
-                next_token: None,
-            });
-        }
-
-        let prefix = match &query.attribute {
-            Some((attribute, value)) => keys::attribute_prefix(*attribute, &scope, value),
-            None => scope.clone(),
-        };
-        let lower = keys::with_position(&prefix, start, 0);
-        let upper = match token {
-            // Exclusive: strictly before the last event already returned.
-            Some(t) if (t.time, t.seq) <= (end, u64::MAX) => {
-                keys::with_position(&prefix, t.time, t.seq)
-            }
-            _ => {
-                let mut inclusive_end = keys::with_position(&prefix, end, u64::MAX);
-                inclusive_end.push(0);
-                inclusive_end
-            }
-        };
-        if lower >= upper {
-            // Empty range (e.g. an end time before the retention window): nothing to scan.
-            return Ok(LookupPage {
-                events: Vec::new(),
-                next_token: None,
-            });
-        }
-        let first_day = utc_day(start);
-        let mut day = utc_day(token.map_or(end, |t| t.time.min(end)));
-        'days: while day >= first_day && found.len() <= page {
-            let events_name = keys::events_table(day);
-            let events = match tx.open_table(TableDefinition::<&[u8], &[u8]>::new(&events_name)) {
-                Ok(table) => table,
-                Err(redb::TableError::TableDoesNotExist(_)) => {
-                    day -= 1;
-                    continue;
-                }
-                Err(e) => return Err(e).during("lookup"),
-            };
-            if query.attribute.is_none() {
-                for entry in events
-                    .range(lower.as_slice()..upper.as_slice())
-                    .during("lookup")?
-                    .rev()
-                {
-                    let (key, value) = entry.during("lookup")?;
-                    let Some((time, seq)) = keys::position_of(key.value()) else {
-                        continue;
-                    };
-                    push_found(&mut found, time, seq, value.value());
-                    if found.len() > page {
-                        break 'days;
-                    }
-                }
-            } else {
-                let index_name = keys::index_table(day);
-                let index = match tx.open_table(TableDefinition::<&[u8], ()>::new(&index_name)) {
-                    Ok(table) => table,
-                    Err(redb::TableError::TableDoesNotExist(_)) => {
-                        day -= 1;
-                        continue;
-                    }
-                    Err(e) => return Err(e).during("lookup"),
-                };
-                for entry in index
-                    .range(lower.as_slice()..upper.as_slice())
-                    .during("lookup")?
-                    .rev()
-                {
-                    let (key, _) = entry.during("lookup")?;
-                    let Some((time, seq)) = keys::position_of(key.value()) else {
-                        continue;
-                    };
-                    let event_key = keys::with_position(&scope, time, seq);
-                    if let Some(record) = events.get(event_key.as_slice()).during("lookup")? {
-                        push_found(&mut found, time, seq, record.value());
-                    }
-                    if found.len() > page {
-                        break 'days;
-                    }
-                }
-            }
-            day -= 1;
-        }
-        let next_token = if found.len() > page {
-            found.truncate(page);
-            found.last().map(|(time, seq, _)| {
-                query.encode_token(
-                    &self.token_key,
-                    query::PageToken {
-                        time: *time,
-                        seq: *seq,
-                    },
-                )
-            })
-        } else {
-            None
-        };
-        Ok(LookupPage {
-            events: found.into_iter().map(|(_, _, e)| e).collect(),
-            next_token,
-        })
-    }
-
-    /// Drops every day older than the retention window, events, index and ids alike.
+    /// Drops every day older than the retention window, records, postings and ids alike.
     /// Returns the number of days dropped.
     pub fn expire(&self, now: EpochMillis) -> Result<usize, HistoryError> {
         self.noted(self.expire_unnoted(now))
@@ -699,25 +452,26 @@ impl HistoryStore {
         for &day in &expired_days {
             let tx = self.db.begin_write().during("expire history day")?;
             {
-                let ids_name = keys::ids_table(day);
-                let mut ids = tx.open_table(EVENT_IDS).during("expire history day")?;
-                let day_ids = tx
-                    .open_table(TableDefinition::<&str, ()>::new(&ids_name))
+                let mut ids = tx.open_table(IDS).during("expire history day")?;
+                let list = tx
+                    .open_table(write::idlist_def(&keys::idlist_table(day)))
                     .during("expire history day")?;
-                for entry in day_ids.iter().during("expire history day")? {
-                    let (id, _) = entry.during("expire history day")?;
-                    ids.remove(id.value()).during("expire history day")?;
+                for entry in list.iter().during("expire history day")? {
+                    let (_, keys) = entry.during("expire history day")?;
+                    for key in keys.value().chunks_exact(16) {
+                        ids.remove(key).during("expire history day")?;
+                    }
                 }
             }
-            tx.delete_table(TableDefinition::<&[u8], &[u8]>::new(&keys::events_table(
-                day,
-            )))
-            .during("expire history day")?;
-            tx.delete_table(TableDefinition::<&[u8], ()>::new(&keys::index_table(day)))
+            tx.delete_table(write::blocks_def(&keys::blocks_table(day)))
                 .during("expire history day")?;
-            tx.delete_table(TableDefinition::<&str, ()>::new(&keys::ids_table(day)))
+            tx.delete_table(write::postings_def(&keys::postings_table(day)))
+                .during("expire history day")?;
+            tx.delete_table(write::idlist_def(&keys::idlist_table(day)))
                 .during("expire history day")?;
             tx.commit().during("expire history day")?;
+            self.tails.lock().expect("tails").remove(&day);
+            self.blocks.forget_day(day);
             tracing::info!(day, "expired a day of event history");
         }
         Ok(expired_days.len())
@@ -730,7 +484,7 @@ impl HistoryStore {
 
     fn recorded_ids_unnoted(&self) -> Result<u64, HistoryError> {
         let tx = self.db.begin_read().during("count event ids")?;
-        tx.open_table(EVENT_IDS)
+        tx.open_table(IDS)
             .during("count event ids")?
             .len()
             .during("count event ids")

@@ -1,0 +1,236 @@
+//! Lookups: posting chunks read newest first, then one block per result (most from cache).
+
+use crate::block::RawBlock;
+use crate::postings::{self, Posting};
+use crate::write::{blocks_def, postings_def};
+use crate::*;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::{Arc, Mutex};
+
+/// Decompressed blocks kept for the next lookups (paging reads the same blocks again).
+const CACHED_BLOCKS: usize = 256;
+
+/// Blocks read recently, by day and number. A block only grows, so a cached copy serves every
+/// slot it holds; a slot beyond it reads the block again.
+#[derive(Debug, Default)]
+pub(crate) struct BlockCache {
+    blocks: Mutex<HashMap<(i64, u64), Arc<RawBlock>>>,
+}
+
+impl BlockCache {
+    fn get(&self, day: i64, number: u64, slot: u32) -> Option<Arc<RawBlock>> {
+        let blocks = self.blocks.lock().expect("block cache");
+        blocks
+            .get(&(day, number))
+            .filter(|block| (slot as usize) < block.len())
+            .cloned()
+    }
+
+    fn put(&self, day: i64, number: u64, block: Arc<RawBlock>) {
+        let mut blocks = self.blocks.lock().expect("block cache");
+        if blocks.len() >= CACHED_BLOCKS {
+            blocks.clear();
+        }
+        blocks.insert((day, number), block);
+    }
+
+    pub(crate) fn forget_day(&self, day: i64) {
+        self.blocks
+            .lock()
+            .expect("block cache")
+            .retain(|(d, _), _| *d != day);
+    }
+}
+
+type Found = Vec<(EpochMillis, u64, FoundEvent)>;
+
+impl HistoryStore {
+    /// The stored value a posting points at, if it is there.
+    fn value_at(
+        &self,
+        blocks: &redb::ReadOnlyTable<u64, &'static [u8]>,
+        day: i64,
+        at: Posting,
+    ) -> Result<Option<Vec<u8>>, HistoryError> {
+        let block = match self.blocks.get(day, at.block, at.slot) {
+            Some(block) => block,
+            None => {
+                let Some(stored) = blocks.get(at.block).during("lookup")? else {
+                    tracing::error!(day, block = at.block, "a posting names a missing block");
+                    return Ok(None);
+                };
+                match RawBlock::decompress(stored.value()) {
+                    Ok(block) => {
+                        let block = Arc::new(block);
+                        self.blocks.put(day, at.block, block.clone());
+                        block
+                    }
+                    Err(e) => {
+                        tracing::error!(day, block = at.block, error = %e, "unreadable block in event history");
+                        return Ok(None);
+                    }
+                }
+            }
+        };
+        match block.entry(at.slot) {
+            Some(entry) if entry.seq == at.seq => Ok(Some(entry.value.to_vec())),
+            _ => {
+                tracing::error!(
+                    day,
+                    block = at.block,
+                    slot = at.slot,
+                    "a posting names a missing entry"
+                );
+                Ok(None)
+            }
+        }
+    }
+
+    pub(crate) fn lookup_unnoted(
+        &self,
+        query: &LookupQuery,
+        now: EpochMillis,
+    ) -> Result<LookupPage, HistoryError> {
+        let retention_start = now - self.retention_ms;
+        let (start, end, page, token) = query.resolve(now, retention_start, &self.token_key)?;
+        let kind = if query.insights {
+            Kind::Insights
+        } else {
+            Kind::Events
+        };
+        let scope = keys::scope(kind, &query.region);
+        let tx = self.db.begin_read().during("lookup")?;
+        let mut found: Found = Vec::with_capacity(page + 1);
+        let wanted = |time: EpochMillis, seq: u64| {
+            time >= start && time <= end && token.is_none_or(|t| (time, seq) < (t.time, t.seq))
+        };
+
+        if let Some((AttributeKey::EventId, id)) = &query.attribute {
+            let ids = tx.open_table(IDS).during("lookup")?;
+            let entry = ids
+                .get(keys::id_key(id).as_slice())
+                .during("lookup")?
+                .and_then(|v| IdEntry::decode(v.value()));
+            if let Some(entry) = entry {
+                if entry.in_history && entry.scope == scope && wanted(entry.time, entry.seq) {
+                    let day = utc_day(entry.time);
+                    let at = Posting {
+                        time: entry.time,
+                        seq: entry.seq,
+                        block: entry.block,
+                        slot: entry.slot,
+                    };
+                    match tx.open_table(blocks_def(&keys::blocks_table(day))) {
+                        Ok(blocks) => {
+                            if let Some(value) = self.value_at(&blocks, day, at)? {
+                                push_found(&mut found, entry.time, entry.seq, &value);
+                            }
+                        }
+                        Err(redb::TableError::TableDoesNotExist(_)) => {}
+                        Err(e) => return Err(e).during("lookup"),
+                    }
+                    // The id key is a hash: the record must carry the id asked for.
+                    found.retain(|(_, _, e)| e.view.event_id == *id);
+                }
+            }
+            return Ok(LookupPage {
+                events: found.into_iter().map(|(_, _, e)| e).collect(),
+                next_token: None,
+            });
+        }
+
+        let prefix = match &query.attribute {
+            Some((attribute, value)) => keys::attribute_prefix(*attribute, &scope, value),
+            None => keys::all_prefix(&scope),
+        };
+        let newest = token.map_or(end, |t| t.time.min(end));
+        if start > newest {
+            // Empty range (e.g. an end time before the retention window): nothing to scan.
+            return Ok(LookupPage {
+                events: Vec::new(),
+                next_token: None,
+            });
+        }
+        // Chunks whose newest event is at or after `start`; older chunks hold nothing wanted.
+        let lower = keys::with_position(&prefix, start, 0);
+        let mut upper = keys::with_position(&prefix, i64::MAX, u64::MAX);
+        upper.push(0);
+        let first_day = utc_day(start);
+        let mut day = utc_day(newest);
+        while day >= first_day && found.len() <= page {
+            let need = page + 1 - found.len();
+            let chunks = match tx.open_table(postings_def(&keys::postings_table(day))) {
+                Ok(table) => table,
+                Err(redb::TableError::TableDoesNotExist(_)) => {
+                    day -= 1;
+                    continue;
+                }
+                Err(e) => return Err(e).during("lookup"),
+            };
+            // The `need` newest wanted postings of the day.
+            let mut best: BinaryHeap<Reverse<Posting>> = BinaryHeap::with_capacity(need + 1);
+            for chunk in chunks
+                .range(lower.as_slice()..upper.as_slice())
+                .during("lookup")?
+                .rev()
+            {
+                let (key, value) = chunk.during("lookup")?;
+                let Some((chunk_newest, _)) = keys::position_of(key.value()) else {
+                    continue;
+                };
+                // Chunks come newest first: once the oldest kept is newer than all of this
+                // chunk, no later chunk can change the page.
+                if best.len() == need && best.peek().is_some_and(|b| chunk_newest < b.0.time) {
+                    break;
+                }
+                let list = match postings::decode(value.value(), chunk_newest) {
+                    Ok(list) => list,
+                    Err(e) => {
+                        tracing::error!(day, error = %e, "unreadable posting chunk in event history");
+                        continue;
+                    }
+                };
+                for posting in list.into_iter().filter(|p| wanted(p.time, p.seq)) {
+                    if best.len() < need {
+                        best.push(Reverse(posting));
+                    } else if best.peek().is_some_and(|b| posting > b.0) {
+                        best.pop();
+                        best.push(Reverse(posting));
+                    }
+                }
+            }
+            if !best.is_empty() {
+                let blocks = tx
+                    .open_table(blocks_def(&keys::blocks_table(day)))
+                    .during("lookup")?;
+                let mut picked: Vec<Posting> = best.into_iter().map(|r| r.0).collect();
+                picked.sort_unstable_by(|a, b| b.cmp(a));
+                for at in picked {
+                    if let Some(value) = self.value_at(&blocks, day, at)? {
+                        push_found(&mut found, at.time, at.seq, &value);
+                    }
+                }
+            }
+            day -= 1;
+        }
+        let next_token = if found.len() > page {
+            found.truncate(page);
+            found.last().map(|(time, seq, _)| {
+                query.encode_token(
+                    &self.token_key,
+                    query::PageToken {
+                        time: *time,
+                        seq: *seq,
+                    },
+                )
+            })
+        } else {
+            None
+        };
+        Ok(LookupPage {
+            events: found.into_iter().map(|(_, _, e)| e).collect(),
+            next_token,
+        })
+    }
+}
