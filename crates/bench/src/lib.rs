@@ -473,6 +473,8 @@ fn lookup(args: LookupArgs) -> anyhow::Result<()> {
         let batch = 20_000;
         let mut seq = store.applied_seq()?;
         let mut done = seq as usize;
+        // The baseline for size: the same events gzipped at level 6, one batch in ten.
+        let (mut sampled_events, mut sampled_json, mut sampled_gzip) = (0u64, 0u64, 0u64);
         while done < args.events {
             let n = batch.min(args.events - done);
             let records: Vec<String> = (0..n)
@@ -500,6 +502,16 @@ fn lookup(args: LookupArgs) -> anyhow::Result<()> {
                 })
                 .collect();
             store.index_batch(&items, now)?;
+            if (done / batch).is_multiple_of(10) {
+                let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+                for r in &records {
+                    std::io::Write::write_all(&mut gz, r.as_bytes())?;
+                    std::io::Write::write_all(&mut gz, b"\n")?;
+                }
+                sampled_gzip += gz.finish()?.len() as u64;
+                sampled_json += records.iter().map(|r| r.len() as u64 + 1).sum::<u64>();
+                sampled_events += n as u64;
+            }
             done += n;
             if done % 500_000 < batch {
                 eprintln!(
@@ -508,10 +520,18 @@ fn lookup(args: LookupArgs) -> anyhow::Result<()> {
                 );
             }
         }
-        std::fs::write(dir.join(format!("history-{}.done", args.events)), b"done")?;
+        std::fs::write(
+            dir.join(format!("history-{}.done", args.events)),
+            format!("{sampled_events} {sampled_json} {sampled_gzip}"),
+        )?;
         eprintln!("built in {:.1} s", started.elapsed().as_secs_f64());
     }
     let size = std::fs::metadata(&path)?.len();
+    let sampled: Vec<u64> =
+        std::fs::read_to_string(dir.join(format!("history-{}.done", args.events)))?
+            .split_whitespace()
+            .filter_map(|n| n.parse().ok())
+            .collect();
     let mut rng = StdRng::seed_from_u64(9);
     // Ids of real events, from the newest page of each region and a page 40 days back.
     let mut known_ids = Vec::new();
@@ -579,6 +599,16 @@ fn lookup(args: LookupArgs) -> anyhow::Result<()> {
         ),
     ];
     println!("cairn bench lookup: {} events in history ({:.1} GiB store), {} lookups per shape, page size 50", args.events, size as f64 / (1u64 << 30) as f64, args.lookups);
+    // A store built before this figure was kept has no sample.
+    if let [events, json, gzip] = sampled[..] {
+        let store = size as f64 / args.events as f64;
+        let gzip = gzip as f64 / events as f64;
+        println!(
+            "  store {store:.0} bytes/event; the events as JSON {:.0} bytes/event, gzipped (level 6) {gzip:.0} bytes/event; store / gzip {:.2}",
+            json as f64 / events as f64,
+            store / gzip
+        );
+    }
     for (name, make) in &shapes {
         let mut times = Vec::with_capacity(args.lookups);
         let mut results = 0;

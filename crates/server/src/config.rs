@@ -58,6 +58,10 @@ pub struct RawConfig {
     /// destination is down, a stopped store): beyond it producers' ingest answers 503 naming
     /// the consumer. Default 16384; 0: no bound but the disk.
     pub max_wal_backlog_mib: Option<u64>,
+    /// Most events acknowledged and not yet in Event history: their eventIDs are kept in
+    /// memory for idempotent retries (about 230 bytes each) until history indexes them; beyond
+    /// it producers' ingest answers 503 until history catches up. Default 1000000; 0: no bound.
+    pub max_unindexed_events: Option<u64>,
     /// Largest request body in bytes (on the wire and decompressed). Default 10 MiB.
     pub max_request_bytes: Option<usize>,
     /// Most events in one `/v1/events` request. Default 10000.
@@ -157,6 +161,8 @@ pub struct Config {
     pub min_free_bytes: u64,
     /// Bound on the WAL held for consumers, bytes (0: none).
     pub max_wal_backlog_bytes: u64,
+    /// Bound on the events acknowledged and not yet indexed by history (0: none).
+    pub max_unindexed_events: u64,
     /// Lake query limits.
     pub query_limits: cairn_lake::limits::QueryLimits,
     /// API limits.
@@ -360,6 +366,7 @@ impl RawConfig {
                 .max_wal_backlog_mib
                 .unwrap_or(16 * 1024)
                 .saturating_mul(1024 * 1024),
+            max_unindexed_events: self.max_unindexed_events.unwrap_or(1_000_000),
             query_limits: {
                 let defaults = cairn_lake::limits::QueryLimits::default();
                 let mib = |field, value: Option<usize>, default: usize| {

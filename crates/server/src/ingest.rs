@@ -48,6 +48,8 @@ pub struct IngestService {
     region: String,
     clock: Arc<dyn Clock>,
     space: Arc<DiskSpace>,
+    /// Most events whose ids wait in `pending` before producers are refused (0: no bound).
+    max_unindexed: usize,
 }
 
 impl IngestService {
@@ -70,7 +72,29 @@ impl IngestService {
             region,
             clock,
             space,
+            max_unindexed: 0,
         }
+    }
+
+    /// Refuses producers' ingest while more than `max` events wait for Event history (their
+    /// ids are held in memory until then); 0: no bound.
+    pub fn with_max_unindexed(self, max: u64) -> Self {
+        Self {
+            max_unindexed: usize::try_from(max).unwrap_or(usize::MAX),
+            ..self
+        }
+    }
+
+    /// `Err` with the reason while more events wait for Event history than the bound.
+    fn check_unindexed(&self) -> Result<(), String> {
+        let waiting = self.pending_len();
+        if self.max_unindexed == 0 || waiting <= self.max_unindexed {
+            return Ok(());
+        }
+        Err(format!(
+            "Event history is {waiting} events behind, above max_unindexed_events ({}): their eventIDs are held in memory for idempotent retries until it indexes them; ingest resumes by itself as it catches up",
+            self.max_unindexed
+        ))
     }
 
     /// Forgets pending ids the history indexer has covered (sequence numbers up to `seq`).
@@ -279,11 +303,96 @@ impl Ingest for IngestService {
                 .space
                 .check(backlog)
                 .and_then(|()| self.space.check_wal(&self.wal))
+                .and_then(|()| self.check_unindexed())
             {
                 self.metrics.ingest_unavailable.inc();
                 return Err(ApiError::unavailable(reason));
             }
             self.append(events).await
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_model::{prepare_event, ManualClock, PrepareContext};
+
+    fn events(account: &AccountId, ids: std::ops::Range<u32>) -> Vec<PreparedEvent> {
+        ids.map(|i| {
+            let raw = format!(
+                r#"{{"eventVersion":"1.08","userIdentity":{{"type":"IAMUser","userName":"u"}},"eventTime":"2026-03-01T00:00:00Z","eventSource":"iam.amazonaws.com","eventName":"GetUser","awsRegion":"us-east-1","eventID":"bound-{i}"}}"#
+            );
+            let fresh = || "unused".to_owned();
+            let ctx = PrepareContext {
+                account_id: account,
+                fresh_event_id: &fresh,
+            };
+            prepare_event(raw.as_bytes(), &ctx).expect("valid event")
+        })
+        .collect()
+    }
+
+    /// With Event history stalled (no indexer runs here), producers are refused once more
+    /// events wait for it than `max_unindexed_events`, with the reason, and accepted again as
+    /// soon as it catches up: the ids held for idempotency stay bounded.
+    #[tokio::test]
+    async fn events_waiting_for_history_are_bounded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (wal, _) = Wal::open(
+            &dir.path().join("wal"),
+            Arc::new(cairn_wal::fs::StdFs),
+            cairn_wal::WalConfig::default(),
+            Arc::new(cairn_wal::NoopObserver),
+        )
+        .expect("wal");
+        let history = HistoryStore::open(
+            &dir.path().join("history.redb"),
+            &cairn_history::HistoryConfig::default(),
+        )
+        .expect("history");
+        let account: AccountId = "123456789012".parse().expect("account");
+        let ingest = IngestService::new(
+            Arc::new(wal),
+            Arc::new(history),
+            Arc::new(Metrics::new()),
+            account.clone(),
+            "us-east-1".into(),
+            Arc::new(ManualClock::new(0)),
+            Arc::new(DiskSpace::new(dir.path().to_owned(), 0)),
+        )
+        .with_max_unindexed(5);
+        ingest
+            .record(events(&account, 0..5))
+            .await
+            .expect("at the bound");
+        ingest
+            .record(events(&account, 5..6))
+            .await
+            .expect("the bound is checked before");
+        assert_eq!(ingest.pending_len(), 6);
+        let refused = ingest
+            .record(events(&account, 6..7))
+            .await
+            .expect_err("beyond the bound");
+        assert_eq!(refused.status, axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            refused.message.contains("6 events behind")
+                && refused.message.contains("max_unindexed_events"),
+            "{}",
+            refused.message
+        );
+        assert_eq!(
+            ingest.pending_len(),
+            6,
+            "nothing of the refused request is kept"
+        );
+        // History indexes the first four: room again.
+        ingest.indexed_through(4);
+        assert_eq!(ingest.pending_len(), 2);
+        ingest
+            .record(events(&account, 6..7))
+            .await
+            .expect("caught up");
     }
 }

@@ -244,15 +244,18 @@ pub async fn start_with_fs(
         .map_err(StartError::History)?,
     );
     let space = open_space(&config);
-    let ingest = Arc::new(IngestService::new(
-        wal.clone(),
-        history.clone(),
-        metrics.clone(),
-        account_id.clone(),
-        config.region.clone(),
-        clock.clone(),
-        space.clone(),
-    ));
+    let ingest = Arc::new(
+        IngestService::new(
+            wal.clone(),
+            history.clone(),
+            metrics.clone(),
+            account_id.clone(),
+            config.region.clone(),
+            clock.clone(),
+            space.clone(),
+        )
+        .with_max_unindexed(config.max_unindexed_events),
+    );
     let core = Core {
         config,
         data_dir,
