@@ -520,6 +520,12 @@ fn lookup(args: LookupArgs) -> anyhow::Result<()> {
                 );
             }
         }
+        let merging = Instant::now();
+        let days = store.compact(now)?;
+        eprintln!(
+            "merged the posting chunks of {days} closed days in {:.1} s (as the server does hourly)",
+            merging.elapsed().as_secs_f64()
+        );
         std::fs::write(
             dir.join(format!("history-{}.done", args.events)),
             format!("{sampled_events} {sampled_json} {sampled_gzip}"),
@@ -599,6 +605,17 @@ fn lookup(args: LookupArgs) -> anyhow::Result<()> {
         ),
     ];
     println!("cairn bench lookup: {} events in history ({:.1} GiB store), {} lookups per shape, page size 50", args.events, size as f64 / (1u64 << 30) as f64, args.lookups);
+    for part in store.space()? {
+        println!(
+            "  {:<9} {:>6.0} bytes/event in {:>8} pages: stored {:.0}, page structure {:.0}, unused {:.0}",
+            part.part,
+            (part.pages * 4096) as f64 / args.events as f64,
+            part.pages,
+            part.stored_bytes as f64 / args.events as f64,
+            part.metadata_bytes as f64 / args.events as f64,
+            part.fragmented_bytes as f64 / args.events as f64,
+        );
+    }
     // A store built before this figure was kept has no sample.
     if let [events, json, gzip] = sampled[..] {
         let store = size as f64 / args.events as f64;

@@ -6,14 +6,15 @@
 //!   post_D     key: attribute | scope | len16 value | newest time | chunk   value: postings
 //!   idlist_D   key: chunk (u64)                                  value: id keys (16 bytes each)
 //! global:
-//!   ids        key: id key   value: digest(16) | time(8) | seq(8) | block(8) | slot(4)
-//!                                   | in_history(1) | scope
+//!   ids        key: id key   value: digest(16) | time(8) | seq(8) | block(4) | slot(2)
+//!                                   | in_history(1)
 //!   meta       key: name     value: u64   ("applied_seq": last WAL record indexed;
-//!                                          "format": 2)
+//!                                          "format": 2; "merged_D": chunks a merge left)
 //! scope  := kind(1: 0 = management/integration, 1 = insight) | len8 region | region
 //! time   := eventTime in ms + 2^63 (u64)
 //! id key := the first 16 bytes of SHA-256(eventID)
-//! chunk  := the last WAL sequence number of the batch that wrote it
+//! chunk  := the last WAL sequence number of the batch that wrote it, or (a merged chunk)
+//!           2^63 | the sequence number of its oldest posting
 //! ```
 //!
 //! The attribute [`ALL`] with an empty value lists every event of a scope (a lookup without

@@ -15,6 +15,7 @@
 //! value) is migrated when it is opened ([`migrate`]).
 
 pub mod block;
+mod compact;
 pub mod keys;
 mod migrate;
 pub mod postings;
@@ -33,6 +34,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 pub use cairn_model::lookup::{FoundEvent, LookupError, LookupPage};
+pub use compact::{MERGED_POSTINGS, MERGE_WINDOW};
 pub use query::{LookupQuery, QueryError, MAX_PAGE};
 /// The storage engine's error type, for callers that build [`HistoryError::Store`].
 pub use redb::Error as RedbError;
@@ -177,6 +179,21 @@ fn split_stored(value: &[u8]) -> (Provenance, &[u8]) {
     }
 }
 
+/// What one part of the store holds ([`HistoryStore::space`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SpaceUse {
+    /// `blocks`, `postings`, `ids` or `id lists`.
+    pub part: &'static str,
+    /// Bytes of keys and values.
+    pub stored_bytes: u64,
+    /// Bytes of the pages' own structure.
+    pub metadata_bytes: u64,
+    /// Bytes of pages left unused.
+    pub fragmented_bytes: u64,
+    /// Pages (of 4 KiB).
+    pub pages: u64,
+}
+
 /// What [`HistoryStore::id_status`] knows about an eventID.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordedId {
@@ -237,28 +254,28 @@ fn kind_of(category: EventCategory) -> Kind {
     }
 }
 
-/// An `ids` value.
+/// An `ids` value: `digest(16) | time(8) | seq(8) | block(4) | slot(2) | in_history(1)`.
+/// Where the event is (its day is its time's), not which region: a lookup by id reads the
+/// record and checks it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct IdEntry {
     digest: ProducerDigest,
     time: EpochMillis,
     seq: u64,
-    block: u64,
-    slot: u32,
+    block: u32,
+    slot: u16,
     in_history: bool,
-    scope: Vec<u8>,
 }
 
 impl IdEntry {
-    fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(45 + self.scope.len());
-        out.extend_from_slice(&self.digest);
-        out.extend_from_slice(&self.time.to_be_bytes());
-        out.extend_from_slice(&self.seq.to_be_bytes());
-        out.extend_from_slice(&self.block.to_be_bytes());
-        out.extend_from_slice(&self.slot.to_be_bytes());
-        out.push(u8::from(self.in_history));
-        out.extend_from_slice(&self.scope);
+    fn encode(&self) -> [u8; 39] {
+        let mut out = [0u8; 39];
+        out[..16].copy_from_slice(&self.digest);
+        out[16..24].copy_from_slice(&self.time.to_be_bytes());
+        out[24..32].copy_from_slice(&self.seq.to_be_bytes());
+        out[32..36].copy_from_slice(&self.block.to_be_bytes());
+        out[36..38].copy_from_slice(&self.slot.to_be_bytes());
+        out[38] = u8::from(self.in_history);
         out
     }
 
@@ -267,10 +284,9 @@ impl IdEntry {
             digest: bytes.get(..16)?.try_into().ok()?,
             time: i64::from_be_bytes(bytes.get(16..24)?.try_into().ok()?),
             seq: u64::from_be_bytes(bytes.get(24..32)?.try_into().ok()?),
-            block: u64::from_be_bytes(bytes.get(32..40)?.try_into().ok()?),
-            slot: u32::from_be_bytes(bytes.get(40..44)?.try_into().ok()?),
-            in_history: *bytes.get(44)? == 1,
-            scope: bytes.get(45..)?.to_vec(),
+            block: u32::from_be_bytes(bytes.get(32..36)?.try_into().ok()?),
+            slot: u16::from_be_bytes(bytes.get(36..38)?.try_into().ok()?),
+            in_history: *bytes.get(38)? == 1,
         })
     }
 }
@@ -469,12 +485,76 @@ impl HistoryStore {
                 .during("expire history day")?;
             tx.delete_table(write::idlist_def(&keys::idlist_table(day)))
                 .during("expire history day")?;
+            tx.open_table(META)
+                .during("expire history day")?
+                .remove(compact::merged_key(day).as_str())
+                .during("expire history day")?;
             tx.commit().during("expire history day")?;
             self.tails.lock().expect("tails").remove(&day);
             self.blocks.forget_day(day);
             tracing::info!(day, "expired a day of event history");
         }
         Ok(expired_days.len())
+    }
+
+    /// Bytes each part of the store holds (what its tables' pages store, and what they use).
+    pub fn space(&self) -> Result<Vec<SpaceUse>, HistoryError> {
+        self.noted(self.space_unnoted())
+    }
+
+    fn space_unnoted(&self) -> Result<Vec<SpaceUse>, HistoryError> {
+        let tx = self.db.begin_read().during("measure history")?;
+        let mut parts: Vec<SpaceUse> = ["blocks", "postings", "ids", "id lists"]
+            .into_iter()
+            .map(|part| SpaceUse {
+                part,
+                ..SpaceUse::default()
+            })
+            .collect();
+        let mut add = |part: usize, stats: redb::TableStats| {
+            let p = &mut parts[part];
+            p.stored_bytes += stats.stored_bytes();
+            p.metadata_bytes += stats.metadata_bytes();
+            p.fragmented_bytes += stats.fragmented_bytes();
+            p.pages += stats.leaf_pages() + stats.branch_pages();
+        };
+        for table in tx.list_tables().during("measure history")? {
+            let name = table.name();
+            if name.starts_with("blocks_") {
+                add(
+                    0,
+                    tx.open_table(write::blocks_def(name))
+                        .during("measure history")?
+                        .stats()
+                        .during("measure history")?,
+                );
+            } else if name.starts_with("post_") {
+                add(
+                    1,
+                    tx.open_table(write::postings_def(name))
+                        .during("measure history")?
+                        .stats()
+                        .during("measure history")?,
+                );
+            } else if name == "ids" {
+                add(
+                    2,
+                    tx.open_table(IDS)
+                        .during("measure history")?
+                        .stats()
+                        .during("measure history")?,
+                );
+            } else if name.starts_with("idlist_") {
+                add(
+                    3,
+                    tx.open_table(write::idlist_def(name))
+                        .during("measure history")?
+                        .stats()
+                        .during("measure history")?,
+                );
+            }
+        }
+        Ok(parts)
     }
 
     /// Number of eventIDs recorded (all categories).

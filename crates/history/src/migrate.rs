@@ -111,7 +111,6 @@ pub(crate) fn from_v1(store: &HistoryStore) -> Result<(), HistoryError> {
                 digest: entry.digest,
                 time: entry.time,
                 day: entry.day,
-                scope: entry.scope,
                 history,
             });
             if batch.len() == BATCH {

@@ -113,13 +113,13 @@ impl HistoryStore {
                 .during("lookup")?
                 .and_then(|v| IdEntry::decode(v.value()));
             if let Some(entry) = entry {
-                if entry.in_history && entry.scope == scope && wanted(entry.time, entry.seq) {
+                if entry.in_history && wanted(entry.time, entry.seq) {
                     let day = utc_day(entry.time);
                     let at = Posting {
                         time: entry.time,
                         seq: entry.seq,
-                        block: entry.block,
-                        slot: entry.slot,
+                        block: u64::from(entry.block),
+                        slot: u32::from(entry.slot),
                     };
                     match tx.open_table(blocks_def(&keys::blocks_table(day))) {
                         Ok(blocks) => {
@@ -130,8 +130,13 @@ impl HistoryStore {
                         Err(redb::TableError::TableDoesNotExist(_)) => {}
                         Err(e) => return Err(e).during("lookup"),
                     }
-                    // The id key is a hash: the record must carry the id asked for.
-                    found.retain(|(_, _, e)| e.view.event_id == *id);
+                    // The id key is a hash, and the entry does not say the region: the record
+                    // must carry the id, region and kind asked for.
+                    found.retain(|(_, _, e)| {
+                        e.view.event_id == *id
+                            && e.view.aws_region == query.region
+                            && (e.view.category == EventCategory::Insight) == query.insights
+                    });
                 }
             }
             return Ok(LookupPage {

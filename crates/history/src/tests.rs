@@ -578,6 +578,57 @@ fn lookups_agree_with_a_model_across_blocks_batches_and_pages() {
         .iter()
         .map(|r| EventView::from_record(r.as_bytes()).expect("view"))
         .collect();
+    agrees_with_model(&store, &views, base, "as indexed");
+    // The three days closed: their chunks merge, and the answers stay.
+    let after = base + 4 * 86_400_000;
+    assert_eq!(store.compact(after).expect("compact"), 3);
+    agrees_with_model(&store, &views, base, "merged");
+    assert_eq!(
+        store.compact(after).expect("compact"),
+        0,
+        "nothing new to merge"
+    );
+    // Late events into merged days, some replayed: they join, and a second merge keeps them.
+    let late: Vec<String> = (0..400u64)
+        .map(|i| {
+            let time = base + (rng.below(3 * 86_400) as i64 / 600) * 600_000;
+            event(
+                &format!("late{i:04}"),
+                &cairn_model::time::format_utc_seconds(time),
+                "us-east-1",
+                names[rng.below(4) as usize],
+                users[rng.below(5) as usize],
+            )
+        })
+        .collect();
+    for part in late.chunks(3) {
+        index(&store, part, seq, now());
+        seq += part.len() as u64;
+    }
+    let mut views = views;
+    views.extend(
+        late.iter()
+            .map(|r| EventView::from_record(r.as_bytes()).expect("view")),
+    );
+    agrees_with_model(&store, &views, base, "late events after the merge");
+    assert_eq!(
+        store.compact(after).expect("compact"),
+        3,
+        "many new chunks: merged again"
+    );
+    agrees_with_model(&store, &views, base, "merged again");
+    // Every event is found by its id, with its record.
+    for (record, view) in records.iter().zip(&views).step_by(97) {
+        let mut query = LookupQuery::region(&view.aws_region);
+        query.attribute = Some((AttributeKey::EventId, view.event_id.clone()));
+        let page = store.lookup(&query, now()).expect("lookup");
+        assert_eq!(page.events.len(), 1);
+        assert_eq!(page.events[0].record, record.as_bytes());
+    }
+}
+
+/// Every lookup shape, page size and range of `lookups_agree_with_a_model...`, against the model.
+fn agrees_with_model(store: &HistoryStore, views: &[EventView], base: EpochMillis, when: &str) {
     for (attribute, page_size, range) in [
         (None, 50, None),
         (Some((AttributeKey::Username, "carol")), 7, None),
@@ -641,7 +692,7 @@ fn lookups_agree_with_a_model_across_blocks_batches_and_pages() {
         assert_eq!(
             seen.iter().map(|s| s.0).collect::<Vec<_>>(),
             expected.iter().map(|s| s.0).collect::<Vec<_>>(),
-            "{attribute:?} {page_size} {range:?}"
+            "{when}: {attribute:?} {page_size} {range:?}"
         );
         let mut seen_ids: Vec<_> = seen.into_iter().map(|s| s.1).collect();
         let mut expected_ids: Vec<_> = expected.into_iter().map(|s| s.1).collect();
@@ -649,15 +700,7 @@ fn lookups_agree_with_a_model_across_blocks_batches_and_pages() {
         expected_ids.sort();
         assert_eq!(
             seen_ids, expected_ids,
-            "{attribute:?} {page_size} {range:?}"
+            "{when}: {attribute:?} {page_size} {range:?}"
         );
-    }
-    // Every event is found by its id, with its record.
-    for (record, view) in records.iter().zip(&views).step_by(97) {
-        let mut query = LookupQuery::region(&view.aws_region);
-        query.attribute = Some((AttributeKey::EventId, view.event_id.clone()));
-        let page = store.lookup(&query, now()).expect("lookup");
-        assert_eq!(page.events.len(), 1);
-        assert_eq!(page.events[0].record, record.as_bytes());
     }
 }

@@ -38,7 +38,6 @@ pub(crate) struct Planned {
     pub(crate) time: EpochMillis,
     /// The day whose tables hold it (and list its id, for expiry).
     pub(crate) day: i64,
-    pub(crate) scope: Vec<u8>,
     /// For an event in history: its stored value and the postings prefixes it is found under.
     pub(crate) history: Option<InHistory>,
 }
@@ -146,7 +145,6 @@ impl HistoryStore {
                 digest: item.digest,
                 time: view.event_time,
                 day: utc_day(view.event_time).max(oldest_day),
-                scope,
                 history,
             });
         }
@@ -207,14 +205,21 @@ impl HistoryStore {
                     }
                     None => (0, 0),
                 };
+                let (Ok(block_number), Ok(slot_number)) =
+                    (u32::try_from(block), u16::try_from(slot))
+                else {
+                    return Err(HistoryError::Damaged(format!(
+                        "day {} holds more blocks or entries than an id entry can name",
+                        p.day
+                    )));
+                };
                 let entry = IdEntry {
                     digest: p.digest,
                     time: p.time,
                     seq: p.seq,
-                    block,
-                    slot,
+                    block: block_number,
+                    slot: slot_number,
                     in_history: p.history.is_some(),
-                    scope: p.scope.clone(),
                 };
                 let previous = ids
                     .insert(p.key.as_slice(), entry.encode().as_slice())

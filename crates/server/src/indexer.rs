@@ -63,7 +63,8 @@ impl HistoryConsumer {
         );
     }
 
-    /// Drops expired history, at most once an hour.
+    /// Drops expired history and merges the posting chunks of closed days, at most once an
+    /// hour (on this thread: indexing waits for a merge, seconds for a day of a million events).
     fn expire(&mut self) {
         let now = self.clock.now_millis();
         if self.last_expiry.is_some_and(|t| now - t < 3_600_000) {
@@ -72,6 +73,9 @@ impl HistoryConsumer {
         self.last_expiry = Some(now);
         if let Err(e) = self.history.expire(now) {
             tracing::warn!(error = %e, "expiring event history failed");
+        }
+        if let Err(e) = self.history.compact(now) {
+            tracing::warn!(error = %e, "merging event history's closed days failed");
         }
     }
 }
