@@ -16,10 +16,12 @@ use std::sync::Arc;
 /// The registry name of the history consumer.
 pub const CONSUMER: &str = "history";
 
-/// Records read at once.
-pub const BATCH_RECORDS: usize = 16_384;
-/// Payload bytes read at once.
-pub const BATCH_BYTES: usize = 32 * 1024 * 1024;
+/// Records read at once. Under load a batch is full, and each batch rewrites the pages its
+/// random eventIDs land in: four times 16,384 doubled the rate history keeps beside ingest
+/// (BENCHMARKS.md).
+pub const BATCH_RECORDS: usize = 65_536;
+/// Payload bytes read at once (held with the batch's planned entries while it is written).
+pub const BATCH_BYTES: usize = 96 * 1024 * 1024;
 
 /// The consumer.
 pub struct HistoryConsumer {
