@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! raw block := entry*
-//! entry     := u32 LE length of value | u64 LE seq | i64 LE eventTime (ms) | value
+//! entry     := u32 LE length of value | u64 LE seq | i64 LE eventTime (ms)
+//!              | digest of the producer's payload [16] | value
 //! stored    := zstd(raw block)
 //! ```
 //!
@@ -22,7 +23,7 @@ pub const BLOCK_TARGET: usize = 64 * 1024;
 const LEVEL: i32 = 3;
 
 /// Per-entry header bytes.
-const HEADER: usize = 4 + 8 + 8;
+const HEADER: usize = 4 + 8 + 8 + 16;
 
 /// A block being filled (or read back).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -39,6 +40,8 @@ pub struct Entry<'a> {
     pub seq: u64,
     /// Its `eventTime`.
     pub time: i64,
+    /// The digest of the producer's payload (idempotent retries).
+    pub digest: [u8; 16],
     /// The stored value.
     pub value: &'a [u8],
 }
@@ -70,13 +73,14 @@ impl RawBlock {
     }
 
     /// Appends an entry; returns its slot.
-    pub fn push(&mut self, seq: u64, time: i64, value: &[u8]) -> u32 {
+    pub fn push(&mut self, seq: u64, time: i64, digest: &[u8; 16], value: &[u8]) -> u32 {
         let slot = self.starts.len() as u32;
         self.starts.push(self.bytes.len() as u32);
         self.bytes
             .extend_from_slice(&(value.len() as u32).to_le_bytes());
         self.bytes.extend_from_slice(&seq.to_le_bytes());
         self.bytes.extend_from_slice(&time.to_le_bytes());
+        self.bytes.extend_from_slice(digest);
         self.bytes.extend_from_slice(value);
         slot
     }
@@ -89,6 +93,7 @@ impl RawBlock {
         Some(Entry {
             seq: u64::from_le_bytes(header[4..12].try_into().ok()?),
             time: i64::from_le_bytes(header[12..20].try_into().ok()?),
+            digest: header[20..36].try_into().ok()?,
             value: self.bytes.get(at + HEADER..at + HEADER + len)?,
         })
     }
@@ -140,7 +145,7 @@ mod tests {
         let record = br#"{"eventVersion":"1.08","eventName":"ConsoleLogin"}"#;
         let mut slots = Vec::new();
         for i in 0..500u64 {
-            slots.push(block.push(i + 7, 1_700_000_000_000 + i as i64, record));
+            slots.push(block.push(i + 7, 1_700_000_000_000 + i as i64, &[9; 16], record));
         }
         assert_eq!(slots, (0..500).collect::<Vec<u32>>());
         let stored = block.compress();
@@ -152,6 +157,7 @@ mod tests {
             Some(Entry {
                 seq: 506,
                 time: 1_700_000_000_499,
+                digest: [9; 16],
                 value: record
             })
         );
@@ -161,12 +167,15 @@ mod tests {
     #[test]
     fn damage_is_an_error_not_a_panic() {
         let mut block = RawBlock::new();
-        block.push(1, 2, b"{}");
+        block.push(1, 2, &[0; 16], b"{}");
         let stored = block.compress();
         assert!(RawBlock::decompress(&stored[..stored.len() - 1]).is_err());
         assert!(RawBlock::decompress(b"not zstd").is_err());
         // A frame whose content is not entries.
         let bad = zstd::bulk::compress(&[1, 0, 0, 0, 9], 3).expect("compress");
+        assert!(RawBlock::decompress(&bad).is_err());
+        // An entry header cut short.
+        let bad = zstd::bulk::compress(&[0; 30], 3).expect("compress");
         assert!(RawBlock::decompress(&bad).is_err());
     }
 }

@@ -6,8 +6,9 @@
 //!   post_D     key: attribute | scope | len16 value | newest time | chunk   value: postings
 //!   idlist_D   key: chunk (u64)                                  value: id keys (16 bytes each)
 //! global:
-//!   ids        key: id key   value: digest(16) | time(8) | seq(8) | block(4) | slot(2)
-//!                                   | in_history(1)
+//!   ids        key: id key   value: day(i32) | block(u32) | slot(u16)  (an event in history:
+//!                                   its digest, time and seq are in the block entry)
+//!                                 | digest(16)                   (recorded for idempotency only)
 //!   meta       key: name     value: u64   ("applied_seq": last WAL record indexed;
 //!                                          "format": 2; "merged_D": chunks a merge left)
 //! scope  := kind(1: 0 = management/integration, 1 = insight) | len8 region | region

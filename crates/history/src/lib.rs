@@ -254,40 +254,42 @@ fn kind_of(category: EventCategory) -> Kind {
     }
 }
 
-/// An `ids` value: `digest(16) | time(8) | seq(8) | block(4) | slot(2) | in_history(1)`.
-/// Where the event is (its day is its time's), not which region: a lookup by id reads the
-/// record and checks it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct IdEntry {
-    digest: ProducerDigest,
-    time: EpochMillis,
-    seq: u64,
-    block: u32,
-    slot: u16,
-    in_history: bool,
+/// An `ids` value: where an event in history is (`day i32 | block u32 | slot u16`, all
+/// big-endian: its digest, time and sequence number are in the block entry), or the digest
+/// alone of an event recorded for idempotency only. A lookup by id reads the record and
+/// checks its id, region and kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IdEntry {
+    InHistory { day: i32, block: u32, slot: u16 },
+    IdsOnly { digest: ProducerDigest },
 }
 
 impl IdEntry {
-    fn encode(&self) -> [u8; 39] {
-        let mut out = [0u8; 39];
-        out[..16].copy_from_slice(&self.digest);
-        out[16..24].copy_from_slice(&self.time.to_be_bytes());
-        out[24..32].copy_from_slice(&self.seq.to_be_bytes());
-        out[32..36].copy_from_slice(&self.block.to_be_bytes());
-        out[36..38].copy_from_slice(&self.slot.to_be_bytes());
-        out[38] = u8::from(self.in_history);
-        out
+    fn encode(&self) -> Vec<u8> {
+        match self {
+            Self::InHistory { day, block, slot } => {
+                let mut out = Vec::with_capacity(10);
+                out.extend_from_slice(&day.to_be_bytes());
+                out.extend_from_slice(&block.to_be_bytes());
+                out.extend_from_slice(&slot.to_be_bytes());
+                out
+            }
+            Self::IdsOnly { digest } => digest.to_vec(),
+        }
     }
 
     fn decode(bytes: &[u8]) -> Option<Self> {
-        Some(Self {
-            digest: bytes.get(..16)?.try_into().ok()?,
-            time: i64::from_be_bytes(bytes.get(16..24)?.try_into().ok()?),
-            seq: u64::from_be_bytes(bytes.get(24..32)?.try_into().ok()?),
-            block: u32::from_be_bytes(bytes.get(32..36)?.try_into().ok()?),
-            slot: u16::from_be_bytes(bytes.get(36..38)?.try_into().ok()?),
-            in_history: *bytes.get(38)? == 1,
-        })
+        match bytes.len() {
+            10 => Some(Self::InHistory {
+                day: i32::from_be_bytes(bytes[..4].try_into().ok()?),
+                block: u32::from_be_bytes(bytes[4..8].try_into().ok()?),
+                slot: u16::from_be_bytes(bytes[8..10].try_into().ok()?),
+            }),
+            16 => Some(Self::IdsOnly {
+                digest: bytes.try_into().ok()?,
+            }),
+            _ => None,
+        }
     }
 }
 
@@ -418,10 +420,19 @@ impl HistoryStore {
             .map(|id| {
                 let entry = ids
                     .get(keys::id_key(id).as_slice())
-                    .during("read event ids")?;
-                Ok(entry
-                    .and_then(|v| IdEntry::decode(v.value()))
-                    .map(|e| RecordedId { digest: e.digest }))
+                    .during("read event ids")?
+                    .and_then(|v| IdEntry::decode(v.value()));
+                Ok(match entry {
+                    None => None,
+                    Some(IdEntry::IdsOnly { digest }) => Some(RecordedId { digest }),
+                    // Recorded ids are rare (retries): reading their block is the price of
+                    // keeping the digest out of the `ids` table.
+                    Some(IdEntry::InHistory { day, block, slot }) => self
+                        .entry_at(&tx, i64::from(day), u64::from(block), u32::from(slot))?
+                        .map(|entry| RecordedId {
+                            digest: entry.digest,
+                        }),
+                })
             })
             .collect()
     }

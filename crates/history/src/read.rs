@@ -45,7 +45,43 @@ impl BlockCache {
 
 type Found = Vec<(EpochMillis, u64, FoundEvent)>;
 
+/// A block entry, copied out.
+pub(crate) struct StoredEntry {
+    pub(crate) seq: u64,
+    pub(crate) time: EpochMillis,
+    pub(crate) digest: ProducerDigest,
+    pub(crate) value: Vec<u8>,
+}
+
 impl HistoryStore {
+    /// Block `number` of `day`, holding at least `slot` (from the cache, or read).
+    fn block_at(
+        &self,
+        blocks: &redb::ReadOnlyTable<u64, &'static [u8]>,
+        day: i64,
+        number: u64,
+        slot: u32,
+    ) -> Result<Option<Arc<RawBlock>>, HistoryError> {
+        if let Some(block) = self.blocks.get(day, number, slot) {
+            return Ok(Some(block));
+        }
+        let Some(stored) = blocks.get(number).during("lookup")? else {
+            tracing::error!(day, block = number, "an entry names a missing block");
+            return Ok(None);
+        };
+        match RawBlock::decompress(stored.value()) {
+            Ok(block) => {
+                let block = Arc::new(block);
+                self.blocks.put(day, number, block.clone());
+                Ok(Some(block))
+            }
+            Err(e) => {
+                tracing::error!(day, block = number, error = %e, "unreadable block in event history");
+                Ok(None)
+            }
+        }
+    }
+
     /// The stored value a posting points at, if it is there.
     fn value_at(
         &self,
@@ -53,25 +89,8 @@ impl HistoryStore {
         day: i64,
         at: Posting,
     ) -> Result<Option<Vec<u8>>, HistoryError> {
-        let block = match self.blocks.get(day, at.block, at.slot) {
-            Some(block) => block,
-            None => {
-                let Some(stored) = blocks.get(at.block).during("lookup")? else {
-                    tracing::error!(day, block = at.block, "a posting names a missing block");
-                    return Ok(None);
-                };
-                match RawBlock::decompress(stored.value()) {
-                    Ok(block) => {
-                        let block = Arc::new(block);
-                        self.blocks.put(day, at.block, block.clone());
-                        block
-                    }
-                    Err(e) => {
-                        tracing::error!(day, block = at.block, error = %e, "unreadable block in event history");
-                        return Ok(None);
-                    }
-                }
-            }
+        let Some(block) = self.block_at(blocks, day, at.block, at.slot)? else {
+            return Ok(None);
         };
         match block.entry(at.slot) {
             Some(entry) if entry.seq == at.seq => Ok(Some(entry.value.to_vec())),
@@ -85,6 +104,30 @@ impl HistoryStore {
                 Ok(None)
             }
         }
+    }
+
+    /// The entry an `ids` entry names, if it is there.
+    pub(crate) fn entry_at(
+        &self,
+        tx: &redb::ReadTransaction,
+        day: i64,
+        block: u64,
+        slot: u32,
+    ) -> Result<Option<StoredEntry>, HistoryError> {
+        let blocks = match tx.open_table(blocks_def(&keys::blocks_table(day))) {
+            Ok(blocks) => blocks,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(e).during("lookup"),
+        };
+        let Some(raw) = self.block_at(&blocks, day, block, slot)? else {
+            return Ok(None);
+        };
+        Ok(raw.entry(slot).map(|entry| StoredEntry {
+            seq: entry.seq,
+            time: entry.time,
+            digest: entry.digest,
+            value: entry.value.to_vec(),
+        }))
     }
 
     pub(crate) fn lookup_unnoted(
@@ -112,32 +155,19 @@ impl HistoryStore {
                 .get(keys::id_key(id).as_slice())
                 .during("lookup")?
                 .and_then(|v| IdEntry::decode(v.value()));
-            if let Some(entry) = entry {
-                if entry.in_history && wanted(entry.time, entry.seq) {
-                    let day = utc_day(entry.time);
-                    let at = Posting {
-                        time: entry.time,
-                        seq: entry.seq,
-                        block: u64::from(entry.block),
-                        slot: u32::from(entry.slot),
-                    };
-                    match tx.open_table(blocks_def(&keys::blocks_table(day))) {
-                        Ok(blocks) => {
-                            if let Some(value) = self.value_at(&blocks, day, at)? {
-                                push_found(&mut found, entry.time, entry.seq, &value);
-                            }
-                        }
-                        Err(redb::TableError::TableDoesNotExist(_)) => {}
-                        Err(e) => return Err(e).during("lookup"),
-                    }
-                    // The id key is a hash, and the entry does not say the region: the record
-                    // must carry the id, region and kind asked for.
-                    found.retain(|(_, _, e)| {
-                        e.view.event_id == *id
-                            && e.view.aws_region == query.region
-                            && (e.view.category == EventCategory::Insight) == query.insights
-                    });
+            if let Some(IdEntry::InHistory { day, block, slot }) = entry {
+                let stored =
+                    self.entry_at(&tx, i64::from(day), u64::from(block), u32::from(slot))?;
+                if let Some(stored) = stored.filter(|e| wanted(e.time, e.seq)) {
+                    push_found(&mut found, stored.time, stored.seq, &stored.value);
                 }
+                // The id key is a hash, and the entry does not say the region: the record
+                // must carry the id, region and kind asked for.
+                found.retain(|(_, _, e)| {
+                    e.view.event_id == *id
+                        && e.view.aws_region == query.region
+                        && (e.view.category == EventCategory::Insight) == query.insights
+                });
             }
             return Ok(LookupPage {
                 events: found.into_iter().map(|(_, _, e)| e).collect(),

@@ -213,13 +213,15 @@ impl HistoryStore {
                         p.day
                     )));
                 };
-                let entry = IdEntry {
-                    digest: p.digest,
-                    time: p.time,
-                    seq: p.seq,
-                    block: block_number,
-                    slot: slot_number,
-                    in_history: p.history.is_some(),
+                let entry = match p.history {
+                    Some(_) => IdEntry::InHistory {
+                        day: i32::try_from(p.day).map_err(|_| {
+                            HistoryError::Damaged(format!("day {} out of range", p.day))
+                        })?,
+                        block: block_number,
+                        slot: slot_number,
+                    },
+                    None => IdEntry::IdsOnly { digest: p.digest },
                 };
                 let previous = ids
                     .insert(p.key.as_slice(), entry.encode().as_slice())
@@ -238,7 +240,7 @@ impl HistoryStore {
                     continue;
                 };
                 let tail = tails.get_mut(&p.day).expect("loaded above");
-                tail.block.push(p.seq, p.time, value);
+                tail.block.push(p.seq, p.time, &p.digest, value);
                 day.dirty = true;
                 let posting = Posting {
                     time: p.time,
