@@ -35,6 +35,25 @@ fn index(
     store.index_batch(&items, now).expect("index")
 }
 
+/// Every page of `query` (its `max_results` each, checked), in order: (eventTime, eventID).
+fn every_page(store: &HistoryStore, mut query: LookupQuery) -> Vec<(EpochMillis, String)> {
+    let size = query.max_results.unwrap_or(MAX_PAGE);
+    let mut seen = Vec::new();
+    loop {
+        let page = store.lookup(&query, now()).expect("lookup");
+        assert!(page.events.len() <= size);
+        seen.extend(
+            page.events
+                .iter()
+                .map(|e| (e.view.event_time, e.view.event_id.clone())),
+        );
+        match page.next_token {
+            Some(token) => query.next_token = Some(token),
+            None => return seen,
+        }
+    }
+}
+
 fn now() -> EpochMillis {
     parse_utc("2026-03-01T00:00:00Z").expect("time")
 }
@@ -211,20 +230,7 @@ fn pages_cover_everything_once() {
         let mut query = LookupQuery::region("us-east-1");
         query.attribute = attribute.clone();
         query.max_results = Some(17);
-        let mut seen = Vec::new();
-        loop {
-            let page = store.lookup(&query, now()).expect("lookup");
-            assert!(page.events.len() <= 17);
-            seen.extend(
-                page.events
-                    .iter()
-                    .map(|e| (e.view.event_time, e.view.event_id.clone())),
-            );
-            match page.next_token {
-                Some(token) => query.next_token = Some(token),
-                None => break,
-            }
-        }
+        let seen = every_page(&store, query);
         let expected = if attribute.is_some() { 115 } else { 230 };
         assert_eq!(seen.len(), expected);
         let mut sorted = seen.clone();
@@ -443,15 +449,10 @@ fn a_version_1_store_is_migrated_whole() {
             let mut query = LookupQuery::region("us-east-1");
             query.attribute = attribute.map(|(k, v)| (k, v.to_owned()));
             query.max_results = Some(4);
-            let mut out = Vec::new();
-            loop {
-                let page = store.lookup(&query, now()).expect("lookup");
-                out.extend(page.events.iter().map(|e| e.view.event_id.clone()));
-                match page.next_token {
-                    Some(token) => query.next_token = Some(token),
-                    None => return out,
-                }
-            }
+            every_page(store, query)
+                .into_iter()
+                .map(|(_, id)| id)
+                .collect()
         };
         assert_eq!(all_pages(None), expected(&|_| true));
         assert_eq!(
@@ -648,20 +649,7 @@ fn agrees_with_model(store: &HistoryStore, views: &[EventView], base: EpochMilli
             query.start_time = Some(base + from * 86_400_000 / 2);
             query.end_time = Some(base + to * 86_400_000 / 2);
         }
-        let mut seen: Vec<(i64, String)> = Vec::new();
-        loop {
-            let page = store.lookup(&query, now()).expect("lookup");
-            assert!(page.events.len() <= page_size);
-            seen.extend(
-                page.events
-                    .iter()
-                    .map(|e| (e.view.event_time, e.view.event_id.clone())),
-            );
-            match page.next_token {
-                Some(token) => query.next_token = Some(token),
-                None => break,
-            }
-        }
+        let seen = every_page(store, query);
         let mut expected: Vec<(i64, String)> = views
             .iter()
             .filter(|v| v.aws_region == "us-east-1")
