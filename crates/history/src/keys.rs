@@ -9,6 +9,8 @@
 //!   ids        key: id key   value: day(i32) | block(u32) | slot(u16)  (an event in history:
 //!                                   its digest, time and seq are in the block entry)
 //!                                 | digest(16)                   (recorded for idempotency only)
+//!   idlog      key: chunk    value: the ids indexed since they were last merged into `ids`
+//!                                   (see `recent`)
 //!   meta       key: name     value: u64   ("applied_seq": last WAL record indexed;
 //!                                          "format": 2; "merged_D": chunks a merge left)
 //! scope  := kind(1: 0 = management/integration, 1 = insight) | len8 region | region

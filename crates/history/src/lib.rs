@@ -21,6 +21,7 @@ mod migrate;
 pub mod postings;
 pub mod query;
 mod read;
+mod recent;
 mod write;
 
 use cairn_model::event::ProducerDigest;
@@ -36,6 +37,7 @@ use std::path::{Path, PathBuf};
 pub use cairn_model::lookup::{FoundEvent, LookupError, LookupPage};
 pub use compact::{MERGED_POSTINGS, MERGE_WINDOW};
 pub use query::{LookupQuery, QueryError, MAX_PAGE};
+pub use recent::ID_MERGE_THRESHOLD;
 /// The storage engine's error type, for callers that build [`HistoryError::Store`].
 pub use redb::Error as RedbError;
 
@@ -213,6 +215,10 @@ pub struct HistoryStore {
     tails: std::sync::Mutex<HashMap<i64, write::Tail>>,
     /// Blocks read recently.
     blocks: read::BlockCache,
+    /// Ids indexed since they were last merged into `ids` (see [`recent`]).
+    recent: std::sync::Mutex<recent::Recent>,
+    /// How many gather before they are merged.
+    id_merge_threshold: usize,
 }
 
 fn attribute_values(view: &EventView) -> Vec<(AttributeKey, String)> {
@@ -375,11 +381,23 @@ impl HistoryStore {
             token_key,
             tails: Default::default(),
             blocks: read::BlockCache::default(),
+            recent: Default::default(),
+            id_merge_threshold: recent::ID_MERGE_THRESHOLD,
         };
+        store.noted(store.load_recent())?;
         if existing.is_some() && format != Some(CURRENT_FORMAT) {
             store.noted(migrate::from_v1(&store))?;
         }
         Ok(store)
+    }
+
+    /// Merges recent ids into the `ids` table once `n` have gathered (default
+    /// [`ID_MERGE_THRESHOLD`]); tests use a few to see merges happen.
+    pub fn with_id_merge_threshold(self, n: usize) -> Self {
+        Self {
+            id_merge_threshold: n.max(1),
+            ..self
+        }
     }
 
     /// The last WAL sequence number indexed (0 if none).
@@ -418,10 +436,14 @@ impl HistoryStore {
         event_ids
             .iter()
             .map(|id| {
-                let entry = ids
-                    .get(keys::id_key(id).as_slice())
-                    .during("read event ids")?
-                    .and_then(|v| IdEntry::decode(v.value()));
+                let key = keys::id_key(id);
+                let entry = match self.recent_entry(&key) {
+                    Some(entry) => Some(entry),
+                    None => ids
+                        .get(key.as_slice())
+                        .during("read event ids")?
+                        .and_then(|v| IdEntry::decode(v.value())),
+                };
                 Ok(match entry {
                     None => None,
                     Some(IdEntry::IdsOnly { digest }) => Some(RecordedId { digest }),
@@ -464,6 +486,8 @@ impl HistoryStore {
 
     fn expire_unnoted(&self, now: EpochMillis) -> Result<usize, HistoryError> {
         let cutoff_day = utc_day(now - self.retention_ms);
+        // Expiry removes ids from `ids`: the recent ones must be there first.
+        self.merge_recent()?;
         let expired_days: Vec<i64> = {
             let tx = self.db.begin_read().during("list history days")?;
             let mut days: Vec<i64> = tx
@@ -574,11 +598,14 @@ impl HistoryStore {
     }
 
     fn recorded_ids_unnoted(&self) -> Result<u64, HistoryError> {
+        let recent = self.recent.lock().expect("recent ids").ids.len() as u64;
         let tx = self.db.begin_read().during("count event ids")?;
-        tx.open_table(IDS)
+        let merged = tx
+            .open_table(IDS)
             .during("count event ids")?
             .len()
-            .during("count event ids")
+            .during("count event ids")?;
+        Ok(merged + recent)
     }
 }
 

@@ -534,6 +534,8 @@ impl Rng {
 #[test]
 fn lookups_agree_with_a_model_across_blocks_batches_and_pages() {
     let (_dir, store) = store();
+    // Recent ids merge into the `ids` table every 777 or so: many merges, mid-batch too.
+    let store = store.with_id_merge_threshold(777);
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let base = parse_utc("2026-02-24T00:00:00Z").expect("time");
     let users = ["alice", "bob", "carol", "dave", "erin"];
@@ -691,4 +693,72 @@ fn agrees_with_model(store: &HistoryStore, views: &[EventView], base: EpochMilli
             "{when}: {attribute:?} {page_size} {range:?}"
         );
     }
+}
+
+/// Ids indexed since the last merge live in memory and in the `idlog`: after a restart they are
+/// known again (a replay is a duplicate, a lookup by id finds the event, the digest is the
+/// same), they merge at the threshold, and expiry removes them like any other.
+#[test]
+fn recent_ids_survive_a_restart_merge_and_expire() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("history.redb");
+    let open = || {
+        HistoryStore::open(&path, &HistoryConfig::default())
+            .expect("open")
+            .with_id_merge_threshold(10)
+    };
+    let records: Vec<String> = (0..25)
+        .map(|i| {
+            event(
+                &format!("r{i:02}"),
+                &format!("2026-02-2{}T10:00:{i:02}Z", i % 3),
+                "us-east-1",
+                "PutThing",
+                "rita",
+            )
+        })
+        .collect();
+    let found = |store: &HistoryStore, id: &str| {
+        let mut query = LookupQuery::region("us-east-1");
+        query.attribute = Some((AttributeKey::EventId, id.to_owned()));
+        store.lookup(&query, now()).expect("lookup").events.len()
+    };
+    {
+        let store = open();
+        // 6 ids: below the threshold, so only in memory and the log.
+        assert_eq!(index(&store, &records[..6], 1, now()).indexed, 6);
+        assert_eq!(store.recorded_ids().expect("count"), 6);
+    }
+    let store = open();
+    assert_eq!(
+        store.recorded_ids().expect("count"),
+        6,
+        "read back from the log"
+    );
+    assert_eq!(index(&store, &records[..6], 100, now()).duplicates, 6);
+    assert_eq!(found(&store, "r03"), 1);
+    assert_eq!(
+        store.recorded_id("r03").expect("id").map(|r| r.digest),
+        Some(producer_digest(records[3].as_bytes()))
+    );
+    // Past the threshold: merged into `ids`, the log emptied; still all known.
+    assert_eq!(index(&store, &records[6..19], 200, now()).indexed, 13);
+    assert_eq!(index(&store, &records[..19], 300, now()).duplicates, 19);
+    drop(store);
+    let store = open();
+    assert_eq!(store.recorded_ids().expect("count"), 19);
+    assert_eq!(index(&store, &records[19..], 400, now()).indexed, 6);
+    for i in [0, 7, 18, 24] {
+        assert_eq!(found(&store, &format!("r{i:02}")), 1, "r{i:02}");
+    }
+    // Expiry of every day removes recent and merged ids alike.
+    let later = now() + 200 * DAY_MS;
+    store.expire(later).expect("expire");
+    assert_eq!(store.recorded_ids().expect("count"), 0);
+    drop(store);
+    assert_eq!(
+        open().recorded_ids().expect("count"),
+        0,
+        "and the log is empty"
+    );
 }

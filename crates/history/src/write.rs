@@ -179,9 +179,14 @@ impl HistoryStore {
         let mut report = IndexReport::default();
         // Unique per batch: batches never share a record.
         let chunk = planned.iter().map(|p| p.seq).max().unwrap_or(0);
+        let mut recent = self.recent.lock().expect("recent ids");
+        // This batch's new ids, and its `idlog` value.
+        let mut fresh: Vec<([u8; 16], IdEntry)> = Vec::new();
+        let mut fresh_keys: std::collections::HashSet<[u8; 16]> = Default::default();
+        let mut log = Vec::new();
         let tx = self.db.begin_write().during("index events")?;
         {
-            let mut ids = tx.open_table(IDS).during("index events")?;
+            let ids = tx.open_table(IDS).during("index events")?;
             let mut days: BTreeMap<i64, DayWrite<'_>> = BTreeMap::new();
             for p in planned {
                 let day = match days.entry(p.day) {
@@ -223,17 +228,16 @@ impl HistoryStore {
                     },
                     None => IdEntry::IdsOnly { digest: p.digest },
                 };
-                let previous = ids
-                    .insert(p.key.as_slice(), entry.encode().as_slice())
-                    .during("index events")?
-                    .map(|old| old.value().to_vec());
-                if let Some(previous) = previous {
+                let known = recent.ids.contains_key(&p.key)
+                    || !fresh_keys.insert(p.key)
+                    || ids.get(p.key.as_slice()).during("index events")?.is_some();
+                if known {
                     // Recorded before (a replay, or a retry that raced): the first one stays.
-                    ids.insert(p.key.as_slice(), previous.as_slice())
-                        .during("index events")?;
                     report.duplicates += 1;
                     continue;
                 }
+                recent::log_entry(&mut log, &p.key, &entry);
+                fresh.push((p.key, entry));
                 day.ids.extend_from_slice(&p.key);
                 let Some((value, prefixes)) = &p.history else {
                     report.ids_only += 1;
@@ -297,7 +301,21 @@ impl HistoryStore {
                     .during("index events")?;
             }
         }
+        let merge = recent.ids.len() + fresh.len() >= self.id_merge_threshold;
+        if merge {
+            self.merge_recent_in(&tx, &recent, &fresh)?;
+        } else if !log.is_empty() {
+            tx.open_table(recent::IDLOG)
+                .during("index events")?
+                .insert(chunk, log.as_slice())
+                .during("index events")?;
+        }
         tx.commit().during("commit indexed events")?;
+        if merge {
+            recent.ids.clear();
+        } else {
+            recent.ids.extend(fresh);
+        }
         Ok(report)
     }
 }
