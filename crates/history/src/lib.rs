@@ -215,8 +215,10 @@ pub struct HistoryStore {
     tails: std::sync::Mutex<HashMap<i64, write::Tail>>,
     /// Blocks read recently.
     blocks: read::BlockCache,
-    /// Ids indexed since they were last merged into `ids` (see [`recent`]).
-    recent: std::sync::Mutex<recent::Recent>,
+    /// Ids indexed since they were last merged into `ids` (see [`recent`]). Read by ingest's
+    /// idempotency checks while a batch is written: the writer takes it for writing only to
+    /// add a committed batch's ids (writers are serialised by `tails`).
+    recent: std::sync::RwLock<recent::Recent>,
     /// How many gather before they are merged.
     id_merge_threshold: usize,
 }
@@ -598,7 +600,7 @@ impl HistoryStore {
     }
 
     fn recorded_ids_unnoted(&self) -> Result<u64, HistoryError> {
-        let recent = self.recent.lock().expect("recent ids").ids.len() as u64;
+        let recent = self.recent.read().expect("recent ids").ids.len() as u64;
         let tx = self.db.begin_read().during("count event ids")?;
         let merged = tx
             .open_table(IDS)

@@ -57,7 +57,7 @@ impl HistoryStore {
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
             Err(e) => return Err(e).during("read recent ids"),
         };
-        let mut recent = self.recent.lock().expect("recent ids");
+        let mut recent = self.recent.write().expect("recent ids");
         for item in log.iter().during("read recent ids")? {
             let (chunk, value) = item.during("read recent ids")?;
             let entries = log_entries(value.value()).ok_or_else(|| {
@@ -71,7 +71,7 @@ impl HistoryStore {
     /// What memory knows of an id key: `Some(entry)` if it was indexed since the last merge.
     pub(crate) fn recent_entry(&self, key: &[u8; 16]) -> Option<IdEntry> {
         self.recent
-            .lock()
+            .read()
             .expect("recent ids")
             .ids
             .get(key)
@@ -105,14 +105,18 @@ impl HistoryStore {
 
     /// Merges the recent ids into `ids` now (before expiry, which removes ids from `ids`).
     pub(crate) fn merge_recent(&self) -> Result<(), HistoryError> {
-        let mut recent = self.recent.lock().expect("recent ids");
-        if recent.ids.is_empty() {
-            return Ok(());
+        // Writers are serialised by `tails`.
+        let _writer = self.tails.lock().expect("tails");
+        {
+            let recent = self.recent.read().expect("recent ids");
+            if recent.ids.is_empty() {
+                return Ok(());
+            }
+            let tx = self.db.begin_write().during("merge recent ids")?;
+            self.merge_recent_in(&tx, &recent, &[])?;
+            tx.commit().during("merge recent ids")?;
         }
-        let tx = self.db.begin_write().during("merge recent ids")?;
-        self.merge_recent_in(&tx, &recent, &[])?;
-        tx.commit().during("merge recent ids")?;
-        recent.ids.clear();
+        self.recent.write().expect("recent ids").ids.clear();
         Ok(())
     }
 }

@@ -179,7 +179,8 @@ impl HistoryStore {
         let mut report = IndexReport::default();
         // Unique per batch: batches never share a record.
         let chunk = planned.iter().map(|p| p.seq).max().unwrap_or(0);
-        let mut recent = self.recent.lock().expect("recent ids");
+        // Read while the batch is written (ingest reads it too); written once committed.
+        let recent = self.recent.read().expect("recent ids");
         // This batch's new ids, and its `idlog` value.
         let mut fresh: Vec<([u8; 16], IdEntry)> = Vec::new();
         let mut fresh_keys: std::collections::HashSet<[u8; 16]> = Default::default();
@@ -310,7 +311,9 @@ impl HistoryStore {
                 .insert(chunk, log.as_slice())
                 .during("index events")?;
         }
+        drop(recent);
         tx.commit().during("commit indexed events")?;
+        let mut recent = self.recent.write().expect("recent ids");
         if merge {
             recent.ids.clear();
         } else {
