@@ -20,6 +20,10 @@ pub const CONSUMER: &str = "history";
 /// random eventIDs land in: four times 16,384 doubled the rate history keeps beside ingest
 /// (BENCHMARKS.md).
 pub const BATCH_RECORDS: usize = 65_536;
+/// After a batch that was not full, how long history waits for more before the next: a
+/// batch is a transaction with its fsync and its rewritten pages, and one per group commit
+/// took the cores ingest needed (BENCHMARKS.md). Event history trails ingest by this much more.
+pub const LINGER: std::time::Duration = std::time::Duration::from_millis(250);
 /// Payload bytes read at once (held with the batch's planned entries while it is written).
 pub const BATCH_BYTES: usize = 96 * 1024 * 1024;
 

@@ -734,3 +734,75 @@ fn backoff_grows_to_its_ceiling_with_jitter_in_the_upper_half() {
     backoff.reset();
     assert!(backoff.next_wait() <= Duration::from_millis(100));
 }
+
+/// Counts the records of each batch it is handed.
+struct Batches {
+    sizes: Arc<Mutex<Vec<usize>>>,
+    position: u64,
+}
+
+impl Consume for Batches {
+    fn name(&self) -> &str {
+        "batches"
+    }
+
+    fn rewind(&mut self) -> Result<u64, String> {
+        Ok(self.position)
+    }
+
+    fn apply(&mut self, records: Vec<WalRecord>) -> Result<u64, String> {
+        self.sizes.lock().expect("lock").push(records.len());
+        self.position = records.last().map_or(self.position, |r| r.seq);
+        Ok(self.position)
+    }
+
+    fn idle(&mut self) -> Result<u64, String> {
+        Ok(self.position)
+    }
+}
+
+/// With a linger, records appended one by one while a batch is applied arrive in a few large
+/// batches, not one each; the first record after an idle spell is applied at once, and every
+/// record is applied exactly once.
+#[test]
+fn a_lingering_runner_gathers_records_into_few_batches() {
+    let fs = SimFs::default();
+    let (wal, _) = open(&fs);
+    let wal = Arc::new(wal);
+    let sizes = Arc::new(Mutex::new(Vec::new()));
+    let runner = Runner::new(
+        wal.clone(),
+        Batches {
+            sizes: sizes.clone(),
+            position: 0,
+        },
+    )
+    .expect("runner")
+    .with_linger(Duration::from_millis(400));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let thread = {
+        let stop = stop.clone();
+        std::thread::spawn(move || runner.run(&stop))
+    };
+    for i in 0..60u32 {
+        wal.append_blocking(vec![i.to_le_bytes().to_vec()])
+            .expect("append");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // Wait until every record is applied (the linger ends within a second).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while sizes.lock().expect("lock").iter().sum::<usize>() < 60 {
+        assert!(std::time::Instant::now() < deadline, "records not applied");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    wal.wake_consumers();
+    thread.join().expect("runner thread");
+    let sizes = sizes.lock().expect("lock").clone();
+    assert_eq!(sizes.iter().sum::<usize>(), 60, "{sizes:?}");
+    assert!(
+        sizes.len() <= 6,
+        "60 records in {} batches: {sizes:?}",
+        sizes.len()
+    );
+}
