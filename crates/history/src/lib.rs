@@ -438,25 +438,19 @@ impl HistoryStore {
         event_ids
             .iter()
             .map(|id| {
-                let key = keys::id_key(id);
-                let entry = match self.recent_entry(&key) {
-                    Some(entry) => Some(entry),
-                    None => ids
-                        .get(key.as_slice())
-                        .during("read event ids")?
-                        .and_then(|v| IdEntry::decode(v.value())),
-                };
-                Ok(match entry {
-                    None => None,
-                    Some(IdEntry::IdsOnly { digest }) => Some(RecordedId { digest }),
-                    // Recorded ids are rare (retries): reading their block is the price of
-                    // keeping the digest out of the `ids` table.
-                    Some(IdEntry::InHistory { day, block, slot }) => self
-                        .entry_at(&tx, i64::from(day), u64::from(block), u32::from(slot))?
-                        .map(|entry| RecordedId {
-                            digest: entry.digest,
-                        }),
-                })
+                Ok(
+                    match self.id_entry(&ids, &keys::id_key(id), "read event ids")? {
+                        None => None,
+                        Some(IdEntry::IdsOnly { digest }) => Some(RecordedId { digest }),
+                        // Recorded ids are rare (retries): reading their block is the price of
+                        // keeping the digest out of the `ids` table.
+                        Some(IdEntry::InHistory { day, block, slot }) => self
+                            .entry_at(&tx, i64::from(day), u64::from(block), u32::from(slot))?
+                            .map(|entry| RecordedId {
+                                digest: entry.digest,
+                            }),
+                    },
+                )
             })
             .collect()
     }

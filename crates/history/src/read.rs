@@ -151,14 +151,7 @@ impl HistoryStore {
 
         if let Some((AttributeKey::EventId, id)) = &query.attribute {
             let ids = tx.open_table(IDS).during("lookup")?;
-            let key = keys::id_key(id);
-            let entry = match self.recent_entry(&key) {
-                Some(entry) => Some(entry),
-                None => ids
-                    .get(key.as_slice())
-                    .during("lookup")?
-                    .and_then(|v| IdEntry::decode(v.value())),
-            };
+            let entry = self.id_entry(&ids, &keys::id_key(id), "lookup")?;
             if let Some(IdEntry::InHistory { day, block, slot }) = entry {
                 let stored =
                     self.entry_at(&tx, i64::from(day), u64::from(block), u32::from(slot))?;

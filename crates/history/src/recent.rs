@@ -78,6 +78,22 @@ impl HistoryStore {
             .copied()
     }
 
+    /// The entry of an id key: from memory if indexed since the last merge, else from `ids`.
+    pub(crate) fn id_entry(
+        &self,
+        ids: &redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
+        key: &[u8; 16],
+        operation: &'static str,
+    ) -> Result<Option<IdEntry>, HistoryError> {
+        if let Some(entry) = self.recent_entry(key) {
+            return Ok(Some(entry));
+        }
+        Ok(ids
+            .get(key.as_slice())
+            .during(operation)?
+            .and_then(|v| IdEntry::decode(v.value())))
+    }
+
     /// Inserts every recent id into `ids` (in key order) and empties the log, in `tx`. The
     /// caller clears memory once `tx` is committed.
     pub(crate) fn merge_recent_in(

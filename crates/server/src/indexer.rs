@@ -24,6 +24,9 @@ pub const BATCH_RECORDS: usize = 65_536;
 /// batch is a transaction with its fsync and its rewritten pages, and one per group commit
 /// took the cores ingest needed (BENCHMARKS.md). Event history trails ingest by this much more.
 pub const LINGER: std::time::Duration = std::time::Duration::from_millis(250);
+/// Batches smaller than this (a quiet spell, a few control-plane calls) are indexed as they
+/// come: a lookup right after a call finds it.
+pub const LINGER_FROM: usize = 256;
 /// Payload bytes read at once (held with the batch's planned entries while it is written).
 pub const BATCH_BYTES: usize = 96 * 1024 * 1024;
 

@@ -509,7 +509,7 @@ impl Core {
         )
         .map_err(StartError::CatchUp)?
         .with_batch(indexer::BATCH_RECORDS, indexer::BATCH_BYTES)
-        .with_linger(indexer::LINGER);
+        .with_linger(indexer::LINGER, indexer::LINGER_FROM);
         let (wal, ingest) = (self.wal.clone(), self.ingest.clone());
         let runner = tokio::task::spawn_blocking(move || {
             if let Err(e) = runner.catch_up() {

@@ -126,6 +126,7 @@ pub struct Runner<C: Consume> {
     max_bytes: usize,
     backoff: Backoff,
     linger: Duration,
+    linger_from: usize,
 }
 
 impl<C: Consume> std::fmt::Debug for Runner<C> {
@@ -152,16 +153,18 @@ impl<C: Consume> Runner<C> {
             max_bytes: 8 << 20,
             backoff: Backoff::default(),
             linger: Duration::ZERO,
+            linger_from: 1,
         })
     }
 
-    /// After applying a batch that was not full, waits `linger` for more records before the
-    /// next (default none). A consumer whose every batch costs a fixed price (a transaction
-    /// and its fsync) then applies a few large batches a second instead of one per group
-    /// commit, at the price of that much more lag; the first record after an idle spell is
-    /// applied at once.
-    pub fn with_linger(mut self, linger: Duration) -> Self {
+    /// After applying a batch of at least `from` records that was not full, waits `linger` for
+    /// more before the next (default: never). A consumer whose every batch costs a fixed price
+    /// (a transaction and its fsync) then applies a few large batches a second under load
+    /// instead of one per group commit, at the price of that much more lag; small batches (a
+    /// quiet spell, a few control-plane calls) are applied as they come.
+    pub fn with_linger(mut self, linger: Duration, from: usize) -> Self {
         self.linger = linger;
+        self.linger_from = from.max(1);
         self
     }
 
@@ -252,7 +255,7 @@ impl<C: Consume> Runner<C> {
                     self.wal.wait_beyond(seen, self.consumer.tick());
                 }
                 Ok(n) => {
-                    if n < self.max_records && !self.linger.is_zero() {
+                    if n >= self.linger_from && n < self.max_records && !self.linger.is_zero() {
                         self.wal.sleep_unless_woken(self.linger, stop);
                     }
                 }

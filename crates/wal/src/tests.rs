@@ -763,7 +763,8 @@ impl Consume for Batches {
 
 /// With a linger, records appended one by one while a batch is applied arrive in a few large
 /// batches, not one each; the first record after an idle spell is applied at once, and every
-/// record is applied exactly once.
+/// record is applied exactly once. (Batches below the linger's threshold are applied as they
+/// come: `no_linger_below_its_threshold`.)
 #[test]
 fn a_lingering_runner_gathers_records_into_few_batches() {
     let fs = SimFs::default();
@@ -778,7 +779,7 @@ fn a_lingering_runner_gathers_records_into_few_batches() {
         },
     )
     .expect("runner")
-    .with_linger(Duration::from_millis(400));
+    .with_linger(Duration::from_millis(400), 1);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let thread = {
         let stop = stop.clone();
@@ -805,4 +806,41 @@ fn a_lingering_runner_gathers_records_into_few_batches() {
         "60 records in {} batches: {sizes:?}",
         sizes.len()
     );
+}
+
+/// A linger from 100 records leaves batches of one record alone: each is applied as it comes
+/// (what a few control-plane calls need to be visible at once).
+#[test]
+fn no_linger_below_its_threshold() {
+    let fs = SimFs::default();
+    let (wal, _) = open(&fs);
+    let wal = Arc::new(wal);
+    let sizes = Arc::new(Mutex::new(Vec::new()));
+    let runner = Runner::new(
+        wal.clone(),
+        Batches {
+            sizes: sizes.clone(),
+            position: 0,
+        },
+    )
+    .expect("runner")
+    .with_linger(Duration::from_secs(30), 100);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let thread = {
+        let stop = stop.clone();
+        std::thread::spawn(move || runner.run(&stop))
+    };
+    for i in 0..5u32 {
+        wal.append_blocking(vec![i.to_le_bytes().to_vec()])
+            .expect("append");
+        // Each record is applied long before a 30 s linger would end.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while sizes.lock().expect("lock").iter().sum::<usize>() < i as usize + 1 {
+            assert!(std::time::Instant::now() < deadline, "record {i} waited");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    wal.wake_consumers();
+    thread.join().expect("runner thread");
 }
