@@ -5,7 +5,7 @@
 
 mod validate;
 
-use cairn_selectors::{Selectors, TrailScope};
+use cairn_selectors::Selectors;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -176,35 +176,12 @@ impl Catalog {
     /// Creates a trail (not logging yet, as CloudTrail's `CreateTrail`).
     pub fn create(&self, settings: TrailSettings) -> Result<Trail, CatalogError> {
         validate_trail_name(&settings.name)?;
-        let mut trail = Trail {
-            id: uuid::Uuid::new_v4().simple().to_string(),
-            arn: format!(
-                "arn:aws:cloudtrail:{}:{}:trail/{}",
-                self.deployment.region, self.deployment.account_id, settings.name
-            ),
-            name: settings.name.clone(),
-            local_directory: None,
-            s3_bucket_name: None,
-            s3_key_prefix: None,
-            scope: TrailScope {
-                home_region: self.deployment.region.clone(),
-                is_multi_region_trail: false,
-                include_global_service_events: true,
-            },
-            log_file_validation_enabled: false,
-            cairn_include_ingested_by: false,
-            is_organization_trail: false,
-            organization_id: None,
-            selectors: Selectors::default(),
-            logging: Vec::new(),
-            start_logging_time: None,
-            stop_logging_time: None,
-            latest_delivery_time: None,
-            latest_delivery_attempt_time: None,
-            latest_delivery_error: None,
-            latest_digest_delivery_time: None,
-            latest_digest_delivery_error: None,
-        };
+        let mut trail = Trail::new(
+            &uuid::Uuid::new_v4().simple().to_string(),
+            &settings.name,
+            &self.deployment.account_id,
+            &self.deployment.region,
+        );
         if settings.local_directory.is_none() && settings.s3_bucket_name.is_none() {
             return Err(CatalogError::invalid(
                 "InvalidParameterCombinationException",

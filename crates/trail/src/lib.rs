@@ -155,22 +155,15 @@ impl Trail {
         format!("trail-{}", self.id)
     }
 
-    /// A trail `name` (internal id `id`) of `account`, at home in `region`, delivering to the
-    /// local directory `directory` and logging every event from the WAL's start with the default
-    /// selectors; single-region, no digests. A starting point that tests and benchmarks adjust
-    /// (the catalog builds trails from their settings).
-    pub fn logging_to_directory(
-        id: &str,
-        name: &str,
-        account: &str,
-        region: &str,
-        directory: PathBuf,
-    ) -> Self {
+    /// A new trail `name` (internal id `id`) of `account`, at home in `region`, as
+    /// CloudTrail's `CreateTrail` leaves it before its settings apply: no destination, not
+    /// logging, the default selectors, single-region with global services, no digests.
+    pub fn new(id: &str, name: &str, account: &str, region: &str) -> Self {
         Self {
             id: id.to_owned(),
             name: name.to_owned(),
             arn: format!("arn:aws:cloudtrail:{region}:{account}:trail/{name}"),
-            local_directory: Some(directory),
+            local_directory: None,
             s3_bucket_name: None,
             s3_key_prefix: None,
             scope: TrailScope {
@@ -183,10 +176,7 @@ impl Trail {
             is_organization_trail: false,
             organization_id: None,
             selectors: Selectors::default(),
-            logging: vec![LoggingPeriod {
-                after: 0,
-                through: None,
-            }],
+            logging: Vec::new(),
             start_logging_time: None,
             stop_logging_time: None,
             latest_delivery_time: None,
@@ -194,6 +184,26 @@ impl Trail {
             latest_delivery_error: None,
             latest_digest_delivery_time: None,
             latest_digest_delivery_error: None,
+        }
+    }
+
+    /// [`Trail::new`] delivering to the local directory `directory` and logging every event
+    /// from the WAL's start. A starting point that tests and benchmarks adjust (the catalog
+    /// builds trails from their settings).
+    pub fn logging_to_directory(
+        id: &str,
+        name: &str,
+        account: &str,
+        region: &str,
+        directory: PathBuf,
+    ) -> Self {
+        Self {
+            local_directory: Some(directory),
+            logging: vec![LoggingPeriod {
+                after: 0,
+                through: None,
+            }],
+            ..Self::new(id, name, account, region)
         }
     }
 
