@@ -761,15 +761,15 @@ impl Consume for Batches {
     }
 }
 
-/// With a linger, records appended one by one while a batch is applied arrive in a few large
-/// batches, not one each; the first record after an idle spell is applied at once, and every
-/// record is applied exactly once. (Batches below the linger's threshold are applied as they
-/// come: `no_linger_below_its_threshold`.)
-#[test]
-fn a_lingering_runner_gathers_records_into_few_batches() {
-    let fs = SimFs::default();
-    let (wal, _) = open(&fs);
-    let wal = Arc::new(wal);
+type BatchesRun = (
+    Arc<Mutex<Vec<usize>>>,
+    Arc<std::sync::atomic::AtomicBool>,
+    std::thread::JoinHandle<()>,
+);
+
+/// Runs a [`Batches`] consumer with `linger` from `from` records on its own thread: the batch
+/// sizes it sees, its stop flag and the thread.
+fn run_batches(wal: &Arc<Wal>, linger: Duration, from: usize) -> BatchesRun {
     let sizes = Arc::new(Mutex::new(Vec::new()));
     let runner = Runner::new(
         wal.clone(),
@@ -779,12 +779,25 @@ fn a_lingering_runner_gathers_records_into_few_batches() {
         },
     )
     .expect("runner")
-    .with_linger(Duration::from_millis(400), 1);
+    .with_linger(linger, from);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let thread = {
         let stop = stop.clone();
         std::thread::spawn(move || runner.run(&stop))
     };
+    (sizes, stop, thread)
+}
+
+/// With a linger, records appended one by one while a batch is applied arrive in a few large
+/// batches, not one each; the first record after an idle spell is applied at once, and every
+/// record is applied exactly once. (Batches below the linger's threshold are applied as they
+/// come: `no_linger_below_its_threshold`.)
+#[test]
+fn a_lingering_runner_gathers_records_into_few_batches() {
+    let fs = SimFs::default();
+    let (wal, _) = open(&fs);
+    let wal = Arc::new(wal);
+    let (sizes, stop, thread) = run_batches(&wal, Duration::from_millis(400), 1);
     for i in 0..60u32 {
         wal.append_blocking(vec![i.to_le_bytes().to_vec()])
             .expect("append");
@@ -815,21 +828,7 @@ fn no_linger_below_its_threshold() {
     let fs = SimFs::default();
     let (wal, _) = open(&fs);
     let wal = Arc::new(wal);
-    let sizes = Arc::new(Mutex::new(Vec::new()));
-    let runner = Runner::new(
-        wal.clone(),
-        Batches {
-            sizes: sizes.clone(),
-            position: 0,
-        },
-    )
-    .expect("runner")
-    .with_linger(Duration::from_secs(30), 100);
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let thread = {
-        let stop = stop.clone();
-        std::thread::spawn(move || runner.run(&stop))
-    };
+    let (sizes, stop, thread) = run_batches(&wal, Duration::from_secs(30), 100);
     for i in 0..5u32 {
         wal.append_blocking(vec![i.to_le_bytes().to_vec()])
             .expect("append");
