@@ -177,6 +177,39 @@ async fn history_lag(
 }
 
 /// Runs the soak.
+type Driver = (
+    Arc<Load>,
+    Arc<AtomicBool>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+);
+
+/// Starts [`drive`] against `server` at `rate` (`None`: unthrottled), numbering events from
+/// `first_id`: its load counters, its stop flag and its task.
+fn spawn_driver(
+    server: &crate::bench_faults::Server,
+    args: &SoakArgs,
+    rate: Option<f64>,
+    first_id: u64,
+) -> Driver {
+    let load = Arc::new(Load {
+        next_id: AtomicU64::new(first_id),
+        acked: AtomicU64::new(0),
+        latencies: Mutex::new(Vec::new()),
+        failures: AtomicU64::new(0),
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let (base, credentials, args) = (
+        server.base.clone(),
+        server.credentials.clone(),
+        args.clone(),
+    );
+    let task = {
+        let (load, stop) = (load.clone(), stop.clone());
+        tokio::spawn(async move { drive(&base, &credentials, &args, rate, load, stop).await })
+    };
+    (load, stop, task)
+}
+
 pub async fn soak(args: SoakArgs) -> anyhow::Result<()> {
     if args.clients == 0 || args.batch == 0 || args.sample_seconds == 0 || args.minutes <= 0.0 {
         bail!("--clients, --batch, --sample-seconds and --minutes must be positive");
@@ -193,26 +226,8 @@ pub async fn soak(args: SoakArgs) -> anyhow::Result<()> {
     let target = match args.rate {
         Some(rate) => rate,
         None => {
-            let load = Arc::new(Load {
-                next_id: AtomicU64::new(0),
-                acked: AtomicU64::new(0),
-                latencies: Mutex::new(Vec::new()),
-                failures: AtomicU64::new(0),
-            });
-            let stop = Arc::new(AtomicBool::new(false));
             let started = Instant::now();
-            let driver = {
-                let (base, credentials, load, stop) = (
-                    server.base.clone(),
-                    server.credentials.clone(),
-                    load.clone(),
-                    stop.clone(),
-                );
-                let args = args.clone();
-                tokio::spawn(
-                    async move { drive(&base, &credentials, &args, None, load, stop).await },
-                )
-            };
+            let (load, stop, driver) = spawn_driver(&server, &args, None, 0);
             tokio::time::sleep(Duration::from_secs(args.calibrate_seconds)).await;
             stop.store(true, Ordering::Relaxed);
             driver.await??;
@@ -229,25 +244,8 @@ pub async fn soak(args: SoakArgs) -> anyhow::Result<()> {
         }
     };
 
-    let load = Arc::new(Load {
-        next_id: AtomicU64::new(1 << 40),
-        acked: AtomicU64::new(0),
-        latencies: Mutex::new(Vec::new()),
-        failures: AtomicU64::new(0),
-    });
-    let stop = Arc::new(AtomicBool::new(false));
-    let driver = {
-        let (base, credentials, load, stop) = (
-            server.base.clone(),
-            server.credentials.clone(),
-            load.clone(),
-            stop.clone(),
-        );
-        let args = args.clone();
-        tokio::spawn(
-            async move { drive(&base, &credentials, &args, Some(target), load, stop).await },
-        )
-    };
+    // Event ids apart from the calibration's.
+    let (load, stop, driver) = spawn_driver(&server, &args, Some(target), 1 << 40);
     let started = Instant::now();
     let duration = Duration::from_secs_f64(args.minutes * 60.0);
     let mut rows: Vec<Value> = Vec::new();
