@@ -96,6 +96,13 @@ pub struct LookupArgs {
     /// Store directory; an existing store of the same size is reused.
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Days the events are spread over, ending now (1: every event in today's tables, as
+    /// under sustained ingest).
+    #[arg(long, default_value_t = 89, value_parser = clap::value_parser!(u32).range(1..=89))]
+    span_days: u32,
+    /// Events per indexed batch (the server's indexer takes up to 65,536).
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    batch: u32,
 }
 
 /// Runs one benchmark and prints its figures.
@@ -453,26 +460,32 @@ fn lookup(args: LookupArgs) -> anyhow::Result<()> {
             owned_dir.path().to_path_buf()
         }
     };
-    let path = dir.join(format!("history-{}.redb", args.events));
+    let name = format!("history-{}-{}d-{}", args.events, args.span_days, args.batch);
+    let path = dir.join(format!("{name}.redb"));
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_millis() as i64;
     let day = cairn_history::DAY_MS;
     let config = HistoryConfig::default();
-    let reuse = path.exists()
-        && std::fs::read_to_string(dir.join(format!("history-{}.done", args.events))).is_ok();
+    let reuse = path.exists() && std::fs::read_to_string(dir.join(format!("{name}.done"))).is_ok();
     let store = HistoryStore::open(&path, &config)?;
     if !reuse {
         eprintln!(
-            "building a history of {} events over 89 days (4 regions)...",
-            args.events
+            "building a history of {} events over {} days (4 regions), {} per batch...",
+            args.events, args.span_days, args.batch
         );
         let mut rng = StdRng::seed_from_u64(7);
         let started = Instant::now();
-        let span = 89 * day;
-        let batch = 20_000;
+        // One day: from midnight UTC to now, every event in today's tables (as under
+        // sustained ingest).
+        let span = match args.span_days {
+            1 => (now - now.div_euclid(day) * day).max(1),
+            days => i64::from(days) * day,
+        };
+        let batch = args.batch as usize;
         let mut seq = store.applied_seq()?;
         let mut done = seq as usize;
+        let mut last_line = (done, Instant::now());
         // The baseline for size: the same events gzipped at level 6, one batch in ten.
         let (mut sampled_events, mut sampled_json, mut sampled_gzip) = (0u64, 0u64, 0u64);
         while done < args.events {
@@ -515,9 +528,11 @@ fn lookup(args: LookupArgs) -> anyhow::Result<()> {
             done += n;
             if done % 500_000 < batch {
                 eprintln!(
-                    "  {done} events, {:.0} events/s",
-                    done as f64 / started.elapsed().as_secs_f64()
+                    "  {done} events, {:.0} events/s ({:.0} since the last line)",
+                    done as f64 / started.elapsed().as_secs_f64(),
+                    (done - last_line.0) as f64 / last_line.1.elapsed().as_secs_f64()
                 );
+                last_line = (done, Instant::now());
             }
         }
         let merging = Instant::now();
@@ -527,17 +542,16 @@ fn lookup(args: LookupArgs) -> anyhow::Result<()> {
             merging.elapsed().as_secs_f64()
         );
         std::fs::write(
-            dir.join(format!("history-{}.done", args.events)),
+            dir.join(format!("{name}.done")),
             format!("{sampled_events} {sampled_json} {sampled_gzip}"),
         )?;
         eprintln!("built in {:.1} s", started.elapsed().as_secs_f64());
     }
     let size = std::fs::metadata(&path)?.len();
-    let sampled: Vec<u64> =
-        std::fs::read_to_string(dir.join(format!("history-{}.done", args.events)))?
-            .split_whitespace()
-            .filter_map(|n| n.parse().ok())
-            .collect();
+    let sampled: Vec<u64> = std::fs::read_to_string(dir.join(format!("{name}.done")))?
+        .split_whitespace()
+        .filter_map(|n| n.parse().ok())
+        .collect();
     let mut rng = StdRng::seed_from_u64(9);
     // Ids of real events, from the newest page of each region and a page 40 days back.
     let mut known_ids = Vec::new();

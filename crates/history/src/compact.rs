@@ -1,8 +1,8 @@
 //! Merging a closed day's posting chunks.
 //!
-//! Indexing writes one chunk per lookup value and batch, so a value seen once per batch (a
-//! user, an access key, a resource) costs a whole key for a posting of a few bytes, and a
-//! lookup of a busy value reads many small chunks. Once a day is over, its chunks are merged:
+//! Indexing writes one chunk per common value and batch, and merged runs (see `runs`) one per
+//! value that reached a few dozen postings, so a lookup of a busy value reads many small
+//! chunks. Once a day is over, its runs are folded into chunks and its chunks are merged:
 //! per value, every posting of the day sorted newest first and cut into chunks of at most
 //! [`MERGED_POSTINGS`], which do not overlap in time. A lookup then reads a value's day in
 //! order and stops at the first chunk older than its page.
@@ -25,7 +25,7 @@ pub const MERGE_WINDOW: usize = 1 << 20;
 /// sequence number with this bit, so that it never takes the name of a batch's chunk (named by
 /// the batch's last sequence number, below 2^63) nor of another merged chunk (no two postings
 /// of a value share a sequence number, and a posting is in one chunk).
-const MERGED: u64 = 1 << 63;
+pub(crate) const MERGED: u64 = 1 << 63;
 
 /// The `meta` key recording how many chunks the last merge of `day` left.
 pub(crate) fn merged_key(day: i64) -> String {
@@ -47,6 +47,16 @@ impl HistoryStore {
             let mut due = Vec::new();
             for table in tx.list_tables().during("list days to merge")? {
                 let name = table.name();
+                if let Some(day) = name
+                    .strip_prefix("rundir_")
+                    .and_then(|d| d.parse::<i64>().ok())
+                {
+                    // A closed day's runs are always folded into its chunks.
+                    if day < today {
+                        due.push(day);
+                    }
+                    continue;
+                }
                 let Some(day) = name
                     .strip_prefix("post_")
                     .and_then(|d| d.parse::<i64>().ok())
@@ -71,6 +81,8 @@ impl HistoryStore {
                 }
                 due.push(day);
             }
+            due.sort_unstable();
+            due.dedup();
             due
         };
         for &day in &due {
@@ -89,6 +101,7 @@ impl HistoryStore {
     fn merge_day(&self, day: i64) -> Result<(u64, u64), HistoryError> {
         let name = keys::postings_table(day);
         let tx = self.db.begin_write().during("merge posting chunks")?;
+        crate::runs::fold_day(&tx, day)?;
         let (before, after) = {
             let mut table = tx
                 .open_table(postings_def(&name))

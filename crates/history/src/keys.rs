@@ -5,6 +5,7 @@
 //!   blocks_D   key: block number (u64)                           value: zstd block of records
 //!   post_D     key: attribute | scope | len16 value | newest time | chunk   value: postings
 //!   idlist_D   key: chunk (u64)                                  value: id keys (16 bytes each)
+//!   rundir_D, run_D_L_ID   the runs of rare values (see `runs`)
 //! global:
 //!   ids        key: id key   value: day(i32) | block(u32) | slot(u16)  (an event in history:
 //!                                   its digest, time and seq are in the block entry)
@@ -12,7 +13,7 @@
 //!   idlog      key: chunk    value: the ids indexed since they were last merged into `ids`
 //!                                   (see `recent`)
 //!   meta       key: name     value: u64   ("applied_seq": last WAL record indexed;
-//!                                          "format": 2; "merged_D": chunks a merge left)
+//!                                          "format": 3; "merged_D": chunks a merge left)
 //! scope  := kind(1: 0 = management/integration, 1 = insight) | len8 region | region
 //! time   := eventTime in ms + 2^63 (u64)
 //! id key := the first 16 bytes of SHA-256(eventID)
@@ -122,8 +123,15 @@ pub(crate) fn events_table(day: i64) -> String {
 
 /// The day of a per-day table name.
 pub(crate) fn day_of_table(name: &str) -> Option<i64> {
-    let (_, day) = name.split_once('_')?;
-    let prefixes = ["blocks_", "post_", "idlist_", "events_", "index_", "ids_"];
+    let (_, rest) = name.split_once('_')?;
+    // A run's table: run_D_LEVEL_ID.
+    let day = match name.strip_prefix("run_") {
+        Some(run) => run.split('_').next()?,
+        None => rest,
+    };
+    let prefixes = [
+        "blocks_", "post_", "idlist_", "events_", "index_", "ids_", "rundir_", "run_",
+    ];
     if prefixes.iter().any(|p| name.starts_with(p)) {
         day.parse().ok()
     } else {

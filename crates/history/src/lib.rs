@@ -3,10 +3,12 @@
 //!
 //! The store is one [redb](https://docs.rs/redb) file, laid out per UTC day of `eventTime`
 //! (see [`keys`]): the day's records compressed in blocks of about a hundred ([`block`]), and
-//! for each lookup value the places of its events, one chunk per indexing batch
-//! ([`postings`]). A batch of WAL records costs one table entry per event (its eventID, for
-//! idempotency and `EventId` lookups) and one per value and day it holds, not one per event and
-//! value; a lookup reads chunks newest first and decompresses at most one block per result.
+//! for each lookup value the places of its events: a chunk per indexing batch for a common
+//! value ([`postings`]), an entry in the batch's run for a rare one (`runs`). A batch of WAL
+//! records costs its blocks, its eventIDs (for idempotency and `EventId` lookups, appended to a
+//! log), a chunk per common value and day, and one run written in key order, not one entry per
+//! event and value; a lookup reads chunks newest first and the day's runs, and decompresses at
+//! most one block per result.
 //! Expiry drops whole day tables. The index is fed from the WAL by the server; the last WAL
 //! sequence number indexed is stored in the same transaction as the entries, so a crash never
 //! indexes an event twice or skips one.
@@ -22,6 +24,7 @@ pub mod postings;
 pub mod query;
 mod read;
 mod recent;
+mod runs;
 mod write;
 
 use cairn_model::event::ProducerDigest;
@@ -40,6 +43,7 @@ pub use query::{LookupQuery, QueryError, MAX_PAGE};
 pub use recent::ID_MERGE_THRESHOLD;
 /// The storage engine's error type, for callers that build [`HistoryError::Store`].
 pub use redb::Error as RedbError;
+pub use runs::{FANOUT, SPILL};
 
 const IDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("ids");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -48,7 +52,9 @@ const TOKEN_KEY: &str = "next_token_key";
 const APPLIED_SEQ: &str = "applied_seq";
 const FORMAT: &str = "format";
 /// The layout this version writes (see [`keys`]).
-const CURRENT_FORMAT: u64 = 2;
+const CURRENT_FORMAT: u64 = 3;
+/// Format 2 is format 3 before runs ([`runs`]) existed: a store in it is read as it is.
+const FORMAT_WITHOUT_RUNS: u64 = 2;
 
 /// One day in milliseconds.
 pub const DAY_MS: i64 = 86_400_000;
@@ -221,6 +227,8 @@ pub struct HistoryStore {
     recent: std::sync::RwLock<recent::Recent>,
     /// How many gather before they are merged.
     id_merge_threshold: usize,
+    /// The shape of the runs of rare values (see [`runs`]).
+    runs: runs::Shape,
 }
 
 fn attribute_values(view: &EventView) -> Vec<(AttributeKey, String)> {
@@ -385,9 +393,11 @@ impl HistoryStore {
             blocks: read::BlockCache::default(),
             recent: Default::default(),
             id_merge_threshold: recent::ID_MERGE_THRESHOLD,
+            runs: runs::Shape::default(),
         };
         store.noted(store.load_recent())?;
-        if existing.is_some() && format != Some(CURRENT_FORMAT) {
+        let current = [Some(CURRENT_FORMAT), Some(FORMAT_WITHOUT_RUNS)];
+        if existing.is_some() && !current.contains(&format) {
             store.noted(migrate::from_v1(&store))?;
         }
         Ok(store)
@@ -398,6 +408,18 @@ impl HistoryStore {
     pub fn with_id_merge_threshold(self, n: usize) -> Self {
         Self {
             id_merge_threshold: n.max(1),
+            ..self
+        }
+    }
+
+    /// Spills a value's postings from runs to a chunk at `spill` and merges `fanout` runs of
+    /// a level (defaults [`SPILL`], [`FANOUT`]); tests use small ones to see every level.
+    pub fn with_run_shape(self, spill: usize, fanout: usize) -> Self {
+        Self {
+            runs: runs::Shape {
+                spill: spill.max(1),
+                fanout: fanout.max(2),
+            },
             ..self
         }
     }
@@ -516,6 +538,7 @@ impl HistoryStore {
                 .during("expire history day")?;
             tx.delete_table(write::idlist_def(&keys::idlist_table(day)))
                 .during("expire history day")?;
+            runs::drop_runs(&tx, day)?;
             tx.open_table(META)
                 .during("expire history day")?
                 .remove(compact::merged_key(day).as_str())
@@ -559,7 +582,7 @@ impl HistoryStore {
                         .stats()
                         .during("measure history")?,
                 );
-            } else if name.starts_with("post_") {
+            } else if name.starts_with("post_") || name.starts_with("run_") {
                 add(
                     1,
                     tx.open_table(write::postings_def(name))
@@ -586,6 +609,27 @@ impl HistoryStore {
             }
         }
         Ok(parts)
+    }
+
+    /// The names of the store's tables.
+    #[cfg(test)]
+    pub(crate) fn table_names(&self) -> Vec<String> {
+        let tx = self.db.begin_read().expect("read");
+        tx.list_tables()
+            .expect("tables")
+            .map(|t| t.name().to_owned())
+            .collect()
+    }
+
+    /// The names in the `meta` table.
+    #[cfg(test)]
+    pub(crate) fn meta_names(&self) -> Vec<String> {
+        let tx = self.db.begin_read().expect("read");
+        let meta = tx.open_table(META).expect("meta");
+        meta.iter()
+            .expect("meta")
+            .map(|entry| entry.expect("meta").0.value().to_owned())
+            .collect()
     }
 
     /// Number of eventIDs recorded (all categories).

@@ -2,6 +2,7 @@
 
 use crate::block::RawBlock;
 use crate::postings::{self, Posting};
+use crate::runs;
 use crate::write::{blocks_def, postings_def};
 use crate::*;
 use std::cmp::Reverse;
@@ -193,20 +194,35 @@ impl HistoryStore {
         while day >= first_day && found.len() <= page {
             let need = page + 1 - found.len();
             let chunks = match tx.open_table(postings_def(&keys::postings_table(day))) {
-                Ok(table) => table,
-                Err(redb::TableError::TableDoesNotExist(_)) => {
-                    day -= 1;
-                    continue;
-                }
+                Ok(table) => Some(table),
+                Err(redb::TableError::TableDoesNotExist(_)) => None,
                 Err(e) => return Err(e).during("lookup"),
             };
-            // The `need` newest wanted postings of the day.
+            // The `need` newest wanted postings of the day: first those of the day's runs
+            // (rare values of today's batches), then the chunks.
             let mut best: BinaryHeap<Reverse<Posting>> = BinaryHeap::with_capacity(need + 1);
-            for chunk in chunks
-                .range(lower.as_slice()..upper.as_slice())
-                .during("lookup")?
-                .rev()
-            {
+            let keep = |best: &mut BinaryHeap<Reverse<Posting>>, posting: Posting| {
+                if best.len() < need {
+                    best.push(Reverse(posting));
+                } else if best.peek().is_some_and(|b| posting > b.0) {
+                    best.pop();
+                    best.push(Reverse(posting));
+                }
+            };
+            for posting in runs::run_postings(&tx, day, &prefix)? {
+                if wanted(posting.time, posting.seq) {
+                    keep(&mut best, posting);
+                }
+            }
+            let chunks = match &chunks {
+                Some(table) => Some(
+                    table
+                        .range(lower.as_slice()..upper.as_slice())
+                        .during("lookup")?,
+                ),
+                None => None,
+            };
+            for chunk in chunks.into_iter().flatten().rev() {
                 let (key, value) = chunk.during("lookup")?;
                 let Some((chunk_newest, _)) = keys::position_of(key.value()) else {
                     continue;
@@ -224,12 +240,7 @@ impl HistoryStore {
                     }
                 };
                 for posting in list.into_iter().filter(|p| wanted(p.time, p.seq)) {
-                    if best.len() < need {
-                        best.push(Reverse(posting));
-                    } else if best.peek().is_some_and(|b| posting > b.0) {
-                        best.pop();
-                        best.push(Reverse(posting));
-                    }
+                    keep(&mut best, posting);
                 }
             }
             if !best.is_empty() {

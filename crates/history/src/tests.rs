@@ -324,8 +324,19 @@ fn expired_events_go_away() {
             .expect("lookup")),
         ["new"]
     );
-    // ...and then dropped from disk, ids included.
+    // The old day closed: its runs folded, its chunks merged (a `merged_D` note in meta).
+    let old_day = utc_day(parse_utc("2026-01-01T10:00:00Z").expect("time"));
+    assert!(store.compact(now()).expect("compact") >= 1);
+    assert!(store.meta_names().contains(&compact::merged_key(old_day)));
+    // ...and then dropped from disk, ids, tables and notes included.
     assert!(store.expire(later).expect("expire") >= 1);
+    let left: Vec<String> = store
+        .table_names()
+        .into_iter()
+        .filter(|name| keys::day_of_table(name) == Some(old_day))
+        .collect();
+    assert_eq!(left, Vec::<String>::new());
+    assert!(!store.meta_names().contains(&compact::merged_key(old_day)));
     assert_eq!(store.recorded_id("old").expect("id"), None);
     assert!(store.recorded_id("new").expect("id").is_some());
     assert_eq!(store.recorded_ids().expect("count"), 1);
@@ -534,6 +545,27 @@ impl Rng {
 #[test]
 fn lookups_agree_with_a_model_across_blocks_batches_and_pages() {
     let (_dir, store) = store();
+    agrees_with_model_throughout(store);
+}
+
+/// The same with runs that spill at 3 postings and merge in pairs: many levels of runs, values
+/// spilled from merges, runs of closed days folded, late events into runs of closed days.
+#[test]
+fn lookups_agree_with_a_model_through_every_level_of_runs() {
+    let (_dir, store) = store();
+    let store = store.with_run_shape(3, 2);
+    agrees_with_model_throughout(store);
+}
+
+fn run_tables(store: &HistoryStore) -> Vec<String> {
+    store
+        .table_names()
+        .into_iter()
+        .filter(|name| name.starts_with("run"))
+        .collect()
+}
+
+fn agrees_with_model_throughout(store: HistoryStore) {
     // Recent ids merge into the `ids` table every 777 or so: many merges, mid-batch too.
     let store = store.with_id_merge_threshold(777);
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
@@ -582,9 +614,23 @@ fn lookups_agree_with_a_model_across_blocks_batches_and_pages() {
         .map(|r| EventView::from_record(r.as_bytes()).expect("view"))
         .collect();
     agrees_with_model(&store, &views, base, "as indexed");
-    // The three days closed: their chunks merge, and the answers stay.
+    let runs = run_tables(&store);
+    assert!(
+        runs.iter().any(|name| name.starts_with("rundir_")),
+        "rare values went to runs: {runs:?}"
+    );
+    if store.runs.fanout == 2 {
+        assert!(
+            runs.iter()
+                .any(|name| name.starts_with("run_") && !name.contains("_0_")),
+            "runs merged into higher levels: {runs:?}"
+        );
+    }
+    // The three days closed: their runs fold into chunks, the chunks merge, and the answers
+    // stay.
     let after = base + 4 * 86_400_000;
     assert_eq!(store.compact(after).expect("compact"), 3);
+    assert_eq!(run_tables(&store), Vec::<String>::new(), "runs folded");
     agrees_with_model(&store, &views, base, "merged");
     assert_eq!(
         store.compact(after).expect("compact"),

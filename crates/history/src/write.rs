@@ -4,6 +4,7 @@
 
 use crate::block::RawBlock;
 use crate::postings::{self, Posting};
+use crate::runs;
 use crate::*;
 use std::collections::BTreeMap;
 
@@ -276,18 +277,31 @@ impl HistoryStore {
                         .insert(tail.number, tail.block.compress().as_slice())
                         .during("index events")?;
                 }
-                if !day.postings.is_empty() {
+                // Values with many postings in the batch get a chunk each; the many rare
+                // ones go to the day's run of this batch (see `runs`).
+                let mut rare: Vec<(Vec<u8>, Vec<Posting>)> = Vec::new();
+                let mut common: Vec<(Vec<u8>, Vec<Posting>)> = Vec::new();
+                for (prefix, mut list) in day.postings {
+                    list.sort_unstable_by(|a, b| b.cmp(a));
+                    if list.len() < self.runs.spill {
+                        rare.push((prefix, list));
+                    } else {
+                        common.push((prefix, list));
+                    }
+                }
+                if !common.is_empty() {
                     let mut table = tx
                         .open_table(postings_def(&keys::postings_table(number)))
                         .during("index events")?;
-                    for (prefix, mut list) in day.postings {
-                        list.sort_unstable_by(|a, b| b.cmp(a));
+                    for (prefix, list) in common {
                         let key = keys::with_position(&prefix, list[0].time, chunk);
                         table
                             .insert(key.as_slice(), postings::encode(&list).as_slice())
                             .during("index events")?;
                     }
                 }
+                rare.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                runs::write_run(&tx, self.runs, number, chunk, &rare)?;
                 if !day.ids.is_empty() {
                     tx.open_table(idlist_def(&keys::idlist_table(number)))
                         .during("index events")?
@@ -295,12 +309,12 @@ impl HistoryStore {
                         .during("index events")?;
                 }
             }
+            let mut meta = tx.open_table(META).during("index events")?;
             if let Some(applied) = applied {
-                tx.open_table(META)
-                    .during("index events")?
-                    .insert(APPLIED_SEQ, applied)
-                    .during("index events")?;
+                meta.insert(APPLIED_SEQ, applied).during("index events")?;
             }
+            // A store opened in format 2 may hold runs from here on.
+            meta.insert(FORMAT, CURRENT_FORMAT).during("index events")?;
         }
         let merge = recent.ids.len() + fresh.len() >= self.id_merge_threshold;
         if merge {
