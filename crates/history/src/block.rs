@@ -100,8 +100,24 @@ impl RawBlock {
 
     /// The block as stored.
     pub fn compress(&self) -> Vec<u8> {
+        thread_local! {
+            // A compression context costs more to make than a small block to compress: one
+            // per indexing thread, kept.
+            static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+                const { std::cell::RefCell::new(None) };
+        }
         // Compressing a byte slice in memory fails only on allocation failure.
-        zstd::bulk::compress(&self.bytes, LEVEL).expect("zstd compresses a buffer in memory")
+        COMPRESSOR.with_borrow_mut(|compressor| {
+            let compressor = match compressor {
+                Some(compressor) => compressor,
+                None => compressor.insert(
+                    zstd::bulk::Compressor::new(LEVEL).expect("a zstd compression context"),
+                ),
+            };
+            compressor
+                .compress(&self.bytes)
+                .expect("zstd compresses a buffer in memory")
+        })
     }
 
     /// Reads a stored block back.

@@ -255,10 +255,13 @@ impl HistoryStore {
                     slot,
                 };
                 for prefix in prefixes {
-                    day.postings
-                        .entry(prefix.clone())
-                        .or_default()
-                        .push(posting);
+                    // Most values were seen before in the batch: no key copied for those.
+                    match day.postings.get_mut(prefix.as_slice()) {
+                        Some(list) => list.push(posting),
+                        None => {
+                            day.postings.insert(prefix.clone(), vec![posting]);
+                        }
+                    }
                 }
                 if tail.block.is_full() {
                     day.blocks
