@@ -511,6 +511,7 @@ fn lookup(args: LookupArgs) -> anyhow::Result<()> {
                         record: r.as_bytes(),
                         digest: cairn_model::event::producer_digest(r.as_bytes()),
                         provenance: &[],
+                        view: None,
                     }
                 })
                 .collect();
@@ -744,6 +745,7 @@ fn delivery(args: DeliveryArgs) -> anyhow::Result<()> {
                     &cairn_model::event::producer_digest(r),
                     &fields,
                     &cairn_model::provenance::Provenance::Unknown,
+                    None,
                     r,
                 )
             })

@@ -44,6 +44,7 @@ fn append(wal: &cairn_wal::Wal, id: &str, time: i64) {
         &cairn_model::event::producer_digest(record.as_bytes()),
         &fields,
         &cairn_model::provenance::Provenance::Unknown,
+        None,
         record.as_bytes(),
     );
     wal.append_blocking(vec![payload]).expect("append");

@@ -142,6 +142,9 @@ pub struct IndexItem<'a> {
     pub digest: ProducerDigest,
     /// Who ingested it ([`Provenance::encode`]; empty if unknown).
     pub provenance: &'a [u8],
+    /// The record's view as ingest read it ([`EventView::encode_into`]), if the payload
+    /// carries one; without it (or if it does not decode) the record is parsed here.
+    pub view: Option<&'a [u8]>,
 }
 
 /// What one [`HistoryStore::index_batch`] did.

@@ -22,14 +22,29 @@ fn index(
     first_seq: u64,
     now: EpochMillis,
 ) -> IndexReport {
-    let items: Vec<_> = records
+    // Every other record carries its view, as ingest's payloads do; the others are parsed.
+    let views: Vec<Option<Vec<u8>>> = records
         .iter()
         .enumerate()
-        .map(|(i, r)| IndexItem {
+        .map(|(i, r)| {
+            let view = EventView::from_record(r.as_bytes()).ok()?;
+            (i % 2 == 0).then(|| {
+                let mut out = Vec::new();
+                view.encode_into(&mut out);
+                out
+            })
+        })
+        .collect();
+    let items: Vec<_> = records
+        .iter()
+        .zip(&views)
+        .enumerate()
+        .map(|(i, (r, view))| IndexItem {
             seq: first_seq + i as u64,
             record: r.as_bytes(),
             digest: producer_digest(r.as_bytes()),
             provenance: &[],
+            view: view.as_deref(),
         })
         .collect();
     store.index_batch(&items, now).expect("index")

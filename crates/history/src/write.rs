@@ -123,7 +123,8 @@ impl HistoryStore {
         let mut unreadable = 0;
         let mut planned = Vec::with_capacity(items.len());
         for item in items.iter().filter(|item| item.seq > applied) {
-            let view = match EventView::from_record(item.record) {
+            let decoded = item.view.and_then(EventView::decode);
+            let view = match decoded.map_or_else(|| EventView::from_record(item.record), Ok) {
                 Ok(view) => view,
                 Err(e) => {
                     tracing::error!(seq = item.seq, error = %e, "skipping unreadable record in history indexing");

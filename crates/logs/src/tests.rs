@@ -21,6 +21,7 @@ fn record(seq: u64, name: &str, time: &str, extra: &str) -> (u64, Vec<u8>) {
             &cairn_model::event::producer_digest(text.as_bytes()),
             &fields,
             &cairn_model::provenance::Provenance::Unknown,
+            None,
             text.as_bytes(),
         ),
     )

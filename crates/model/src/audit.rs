@@ -216,6 +216,13 @@ pub fn prepare_audit_event(
         .map_err(|e| Rejection::whole(RejectKind::MalformedJson, e.to_string()))?;
     Ok(PreparedEvent {
         fields: crate::fields::SelectionFields::from_map(&wrapper),
+        view: crate::view::EventView::from_parsed(
+            &wrapper,
+            &event_id,
+            event_time,
+            EventCategory::ActivityAuditLog,
+            None,
+        ),
         event_id,
         event_id_assigned: true,
         record: record.into_bytes(),

@@ -140,6 +140,9 @@ pub struct PreparedEvent {
     pub fields: crate::fields::SelectionFields,
     /// Who ingests it: set by the ingest edge from the signed request (`Unknown` until then).
     pub provenance: crate::provenance::Provenance,
+    /// What Event history indexes, read here from the parsed record (carried in the WAL
+    /// payload); `None` when only a parse of the stored record reads it right.
+    pub view: Option<crate::view::EventView>,
 }
 
 /// What preparation needs to know about the deployment.
@@ -615,8 +618,17 @@ pub fn prepare_event(raw: &[u8], ctx: &PrepareContext<'_>) -> Result<PreparedEve
     {
         fields.read_only = Some(derive_read_only(event_source, event_name));
     }
+    let view = crate::view::EventView::from_parsed(
+        &map,
+        &event_id,
+        event_time,
+        category,
+        matches!(category, EventCategory::Management | EventCategory::Data)
+            .then(|| derive_read_only(event_source, event_name)),
+    );
     Ok(PreparedEvent {
         event_id_assigned: given_id.is_none(),
+        view,
         event_id,
         record,
         digest: producer_digest(raw),

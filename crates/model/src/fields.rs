@@ -126,19 +126,8 @@ impl SelectionFields {
 
     /// Appends the encoding to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        fn put(out: &mut Vec<u8>, s: &str) {
-            out.extend_from_slice(&u32::try_from(s.len()).unwrap_or(u32::MAX).to_le_bytes());
-            out.extend_from_slice(&s.as_bytes()[..s.len().min(u32::MAX as usize)]);
-        }
-        fn opt(out: &mut Vec<u8>, s: &Option<String>) {
-            match s {
-                Some(s) => {
-                    out.push(1);
-                    put(out, s);
-                }
-                None => out.push(0),
-            }
-        }
+        use codec::put;
+        let opt = |out: &mut Vec<u8>, s: &Option<String>| codec::opt(out, s.as_deref());
         put(out, &self.category);
         put(out, &self.event_source);
         put(out, &self.event_name);
@@ -163,34 +152,54 @@ impl SelectionFields {
     }
 }
 
-struct Cursor<'a> {
-    bytes: &'a [u8],
-}
+/// The encoding's parts: `str := u32 LE length | UTF-8 bytes`, `opt := u8 (0 absent, 1
+/// present) [str]` (shared with [`crate::view::EventView::encode_into`]).
+pub(crate) mod codec {
+    pub(crate) fn put(out: &mut Vec<u8>, s: &str) {
+        let len = s.len().min(u32::MAX as usize);
+        out.extend_from_slice(&(len as u32).to_le_bytes());
+        out.extend_from_slice(&s.as_bytes()[..len]);
+    }
 
-impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.bytes.len() < n {
-            return None;
+    pub(crate) fn opt(out: &mut Vec<u8>, s: Option<&str>) {
+        match s {
+            Some(s) => {
+                out.push(1);
+                put(out, s);
+            }
+            None => out.push(0),
         }
-        let (head, tail) = self.bytes.split_at(n);
-        self.bytes = tail;
-        Some(head)
     }
 
-    fn byte(&mut self) -> Option<u8> {
-        self.take(1).map(|b| b[0])
+    pub(crate) struct Cursor<'a> {
+        pub(crate) bytes: &'a [u8],
     }
 
-    fn str(&mut self) -> Option<&'a str> {
-        let len = u32::from_le_bytes(self.take(4)?.try_into().ok()?) as usize;
-        std::str::from_utf8(self.take(len)?).ok()
-    }
+    impl<'a> Cursor<'a> {
+        pub(crate) fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+            if self.bytes.len() < n {
+                return None;
+            }
+            let (head, tail) = self.bytes.split_at(n);
+            self.bytes = tail;
+            Some(head)
+        }
 
-    fn opt(&mut self) -> Option<Option<&'a str>> {
-        match self.byte()? {
-            0 => Some(None),
-            1 => Some(Some(self.str()?)),
-            _ => None,
+        pub(crate) fn byte(&mut self) -> Option<u8> {
+            self.take(1).map(|b| b[0])
+        }
+
+        pub(crate) fn str(&mut self) -> Option<&'a str> {
+            let len = u32::from_le_bytes(self.take(4)?.try_into().ok()?) as usize;
+            std::str::from_utf8(self.take(len)?).ok()
+        }
+
+        pub(crate) fn opt(&mut self) -> Option<Option<&'a str>> {
+            match self.byte()? {
+                0 => Some(None),
+                1 => Some(Some(self.str()?)),
+                _ => None,
+            }
         }
     }
 }
@@ -198,7 +207,7 @@ impl<'a> Cursor<'a> {
 impl<'a> FieldsRef<'a> {
     /// Decodes fields encoded by [`SelectionFields::encode_into`]; `None` if damaged.
     pub fn decode(bytes: &'a [u8]) -> Option<Self> {
-        let mut c = Cursor { bytes };
+        let mut c = codec::Cursor { bytes };
         let category = c.str()?;
         let event_source = c.str()?;
         let event_name = c.str()?;

@@ -5,16 +5,22 @@
 //! payload v2 := 2u8 | digest [16] | fields length u32 LE | fields | record
 //! payload v3 := 3u8 | digest [16] | fields length u32 LE | fields
 //!                   | provenance length u16 LE | provenance | record
+//! payload v4 := 4u8 | digest [16] | fields length u32 LE | fields
+//!                   | provenance length u16 LE | provenance | view length u32 LE | view | record
 //! ```
 //!
 //! `digest` is SHA-256/128 of the producer's payload (idempotent retries); `fields` are the
 //! selection fields ([`crate::fields`]) extracted at ingest; `provenance` says who ingested
-//! it ([`crate::provenance`]); `record` is the stored record. Cairn writes v3 and reads all
-//! three (v1 and v2 payloads have an unknown provenance).
+//! it ([`crate::provenance`]); `view` is what Event history indexes
+//! ([`crate::view::EventView::encode_into`]), read at ingest so that the indexer does not parse
+//! the record again; `record` is the stored record. Cairn writes v4 (v3 for a record whose view
+//! ingest could not read without parsing it: the indexer parses those) and reads all four (v1
+//! and v2 payloads have an unknown provenance).
 
 use crate::event::ProducerDigest;
 use crate::fields::SelectionFields;
 use crate::provenance::Provenance;
+use crate::view::EventView;
 
 /// A decoded payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +31,8 @@ pub struct Payload<'a> {
     pub fields: Option<&'a [u8]>,
     /// Encoded provenance (v3; empty before).
     pub provenance: &'a [u8],
+    /// Encoded Event history view (v4), if any.
+    pub view: Option<&'a [u8]>,
     /// The stored record.
     pub record: &'a [u8],
 }
@@ -36,11 +44,12 @@ impl Payload<'_> {
     }
 }
 
-/// Encodes an event for the WAL (v3).
+/// Encodes an event for the WAL (v4 with a view, v3 without).
 pub fn encode(
     digest: &ProducerDigest,
     fields: &SelectionFields,
     provenance: &Provenance,
+    view: Option<&EventView>,
     record: &[u8],
 ) -> Vec<u8> {
     let mut encoded_fields = Vec::with_capacity(128);
@@ -48,8 +57,14 @@ pub fn encode(
     let mut provenance = provenance.encode();
     // An ARN and key id are far below 64 KiB; a longer one would be cut, never misread.
     provenance.truncate(usize::from(u16::MAX));
-    let mut out = Vec::with_capacity(23 + encoded_fields.len() + provenance.len() + record.len());
-    out.push(3);
+    let mut encoded_view = Vec::new();
+    if let Some(view) = view {
+        view.encode_into(&mut encoded_view);
+    }
+    let mut out = Vec::with_capacity(
+        27 + encoded_fields.len() + provenance.len() + encoded_view.len() + record.len(),
+    );
+    out.push(if view.is_some() { 4 } else { 3 });
     out.extend_from_slice(digest);
     out.extend_from_slice(
         &u32::try_from(encoded_fields.len())
@@ -59,11 +74,19 @@ pub fn encode(
     out.extend_from_slice(&encoded_fields);
     out.extend_from_slice(&(provenance.len() as u16).to_le_bytes());
     out.extend_from_slice(&provenance);
+    if view.is_some() {
+        out.extend_from_slice(
+            &u32::try_from(encoded_view.len())
+                .unwrap_or(u32::MAX)
+                .to_le_bytes(),
+        );
+        out.extend_from_slice(&encoded_view);
+    }
     out.extend_from_slice(record);
     out
 }
 
-/// Decodes a WAL payload (v1 or v2); `None` if it is neither.
+/// Decodes a WAL payload (v1 to v4); `None` if it is none of them.
 pub fn decode(payload: &[u8]) -> Option<Payload<'_>> {
     let digest: ProducerDigest = payload.get(1..17)?.try_into().ok()?;
     match payload.first()? {
@@ -71,6 +94,7 @@ pub fn decode(payload: &[u8]) -> Option<Payload<'_>> {
             digest,
             fields: None,
             provenance: &[],
+            view: None,
             record: &payload[17..],
         }),
         2 => {
@@ -80,20 +104,31 @@ pub fn decode(payload: &[u8]) -> Option<Payload<'_>> {
                 digest,
                 fields: Some(fields),
                 provenance: &[],
+                view: None,
                 record: &payload[21 + len..],
             })
         }
-        3 => {
+        version @ (3 | 4) => {
             let len = u32::from_le_bytes(payload.get(17..21)?.try_into().ok()?) as usize;
             let fields = payload.get(21..21 + len)?;
             let at = 21 + len;
             let plen = u16::from_le_bytes(payload.get(at..at + 2)?.try_into().ok()?) as usize;
             let provenance = payload.get(at + 2..at + 2 + plen)?;
+            let mut at = at + 2 + plen;
+            let view = if *version == 4 {
+                let vlen = u32::from_le_bytes(payload.get(at..at + 4)?.try_into().ok()?) as usize;
+                let view = payload.get(at + 4..at + 4 + vlen)?;
+                at += 4 + vlen;
+                Some(view)
+            } else {
+                None
+            };
             Some(Payload {
                 digest,
                 fields: Some(fields),
                 provenance,
-                record: &payload[at + 2 + plen..],
+                view,
+                record: &payload[at..],
             })
         }
         _ => None,
@@ -114,8 +149,9 @@ mod tests {
             arn: "arn:aws:iam::111122223333:user/w".into(),
             access_key_id: "AKIAW".into(),
         };
-        let encoded = encode(&[7; 16], &fields, &writer, b"{}");
+        let encoded = encode(&[7; 16], &fields, &writer, None, b"{}");
         let decoded = decode(&encoded).expect("v3");
+        assert_eq!(decoded.view, None);
         assert_eq!((decoded.digest, decoded.record), ([7; 16], &b"{}"[..]));
         assert_eq!(decoded.provenance(), writer);
         assert_eq!(
@@ -133,6 +169,7 @@ mod tests {
                 digest: [9; 16],
                 fields: None,
                 provenance: &[],
+                view: None,
                 record: b"{\"a\":1}"
             })
         );
@@ -147,6 +184,18 @@ mod tests {
             (decoded.record, decoded.provenance()),
             (&b"{}"[..], Provenance::Unknown)
         );
+        // v4 carries the view between the provenance and the record.
+        let view = EventView::from_record(
+            br#"{"eventID":"e","eventTime":"2026-01-01T00:00:00Z","awsRegion":"r","eventCategory":"Management","eventSource":"s","eventName":"n"}"#,
+        )
+        .expect("view");
+        let encoded = encode(&[7; 16], &fields, &writer, Some(&view), b"{}");
+        let decoded = decode(&encoded).expect("v4");
+        assert_eq!(encoded[0], 4);
+        assert_eq!((decoded.record, decoded.provenance()), (&b"{}"[..], writer));
+        assert_eq!(decoded.view.and_then(EventView::decode), Some(view));
+        // Cut inside the view: not a payload.
+        assert_eq!(decode(&encoded[..encoded.len() - 3]), None);
         assert_eq!(decode(b"short"), None);
         assert_eq!(decode(&[3; 40]), None);
         assert_eq!(decode(&[4; 40]), None);

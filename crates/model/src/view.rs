@@ -182,3 +182,198 @@ impl EventView {
         })
     }
 }
+
+/// `map[key]` if it is absent, `null` or a string: what a field read as an optional string
+/// accepts (`None` in the outer option: anything else, which the parse would refuse).
+fn optional_str<'m>(map: &'m Map<String, Value>, key: &str) -> Option<Option<&'m str>> {
+    match map.get(key) {
+        None | Some(Value::Null) => Some(None),
+        Some(Value::String(text)) => Some(Some(text)),
+        Some(_) => None,
+    }
+}
+
+/// `map[key]` if it is absent, `null` or an object (as [`optional_str`]).
+fn optional_object<'m>(
+    map: &'m Map<String, Value>,
+    key: &str,
+) -> Option<Option<&'m Map<String, Value>>> {
+    match map.get(key) {
+        None | Some(Value::Null) => Some(None),
+        Some(Value::Object(object)) => Some(Some(object)),
+        Some(_) => None,
+    }
+}
+
+fn owned_non_empty(text: Option<&str>) -> Option<String> {
+    text.filter(|t| !t.is_empty()).map(str::to_owned)
+}
+
+impl EventView {
+    /// The view of the record ingest stores, from the producer's record as ingest parsed it
+    /// (`map`) and what ingest adds when absent (the eventID, the category, `readOnly`), so
+    /// that the indexer need not parse the record again. `None` when the record holds
+    /// anything [`EventView::from_record`] would read differently or refuse (a member of an
+    /// unexpected type): the indexer then reads the stored record itself.
+    pub fn from_parsed(
+        map: &Map<String, Value>,
+        event_id: &str,
+        event_time: EpochMillis,
+        category: EventCategory,
+        read_only: Option<bool>,
+    ) -> Option<Self> {
+        // The members `from_record` reads by type: each must be what it expects.
+        for key in [
+            "eventID",
+            "eventTime",
+            "eventSource",
+            "eventName",
+            "awsRegion",
+        ] {
+            optional_str(map, key)?;
+        }
+        optional_str(map, "eventCategory")?;
+        if !matches!(
+            map.get("readOnly"),
+            None | Some(Value::Null | Value::Bool(_))
+        ) {
+            return None;
+        }
+        let top_identity = optional_object(map, "userIdentity")?;
+        let nested_subject = |key: &str| -> Option<Option<&Map<String, Value>>> {
+            // A nested subject that is not an object of the expected types has none.
+            let Some(Value::Object(subject)) = map.get(key) else {
+                return Some(None);
+            };
+            let well_typed = optional_str(subject, "eventSource").is_some()
+                && optional_str(subject, "eventName").is_some()
+                && optional_object(subject, "userIdentity").is_some();
+            // Any other shape: let the parse decide.
+            well_typed.then_some(Some(subject))
+        };
+        let (event_source, event_name, identity) = match category {
+            EventCategory::Insight | EventCategory::ActivityAuditLog => {
+                let key = if category == EventCategory::Insight {
+                    "insightDetails"
+                } else {
+                    "eventData"
+                };
+                match nested_subject(key)? {
+                    Some(subject) => (
+                        optional_str(subject, "eventSource")?,
+                        optional_str(subject, "eventName")?,
+                        optional_object(subject, "userIdentity")?,
+                    ),
+                    None => (None, None, None),
+                }
+            }
+            _ => (
+                optional_str(map, "eventSource")?,
+                optional_str(map, "eventName")?,
+                top_identity,
+            ),
+        };
+        let empty = Map::new();
+        let identity = identity.unwrap_or(&empty);
+        let resources = match map.get("resources") {
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(Value::as_object)
+                .filter_map(|r| {
+                    Some(ResourceRef {
+                        resource_type: str_of(r, "type").map(str::to_owned),
+                        name: str_of(r, "ARN").or_else(|| str_of(r, "name"))?.to_owned(),
+                    })
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        Some(Self {
+            event_id: owned_non_empty(Some(event_id))?,
+            event_time,
+            event_source: owned_non_empty(event_source).unwrap_or_default(),
+            event_name: owned_non_empty(event_name).unwrap_or_default(),
+            aws_region: owned_non_empty(optional_str(map, "awsRegion")?)?,
+            // A producer's `readOnly` (even `null`) stays in the record; ingest adds one only
+            // where there is none.
+            read_only: match map.get("readOnly") {
+                Some(value) => value.as_bool(),
+                None => read_only,
+            },
+            category,
+            username: username(identity),
+            access_key_id: str_of(identity, "accessKeyId").map(str::to_owned),
+            resources,
+        })
+    }
+
+    /// Appends the view's encoding (carried in the WAL payload, see [`crate::payload`]):
+    ///
+    /// ```text
+    /// view := str eventID | i64 LE eventTime | str eventSource | str eventName | str awsRegion
+    ///         | u8 readOnly (0 false, 1 true, 2 absent) | str eventCategory
+    ///         | opt username | opt accessKeyId | u16 count | (opt type | str name)*count
+    /// ```
+    /// (`str` and `opt` as in [`crate::fields`]).
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        use crate::fields::codec::{opt, put};
+        put(out, &self.event_id);
+        out.extend_from_slice(&self.event_time.to_le_bytes());
+        put(out, &self.event_source);
+        put(out, &self.event_name);
+        put(out, &self.aws_region);
+        out.push(match self.read_only {
+            Some(false) => 0,
+            Some(true) => 1,
+            None => 2,
+        });
+        put(out, self.category.as_str());
+        opt(out, self.username.as_deref());
+        opt(out, self.access_key_id.as_deref());
+        let count = self.resources.len().min(usize::from(u16::MAX));
+        out.extend_from_slice(&(count as u16).to_le_bytes());
+        for resource in &self.resources[..count] {
+            opt(out, resource.resource_type.as_deref());
+            put(out, &resource.name);
+        }
+    }
+
+    /// Decodes [`EventView::encode_into`]'s bytes; `None` if damaged.
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        let mut c = crate::fields::codec::Cursor { bytes };
+        let event_id = c.str()?.to_owned();
+        let event_time = i64::from_le_bytes(c.take(8)?.try_into().ok()?);
+        let event_source = c.str()?.to_owned();
+        let event_name = c.str()?.to_owned();
+        let aws_region = c.str()?.to_owned();
+        let read_only = match c.byte()? {
+            0 => Some(false),
+            1 => Some(true),
+            2 => None,
+            _ => return None,
+        };
+        let category = c.str()?.parse().ok()?;
+        let username = c.opt()?.map(str::to_owned);
+        let access_key_id = c.opt()?.map(str::to_owned);
+        let count = u16::from_le_bytes(c.take(2)?.try_into().ok()?);
+        let mut resources = Vec::with_capacity(usize::from(count));
+        for _ in 0..count {
+            resources.push(ResourceRef {
+                resource_type: c.opt()?.map(str::to_owned),
+                name: c.str()?.to_owned(),
+            });
+        }
+        c.bytes.is_empty().then_some(Self {
+            event_id,
+            event_time,
+            event_source,
+            event_name,
+            aws_region,
+            read_only,
+            category,
+            username,
+            access_key_id,
+            resources,
+        })
+    }
+}

@@ -111,6 +111,7 @@ impl Consume for HistoryConsumer {
                     record: decoded.record,
                     digest: decoded.digest,
                     provenance: decoded.provenance,
+                    view: decoded.view,
                 }),
                 None => {
                     tracing::error!(

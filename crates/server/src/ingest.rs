@@ -126,7 +126,15 @@ impl IngestService {
             .iter()
             .zip(&outcomes)
             .filter(|(_, o)| **o == RecordOutcome::Accepted)
-            .map(|(e, _)| payload::encode(&e.digest, &e.fields, &e.provenance, &e.record))
+            .map(|(e, _)| {
+                payload::encode(
+                    &e.digest,
+                    &e.fields,
+                    &e.provenance,
+                    e.view.as_ref(),
+                    &e.record,
+                )
+            })
             .collect();
         let bytes: usize = payloads.iter().map(Vec::len).sum();
         let (tx, rx) = tokio::sync::oneshot::channel();

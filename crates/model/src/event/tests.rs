@@ -363,3 +363,88 @@ fn additional_event_data_may_be_a_string_as_real_records_have_it() {
         "{stored}"
     );
 }
+
+/// The view ingest reads from the parsed record (carried in the WAL so that Event history does
+/// not parse the record again) is the view a parse of the stored record gives, or absent (the
+/// indexer parses those). Checked on every record of the sample corpus and on records of
+/// every odd shape the view reads differently.
+fn view_at_ingest_agrees(raw: &str) -> Option<bool> {
+    let prepared = prepare(raw).ok()?;
+    let parsed = EventView::from_record(&prepared.record).ok();
+    match &prepared.view {
+        Some(view) => {
+            assert_eq!(Some(view), parsed.as_ref(), "{raw}");
+            let mut bytes = Vec::new();
+            view.encode_into(&mut bytes);
+            assert_eq!(EventView::decode(&bytes).as_ref(), Some(view), "{raw}");
+            Some(true)
+        }
+        None => Some(false),
+    }
+}
+
+#[test]
+fn views_read_at_ingest_match_a_parse_of_the_stored_record() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/cloudtrail-samples/_normalized");
+    let (mut accepted, mut with_view) = (0, 0);
+    for entry in std::fs::read_dir(&root).expect("samples") {
+        let path = entry.expect("entry").path();
+        let name = path.to_string_lossy().into_owned();
+        if !name.ends_with(".ndjson") || name.contains("digests") {
+            continue;
+        }
+        for line in std::fs::read_to_string(&path).expect("read").lines() {
+            if let Some(has_view) = view_at_ingest_agrees(line) {
+                accepted += 1;
+                with_view += usize::from(has_view);
+            }
+        }
+    }
+    assert!(accepted > 100, "{accepted} sample records accepted");
+    // Real records take the fast path.
+    assert_eq!(with_view, accepted, "records without a view at ingest");
+
+    // Odd shapes: each is read alike, or left to the indexer's parse.
+    let base =
+        r#""eventVersion":"1.08","eventTime":"2023-07-19T21:17:28Z","awsRegion":"us-east-1""#;
+    for members in [
+        // Derived members: eventID, category, readOnly.
+        r#""userIdentity":{"type":"Root","principalId":"1"},"eventSource":"s3.amazonaws.com","eventName":"ListBuckets""#,
+        r#""userIdentity":{},"eventSource":"s3.amazonaws.com","eventName":"GetObject","readOnly":null"#,
+        r#""userIdentity":{"type":"AssumedRole","arn":"arn:aws:sts::1:assumed-role/r/sess"},"eventSource":"iam.amazonaws.com","eventName":"CreateUser","eventID":"x1","readOnly":true"#,
+        // Resources: ARN, name, empty type.
+        r#""userIdentity":{"accessKeyId":""},"eventSource":"a","eventName":"B","resources":[{"ARN":"arn:1","type":""},{"name":"n"},{"type":"T"}]"#,
+        r#""userIdentity":{"sessionContext":{"sessionIssuer":{"userName":"issuer"}}},"eventSource":"a","eventName":"B","eventCategory":"Management""#,
+        // Insights: the subject in insightDetails, with or without its own identity.
+        r#""eventType":"AwsCloudTrailInsight","eventCategory":"Insight","insightDetails":{"state":"Start","eventSource":"iam.amazonaws.com","eventName":"DeleteUser"}"#,
+        r#""eventType":"AwsCloudTrailInsight","eventCategory":"Insight","eventSource":"top","insightDetails":{"state":"Start","eventSource":"s","eventName":"n","userIdentity":{"userName":"in"}}"#,
+        r#""eventType":"AwsCloudTrailInsight","eventCategory":"Insight","insightDetails":{"state":"End","eventSource":"s","eventName":"n","userIdentity":"odd"}"#,
+        // Integration events: the subject in eventData, or none.
+        r#""userIdentity":{"userName":"top"},"eventSource":"a","eventName":"B","eventCategory":"ActivityAuditLog","eventData":{"eventSource":"ext","eventName":"Do","userIdentity":{"userName":"inner"}}"#,
+        r#""userIdentity":{"userName":"top"},"eventSource":"a","eventName":"B","eventCategory":"ActivityAuditLog","eventData":"not an object""#,
+        r#""userIdentity":{"userName":"top"},"eventSource":"a","eventName":"B","eventCategory":"ActivityAuditLog","eventData":{"eventSource":5}"#,
+        r#""userIdentity":{"userName":"top"},"eventSource":"a","eventName":"B","eventCategory":"ActivityAuditLog""#,
+        // Empty strings read as absent.
+        r#""userIdentity":{"userName":"","accessKeyId":"","principalId":""},"eventSource":"a","eventName":"B","eventID":"e""#,
+    ] {
+        let raw = format!("{{{base},{members}}}");
+        assert!(
+            view_at_ingest_agrees(&raw).is_some(),
+            "a test record was refused: {raw}"
+        );
+    }
+}
+
+#[test]
+fn a_damaged_view_does_not_decode() {
+    let prepared = prepare(FULL).expect("accepted");
+    let mut bytes = Vec::new();
+    prepared.view.expect("view").encode_into(&mut bytes);
+    for cut in 0..bytes.len() {
+        assert_eq!(EventView::decode(&bytes[..cut]), None, "cut at {cut}");
+    }
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert_eq!(EventView::decode(&longer), None);
+}
