@@ -106,12 +106,24 @@ fn runs_of(
     Ok(out)
 }
 
+/// The runs of `day`, in a write transaction.
+fn day_runs(
+    tx: &redb::WriteTransaction,
+    day: i64,
+    during: &'static str,
+) -> Result<Vec<(u8, u64)>, HistoryError> {
+    let dir = tx
+        .open_table(rundir_def(&rundir_table(day)))
+        .during(during)?;
+    runs_of(&dir, during)
+}
+
 /// Where merged postings go: a value with [`SPILL`] or more (or every value, when the day's
 /// runs are folded) becomes a chunk of `post_D`; the others an entry of the new run.
 struct Sink<'a, 't> {
     spill: usize,
-    chunks: &'a mut redb::Table<'t, &'static [u8], &'static [u8]>,
-    run: Option<&'a mut redb::Table<'t, &'static [u8], &'static [u8]>>,
+    chunks: &'a mut BytesTable<'t>,
+    run: Option<&'a mut BytesTable<'t>>,
     entries: u64,
 }
 
@@ -137,7 +149,8 @@ impl Sink<'_, '_> {
     }
 }
 
-type RunTable<'t> = redb::Table<'t, &'static [u8], &'static [u8]>;
+/// A table of byte keys and values (runs and `post_D`).
+type BytesTable<'t> = redb::Table<'t, &'static [u8], &'static [u8]>;
 
 /// A run being read in descending key order, its next entry copied out.
 struct Cursor<'r> {
@@ -165,7 +178,7 @@ impl Cursor<'_> {
 /// leaves about half.
 fn merge_into(
     day: i64,
-    sources: &[RunTable<'_>],
+    sources: &[BytesTable<'_>],
     sink: &mut Sink<'_, '_>,
 ) -> Result<(), HistoryError> {
     let mut cursors = Vec::with_capacity(sources.len());
@@ -241,12 +254,7 @@ pub(crate) fn write_run(
         .during("index events")?;
     // Merge every level that holds FANOUT runs into one run of the next.
     loop {
-        let runs = {
-            let dir = tx
-                .open_table(rundir_def(&rundir_table(day)))
-                .during("merge runs")?;
-            runs_of(&dir, "merge runs")?
-        };
+        let runs = day_runs(tx, day, "merge runs")?;
         let mut levels: Vec<u8> = runs.iter().map(|(level, _)| *level).collect();
         levels.dedup();
         let full = levels
@@ -271,12 +279,7 @@ pub(crate) fn write_run(
 /// Moves everything the runs of `day` hold into `post_D` and drops them (once the day is
 /// over, before its chunks are merged).
 pub(crate) fn fold_day(tx: &redb::WriteTransaction, day: i64) -> Result<(), HistoryError> {
-    let runs = {
-        let dir = tx
-            .open_table(rundir_def(&rundir_table(day)))
-            .during("fold runs")?;
-        runs_of(&dir, "fold runs")?
-    };
+    let runs = day_runs(tx, day, "fold runs")?;
     merge_runs(tx, 0, day, &runs, None)?;
     tx.delete_table(rundir_def(&rundir_table(day)))
         .during("fold runs")?;
@@ -368,12 +371,7 @@ pub(crate) fn run_postings(
 
 /// Drops the runs of `day` and their directory (expiry).
 pub(crate) fn drop_runs(tx: &redb::WriteTransaction, day: i64) -> Result<(), HistoryError> {
-    let runs = {
-        let dir = tx
-            .open_table(rundir_def(&rundir_table(day)))
-            .during("expire history day")?;
-        runs_of(&dir, "expire history day")?
-    };
+    let runs = day_runs(tx, day, "expire history day")?;
     for (level, id) in runs {
         tx.delete_table(run_def(&run_table(day, level, id)))
             .during("expire history day")?;

@@ -132,11 +132,7 @@ impl SelectionFields {
         put(out, &self.event_source);
         put(out, &self.event_name);
         opt(out, &self.event_type);
-        out.push(match self.read_only {
-            Some(false) => 0,
-            Some(true) => 1,
-            None => 2,
-        });
+        codec::flag(out, self.read_only);
         put(out, &self.region);
         opt(out, &self.account);
         opt(out, &self.session_credential_from_console);
@@ -153,7 +149,8 @@ impl SelectionFields {
 }
 
 /// The encoding's parts: `str := u32 LE length | UTF-8 bytes`, `opt := u8 (0 absent, 1
-/// present) [str]` (shared with [`crate::view::EventView::encode_into`]).
+/// present) [str]`, an optional boolean a `u8` (shared with
+/// [`crate::view::EventView::encode_into`]).
 pub(crate) mod codec {
     pub(crate) fn put(out: &mut Vec<u8>, s: &str) {
         let len = s.len().min(u32::MAX as usize);
@@ -169,6 +166,15 @@ pub(crate) mod codec {
             }
             None => out.push(0),
         }
+    }
+
+    /// An optional boolean: `u8` 0 false, 1 true, 2 absent.
+    pub(crate) fn flag(out: &mut Vec<u8>, value: Option<bool>) {
+        out.push(match value {
+            Some(false) => 0,
+            Some(true) => 1,
+            None => 2,
+        });
     }
 
     pub(crate) struct Cursor<'a> {
@@ -194,6 +200,16 @@ pub(crate) mod codec {
             std::str::from_utf8(self.take(len)?).ok()
         }
 
+        /// Reads [`flag`]'s byte: `None` if damaged.
+        pub(crate) fn flag(&mut self) -> Option<Option<bool>> {
+            match self.byte()? {
+                0 => Some(Some(false)),
+                1 => Some(Some(true)),
+                2 => Some(None),
+                _ => None,
+            }
+        }
+
         pub(crate) fn opt(&mut self) -> Option<Option<&'a str>> {
             match self.byte()? {
                 0 => Some(None),
@@ -212,12 +228,7 @@ impl<'a> FieldsRef<'a> {
         let event_source = c.str()?;
         let event_name = c.str()?;
         let event_type = c.opt()?;
-        let read_only = match c.byte()? {
-            0 => Some(false),
-            1 => Some(true),
-            2 => None,
-            _ => return None,
-        };
+        let read_only = c.flag()?;
         let region = c.str()?;
         let account = c.opt()?;
         let session_credential_from_console = c.opt()?;

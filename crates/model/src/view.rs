@@ -52,6 +52,24 @@ fn str_of<'m>(map: &'m Map<String, Value>, key: &str) -> Option<&'m str> {
         .filter(|s| !s.is_empty())
 }
 
+/// `resources[]` as LookupEvents reports them: each object's type and ARN (or name); other
+/// shapes have none.
+fn resources_of(resources: Option<&Value>) -> Vec<ResourceRef> {
+    match resources {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_object)
+            .filter_map(|r| {
+                Some(ResourceRef {
+                    resource_type: str_of(r, "type").map(str::to_owned),
+                    name: str_of(r, "ARN").or_else(|| str_of(r, "name"))?.to_owned(),
+                })
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// The caller's name as LookupEvents' `Username` shows it: `userIdentity.userName`; for role
 /// sessions and federated users the session name (last segment of the ARN); else the session
 /// issuer's user name; `root` for the root identity; else `principalId`; else `invokedBy`.
@@ -155,19 +173,7 @@ impl EventView {
             None => (None, None, Map::new()),
         };
         let event_time_text = raw.event_time.ok_or_else(|| missing("eventTime"))?;
-        let resources = match &raw.resources {
-            Some(Value::Array(items)) => items
-                .iter()
-                .filter_map(Value::as_object)
-                .filter_map(|r| {
-                    Some(ResourceRef {
-                        resource_type: str_of(r, "type").map(str::to_owned),
-                        name: str_of(r, "ARN").or_else(|| str_of(r, "name"))?.to_owned(),
-                    })
-                })
-                .collect(),
-            _ => Vec::new(),
-        };
+        let resources = resources_of(raw.resources.as_ref());
         Ok(Self {
             event_id: non_empty(raw.event_id).ok_or_else(|| missing("eventID"))?,
             event_time: parse_utc(&event_time_text).map_err(|e| ViewError(e.to_string()))?,
@@ -275,19 +281,7 @@ impl EventView {
         };
         let empty = Map::new();
         let identity = identity.unwrap_or(&empty);
-        let resources = match map.get("resources") {
-            Some(Value::Array(items)) => items
-                .iter()
-                .filter_map(Value::as_object)
-                .filter_map(|r| {
-                    Some(ResourceRef {
-                        resource_type: str_of(r, "type").map(str::to_owned),
-                        name: str_of(r, "ARN").or_else(|| str_of(r, "name"))?.to_owned(),
-                    })
-                })
-                .collect(),
-            _ => Vec::new(),
-        };
+        let resources = resources_of(map.get("resources"));
         Some(Self {
             event_id: owned_non_empty(Some(event_id))?,
             event_time,
@@ -316,17 +310,13 @@ impl EventView {
     /// ```
     /// (`str` and `opt` as in [`crate::fields`]).
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        use crate::fields::codec::{opt, put};
+        use crate::fields::codec::{flag, opt, put};
         put(out, &self.event_id);
         out.extend_from_slice(&self.event_time.to_le_bytes());
         put(out, &self.event_source);
         put(out, &self.event_name);
         put(out, &self.aws_region);
-        out.push(match self.read_only {
-            Some(false) => 0,
-            Some(true) => 1,
-            None => 2,
-        });
+        flag(out, self.read_only);
         put(out, self.category.as_str());
         opt(out, self.username.as_deref());
         opt(out, self.access_key_id.as_deref());
@@ -346,12 +336,7 @@ impl EventView {
         let event_source = c.str()?.to_owned();
         let event_name = c.str()?.to_owned();
         let aws_region = c.str()?.to_owned();
-        let read_only = match c.byte()? {
-            0 => Some(false),
-            1 => Some(true),
-            2 => None,
-            _ => return None,
-        };
+        let read_only = c.flag()?;
         let category = c.str()?.parse().ok()?;
         let username = c.opt()?.map(str::to_owned);
         let access_key_id = c.opt()?.map(str::to_owned);
