@@ -624,7 +624,10 @@ fn lookup(args: LookupArgs) -> anyhow::Result<()> {
         println!(
             "  {:<9} {:>6.0} bytes/event in {:>8} pages: stored {:.0}, page structure {:.0}, unused {:.0}",
             part.part,
-            (part.pages * 4096) as f64 / args.events as f64,
+            // What the pages hold (a block's leaf is larger than 4 KiB: pages times 4 KiB
+            // would undercount it).
+            (part.stored_bytes + part.metadata_bytes + part.fragmented_bytes) as f64
+                / args.events as f64,
             part.pages,
             part.stored_bytes as f64 / args.events as f64,
             part.metadata_bytes as f64 / args.events as f64,
