@@ -788,6 +788,26 @@ fn run_batches(wal: &Arc<Wal>, linger: Duration, from: usize) -> BatchesRun {
     (sizes, stop, thread)
 }
 
+/// Waits (up to 10 s) until the runner of `run_batches` has applied `n` records.
+fn wait_applied(sizes: &Mutex<Vec<usize>>, n: usize, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while sizes.lock().expect("lock").iter().sum::<usize>() < n {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Stops the runner of `run_batches` and waits for its thread.
+fn stop_batches(
+    wal: &Wal,
+    stop: &std::sync::atomic::AtomicBool,
+    thread: std::thread::JoinHandle<()>,
+) {
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    wal.wake_consumers();
+    thread.join().expect("runner thread");
+}
+
 /// With a linger, records appended one by one while a batch is applied arrive in a few large
 /// batches, not one each; the first record after an idle spell is applied at once, and every
 /// record is applied exactly once. (Batches below the linger's threshold are applied as they
@@ -804,14 +824,8 @@ fn a_lingering_runner_gathers_records_into_few_batches() {
         std::thread::sleep(Duration::from_millis(2));
     }
     // Wait until every record is applied (the linger ends within a second).
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while sizes.lock().expect("lock").iter().sum::<usize>() < 60 {
-        assert!(std::time::Instant::now() < deadline, "records not applied");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    stop.store(true, std::sync::atomic::Ordering::Release);
-    wal.wake_consumers();
-    thread.join().expect("runner thread");
+    wait_applied(&sizes, 60, "records not applied");
+    stop_batches(&wal, &stop, thread);
     let sizes = sizes.lock().expect("lock").clone();
     assert_eq!(sizes.iter().sum::<usize>(), 60, "{sizes:?}");
     assert!(
@@ -833,13 +847,7 @@ fn no_linger_below_its_threshold() {
         wal.append_blocking(vec![i.to_le_bytes().to_vec()])
             .expect("append");
         // Each record is applied long before a 30 s linger would end.
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while sizes.lock().expect("lock").iter().sum::<usize>() < i as usize + 1 {
-            assert!(std::time::Instant::now() < deadline, "record {i} waited");
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_applied(&sizes, i as usize + 1, &format!("record {i} waited"));
     }
-    stop.store(true, std::sync::atomic::Ordering::Release);
-    wal.wake_consumers();
-    thread.join().expect("runner thread");
+    stop_batches(&wal, &stop, thread);
 }
