@@ -391,6 +391,77 @@ fn state_survives_reopening() {
     );
 }
 
+fn stored_format(store: &HistoryStore) -> Option<u64> {
+    let db = store.db.get().expect("db");
+    let tx = db.begin_read().expect("read");
+    let meta = tx.open_table(META).expect("meta");
+    meta.get(FORMAT).expect("format").map(|v| v.value())
+}
+
+/// A store written before runs (format 2: every value in chunks) is read as it is when opened
+/// — not migrated — and is format 3 once a batch may have written runs into it.
+#[test]
+fn a_format_2_store_is_read_as_it_is() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("history.redb");
+    let users = |store: &HistoryStore, user: &str| {
+        let mut query = LookupQuery::region("us-east-1");
+        query.attribute = Some((AttributeKey::Username, user.to_owned()));
+        ids(&store.lookup(&query, now()).expect("lookup"))
+            .into_iter()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    {
+        // Spilling at one posting: every value in a chunk, as format 2 wrote them.
+        let store = HistoryStore::open(&path, &HistoryConfig::default())
+            .expect("open")
+            .with_run_shape(1, 16);
+        index(
+            &store,
+            &[event(
+                "old",
+                "2026-02-27T10:00:00Z",
+                "us-east-1",
+                "A",
+                "olga",
+            )],
+            1,
+            now(),
+        );
+        assert!(!store.table_names().iter().any(|t| t.starts_with("run")));
+        let db = store.db.get().expect("db");
+        let tx = db.begin_write().expect("write");
+        tx.open_table(META)
+            .expect("meta")
+            .insert(FORMAT, FORMAT_WITHOUT_RUNS)
+            .expect("format");
+        tx.commit().expect("commit");
+    }
+    let store = HistoryStore::open(&path, &HistoryConfig::default()).expect("reopen");
+    assert_eq!(
+        stored_format(&store),
+        Some(FORMAT_WITHOUT_RUNS),
+        "not migrated"
+    );
+    assert_eq!(users(&store, "olga"), ["old"]);
+    index(
+        &store,
+        &[event(
+            "new",
+            "2026-02-27T11:00:00Z",
+            "us-east-1",
+            "A",
+            "olga",
+        )],
+        2,
+        now(),
+    );
+    assert!(store.table_names().iter().any(|t| t.starts_with("run_")));
+    assert_eq!(stored_format(&store), Some(CURRENT_FORMAT));
+    assert_eq!(users(&store, "olga"), ["new", "old"]);
+}
+
 /// The events of `testdata/v1-history.redb` (written by the version-1 layout).
 fn v1_fixture_events() -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
